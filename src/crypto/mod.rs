@@ -1,0 +1,5 @@
+//! Small cryptographic building blocks; the hard parts come from RustCrypto and `getrandom`.
+
+pub mod base62;
+pub mod digest;
+pub mod random;

@@ -1,0 +1,159 @@
+//! The one error type of the API and its JSON envelope.
+//!
+//! Expected failures are values: a handler returns `Err(ApiError)` and the HTTP layer turns it
+//! into `{"error": {"code", "message", ...}}` with the status and headers named here, so every
+//! error the contract names is spelled in exactly one place.
+
+use serde_json::{json, Map, Value};
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ApiError {
+    #[error("The request body is not valid JSON.")]
+    InvalidJson,
+    #[error("{message}")]
+    InvalidRequest { field: String, message: String },
+    #[error("The request body must be JSON (Content-Type: application/json).")]
+    UnsupportedMediaType,
+    #[error("The request body is larger than 64 KiB.")]
+    PayloadTooLarge,
+    #[error("A valid API key or admin token is required.")]
+    Unauthorized,
+    #[error("This key lacks the capability `{required}`.")]
+    MissingCapability { required: String },
+    #[error("No such resource.")]
+    NotFound,
+    #[error("This route does not accept that method.")]
+    MethodNotAllowed { allow: Vec<&'static str> },
+    #[error("Something went wrong on our side. Quote the request id if you report it.")]
+    Internal { detail: String },
+}
+
+impl ApiError {
+    pub fn invalid_request(field: impl Into<String>, message: impl Into<String>) -> Self {
+        ApiError::InvalidRequest { field: field.into(), message: message.into() }
+    }
+
+    /// Wraps an internal cause; the cause is logged under the request id, never shown.
+    pub fn internal(detail: impl std::fmt::Display) -> Self {
+        ApiError::Internal { detail: detail.to_string() }
+    }
+
+    pub fn code(&self) -> &'static str {
+        match self {
+            ApiError::InvalidJson => "invalid_json",
+            ApiError::InvalidRequest { .. } => "invalid_request",
+            ApiError::UnsupportedMediaType => "unsupported_media_type",
+            ApiError::PayloadTooLarge => "payload_too_large",
+            ApiError::Unauthorized => "unauthorized",
+            ApiError::MissingCapability { .. } => "missing_capability",
+            ApiError::NotFound => "not_found",
+            ApiError::MethodNotAllowed { .. } => "method_not_allowed",
+            ApiError::Internal { .. } => "internal",
+        }
+    }
+
+    pub fn status(&self) -> u16 {
+        match self {
+            ApiError::InvalidJson | ApiError::InvalidRequest { .. } => 400,
+            ApiError::Unauthorized => 401,
+            ApiError::MissingCapability { .. } => 403,
+            ApiError::NotFound => 404,
+            ApiError::MethodNotAllowed { .. } => 405,
+            ApiError::PayloadTooLarge => 413,
+            ApiError::UnsupportedMediaType => 415,
+            ApiError::Internal { .. } => 500,
+        }
+    }
+
+    /// Headers the contract ties to this error.
+    pub fn headers(&self) -> Vec<(&'static str, String)> {
+        match self {
+            ApiError::MethodNotAllowed { allow } => vec![("allow", allow.join(", "))],
+            _ => Vec::new(),
+        }
+    }
+
+    /// The detail to log for this error, if it carries one the client must not see.
+    pub fn log_detail(&self) -> Option<&str> {
+        match self {
+            ApiError::Internal { detail } => Some(detail),
+            _ => None,
+        }
+    }
+
+    pub fn envelope(&self) -> Value {
+        let mut body = Map::new();
+        body.insert("code".into(), json!(self.code()));
+        body.insert("message".into(), json!(self.to_string()));
+        match self {
+            ApiError::InvalidRequest { field, .. } => {
+                body.insert("field".into(), json!(field));
+            }
+            ApiError::MissingCapability { required } => {
+                body.insert("required".into(), json!(required));
+            }
+            _ => {}
+        }
+        json!({ "error": body })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn invalid_request_names_the_field_in_the_envelope() {
+        let error = ApiError::invalid_request("name", "`name` must be 1 to 100 characters.");
+        assert_eq!(error.status(), 400);
+        assert_eq!(
+            error.envelope(),
+            json!({"error": {"code": "invalid_request", "message": "`name` must be 1 to 100 characters.", "field": "name"}})
+        );
+    }
+
+    #[test]
+    fn internal_errors_hide_their_detail_from_the_client() {
+        let error = ApiError::internal("D1_ERROR: no such table: workspaces");
+        assert_eq!(error.status(), 500);
+        let shown = error.envelope().to_string();
+        assert!(!shown.contains("no such table"), "internal detail leaked: {shown}");
+        assert_eq!(error.log_detail(), Some("D1_ERROR: no such table: workspaces"));
+    }
+
+    #[test]
+    fn method_not_allowed_carries_an_allow_header() {
+        let error = ApiError::MethodNotAllowed { allow: vec!["GET", "PATCH"] };
+        assert_eq!(error.status(), 405);
+        assert_eq!(error.headers(), vec![("allow", "GET, PATCH".to_string())]);
+        assert_eq!(error.envelope()["error"]["code"], "method_not_allowed");
+    }
+
+    #[test]
+    fn missing_capability_names_the_one_required_capability() {
+        let error = ApiError::MissingCapability { required: "keys:write".into() };
+        assert_eq!(error.status(), 403);
+        assert_eq!(error.envelope()["error"]["required"], "keys:write");
+    }
+
+    #[test]
+    fn every_error_envelope_has_a_snake_case_code_and_a_message() {
+        let all = [
+            ApiError::InvalidJson,
+            ApiError::invalid_request("f", "m"),
+            ApiError::UnsupportedMediaType,
+            ApiError::PayloadTooLarge,
+            ApiError::Unauthorized,
+            ApiError::MissingCapability { required: "keys:read".into() },
+            ApiError::NotFound,
+            ApiError::MethodNotAllowed { allow: vec!["GET"] },
+            ApiError::internal("x"),
+        ];
+        for error in all {
+            let envelope = error.envelope();
+            let code = envelope["error"]["code"].as_str().unwrap();
+            assert!(code.chars().all(|c| c.is_ascii_lowercase() || c == '_'), "code {code}");
+            assert!(!envelope["error"]["message"].as_str().unwrap().is_empty());
+        }
+    }
+}

@@ -1,0 +1,30 @@
+//! `GET /v1/me`: the calling key, its workspace and its subject.
+
+use serde_json::json;
+
+use super::auth::require_key;
+use super::call::Call;
+use super::reply::Reply;
+use crate::error::ApiError;
+use crate::time::rfc3339;
+
+pub async fn me(call: &mut Call) -> Result<Reply, ApiError> {
+    let caller = require_key(call).await?;
+    let key = &caller.key;
+    Ok(Reply::ok(json!({
+        "key": {
+            "id": key.id,
+            "name": key.name,
+            "capabilities": key.capabilities.to_strings(),
+            "created_at": rfc3339(key.created_at),
+            "expires_at": key.expires_at.map(rfc3339),
+            "last4": key.last4,
+        },
+        "workspace": {
+            "id": caller.workspace.id,
+            "name": caller.workspace.name,
+            "read_only": caller.workspace.read_only,
+        },
+        "subject": key.subject,
+    })))
+}

@@ -1,0 +1,122 @@
+//! The HTTP shell: request id, routing, dispatch, the error envelope and one log line per
+//! request. Handlers live in one module per resource and return `Result<Reply, ApiError>`.
+
+mod auth;
+mod call;
+mod health;
+mod input;
+mod me;
+mod reply;
+pub mod routes;
+mod workspaces;
+
+use serde_json::json;
+use worker::{console_error, console_log, Context, Date, Env, Request, Response};
+
+use crate::crypto::random::random_base62;
+use crate::error::ApiError;
+use crate::settings::Settings;
+use call::Call;
+use reply::Reply;
+use routes::{match_path, Route};
+
+/// Keeps a caller's `x-request-id` when it is a plain token, so traces join up across services.
+fn request_id(incoming: Option<String>) -> String {
+    incoming
+        .filter(|id| (1..=128).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)))
+        .unwrap_or_else(|| format!("req_{}", random_base62(20)))
+}
+
+pub async fn handle(req: Request, env: Env, ctx: Context) -> Response {
+    let started = Date::now().as_millis() as i64;
+    let request_id = request_id(req.headers().get("x-request-id").ok().flatten());
+    let method = req.method().to_string();
+    let path = req.path();
+    let matched = match_path(&path);
+    let route_name = matched.as_ref().map_or("unmatched", |m| m.route.template());
+
+    let result = match matched {
+        None => Err(ApiError::NotFound),
+        Some(matched) if !matched.route.methods().contains(&method.as_str()) => {
+            Err(ApiError::MethodNotAllowed { allow: matched.route.methods().to_vec() })
+        }
+        Some(matched) => {
+            let settings = Settings::from_vars(
+                env.var("KEY_PREFIX").ok().map(|v| v.to_string()).as_deref(),
+                env.var("ALLOW_INSECURE_PROVIDER_HOSTS").ok().map(|v| v.to_string()).as_deref(),
+            );
+            match settings {
+                Err(problem) => Err(ApiError::internal(problem)),
+                Ok(settings) => {
+                    let mut call = Call { req, env, ctx, request_id: request_id.clone(), now_ms: started, params: matched.params, settings };
+                    dispatch(matched.route, &method, &mut call).await
+                }
+            }
+        }
+    };
+
+    let (reply, error) = match result {
+        Ok(reply) => (reply, None),
+        Err(error) => (Reply::from_error(&error), Some(error)),
+    };
+    let status = reply.status;
+    log_request(&request_id, &method, route_name, status, Date::now().as_millis() as i64 - started, error.as_ref());
+    reply.into_response(&request_id).unwrap_or_else(|problem| {
+        console_error!("{}", json!({"level": "error", "request_id": request_id, "msg": "response build failed", "detail": problem.to_string()}));
+        Response::error("internal", 500).expect("a plain response can always be built")
+    })
+}
+
+async fn dispatch(route: Route, method: &str, call: &mut Call) -> Result<Reply, ApiError> {
+    match (route, method) {
+        (Route::Health, _) => health::healthz(),
+        (Route::OpenApi, _) => health::openapi(),
+        (Route::Workspaces, "POST") => workspaces::create(call).await,
+        (Route::Workspaces, _) => workspaces::list(call).await,
+        (Route::Workspace, "PATCH") => workspaces::update(call).await,
+        (Route::Workspace, _) => workspaces::get(call).await,
+        (Route::Me, _) => me::me(call).await,
+    }
+}
+
+/// One structured line per request. It names the route template, never the raw path or any
+/// header or body, so no secret a client sends can reach the log.
+fn log_request(request_id: &str, method: &str, route: &str, status: u16, duration_ms: i64, error: Option<&ApiError>) {
+    let mut line = json!({
+        "level": if status >= 500 { "error" } else { "info" },
+        "request_id": request_id,
+        "method": method,
+        "route": route,
+        "status": status,
+        "duration_ms": duration_ms,
+    });
+    if let Some(error) = error {
+        line["error_code"] = json!(error.code());
+        if let Some(detail) = error.log_detail() {
+            line["detail"] = json!(detail);
+        }
+    }
+    if status >= 500 {
+        console_error!("{line}");
+    } else {
+        console_log!("{line}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keeps_a_plain_incoming_request_id() {
+        assert_eq!(request_id(Some("abc-123_x.y".into())), "abc-123_x.y");
+    }
+
+    #[test]
+    fn replaces_a_missing_or_unsafe_request_id() {
+        for incoming in [None, Some(String::new()), Some("has space".into()), Some("x".repeat(129))] {
+            let id = request_id(incoming.clone());
+            assert!(id.starts_with("req_") && id.len() == 24, "{incoming:?} gave {id}");
+        }
+    }
+}

@@ -1,0 +1,100 @@
+//! The route table: every path of the contract, the methods it takes, and its parameters.
+//! Matching is pure so that 404 and 405 (with `Allow`) are decided in one place.
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route {
+    Health,
+    OpenApi,
+    Workspaces,
+    Workspace,
+    Me,
+}
+
+impl Route {
+    pub const ALL: [Route; 5] = [Route::Health, Route::OpenApi, Route::Workspaces, Route::Workspace, Route::Me];
+
+    /// The path template as API.md and the OpenAPI document write it.
+    pub fn template(self) -> &'static str {
+        match self {
+            Route::Health => "/healthz",
+            Route::OpenApi => "/openapi.json",
+            Route::Workspaces => "/v1/workspaces",
+            Route::Workspace => "/v1/workspaces/{id}",
+            Route::Me => "/v1/me",
+        }
+    }
+
+    pub fn methods(self) -> &'static [&'static str] {
+        match self {
+            Route::Health | Route::OpenApi | Route::Me => &["GET"],
+            Route::Workspaces => &["GET", "POST"],
+            Route::Workspace => &["GET", "PATCH"],
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Matched {
+    pub route: Route,
+    /// The `{...}` segments of the template, in order.
+    pub params: Vec<String>,
+}
+
+/// The route whose template matches `path`; one trailing slash is forgiven.
+pub fn match_path(path: &str) -> Option<Matched> {
+    let path = if path.len() > 1 { path.strip_suffix('/').unwrap_or(path) } else { path };
+    let segments: Vec<&str> = path.split('/').skip(1).collect();
+    Route::ALL.into_iter().find_map(|route| {
+        let template: Vec<&str> = route.template().split('/').skip(1).collect();
+        if template.len() != segments.len() {
+            return None;
+        }
+        let mut params = Vec::new();
+        for (pattern, segment) in template.iter().zip(&segments) {
+            if pattern.starts_with('{') {
+                if segment.is_empty() {
+                    return None;
+                }
+                params.push(segment.to_string());
+            } else if pattern != segment {
+                return None;
+            }
+        }
+        Some(Matched { route, params })
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn matches_static_and_parameterised_paths() {
+        assert_eq!(match_path("/healthz").map(|m| m.route), Some(Route::Health));
+        let matched = match_path("/v1/workspaces/ws_123").unwrap();
+        assert_eq!(matched.route, Route::Workspace);
+        assert_eq!(matched.params, vec!["ws_123"]);
+    }
+
+    #[test]
+    fn forgives_one_trailing_slash_only() {
+        assert_eq!(match_path("/v1/workspaces/").map(|m| m.route), Some(Route::Workspaces));
+        assert_eq!(match_path("/v1/workspaces//"), None);
+    }
+
+    #[test]
+    fn unknown_paths_and_empty_parameters_do_not_match() {
+        assert_eq!(match_path("/"), None);
+        assert_eq!(match_path("/v2/workspaces"), None);
+        assert_eq!(match_path("/v1/workspaces/ws_1/extra"), None);
+        assert_eq!(match_path("/v1/workspaces//x"), None);
+    }
+
+    #[test]
+    fn every_route_is_reachable_by_its_own_template() {
+        for route in Route::ALL {
+            let path = route.template().replace("{id}", "x");
+            assert_eq!(match_path(&path).map(|m| m.route), Some(route), "{path}");
+        }
+    }
+}

@@ -1,0 +1,67 @@
+//! Operator routes: `/v1/workspaces` and `/v1/workspaces/{id}`.
+
+use serde_json::json;
+
+use super::auth::require_admin;
+use super::call::Call;
+use super::input::{invalid, Fields};
+use super::reply::Reply;
+use crate::error::ApiError;
+use crate::keys::Capabilities;
+use crate::name::Name;
+use crate::page::PageRequest;
+use crate::workspaces::{self, NewWorkspace, WorkspacePatch};
+
+fn read_name(fields: &mut Fields, required: bool) -> Result<Option<Name>, ApiError> {
+    let text = if required { Some(fields.required_str("name")?) } else { fields.optional_str("name")? };
+    text.map(|t| Name::parse(&t).map_err(invalid("name"))).transpose()
+}
+
+fn read_capabilities(fields: &mut Fields, field: &str) -> Result<Option<Capabilities>, ApiError> {
+    let Some(items) = fields.optional_string_list(field)? else { return Ok(None) };
+    Capabilities::parse(&items)
+        .map(Some)
+        .map_err(|reason| ApiError::invalid_request(field, reason))
+}
+
+pub async fn create(call: &mut Call) -> Result<Reply, ApiError> {
+    require_admin(call)?;
+    let mut fields = call.fields(&["name", "default_capabilities"]).await?;
+    let new = NewWorkspace {
+        name: read_name(&mut fields, true)?.ok_or(ApiError::internal("required name missing"))?,
+        default_capabilities: read_capabilities(&mut fields, "default_capabilities")?.unwrap_or_default(),
+    };
+    let created = workspaces::create(&call.store()?, new, &call.settings.key_prefix, call.now_ms).await?;
+    let body = json!({
+        "workspace": created.workspace.to_json(),
+        "key": created.owner_key.to_json_with_secret(&created.plaintext),
+    });
+    Ok(Reply::created(body).no_store())
+}
+
+pub async fn list(call: &mut Call) -> Result<Reply, ApiError> {
+    require_admin(call)?;
+    let query = call.query();
+    let page = PageRequest::parse(query.get("limit").map(String::as_str), query.get("cursor").map(String::as_str))?;
+    let page = workspaces::list(&call.store()?, &page).await?;
+    let items: Vec<_> = page.items.iter().map(|w| w.to_json()).collect();
+    Ok(Reply::ok(json!({"items": items, "next_cursor": page.next_cursor})))
+}
+
+pub async fn get(call: &mut Call) -> Result<Reply, ApiError> {
+    require_admin(call)?;
+    let workspace = workspaces::get(&call.store()?, call.param(0)).await?;
+    Ok(Reply::ok(workspace.to_json()))
+}
+
+pub async fn update(call: &mut Call) -> Result<Reply, ApiError> {
+    require_admin(call)?;
+    let mut fields = call.fields(&["name", "read_only", "default_capabilities"]).await?;
+    let patch = WorkspacePatch {
+        name: read_name(&mut fields, false)?,
+        read_only: fields.optional_bool("read_only")?,
+        default_capabilities: read_capabilities(&mut fields, "default_capabilities")?,
+    };
+    let workspace = workspaces::update(&call.store()?, call.param(0), &patch).await?;
+    Ok(Reply::ok(workspace.to_json()))
+}

@@ -1,0 +1,128 @@
+//! Cursor pagination: newest first, ordered by (created_at, id), with an opaque cursor.
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+
+use crate::error::ApiError;
+
+pub const DEFAULT_LIMIT: usize = 50;
+pub const MAX_LIMIT: usize = 100;
+
+/// The position after which the next page starts: the last item's sort key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cursor {
+    pub created_at: i64,
+    pub id: String,
+}
+
+impl Cursor {
+    pub fn encode(&self) -> String {
+        URL_SAFE_NO_PAD.encode(format!("{}:{}", self.created_at, self.id))
+    }
+
+    pub fn decode(text: &str) -> Option<Self> {
+        let raw = String::from_utf8(URL_SAFE_NO_PAD.decode(text).ok()?).ok()?;
+        let (created_at, id) = raw.split_once(':')?;
+        let id_ok = !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+        if !id_ok {
+            return None;
+        }
+        Some(Cursor { created_at: created_at.parse().ok()?, id: id.to_string() })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PageRequest {
+    pub limit: usize,
+    pub after: Option<Cursor>,
+}
+
+impl Default for PageRequest {
+    fn default() -> Self {
+        PageRequest { limit: DEFAULT_LIMIT, after: None }
+    }
+}
+
+impl PageRequest {
+    /// From the `limit` and `cursor` query parameters: a limit above 100 means 100.
+    pub fn parse(limit: Option<&str>, cursor: Option<&str>) -> Result<Self, ApiError> {
+        let limit = match limit {
+            None | Some("") => DEFAULT_LIMIT,
+            Some(text) if text.bytes().all(|b| b.is_ascii_digit()) && text.bytes().any(|b| b != b'0') => {
+                // All digits and not zero: anything too large to parse is simply above 100.
+                text.parse::<usize>().map_or(MAX_LIMIT, |n| n.min(MAX_LIMIT))
+            }
+            Some(_) => return Err(ApiError::invalid_request("limit", "`limit` must be a positive integer.")),
+        };
+        let after = match cursor {
+            None | Some("") => None,
+            Some(text) => Some(
+                Cursor::decode(text)
+                    .ok_or_else(|| ApiError::invalid_request("cursor", "`cursor` is not a cursor this API returned."))?,
+            ),
+        };
+        Ok(PageRequest { limit, after })
+    }
+}
+
+/// One page of items; stores fetch `limit + 1` rows so the page knows whether more follow.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub next_cursor: Option<String>,
+}
+
+impl<T> Page<T> {
+    pub fn from_rows(mut rows: Vec<T>, limit: usize, cursor_of: impl Fn(&T) -> Cursor) -> Self {
+        let more = rows.len() > limit;
+        rows.truncate(limit);
+        let next_cursor = if more { rows.last().map(|last| cursor_of(last).encode()) } else { None };
+        Page { items: rows, next_cursor }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursor_round_trips() {
+        let cursor = Cursor { created_at: 1_795_369_214_000, id: "ws_abc123".into() };
+        assert_eq!(Cursor::decode(&cursor.encode()), Some(cursor));
+    }
+
+    #[test]
+    fn garbage_cursors_are_rejected() {
+        for text in ["!!", "bm9jb2xvbg", &URL_SAFE_NO_PAD.encode("x:ws_1"), &URL_SAFE_NO_PAD.encode("1:a'b")] {
+            assert_eq!(Cursor::decode(text), None, "{text}");
+        }
+        let error = PageRequest::parse(None, Some("!!")).unwrap_err();
+        assert_eq!(error, ApiError::invalid_request("cursor", "`cursor` is not a cursor this API returned."));
+    }
+
+    #[test]
+    fn limit_defaults_to_50_and_caps_at_100() {
+        assert_eq!(PageRequest::parse(None, None).unwrap().limit, 50);
+        assert_eq!(PageRequest::parse(Some("7"), None).unwrap().limit, 7);
+        assert_eq!(PageRequest::parse(Some("1000"), None).unwrap().limit, 100);
+        assert_eq!(PageRequest::parse(Some("99999999999999999999999"), None).unwrap().limit, 100);
+    }
+
+    #[test]
+    fn zero_negative_or_non_numeric_limits_are_invalid() {
+        for text in ["0", "-1", "ten", "1.5"] {
+            let error = PageRequest::parse(Some(text), None).unwrap_err();
+            assert!(matches!(error, ApiError::InvalidRequest { ref field, .. } if field == "limit"), "{text}");
+        }
+    }
+
+    #[test]
+    fn a_page_has_a_next_cursor_only_when_more_rows_follow() {
+        let cursor_of = |n: &i64| Cursor { created_at: *n, id: format!("id{n}") };
+        let full = Page::from_rows(vec![5, 4, 3], 2, cursor_of);
+        assert_eq!(full.items, vec![5, 4]);
+        assert_eq!(full.next_cursor, Some(cursor_of(&4).encode()));
+        let last = Page::from_rows(vec![5, 4], 2, cursor_of);
+        assert_eq!(last.next_cursor, None);
+    }
+}

@@ -1,0 +1,48 @@
+//! The Worker's variables, parsed once per request from what the bindings hold.
+
+use crate::keys::KeyPrefix;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings {
+    pub key_prefix: KeyPrefix,
+    /// `ALLOW_INSECURE_PROVIDER_HOSTS=true` admits `http` and loopback provider hosts (local only).
+    pub allow_insecure_provider_hosts: bool,
+}
+
+impl Settings {
+    /// Unset variables take their defaults; a set but invalid `KEY_PREFIX` is a deployment
+    /// error, reported rather than silently replaced.
+    pub fn from_vars(key_prefix: Option<&str>, allow_insecure_provider_hosts: Option<&str>) -> Result<Self, String> {
+        let key_prefix = match key_prefix {
+            None | Some("") => KeyPrefix::default(),
+            Some(text) => KeyPrefix::parse(text)?,
+        };
+        let allow_insecure_provider_hosts = matches!(allow_insecure_provider_hosts.map(str::trim), Some("true" | "1"));
+        Ok(Settings { key_prefix, allow_insecure_provider_hosts })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_when_unset() {
+        let settings = Settings::from_vars(None, None).unwrap();
+        assert_eq!(settings.key_prefix.as_str(), "kw_live_");
+        assert!(!settings.allow_insecure_provider_hosts);
+    }
+
+    #[test]
+    fn reads_the_variables() {
+        let settings = Settings::from_vars(Some("lb_k_"), Some("true")).unwrap();
+        assert_eq!(settings.key_prefix.as_str(), "lb_k_");
+        assert!(settings.allow_insecure_provider_hosts);
+        assert!(!Settings::from_vars(None, Some("yes please")).unwrap().allow_insecure_provider_hosts);
+    }
+
+    #[test]
+    fn an_invalid_prefix_is_a_configuration_error() {
+        assert!(Settings::from_vars(Some("bad prefix"), None).is_err());
+    }
+}

@@ -1,0 +1,103 @@
+//! Workspaces: the tenant boundary. Every key and provider belongs to exactly one.
+
+use serde_json::{json, Value};
+
+use crate::audit::AuditEvent;
+use crate::crypto::random::random_base62;
+use crate::error::ApiError;
+use crate::keys::record::KeySpec;
+use crate::keys::{Capabilities, KeyPrefix, KeyRecord, PlatformKey};
+use crate::name::Name;
+use crate::page::{Cursor, Page, PageRequest};
+use crate::store::WorkspaceStore;
+use crate::time::rfc3339;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Workspace {
+    pub id: String,
+    pub name: String,
+    pub read_only: bool,
+    pub default_capabilities: Capabilities,
+    pub created_at: i64,
+}
+
+impl Workspace {
+    pub fn to_json(&self) -> Value {
+        json!({
+            "id": self.id,
+            "name": self.name,
+            "read_only": self.read_only,
+            "default_capabilities": self.default_capabilities.to_strings(),
+            "created_at": rfc3339(self.created_at),
+        })
+    }
+
+    pub fn cursor(&self) -> Cursor {
+        Cursor { created_at: self.created_at, id: self.id.clone() }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct NewWorkspace {
+    pub name: Name,
+    pub default_capabilities: Capabilities,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct WorkspacePatch {
+    pub name: Option<Name>,
+    pub read_only: Option<bool>,
+    pub default_capabilities: Option<Capabilities>,
+}
+
+/// A new workspace, its owner key (capabilities `*`) and the plaintext of that key.
+pub struct CreatedWorkspace {
+    pub workspace: Workspace,
+    pub owner_key: KeyRecord,
+    pub plaintext: PlatformKey,
+}
+
+pub const OWNER_KEY_NAME: &str = "Owner key";
+
+pub async fn create(
+    store: &impl WorkspaceStore,
+    new: NewWorkspace,
+    prefix: &KeyPrefix,
+    now_ms: i64,
+) -> Result<CreatedWorkspace, ApiError> {
+    let workspace = Workspace {
+        id: format!("ws_{}", random_base62(20)),
+        name: new.name.into_string(),
+        read_only: false,
+        default_capabilities: new.default_capabilities,
+        created_at: now_ms,
+    };
+    let spec = KeySpec {
+        workspace_id: workspace.id.clone(),
+        name: Name::parse(OWNER_KEY_NAME).map_err(ApiError::internal)?,
+        capabilities: Capabilities::all(),
+        subject: None,
+        rate_limit: None,
+        expires_at: None,
+        rerolled_from: None,
+    };
+    let (owner_key, plaintext) = KeyRecord::issue(spec, prefix, now_ms);
+    let audit = AuditEvent::new(Some(&workspace.id), "key.created", now_ms)
+        .target(owner_key.id.clone())
+        .detail(json!({"name": owner_key.name, "capabilities": owner_key.capabilities.to_strings(), "owner": true}));
+    store.insert_workspace(&workspace, &owner_key, &audit).await?;
+    Ok(CreatedWorkspace { workspace, owner_key, plaintext })
+}
+
+pub async fn get(store: &impl WorkspaceStore, id: &str) -> Result<Workspace, ApiError> {
+    store.workspace(id).await?.ok_or(ApiError::NotFound)
+}
+
+pub async fn list(store: &impl WorkspaceStore, page: &PageRequest) -> Result<Page<Workspace>, ApiError> {
+    let rows = store.workspaces_after(page.after.as_ref(), page.limit + 1).await?;
+    Ok(Page::from_rows(rows, page.limit, Workspace::cursor))
+}
+
+pub async fn update(store: &impl WorkspaceStore, id: &str, patch: &WorkspacePatch) -> Result<Workspace, ApiError> {
+    store.update_workspace(id, patch).await?.ok_or(ApiError::NotFound)
+}
