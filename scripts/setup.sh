@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Installs everything keywarden needs to build, run and test, from the package registries only.
+# Idempotent: each step checks first, so a second run does nothing and takes about a second.
+set -euo pipefail
+source "$(dirname "$0")/env.sh"
+cd "$ROOT"
+
+ensure_wasm_target() {
+  if rustup target list --installed 2>/dev/null | grep -qx wasm32-unknown-unknown || [ -f "$DEBIAN_RUST_MARKER" ]; then
+    return
+  fi
+  say "adding the wasm32-unknown-unknown target"
+  if ! rustup target add wasm32-unknown-unknown; then
+    # Fallback of TOOLCHAIN.md: Debian's rustc-web builds std for wasm32 with -Zbuild-std.
+    say "rustup could not add the target; installing Debian's rustc-web instead"
+    apt-get install -y rustc-web cargo-web rust-web-src
+    mkdir -p "$TOOLS_HOME" && touch "$DEBIAN_RUST_MARKER"
+  fi
+}
+
+ensure_npm_packages() {
+  local stamp="node_modules/.keywarden-stamp" want
+  want=$(cat package.json package-lock.json 2>/dev/null | sha256sum | cut -d' ' -f1)
+  if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] && [ -x "$NODE_BIN_DIR/node" ]; then
+    return
+  fi
+  say "installing npm packages (Node 24, wrangler, vitest, binaryen, autocannon)"
+  # `npm install`, not `npm ci`: the lockfile lacks other platforms' optional binaries.
+  npm install --no-audit --no-fund --loglevel=error
+  want=$(cat package.json package-lock.json | sha256sum | cut -d' ' -f1)
+  echo "$want" > "$stamp"
+}
+
+# cargo install <crate> <version> <root> <binary>: only when that version is not there yet.
+ensure_cargo_tool() {
+  local crate=$1 version=$2 root=$3 binary=$4
+  if [ -x "$root/bin/$binary" ] && "$root/bin/$binary" --version 2>/dev/null | grep -q "$version"; then
+    return
+  fi
+  say "installing $crate $version into $root (a few minutes, once)"
+  # No --locked for wasm-bindgen-cli: its lockfile does not resolve offline (TOOLCHAIN.md).
+  cargo install "$crate" --version "$version" --root "$root" --quiet
+}
+
+ensure_wasm_target
+ensure_npm_packages
+[ -n "$WORKER_VERSION" ] && [ -n "$WASM_BINDGEN_VERSION" ] || { say "Cargo.lock lacks worker or wasm-bindgen"; exit 1; }
+ensure_cargo_tool worker-build "$WORKER_VERSION" "$WORKER_BUILD_ROOT" worker-build
+ensure_cargo_tool wasm-bindgen-cli "$WASM_BINDGEN_VERSION" "$WASM_BINDGEN_ROOT" wasm-bindgen

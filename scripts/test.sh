@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# `npm test`: native Rust tests, the wasm build, then the end-to-end suite in workerd.
+set -euo pipefail
+source "$(dirname "$0")/env.sh"
+cd "$ROOT"
+
+bash scripts/setup.sh
+
+say "native tests (cargo test)"
+cargo test --quiet
+
+bash scripts/build.sh
+
+say "end-to-end tests (vitest in workerd, real local D1 and KV)"
+vitest run
+say "all tests passed"

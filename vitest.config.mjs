@@ -1,0 +1,33 @@
+// End-to-end tests: the built wasm Worker in workerd, with real local D1 and KV.
+// Build first (`npm test` does): the plugin runs the Worker from build/, it does not build it.
+import { cloudflareTest, readD1Migrations } from "@cloudflare/vitest-plugin";
+import { defineConfig } from "vitest/config";
+
+export const TEST_ADMIN_TOKEN = "kwadmin_test_0123456789abcdefghijklmnopqrstuvwxyz";
+
+export default defineConfig(async () => {
+  const migrations = await readD1Migrations("./migrations");
+  return {
+    plugins: [
+      cloudflareTest({
+        wrangler: { configPath: "./wrangler.toml" },
+        miniflare: {
+          bindings: {
+            TEST_MIGRATIONS: migrations,
+            ADMIN_TOKEN: TEST_ADMIN_TOKEN,
+            VAULT_KEKS: "k1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=",
+            KEY_PREFIX: "kw_live_",
+            ALLOW_INSECURE_PROVIDER_HOSTS: "true",
+          },
+        },
+      }),
+    ],
+    test: {
+      include: ["tests/e2e/**/*.test.js"],
+      setupFiles: ["tests/e2e/setup.js"],
+      reporters: ["default"],
+      // Worker log lines are shown for failing tests only.
+      silent: "passed-only",
+    },
+  };
+});
