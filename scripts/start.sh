@@ -8,17 +8,7 @@ PORT=${PORT:-8787}
 bash scripts/setup.sh
 bash scripts/build.sh
 
-# Local secrets, made once and never overwritten (git-ignored).
-if [ ! -f .dev.vars ]; then
-  random() { node -e "process.stdout.write(require('crypto').randomBytes(32).toString('$1'))"; }
-  {
-    echo "ADMIN_TOKEN=kwadmin_$(random base64url)"
-    echo "VAULT_KEKS=k1:$(random base64)"
-  } > .dev.vars
-  chmod 600 .dev.vars
-  say "created .dev.vars with a random ADMIN_TOKEN and VAULT_KEKS"
-fi
-ADMIN_TOKEN=$(sed -n 's/^ADMIN_TOKEN=//p' .dev.vars | tr -d '"' | head -n1)
+source scripts/dev-vars.sh
 
 say "applying migrations to the local D1 database"
 CI=true wrangler d1 migrations apply DB --local >/dev/null

@@ -15,3 +15,40 @@ pub fn openapi() -> Result<Reply, ApiError> {
     let document: Value = serde_json::from_str(OPENAPI).map_err(ApiError::internal)?;
     Ok(Reply::ok(document))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::http::routes::Route;
+    use std::collections::BTreeSet;
+
+    #[test]
+    fn the_openapi_document_describes_exactly_the_routes_that_exist() {
+        let document: Value = serde_json::from_str(OPENAPI).expect("openapi.json is JSON");
+        assert_eq!(document["openapi"], "3.1.0");
+        let documented: BTreeSet<(String, String)> = document["paths"]
+            .as_object()
+            .expect("paths")
+            .iter()
+            .flat_map(|(path, item)| {
+                item.as_object().unwrap().keys().filter(|k| *k != "parameters").map(move |m| (path.clone(), m.to_uppercase()))
+            })
+            .collect();
+        let routed: BTreeSet<(String, String)> = Route::ALL
+            .iter()
+            .flat_map(|route| route.methods().iter().map(move |m| (route.template().to_string(), m.to_string())))
+            .collect();
+        assert_eq!(documented, routed, "openapi.json and the route table disagree");
+    }
+
+    #[test]
+    fn every_documented_operation_has_an_id_and_responses() {
+        let document: Value = serde_json::from_str(OPENAPI).unwrap();
+        for (path, item) in document["paths"].as_object().unwrap() {
+            for (method, operation) in item.as_object().unwrap().iter().filter(|(k, _)| *k != "parameters") {
+                assert!(operation["operationId"].is_string(), "{method} {path} lacks operationId");
+                assert!(operation["responses"].is_object(), "{method} {path} lacks responses");
+            }
+        }
+    }
+}

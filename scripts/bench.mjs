@@ -1,0 +1,89 @@
+// Starts `wrangler dev` on loopback, drives it with autocannon from this process, and prints
+// requests per second and p50/p99 latency per route at 1 and 8 connections, plus the wasm size.
+// It prints figures; it asserts nothing.
+import { spawn } from "node:child_process";
+import { readFileSync } from "node:fs";
+import { gzipSync } from "node:zlib";
+import autocannon from "autocannon";
+
+const port = Number(process.env.BENCH_PORT ?? 8797);
+const seconds = Number(process.env.BENCH_SECONDS ?? 8);
+const base = `http://127.0.0.1:${port}`;
+const adminToken = process.env.ADMIN_TOKEN;
+
+async function waitForHealth(child) {
+  for (let i = 0; i < 240; i++) {
+    if (child.exitCode !== null) throw new Error("wrangler dev exited");
+    try {
+      if ((await fetch(`${base}/healthz`)).ok) return;
+    } catch {
+      // not up yet
+    }
+    await new Promise((resolve) => setTimeout(resolve, 250));
+  }
+  throw new Error("wrangler dev did not become ready");
+}
+
+function run(path, connections, headers = {}) {
+  return new Promise((resolve, reject) => {
+    autocannon({ url: `${base}${path}`, connections, duration: seconds, headers }, (error, result) =>
+      error ? reject(error) : resolve(result),
+    );
+  });
+}
+
+const wrangler = spawn(
+  "node_modules/.bin/wrangler",
+  ["dev", "--port", String(port), "--ip", "127.0.0.1", "--persist-to", process.env.BENCH_STATE, "--show-interactive-dev-session=false", "--log-level", "error"],
+  { stdio: ["ignore", "ignore", "inherit"], env: process.env },
+);
+const stop = () => wrangler.exitCode === null && wrangler.kill("SIGTERM");
+process.on("exit", stop);
+
+try {
+  await waitForHealth(wrangler);
+  const created = await fetch(`${base}/v1/workspaces`, {
+    method: "POST",
+    headers: { authorization: `Bearer ${adminToken}`, "content-type": "application/json" },
+    body: JSON.stringify({ name: "bench" }),
+  });
+  if (created.status !== 201) throw new Error(`workspace creation answered ${created.status}`);
+  const ownerKey = (await created.json()).key.key;
+
+  const routes = [
+    { name: "GET /healthz", path: "/healthz", headers: {} },
+    { name: "GET /v1/me (owner key)", path: "/v1/me", headers: { authorization: `Bearer ${ownerKey}` } },
+    { name: "GET /v1/me (malformed key)", path: "/v1/me", headers: { authorization: "Bearer kw_live_malformed" } },
+  ];
+
+  // Warm the isolate so the first measured route does not pay for start-up.
+  await run("/healthz", 1, {});
+
+  const rows = [];
+  for (const connections of [1, 8]) {
+    let healthRps = null;
+    for (const route of routes) {
+      const result = await run(route.path, connections, route.headers);
+      const rps = result.requests.average;
+      healthRps ??= rps;
+      const non2xx = result.non2xx;
+      rows.push({
+        route: route.name,
+        connections,
+        "req/s": rps.toFixed(0),
+        "p50 ms": result.latency.p50,
+        "p99 ms": result.latency.p99,
+        "vs /healthz": `${((rps / healthRps) * 100).toFixed(0)}%`,
+        "non-2xx": non2xx,
+        errors: result.errors,
+      });
+    }
+  }
+
+  const wasm = readFileSync("build/index_bg.wasm");
+  console.log(`\nkeywarden benchmark: wrangler dev (workerd) on 127.0.0.1, ${seconds}s per run, autocannon in a second process\n`);
+  console.table(rows);
+  console.log(`wasm: ${(wasm.length / 1024).toFixed(1)} KiB raw, ${(gzipSync(wasm).length / 1024).toFixed(1)} KiB gzipped\n`);
+} finally {
+  stop();
+}

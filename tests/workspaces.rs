@@ -1,0 +1,90 @@
+//! The workspace use cases over the in-memory store: what the operator routes rely on.
+
+use futures_executor::block_on;
+use keywarden::keys::{Capabilities, KeyPrefix, PlatformKey};
+use keywarden::name::Name;
+use keywarden::page::PageRequest;
+use keywarden::store::memory::MemoryStore;
+use keywarden::store::KeyStore;
+use keywarden::workspaces::{self, NewWorkspace, WorkspacePatch};
+
+fn new_workspace(name: &str) -> NewWorkspace {
+    NewWorkspace { name: Name::parse(name).unwrap(), default_capabilities: Capabilities::parse(&["desktop:read"]).unwrap() }
+}
+
+#[test]
+fn creating_a_workspace_issues_an_owner_key_with_every_capability() {
+    let store = MemoryStore::default();
+    let created = block_on(workspaces::create(&store, new_workspace("Acme"), &KeyPrefix::default(), 1_000)).unwrap();
+    assert!(created.owner_key.capabilities.grants("keys:write"));
+    assert!(created.owner_key.capabilities.grants("desktop:chat"));
+    assert_eq!(created.owner_key.workspace_id, created.workspace.id);
+    let (found, workspace) = block_on(store.key_by_hash(&created.plaintext.hash())).unwrap().expect("key stored by hash");
+    assert_eq!(found.id, created.owner_key.id);
+    assert_eq!(workspace, created.workspace);
+}
+
+#[test]
+fn the_owner_key_parses_back_and_is_stored_only_as_a_hash() {
+    let store = MemoryStore::default();
+    let created = block_on(workspaces::create(&store, new_workspace("Acme"), &KeyPrefix::default(), 1_000)).unwrap();
+    assert!(PlatformKey::parse(&KeyPrefix::default(), created.plaintext.expose()).is_ok());
+    let stored = format!("{:?}", store.keys.borrow().values().collect::<Vec<_>>());
+    assert!(!stored.contains(created.plaintext.expose()), "plaintext stored");
+}
+
+#[test]
+fn creation_is_audited_as_key_created_without_the_key() {
+    let store = MemoryStore::default();
+    let created = block_on(workspaces::create(&store, new_workspace("Acme"), &KeyPrefix::default(), 1_000)).unwrap();
+    let audit = store.audit.borrow();
+    assert_eq!(audit.len(), 1);
+    assert_eq!(audit[0].action, "key.created");
+    assert_eq!(audit[0].target.as_deref(), Some(created.owner_key.id.as_str()));
+    assert!(!format!("{:?}", audit[0]).contains(created.plaintext.expose()));
+}
+
+#[test]
+fn listing_pages_newest_first_without_gaps_or_repeats() {
+    let store = MemoryStore::default();
+    let mut ids = Vec::new();
+    for (i, ms) in [1_000, 2_000, 2_000, 3_000, 4_000].into_iter().enumerate() {
+        let created = block_on(workspaces::create(&store, new_workspace(&format!("w{i}")), &KeyPrefix::default(), ms)).unwrap();
+        ids.push((ms, created.workspace.id));
+    }
+    ids.sort_by(|a, b| b.cmp(a));
+    let expected: Vec<String> = ids.into_iter().map(|(_, id)| id).collect();
+
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let page = PageRequest::parse(Some("2"), cursor.as_deref()).unwrap();
+        let result = block_on(workspaces::list(&store, &page)).unwrap();
+        seen.extend(result.items.iter().map(|w| w.id.clone()));
+        match result.next_cursor {
+            Some(next) => cursor = Some(next),
+            None => break,
+        }
+    }
+    assert_eq!(seen, expected);
+}
+
+#[test]
+fn a_patch_changes_only_what_it_sets() {
+    let store = MemoryStore::default();
+    let created = block_on(workspaces::create(&store, new_workspace("Acme"), &KeyPrefix::default(), 1_000)).unwrap();
+    let patch = WorkspacePatch { read_only: Some(true), ..Default::default() };
+    let updated = block_on(workspaces::update(&store, &created.workspace.id, &patch)).unwrap();
+    assert!(updated.read_only);
+    assert_eq!(updated.name, "Acme");
+    assert_eq!(updated.default_capabilities, created.workspace.default_capabilities);
+}
+
+#[test]
+fn unknown_workspaces_are_not_found() {
+    let store = MemoryStore::default();
+    let error = block_on(workspaces::get(&store, "ws_missing")).unwrap_err();
+    assert_eq!(error.code(), "not_found");
+    let error = block_on(workspaces::update(&store, "ws_missing", &WorkspacePatch::default())).unwrap_err();
+    assert_eq!(error.status(), 404);
+}
