@@ -24,9 +24,10 @@ async function waitForHealth(child) {
   throw new Error("wrangler dev did not become ready");
 }
 
-function run(path, connections, headers = {}) {
+function run(route, connections) {
+  const { path, method = "GET", headers = {}, body } = route;
   return new Promise((resolve, reject) => {
-    autocannon({ url: `${base}${path}`, connections, duration: seconds, headers }, (error, result) =>
+    autocannon({ url: `${base}${path}`, connections, duration: seconds, method, headers, body }, (error, result) =>
       error ? reject(error) : resolve(result),
     );
   });
@@ -49,21 +50,31 @@ try {
   });
   if (created.status !== 201) throw new Error(`workspace creation answered ${created.status}`);
   const ownerKey = (await created.json()).key.key;
+  const owner = { authorization: `Bearer ${ownerKey}`, "content-type": "application/json" };
+  const verified = await fetch(`${base}/v1/keys`, { method: "POST", headers: owner, body: JSON.stringify({ name: "verified" }) });
+  const verifiedKey = (await verified.json()).key;
 
   const routes = [
     { name: "GET /healthz", path: "/healthz", headers: {} },
     { name: "GET /v1/me (owner key)", path: "/v1/me", headers: { authorization: `Bearer ${ownerKey}` } },
     { name: "GET /v1/me (malformed key)", path: "/v1/me", headers: { authorization: "Bearer kw_live_malformed" } },
+    {
+      name: "POST /v1/keys/verify",
+      path: "/v1/keys/verify",
+      method: "POST",
+      headers: owner,
+      body: JSON.stringify({ key: verifiedKey, capabilities: [] }),
+    },
   ];
 
   // Warm the isolate so the first measured route does not pay for start-up.
-  await run("/healthz", 1, {});
+  await run(routes[0], 1);
 
   const rows = [];
   for (const connections of [1, 8]) {
     let healthRps = null;
     for (const route of routes) {
-      const result = await run(route.path, connections, route.headers);
+      const result = await run(route, connections);
       const rps = result.requests.average;
       healthRps ??= rps;
       const non2xx = result.non2xx;

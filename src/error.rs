@@ -20,8 +20,18 @@ pub enum ApiError {
     Unauthorized,
     #[error("This key lacks the capability `{required}`.")]
     MissingCapability { required: String },
+    #[error("This key may not create a key with `{capability}`, which it does not hold itself.")]
+    CapabilityEscalation { capability: String },
+    #[error("This workspace is read-only.")]
+    WorkspaceReadOnly,
     #[error("No such resource.")]
     NotFound,
+    #[error("This key is revoked and can no longer be rerolled.")]
+    KeyRevoked,
+    #[error("Too many failed key authentications from this address; retry after the window ends.")]
+    TooManyFailedAttempts { retry_after: u64 },
+    #[error("This key's rate limit is exhausted; retry after the window ends.")]
+    RateLimited { retry_after: u64 },
     #[error("This route does not accept that method.")]
     MethodNotAllowed { allow: Vec<&'static str> },
     #[error("Something went wrong on our side. Quote the request id if you report it.")]
@@ -46,7 +56,12 @@ impl ApiError {
             ApiError::PayloadTooLarge => "payload_too_large",
             ApiError::Unauthorized => "unauthorized",
             ApiError::MissingCapability { .. } => "missing_capability",
+            ApiError::CapabilityEscalation { .. } => "capability_escalation",
+            ApiError::WorkspaceReadOnly => "workspace_read_only",
             ApiError::NotFound => "not_found",
+            ApiError::KeyRevoked => "key_revoked",
+            ApiError::TooManyFailedAttempts { .. } => "too_many_failed_attempts",
+            ApiError::RateLimited { .. } => "rate_limited",
             ApiError::MethodNotAllowed { .. } => "method_not_allowed",
             ApiError::Internal { .. } => "internal",
         }
@@ -56,9 +71,11 @@ impl ApiError {
         match self {
             ApiError::InvalidJson | ApiError::InvalidRequest { .. } => 400,
             ApiError::Unauthorized => 401,
-            ApiError::MissingCapability { .. } => 403,
+            ApiError::MissingCapability { .. } | ApiError::CapabilityEscalation { .. } | ApiError::WorkspaceReadOnly => 403,
             ApiError::NotFound => 404,
             ApiError::MethodNotAllowed { .. } => 405,
+            ApiError::KeyRevoked => 409,
+            ApiError::TooManyFailedAttempts { .. } | ApiError::RateLimited { .. } => 429,
             ApiError::PayloadTooLarge => 413,
             ApiError::UnsupportedMediaType => 415,
             ApiError::Internal { .. } => 500,
@@ -69,6 +86,9 @@ impl ApiError {
     pub fn headers(&self) -> Vec<(&'static str, String)> {
         match self {
             ApiError::MethodNotAllowed { allow } => vec![("allow", allow.join(", "))],
+            ApiError::TooManyFailedAttempts { retry_after } | ApiError::RateLimited { retry_after } => {
+                vec![("retry-after", retry_after.to_string())]
+            }
             _ => Vec::new(),
         }
     }
@@ -91,6 +111,9 @@ impl ApiError {
             }
             ApiError::MissingCapability { required } => {
                 body.insert("required".into(), json!(required));
+            }
+            ApiError::CapabilityEscalation { capability } => {
+                body.insert("capability".into(), json!(capability));
             }
             _ => {}
         }
@@ -130,6 +153,16 @@ mod tests {
     }
 
     #[test]
+    fn limits_answer_429_with_retry_after() {
+        for error in [ApiError::TooManyFailedAttempts { retry_after: 42 }, ApiError::RateLimited { retry_after: 42 }] {
+            assert_eq!(error.status(), 429);
+            assert_eq!(error.headers(), vec![("retry-after", "42".to_string())]);
+        }
+        assert_eq!(ApiError::TooManyFailedAttempts { retry_after: 1 }.code(), "too_many_failed_attempts");
+        assert_eq!(ApiError::RateLimited { retry_after: 1 }.code(), "rate_limited");
+    }
+
+    #[test]
     fn missing_capability_names_the_one_required_capability() {
         let error = ApiError::MissingCapability { required: "keys:write".into() };
         assert_eq!(error.status(), 403);
@@ -147,6 +180,11 @@ mod tests {
             ApiError::MissingCapability { required: "keys:read".into() },
             ApiError::NotFound,
             ApiError::MethodNotAllowed { allow: vec!["GET"] },
+            ApiError::CapabilityEscalation { capability: "*".into() },
+            ApiError::WorkspaceReadOnly,
+            ApiError::KeyRevoked,
+            ApiError::TooManyFailedAttempts { retry_after: 3 },
+            ApiError::RateLimited { retry_after: 3 },
             ApiError::internal("x"),
         ];
         for error in all {

@@ -5,7 +5,6 @@ use keywarden::keys::{Capabilities, KeyPrefix, PlatformKey};
 use keywarden::name::Name;
 use keywarden::page::PageRequest;
 use keywarden::store::memory::MemoryStore;
-use keywarden::store::KeyStore;
 use keywarden::workspaces::{self, NewWorkspace, WorkspacePatch};
 
 fn new_workspace(name: &str) -> NewWorkspace {
@@ -19,9 +18,10 @@ fn creating_a_workspace_issues_an_owner_key_with_every_capability() {
     assert!(created.owner_key.capabilities.grants("keys:write"));
     assert!(created.owner_key.capabilities.grants("desktop:chat"));
     assert_eq!(created.owner_key.workspace_id, created.workspace.id);
-    let (found, workspace) = block_on(store.key_by_hash(&created.plaintext.hash())).unwrap().expect("key stored by hash");
+    let keys = store.keys.borrow();
+    let found = keys.values().find(|k| k.key_hash == created.plaintext.hash()).expect("key stored by hash");
     assert_eq!(found.id, created.owner_key.id);
-    assert_eq!(workspace, created.workspace);
+    assert_eq!(store.workspaces.borrow().get(&found.workspace_id), Some(&created.workspace));
 }
 
 #[test]

@@ -3,9 +3,7 @@
 use super::call::Call;
 use crate::crypto::digest::secrets_match;
 use crate::error::ApiError;
-use crate::keys::{KeyRecord, PlatformKey};
-use crate::store::KeyStore;
-use crate::workspaces::Workspace;
+use crate::keys::auth::{authenticate, Caller};
 
 /// The token of `Authorization: Bearer <token>`, if that is the scheme.
 pub fn bearer_token(call: &Call) -> Option<String> {
@@ -27,23 +25,32 @@ pub fn require_admin(call: &Call) -> Result<(), ApiError> {
 }
 
 /// The platform key sent with `Authorization: Bearer` or the legacy `x-api-key`.
-pub fn presented_key(call: &Call) -> Option<String> {
+fn presented_key(call: &Call) -> Option<String> {
     bearer_token(call).or_else(|| call.header("x-api-key").map(|k| k.trim().to_string()).filter(|k| !k.is_empty()))
 }
 
-/// An authenticated platform key and the workspace it belongs to.
-pub struct Caller {
-    pub key: KeyRecord,
-    pub workspace: Workspace,
-}
-
-/// Authenticates a platform key: format and checksum first (no I/O), then one lookup by hash.
-pub async fn require_key(call: &Call) -> Result<Caller, ApiError> {
-    let presented = presented_key(call).ok_or(ApiError::Unauthorized)?;
-    let key = PlatformKey::parse(&call.settings.key_prefix, &presented).map_err(|_| ApiError::Unauthorized)?;
-    let (key, workspace) = call.store()?.key_by_hash(&key.hash()).await?.ok_or(ApiError::Unauthorized)?;
-    if key.revoked_at.is_some_and(|at| at <= call.now_ms) || key.expires_at.is_some_and(|at| at <= call.now_ms) {
-        return Err(ApiError::Unauthorized);
+/// Authenticates the request's platform key. The key's `RateLimit-*` headers go on whatever
+/// the response turns out to be, and `last_used_at` is written after the response.
+pub async fn require_key(call: &mut Call) -> Result<Caller, ApiError> {
+    let store = call.store()?;
+    let presented = presented_key(call);
+    let ip = call.client_ip();
+    let outcome = authenticate(&store, presented.as_deref(), ip.as_deref(), &call.settings.key_prefix, call.now_ms).await;
+    match outcome {
+        Ok(authenticated) => {
+            if let Some(rate) = authenticated.rate {
+                call.response_headers.extend(rate.headers());
+            }
+            if authenticated.needs_touch {
+                call.touch_after_response(&authenticated.caller.key.id);
+            }
+            Ok(authenticated.caller)
+        }
+        Err(rejection) => {
+            if let Some(rate) = rejection.rate {
+                call.response_headers.extend(rate.headers());
+            }
+            Err(rejection.error)
+        }
     }
-    Ok(Caller { key, workspace })
 }

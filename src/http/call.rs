@@ -9,6 +9,7 @@ use super::input::{self, Fields, MAX_BODY_BYTES};
 use crate::error::ApiError;
 use crate::settings::Settings;
 use crate::store::d1::D1Store;
+use crate::store::KeyStore;
 
 pub struct Call {
     pub req: Request,
@@ -18,6 +19,8 @@ pub struct Call {
     pub now_ms: i64,
     pub params: Vec<String>,
     pub settings: Settings,
+    /// Headers every response to this request carries, whatever its status (`RateLimit-*`).
+    pub response_headers: Vec<(&'static str, String)>,
 }
 
 impl Call {
@@ -27,6 +30,29 @@ impl Call {
 
     pub fn store(&self) -> Result<D1Store, ApiError> {
         Ok(D1Store::new(self.env.d1("DB").map_err(ApiError::internal)?))
+    }
+
+    /// Records a use of `key_id` after the response is sent, so the caller never waits for it.
+    pub fn touch_after_response(&self, key_id: &str) {
+        let (db, key_id, now_ms, request_id) = (self.env.d1("DB"), key_id.to_string(), self.now_ms, self.request_id.clone());
+        self.ctx.wait_until(async move {
+            let outcome = match db {
+                Ok(db) => D1Store::new(db).touch_last_used(&key_id, now_ms).await.map_err(|e| e.to_string()),
+                Err(error) => Err(error.to_string()),
+            };
+            if let Err(detail) = outcome {
+                worker::console_error!("{}", serde_json::json!({"level": "error", "request_id": request_id, "msg": "last_used_at write failed", "detail": detail}));
+            }
+        });
+    }
+
+    /// A query parameter read as a boolean: `true`/`false`/`1`/`0`, absent is `false`.
+    pub fn query_flag(&self, query: &HashMap<String, String>, name: &str) -> Result<bool, ApiError> {
+        match query.get(name).map(String::as_str) {
+            None | Some("") | Some("false") | Some("0") => Ok(false),
+            Some("true") | Some("1") => Ok(true),
+            Some(_) => Err(ApiError::invalid_request(name, format!("`{name}` must be true or false."))),
+        }
     }
 
     /// A Worker secret or variable; both arrive as strings on `env`.

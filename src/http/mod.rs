@@ -5,6 +5,8 @@ mod auth;
 mod call;
 mod health;
 mod input;
+mod keys;
+mod leaks;
 mod me;
 mod reply;
 pub mod routes;
@@ -34,6 +36,7 @@ pub async fn handle(req: Request, env: Env, ctx: Context) -> Response {
     let path = req.path();
     let matched = match_path(&path);
     let route_name = matched.as_ref().map_or("unmatched", |m| m.route.template());
+    let mut response_headers = Vec::new();
 
     let result = match matched {
         None => Err(ApiError::NotFound),
@@ -48,17 +51,29 @@ pub async fn handle(req: Request, env: Env, ctx: Context) -> Response {
             match settings {
                 Err(problem) => Err(ApiError::internal(problem)),
                 Ok(settings) => {
-                    let mut call = Call { req, env, ctx, request_id: request_id.clone(), now_ms: started, params: matched.params, settings };
-                    dispatch(matched.route, &method, &mut call).await
+                    let mut call = Call {
+                        req,
+                        env,
+                        ctx,
+                        request_id: request_id.clone(),
+                        now_ms: started,
+                        params: matched.params,
+                        settings,
+                        response_headers: Vec::new(),
+                    };
+                    let result = dispatch(matched.route, &method, &mut call).await;
+                    response_headers = call.response_headers;
+                    result
                 }
             }
         }
     };
 
-    let (reply, error) = match result {
+    let (mut reply, error) = match result {
         Ok(reply) => (reply, None),
         Err(error) => (Reply::from_error(&error), Some(error)),
     };
+    reply.headers.extend(response_headers);
     let status = reply.status;
     log_request(&request_id, &method, route_name, status, Date::now().as_millis() as i64 - started, error.as_ref());
     reply.into_response(&request_id).unwrap_or_else(|problem| {
@@ -76,6 +91,13 @@ async fn dispatch(route: Route, method: &str, call: &mut Call) -> Result<Reply, 
         (Route::Workspace, "PATCH") => workspaces::update(call).await,
         (Route::Workspace, _) => workspaces::get(call).await,
         (Route::Me, _) => me::me(call).await,
+        (Route::Keys | Route::LegacyKeys, "POST") => keys::create(call).await,
+        (Route::Keys | Route::LegacyKeys, _) => keys::list(call).await,
+        (Route::Key | Route::LegacyKey, "DELETE") => keys::revoke(call).await,
+        (Route::Key | Route::LegacyKey, _) => keys::get(call).await,
+        (Route::KeyReroll, _) => keys::reroll(call).await,
+        (Route::KeysVerify, _) => keys::verify(call).await,
+        (Route::Leaks, _) => leaks::report(call).await,
     }
 }
 

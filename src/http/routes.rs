@@ -8,10 +8,31 @@ pub enum Route {
     Workspaces,
     Workspace,
     Me,
+    Keys,
+    KeysVerify,
+    Key,
+    KeyReroll,
+    Leaks,
+    LegacyKeys,
+    LegacyKey,
 }
 
 impl Route {
-    pub const ALL: [Route; 5] = [Route::Health, Route::OpenApi, Route::Workspaces, Route::Workspace, Route::Me];
+    /// In matching order: `/v1/keys/verify` comes before `/v1/keys/{id}`.
+    pub const ALL: [Route; 12] = [
+        Route::Health,
+        Route::OpenApi,
+        Route::Workspaces,
+        Route::Workspace,
+        Route::Me,
+        Route::Keys,
+        Route::KeysVerify,
+        Route::Key,
+        Route::KeyReroll,
+        Route::Leaks,
+        Route::LegacyKeys,
+        Route::LegacyKey,
+    ];
 
     /// The path template as API.md and the OpenAPI document write it.
     pub fn template(self) -> &'static str {
@@ -21,6 +42,13 @@ impl Route {
             Route::Workspaces => "/v1/workspaces",
             Route::Workspace => "/v1/workspaces/{id}",
             Route::Me => "/v1/me",
+            Route::Keys => "/v1/keys",
+            Route::KeysVerify => "/v1/keys/verify",
+            Route::Key => "/v1/keys/{id}",
+            Route::KeyReroll => "/v1/keys/{id}/reroll",
+            Route::Leaks => "/v1/leaks",
+            Route::LegacyKeys => "/api/auth/api-keys",
+            Route::LegacyKey => "/api/auth/api-keys/{id}",
         }
     }
 
@@ -29,6 +57,11 @@ impl Route {
             Route::Health | Route::OpenApi | Route::Me => &["GET"],
             Route::Workspaces => &["GET", "POST"],
             Route::Workspace => &["GET", "PATCH"],
+            Route::Keys => &["GET", "POST"],
+            Route::Key => &["GET", "DELETE"],
+            Route::KeysVerify | Route::KeyReroll | Route::Leaks => &["POST"],
+            Route::LegacyKeys => &["GET"],
+            Route::LegacyKey => &["DELETE"],
         }
     }
 }
@@ -74,6 +107,14 @@ mod tests {
         let matched = match_path("/v1/workspaces/ws_123").unwrap();
         assert_eq!(matched.route, Route::Workspace);
         assert_eq!(matched.params, vec!["ws_123"]);
+    }
+
+    #[test]
+    fn verify_is_not_taken_for_a_key_id() {
+        assert_eq!(match_path("/v1/keys/verify").map(|m| m.route), Some(Route::KeysVerify));
+        assert_eq!(match_path("/v1/keys/key_abc").map(|m| m.route), Some(Route::Key));
+        let reroll = match_path("/v1/keys/key_abc/reroll").unwrap();
+        assert_eq!((reroll.route, reroll.params), (Route::KeyReroll, vec!["key_abc".to_string()]));
     }
 
     #[test]

@@ -1,8 +1,14 @@
-//! Platform API keys: their format, their capabilities and the record stored for each.
+//! Platform API keys: their format, capabilities and stored record, and the use cases of the
+//! key routes (authenticate, create, list, revoke, reroll, verify, leak reports).
 
+pub mod auth;
 pub mod capability;
+pub mod leaks;
+pub mod limits;
 pub mod record;
+pub mod service;
 pub mod token;
+pub mod verify;
 
 pub use capability::{Capabilities, Capability};
 pub use record::{KeyRecord, RateLimit};

@@ -1,9 +1,10 @@
 //! In-memory storage for native tests: the same contract as the D1 adapter, over maps.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 
-use super::{is_after, KeyStore, StoreError, WorkspaceStore};
+use super::{is_after, is_live, AuthFinding, AuthProbe, KeyStore, RateHits, StoreError, WorkspaceStore};
+use crate::keys::limits::{window_start, FAILED_ATTEMPT_LIMIT};
 use crate::audit::AuditEvent;
 use crate::keys::KeyRecord;
 use crate::page::Cursor;
@@ -14,6 +15,19 @@ pub struct MemoryStore {
     pub workspaces: RefCell<HashMap<String, Workspace>>,
     pub keys: RefCell<HashMap<String, KeyRecord>>,
     pub audit: RefCell<Vec<AuditEvent>>,
+    /// ip → (window start, failures)
+    pub auth_failures: RefCell<HashMap<String, (i64, u32)>>,
+    /// key id → (window start, hits)
+    pub rate_windows: RefCell<HashMap<String, (i64, u32)>>,
+    /// How many authentication lookups reached the store.
+    pub lookups: Cell<u32>,
+}
+
+impl MemoryStore {
+    fn newest_first(mut keys: Vec<KeyRecord>) -> Vec<KeyRecord> {
+        keys.sort_by(|a, b| (b.created_at, &b.id).cmp(&(a.created_at, &a.id)));
+        keys
+    }
 }
 
 impl WorkspaceStore for MemoryStore {
@@ -62,10 +76,120 @@ impl WorkspaceStore for MemoryStore {
 }
 
 impl KeyStore for MemoryStore {
-    async fn key_by_hash(&self, key_hash: &str) -> Result<Option<(KeyRecord, Workspace)>, StoreError> {
-        let keys = self.keys.borrow();
-        let Some(key) = keys.values().find(|k| k.key_hash == key_hash) else { return Ok(None) };
-        let workspace = self.workspaces.borrow().get(&key.workspace_id).cloned();
-        Ok(workspace.map(|w| (key.clone(), w)))
+    async fn authenticate(&self, probe: &AuthProbe<'_>) -> Result<AuthFinding, StoreError> {
+        self.lookups.set(self.lookups.get() + 1);
+        let ip_failures = probe
+            .ip
+            .and_then(|ip| self.auth_failures.borrow().get(ip).copied())
+            .filter(|(start, _)| *start == probe.ip_window_start)
+            .map_or(0, |(_, failures)| failures);
+        let key = self.keys.borrow().values().find(|k| k.key_hash == probe.key_hash).cloned();
+        let found = key.and_then(|key| {
+            let workspace = self.workspaces.borrow().get(&key.workspace_id).cloned()?;
+            Some((key, workspace))
+        });
+        let mut rate_hits = None;
+        if let Some((key, _)) = &found {
+            let counts = probe.count_use_in.is_none_or(|ws| ws == key.workspace_id);
+            if let (Some(limit), true, true, true) = (key.rate_limit, counts, is_live(key, probe.now_ms), ip_failures < FAILED_ATTEMPT_LIMIT) {
+                let start = window_start(probe.now_ms, limit.window_seconds as i64 * 1000);
+                let mut windows = self.rate_windows.borrow_mut();
+                let entry = windows.entry(key.id.clone()).or_insert((start, 0));
+                if entry.0 != start {
+                    *entry = (start, 0);
+                }
+                entry.1 += 1;
+                rate_hits = Some(RateHits { hits: entry.1, window_start: start });
+            }
+        }
+        Ok(AuthFinding { found, ip_failures, rate_hits })
+    }
+
+    async fn record_auth_failure(&self, ip: &str, window_start: i64) -> Result<u32, StoreError> {
+        let mut failures = self.auth_failures.borrow_mut();
+        let entry = failures.entry(ip.to_string()).or_insert((window_start, 0));
+        if entry.0 != window_start {
+            *entry = (window_start, 0);
+        }
+        entry.1 += 1;
+        Ok(entry.1)
+    }
+
+    async fn insert_key(&self, key: &KeyRecord, audit: &AuditEvent) -> Result<(), StoreError> {
+        self.keys.borrow_mut().insert(key.id.clone(), key.clone());
+        self.audit.borrow_mut().push(audit.clone());
+        Ok(())
+    }
+
+    async fn key(&self, workspace_id: &str, id: &str) -> Result<Option<KeyRecord>, StoreError> {
+        Ok(self.keys.borrow().get(id).filter(|k| k.workspace_id == workspace_id).cloned())
+    }
+
+    async fn keys_after(
+        &self,
+        workspace_id: &str,
+        include_revoked: bool,
+        now_ms: i64,
+        after: Option<&Cursor>,
+        limit: usize,
+    ) -> Result<Vec<KeyRecord>, StoreError> {
+        let keys = self
+            .keys
+            .borrow()
+            .values()
+            .filter(|k| k.workspace_id == workspace_id)
+            .filter(|k| include_revoked || k.revoked_at.is_none_or(|at| at > now_ms))
+            .filter(|k| after.is_none_or(|cursor| is_after(k.created_at, &k.id, cursor)))
+            .cloned()
+            .collect();
+        let mut keys = Self::newest_first(keys);
+        keys.truncate(limit);
+        Ok(keys)
+    }
+
+    async fn revoke_key(&self, workspace_id: &str, id: &str, now_ms: i64, audit: &AuditEvent) -> Result<Option<KeyRecord>, StoreError> {
+        let mut keys = self.keys.borrow_mut();
+        let Some(key) = keys.get_mut(id).filter(|k| k.workspace_id == workspace_id) else { return Ok(None) };
+        if key.revoked_at.is_none_or(|at| at > now_ms) {
+            key.revoked_at = Some(now_ms);
+            self.audit.borrow_mut().push(audit.clone());
+        }
+        Ok(Some(key.clone()))
+    }
+
+    async fn reroll_key(&self, old_id: &str, successor: &KeyRecord, old_ends_at: i64, now_ms: i64, audit: &AuditEvent) -> Result<bool, StoreError> {
+        let mut keys = self.keys.borrow_mut();
+        let Some(old) = keys.get_mut(old_id).filter(|k| k.revoked_at.is_none_or(|at| at > now_ms)) else { return Ok(false) };
+        old.revoked_at = Some(old.revoked_at.map_or(old_ends_at, |at| at.min(old_ends_at)));
+        keys.insert(successor.id.clone(), successor.clone());
+        self.audit.borrow_mut().push(audit.clone());
+        Ok(true)
+    }
+
+    async fn revoke_by_hashes(&self, key_hashes: &[String], workspace_id: Option<&str>, now_ms: i64) -> Result<Vec<KeyRecord>, StoreError> {
+        let mut revoked = Vec::new();
+        for key in self.keys.borrow_mut().values_mut() {
+            let listed = key_hashes.contains(&key.key_hash);
+            let in_scope = workspace_id.is_none_or(|ws| ws == key.workspace_id);
+            if listed && in_scope && is_live(key, now_ms) {
+                key.revoked_at = Some(now_ms);
+                revoked.push(key.clone());
+            }
+        }
+        Ok(revoked)
+    }
+
+    async fn touch_last_used(&self, key_id: &str, now_ms: i64) -> Result<(), StoreError> {
+        if let Some(key) = self.keys.borrow_mut().get_mut(key_id) {
+            if key.last_used_at.is_none_or(|at| at <= now_ms - 60_000) {
+                key.last_used_at = Some(now_ms);
+            }
+        }
+        Ok(())
+    }
+
+    async fn append_audit(&self, events: &[AuditEvent]) -> Result<(), StoreError> {
+        self.audit.borrow_mut().extend_from_slice(events);
+        Ok(())
     }
 }

@@ -32,10 +32,71 @@ pub trait WorkspaceStore {
     async fn update_workspace(&self, id: &str, patch: &WorkspacePatch) -> Result<Option<Workspace>, StoreError>;
 }
 
+/// What authenticating one presented key reads, in one round trip.
+#[derive(Debug, Clone)]
+pub struct AuthProbe<'a> {
+    pub key_hash: &'a str,
+    /// The client address whose failed-attempt window is read; `None` skips that read.
+    pub ip: Option<&'a str>,
+    pub ip_window_start: i64,
+    pub now_ms: i64,
+    /// Counts the use against the key's rate limit only if the key is in this workspace
+    /// (verify must not spend another workspace's budget); `None`: any workspace.
+    pub count_use_in: Option<&'a str>,
+}
+
+/// What the probe found: the key and its workspace, the IP's failures in the current window,
+/// and, for a live key with a rate limit, its counter after counting this use.
+#[derive(Debug, Clone, Default)]
+pub struct AuthFinding {
+    pub found: Option<(KeyRecord, Workspace)>,
+    pub ip_failures: u32,
+    pub rate_hits: Option<RateHits>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateHits {
+    pub hits: u32,
+    pub window_start: i64,
+}
+
+/// Whether a key is usable at `now_ms`: not revoked (a future `revoked_at` is a grace period
+/// still running) and not expired.
+pub fn is_live(key: &KeyRecord, now_ms: i64) -> bool {
+    key.revoked_at.is_none_or(|at| at > now_ms) && key.expires_at.is_none_or(|at| at > now_ms)
+}
+
 #[allow(async_fn_in_trait)]
 pub trait KeyStore {
-    /// The key with this hash and its workspace, in one read.
-    async fn key_by_hash(&self, key_hash: &str) -> Result<Option<(KeyRecord, Workspace)>, StoreError>;
+    /// Reads the key with the workspace and the IP's failures, and counts a use of a live,
+    /// rate-limited key (unless the IP is blocked), as one atomic round trip.
+    async fn authenticate(&self, probe: &AuthProbe<'_>) -> Result<AuthFinding, StoreError>;
+    /// Counts one failed authentication from `ip` in the window starting at `window_start`;
+    /// returns the failures of that window including this one.
+    async fn record_auth_failure(&self, ip: &str, window_start: i64) -> Result<u32, StoreError>;
+    async fn insert_key(&self, key: &KeyRecord, audit: &AuditEvent) -> Result<(), StoreError>;
+    async fn key(&self, workspace_id: &str, id: &str) -> Result<Option<KeyRecord>, StoreError>;
+    /// Newest first after `after`; revoked keys (grace ended) only when `include_revoked`.
+    async fn keys_after(
+        &self,
+        workspace_id: &str,
+        include_revoked: bool,
+        now_ms: i64,
+        after: Option<&Cursor>,
+        limit: usize,
+    ) -> Result<Vec<KeyRecord>, StoreError>;
+    /// Revokes a live key now and records `audit` if this call revoked it; returns the key as
+    /// stored afterwards, or `None` when the workspace has no such key.
+    async fn revoke_key(&self, workspace_id: &str, id: &str, now_ms: i64, audit: &AuditEvent) -> Result<Option<KeyRecord>, StoreError>;
+    /// Stores `successor` and ends `old_id` at `old_ends_at` (or earlier if it already ends
+    /// sooner), only if `old_id` is still live; `false` when it was not.
+    async fn reroll_key(&self, old_id: &str, successor: &KeyRecord, old_ends_at: i64, now_ms: i64, audit: &AuditEvent) -> Result<bool, StoreError>;
+    /// Revokes now every live (unrevoked, unexpired) key whose hash is listed (in `workspace_id` only, when given);
+    /// returns the keys it revoked.
+    async fn revoke_by_hashes(&self, key_hashes: &[String], workspace_id: Option<&str>, now_ms: i64) -> Result<Vec<KeyRecord>, StoreError>;
+    /// Records a use; skipped by the store when one was recorded within the last minute.
+    async fn touch_last_used(&self, key_id: &str, now_ms: i64) -> Result<(), StoreError>;
+    async fn append_audit(&self, events: &[AuditEvent]) -> Result<(), StoreError>;
 }
 
 /// Newest-first order shared by every list: (created_at, id) descending.

@@ -13,7 +13,9 @@ export async function call(method, path, { body, token, apiKey, headers = {}, ip
   const init = { method, headers: { ...headers } };
   if (token) init.headers.authorization = `Bearer ${token}`;
   if (apiKey) init.headers["x-api-key"] = apiKey;
-  if (ip) init.headers["cf-connecting-ip"] = ip;
+  // Each call comes from its own address unless the test names one, so failed attempts in one
+  // test never block another.
+  init.headers["cf-connecting-ip"] = ip ?? randomIp();
   if (body !== undefined) {
     init.body = typeof body === "string" ? body : JSON.stringify(body);
     if (typeof body !== "string" && !Object.keys(init.headers).some((h) => h.toLowerCase() === "content-type")) {
@@ -29,6 +31,11 @@ export async function call(method, path, { body, token, apiKey, headers = {}, ip
     // not JSON: the test asserts on the text
   }
   return { status: response.status, headers: response.headers, body: parsed, text };
+}
+
+export function randomIp() {
+  const bytes = crypto.getRandomValues(new Uint8Array(4));
+  return `10.${bytes[1]}.${bytes[2]}.${bytes[3]}`;
 }
 
 export const admin = (method, path, options = {}) => call(method, path, { token: ADMIN_TOKEN, ...options });
@@ -75,3 +82,20 @@ export async function dbRows(sql, ...args) {
   const { results } = await env.DB.prepare(sql).bind(...args).all();
   return results;
 }
+
+/** Creates a key with the owner key (or `as`); returns the 201 body (key object with `key`). */
+export async function createKey(ownerKey, fields = {}) {
+  const response = await call("POST", "/v1/keys", { token: ownerKey, body: { name: "test key", ...fields } });
+  if (response.status !== 201) throw new Error(`key creation failed: ${response.status} ${response.text}`);
+  return response.body;
+}
+
+/** A well-formed key (right prefix, length and checksum) that was never issued. */
+export function unknownKey() {
+  const alphabet = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+  const bytes = crypto.getRandomValues(new Uint8Array(32));
+  const random = [...bytes].map((b) => alphabet[b % 62]).join("");
+  return `kw_live_${random}${base62(crc32(random), 6)}`;
+}
+
+export const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));

@@ -1,0 +1,139 @@
+//! Platform-key routes: `/v1/keys`, `/v1/keys/{id}`, reroll and verify, and Le Bureau's
+//! `/api/auth/api-keys` routes, which behave exactly as their `/v1/keys` counterparts.
+
+use serde_json::{json, Value};
+
+use super::auth::require_key;
+use super::call::Call;
+use super::input::{invalid, Fields};
+use super::reply::Reply;
+use crate::error::ApiError;
+use crate::keys::service::{self, Expiry, NewKey, MAX_EXPIRES_IN_SECONDS, MAX_GRACE_SECONDS, MAX_SUBJECT_BYTES};
+use crate::keys::{verify as verification, Capabilities, RateLimit};
+use crate::name::Name;
+use crate::page::PageRequest;
+use crate::time::{parse_rfc3339, rfc3339};
+
+fn read_capabilities(fields: &mut Fields, field: &str) -> Result<Option<Capabilities>, ApiError> {
+    let Some(items) = fields.optional_string_list(field)? else { return Ok(None) };
+    Capabilities::parse(&items).map(Some).map_err(|reason| ApiError::invalid_request(field, reason))
+}
+
+fn read_subject(fields: &mut Fields) -> Result<Option<Value>, ApiError> {
+    let Some(subject) = fields.optional_object("subject")? else { return Ok(None) };
+    let subject = Value::Object(subject);
+    if subject.to_string().len() > MAX_SUBJECT_BYTES {
+        return Err(ApiError::invalid_request("subject", format!("`subject` must be at most {MAX_SUBJECT_BYTES} bytes of JSON.")));
+    }
+    Ok(Some(subject))
+}
+
+fn read_expiry(fields: &mut Fields) -> Result<Expiry, ApiError> {
+    let expires_in = fields.optional_u64("expires_in")?;
+    let expires_at = fields.optional_str("expires_at")?;
+    match (expires_in, expires_at) {
+        (Some(_), Some(_)) => Err(ApiError::invalid_request("expires_at", "Give `expires_in` or `expires_at`, not both.")),
+        (Some(seconds), None) if (1..=MAX_EXPIRES_IN_SECONDS).contains(&seconds) => Ok(Expiry::InSeconds(seconds)),
+        (Some(_), None) => Err(ApiError::invalid_request(
+            "expires_in",
+            format!("`expires_in` must be 1 to {MAX_EXPIRES_IN_SECONDS} seconds."),
+        )),
+        (None, Some(text)) => parse_rfc3339(&text)
+            .map(Expiry::AtMs)
+            .ok_or_else(|| ApiError::invalid_request("expires_at", "`expires_at` must be an RFC 3339 timestamp.")),
+        (None, None) => Ok(Expiry::Never),
+    }
+}
+
+fn read_rate_limit(fields: &mut Fields) -> Result<Option<RateLimit>, ApiError> {
+    let Some(object) = fields.optional_object("rate_limit")? else { return Ok(None) };
+    let mut inner = Fields::new(Value::Object(object), &["limit", "window_seconds"])
+        .map_err(|error| prefix_field(error, "rate_limit"))?;
+    let bounded = |inner: &mut Fields, name: &str, max: u64| -> Result<u32, ApiError> {
+        let field = format!("rate_limit.{name}");
+        match inner.optional_u64(name).map_err(|e| prefix_field(e, "rate_limit"))? {
+            Some(value) if (1..=max).contains(&value) => Ok(value as u32),
+            Some(_) => Err(ApiError::invalid_request(&field, format!("`{field}` must be 1 to {max}."))),
+            None => Err(ApiError::invalid_request(&field, format!("`{field}` is required."))),
+        }
+    };
+    let limit = bounded(&mut inner, "limit", 100_000)?;
+    let window_seconds = bounded(&mut inner, "window_seconds", 3_600)?;
+    Ok(Some(RateLimit { limit, window_seconds }))
+}
+
+/// Names a nested field by its path, e.g. `rate_limit.limit`.
+fn prefix_field(error: ApiError, parent: &str) -> ApiError {
+    match error {
+        ApiError::InvalidRequest { field, message } if field == "body" => {
+            ApiError::InvalidRequest { field: parent.to_string(), message: message.replace("The request body", &format!("`{parent}`")) }
+        }
+        ApiError::InvalidRequest { field, message } => {
+            let path = format!("{parent}.{field}");
+            ApiError::InvalidRequest { message: message.replace(&format!("`{field}`"), &format!("`{path}`")), field: path }
+        }
+        other => other,
+    }
+}
+
+pub async fn create(call: &mut Call) -> Result<Reply, ApiError> {
+    let caller = require_key(call).await?;
+    let mut fields = call.fields(&["name", "capabilities", "subject", "expires_in", "expires_at", "rate_limit"]).await?;
+    let new = NewKey {
+        name: Name::parse(&fields.required_str("name")?).map_err(invalid("name"))?,
+        capabilities: read_capabilities(&mut fields, "capabilities")?,
+        subject: read_subject(&mut fields)?,
+        expiry: read_expiry(&mut fields)?,
+        rate_limit: read_rate_limit(&mut fields)?,
+    };
+    let (record, key) = service::create(&call.store()?, &caller, new, &call.settings.key_prefix, call.now_ms).await?;
+    Ok(Reply::created(record.to_json_with_secret(&key)).no_store())
+}
+
+pub async fn list(call: &mut Call) -> Result<Reply, ApiError> {
+    let caller = require_key(call).await?;
+    let query = call.query();
+    let page = PageRequest::parse(query.get("limit").map(String::as_str), query.get("cursor").map(String::as_str))?;
+    let include_revoked = call.query_flag(&query, "include_revoked")?;
+    let page = service::list(&call.store()?, &caller, include_revoked, &page, call.now_ms).await?;
+    let items: Vec<Value> = page.items.iter().map(|k| k.to_json()).collect();
+    Ok(Reply::ok(json!({"items": items, "next_cursor": page.next_cursor})))
+}
+
+pub async fn get(call: &mut Call) -> Result<Reply, ApiError> {
+    let caller = require_key(call).await?;
+    let key = service::get(&call.store()?, &caller, call.param(0)).await?;
+    Ok(Reply::ok(key.to_json()))
+}
+
+pub async fn revoke(call: &mut Call) -> Result<Reply, ApiError> {
+    let caller = require_key(call).await?;
+    let key = service::revoke(&call.store()?, &caller, call.param(0), call.now_ms).await?;
+    Ok(Reply::ok(json!({"id": key.id, "revoked_at": key.revoked_at.map(rfc3339)})))
+}
+
+pub async fn reroll(call: &mut Call) -> Result<Reply, ApiError> {
+    let caller = require_key(call).await?;
+    let mut fields = call.fields(&["grace_seconds"]).await?;
+    let grace_seconds = match fields.optional_u64("grace_seconds")? {
+        None => 0,
+        Some(seconds) if seconds <= MAX_GRACE_SECONDS => seconds,
+        Some(_) => return Err(ApiError::invalid_request("grace_seconds", format!("`grace_seconds` must be 0 to {MAX_GRACE_SECONDS}."))),
+    };
+    let id = call.param(0).to_string();
+    let (record, key) = service::reroll(&call.store()?, &caller, &id, grace_seconds, &call.settings.key_prefix, call.now_ms).await?;
+    Ok(Reply::created(record.to_json_with_secret(&key)).no_store())
+}
+
+pub async fn verify(call: &mut Call) -> Result<Reply, ApiError> {
+    let caller = require_key(call).await?;
+    let mut fields = call.fields(&["key", "capabilities"]).await?;
+    let presented = fields.required_str("key")?;
+    let required = read_capabilities(&mut fields, "capabilities")?.unwrap_or_default();
+    let verdict = verification::verify(&call.store()?, &caller, &presented, &required, &call.settings.key_prefix, call.now_ms).await?;
+    if let (true, Some(key)) = (verdict.needs_touch, &verdict.key) {
+        call.touch_after_response(&key.id);
+    }
+    Ok(Reply::ok(verdict.to_json()))
+}
+

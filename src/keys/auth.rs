@@ -1,0 +1,129 @@
+//! Authenticating a platform key: format and checksum without I/O, then one read by hash that
+//! also carries the IP's failed attempts and counts the use against the key's rate limit.
+
+use serde_json::json;
+
+use super::limits::{seconds_until_window_ends, window_start, RateDecision, FAILED_ATTEMPT_LIMIT, FAILED_ATTEMPT_WINDOW_MS};
+use super::{KeyPrefix, KeyRecord, PlatformKey};
+use crate::audit::AuditEvent;
+use crate::error::ApiError;
+use crate::store::{is_live, AuthProbe, KeyStore};
+use crate::workspaces::Workspace;
+
+/// The address failures are counted under when the platform names none (never on Cloudflare,
+/// whose edge always sets `CF-Connecting-IP`).
+pub const UNKNOWN_IP: &str = "unknown";
+
+/// An authenticated key, its workspace and where the request came from.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub key: KeyRecord,
+    pub workspace: Workspace,
+    pub ip: Option<String>,
+}
+
+impl Caller {
+    /// 403 `missing_capability` unless the key holds `required` (wildcards count).
+    pub fn require(&self, required: &str) -> Result<(), ApiError> {
+        if self.key.capabilities.grants(required) {
+            Ok(())
+        } else {
+            Err(ApiError::MissingCapability { required: required.to_string() })
+        }
+    }
+
+    /// 403 `workspace_read_only` for a write in a read-only workspace.
+    pub fn require_writable(&self) -> Result<(), ApiError> {
+        if self.workspace.read_only {
+            Err(ApiError::WorkspaceReadOnly)
+        } else {
+            Ok(())
+        }
+    }
+
+    pub fn audit(&self, action: &'static str, now_ms: i64) -> AuditEvent {
+        AuditEvent::new(Some(&self.workspace.id), action, now_ms).actor(Some(&self.key.id), self.ip.as_deref())
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Authenticated {
+    pub caller: Caller,
+    /// The key's rate-limit state after this request, when it has a limit.
+    pub rate: Option<RateDecision>,
+    /// Whether `last_used_at` is more than a minute old and should be written after the response.
+    pub needs_touch: bool,
+}
+
+/// A rejected authentication, with the rate-limit state to report when the key has one.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rejection {
+    pub error: ApiError,
+    pub rate: Option<RateDecision>,
+}
+
+impl From<ApiError> for Rejection {
+    fn from(error: ApiError) -> Self {
+        Rejection { error, rate: None }
+    }
+}
+
+impl From<crate::store::StoreError> for Rejection {
+    fn from(error: crate::store::StoreError) -> Self {
+        Rejection { error: error.into(), rate: None }
+    }
+}
+
+pub fn needs_touch(key: &KeyRecord, now_ms: i64) -> bool {
+    key.last_used_at.is_none_or(|at| at <= now_ms - 60_000)
+}
+
+pub async fn authenticate(
+    store: &impl KeyStore,
+    presented: Option<&str>,
+    ip: Option<&str>,
+    prefix: &KeyPrefix,
+    now_ms: i64,
+) -> Result<Authenticated, Rejection> {
+    let presented = presented.ok_or(ApiError::Unauthorized)?;
+    // A malformed key or a bad checksum is refused before any storage access.
+    let key = PlatformKey::parse(prefix, presented).map_err(|_| ApiError::Unauthorized)?;
+    let counted_ip = ip.unwrap_or(UNKNOWN_IP);
+    let ip_window = window_start(now_ms, FAILED_ATTEMPT_WINDOW_MS);
+    let hash = key.hash();
+    let probe = AuthProbe { key_hash: &hash, ip: Some(counted_ip), ip_window_start: ip_window, now_ms, count_use_in: None };
+    let finding = store.authenticate(&probe).await?;
+
+    let blocked = || {
+        let retry_after = seconds_until_window_ends(now_ms, ip_window, FAILED_ATTEMPT_WINDOW_MS);
+        Rejection::from(ApiError::TooManyFailedAttempts { retry_after })
+    };
+    if finding.ip_failures >= FAILED_ATTEMPT_LIMIT {
+        return Err(blocked());
+    }
+    let Some((key, workspace)) = finding.found.filter(|(key, _)| is_live(key, now_ms)) else {
+        // The count the upsert returns decides, not the one read before it: concurrent
+        // failures that all read 9 still get exactly one 10th place.
+        let failures = store.record_auth_failure(counted_ip, ip_window).await?;
+        if failures > FAILED_ATTEMPT_LIMIT {
+            return Err(blocked());
+        }
+        if failures == FAILED_ATTEMPT_LIMIT {
+            let blocked = AuditEvent::new(None, "auth.ip_blocked", now_ms)
+                .actor(None, Some(counted_ip))
+                .detail(json!({"failures": failures, "window_seconds": FAILED_ATTEMPT_WINDOW_MS / 1000}));
+            store.append_audit(&[blocked]).await?;
+        }
+        return Err(ApiError::Unauthorized.into());
+    };
+
+    let rate = match (key.rate_limit, finding.rate_hits) {
+        (Some(limit), Some(hits)) => Some(RateDecision::new(limit.limit, limit.window_seconds, hits.hits, hits.window_start, now_ms)),
+        _ => None,
+    };
+    if let Some(decision) = rate.filter(|d| !d.allowed) {
+        return Err(Rejection { error: ApiError::RateLimited { retry_after: decision.reset_seconds }, rate });
+    }
+    let needs_touch = needs_touch(&key, now_ms);
+    Ok(Authenticated { caller: Caller { key, workspace, ip: ip.map(str::to_string) }, rate, needs_touch })
+}

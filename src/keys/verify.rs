@@ -1,0 +1,106 @@
+//! `POST /v1/keys/verify`: one 200 answer with a `code` for every outcome.
+
+use serde_json::{json, Value};
+
+use super::auth::{needs_touch, Caller};
+use super::limits::RateDecision;
+use super::{Capabilities, KeyPrefix, KeyRecord, PlatformKey};
+use crate::error::ApiError;
+use crate::store::{AuthProbe, KeyStore};
+use crate::time::rfc3339;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VerifyCode {
+    Valid,
+    Malformed,
+    NotFound,
+    Revoked,
+    Expired,
+    InsufficientCapabilities,
+    RateLimited,
+}
+
+impl VerifyCode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            VerifyCode::Valid => "VALID",
+            VerifyCode::Malformed => "MALFORMED",
+            VerifyCode::NotFound => "NOT_FOUND",
+            VerifyCode::Revoked => "REVOKED",
+            VerifyCode::Expired => "EXPIRED",
+            VerifyCode::InsufficientCapabilities => "INSUFFICIENT_CAPABILITIES",
+            VerifyCode::RateLimited => "RATE_LIMITED",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Verdict {
+    pub code: VerifyCode,
+    pub key: Option<KeyRecord>,
+    pub rate: Option<RateDecision>,
+    /// Whether the verified key's `last_used_at` should be written after the response.
+    pub needs_touch: bool,
+}
+
+impl Verdict {
+    fn without_key(code: VerifyCode) -> Self {
+        Verdict { code, key: None, rate: None, needs_touch: false }
+    }
+
+    /// `key_id` for any key of the workspace; its capabilities, subject and expiry only while
+    /// it is live, so a revoked key's details do not outlive it.
+    pub fn to_json(&self) -> Value {
+        let mut body = json!({"valid": self.code == VerifyCode::Valid, "code": self.code.as_str()});
+        if let Some(key) = &self.key {
+            body["key_id"] = json!(key.id);
+            if matches!(self.code, VerifyCode::Valid | VerifyCode::InsufficientCapabilities | VerifyCode::RateLimited) {
+                body["capabilities"] = json!(key.capabilities.to_strings());
+                body["subject"] = json!(key.subject);
+                body["expires_at"] = json!(key.expires_at.map(rfc3339));
+            }
+        }
+        if let Some(rate) = &self.rate {
+            body["rate_limit"] = json!({"limit": rate.limit, "remaining": rate.remaining, "reset": rate.reset_seconds});
+        }
+        body
+    }
+}
+
+pub async fn verify(
+    store: &impl KeyStore,
+    caller: &Caller,
+    presented: &str,
+    required: &Capabilities,
+    prefix: &KeyPrefix,
+    now_ms: i64,
+) -> Result<Verdict, ApiError> {
+    caller.require("keys:verify")?;
+    let Ok(key) = PlatformKey::parse(prefix, presented) else {
+        return Ok(Verdict::without_key(VerifyCode::Malformed));
+    };
+    let hash = key.hash();
+    let probe = AuthProbe { key_hash: &hash, ip: None, ip_window_start: 0, now_ms, count_use_in: Some(&caller.workspace.id) };
+    let finding = store.authenticate(&probe).await?;
+    let Some((key, _)) = finding.found.filter(|(key, _)| key.workspace_id == caller.workspace.id) else {
+        return Ok(Verdict::without_key(VerifyCode::NotFound));
+    };
+    let rate = match (key.rate_limit, finding.rate_hits) {
+        (Some(limit), Some(hits)) => Some(RateDecision::new(limit.limit, limit.window_seconds, hits.hits, hits.window_start, now_ms)),
+        _ => None,
+    };
+    let code = if key.revoked_at.is_some_and(|at| at <= now_ms) {
+        VerifyCode::Revoked
+    } else if key.expires_at.is_some_and(|at| at <= now_ms) {
+        VerifyCode::Expired
+    } else if key.capabilities.first_not_covered(required).is_some() {
+        VerifyCode::InsufficientCapabilities
+    } else if rate.is_some_and(|r| !r.allowed) {
+        VerifyCode::RateLimited
+    } else {
+        VerifyCode::Valid
+    };
+    let live = !matches!(code, VerifyCode::Revoked | VerifyCode::Expired);
+    let needs_touch = live && needs_touch(&key, now_ms);
+    Ok(Verdict { code, key: Some(key), rate, needs_touch })
+}

@@ -1,0 +1,231 @@
+//! Platform keys, their counters and the audit trail in D1.
+
+use serde::Deserialize;
+use worker::wasm_bindgen::JsValue;
+
+use super::{
+    insert_audit_statement, insert_key_statement, int, opt_text, store_error, text, D1Store, Guard, KeyRow, KeyWithWorkspaceRow,
+    KEY_COLUMNS,
+};
+use crate::audit::AuditEvent;
+use crate::keys::limits::FAILED_ATTEMPT_LIMIT;
+use crate::keys::KeyRecord;
+use crate::page::Cursor;
+use crate::store::{AuthFinding, AuthProbe, KeyStore, RateHits, StoreError};
+
+/// D1 binds at most 100 parameters per statement.
+const HASHES_PER_STATEMENT: usize = 90;
+
+#[derive(Deserialize)]
+struct FailuresRow {
+    failures: Option<i64>,
+}
+
+#[derive(Deserialize)]
+struct HitsRow {
+    hits: i64,
+    window_start: i64,
+}
+
+fn key_with_workspace_sql(condition: &str) -> String {
+    let key_columns: Vec<String> = KEY_COLUMNS.split(',').map(|c| format!("k.{}", c.trim())).collect();
+    format!(
+        "SELECT {}, w.name AS ws_name, w.read_only AS ws_read_only, w.default_capabilities AS ws_default_capabilities, \
+         w.created_at AS ws_created_at FROM api_keys k JOIN workspaces w ON w.id = k.workspace_id WHERE {condition}",
+        key_columns.join(", ")
+    )
+}
+
+/// The live-key condition on `api_keys k` at time `?{now}`.
+fn live(now: &str) -> String {
+    format!("(k.revoked_at IS NULL OR k.revoked_at > {now}) AND (k.expires_at IS NULL OR k.expires_at > {now})")
+}
+
+impl KeyStore for D1Store {
+    async fn authenticate(&self, probe: &AuthProbe<'_>) -> Result<AuthFinding, StoreError> {
+        let ip = opt_text(probe.ip);
+        let failures = self.statement(
+            "SELECT (SELECT failures FROM auth_failures WHERE ip = ?1 AND window_start = ?2) AS failures",
+            &[ip.clone(), int(probe.ip_window_start)],
+        )?;
+        let key = self.statement(&key_with_workspace_sql("k.key_hash = ?1"), &[text(probe.key_hash)])?;
+        // Counts this use for a live key with a limit, keyed by the key, in the key's own fixed
+        // window; an unknown key creates no row and a blocked IP spends nothing.
+        let count_use = self.statement(
+            &format!(
+                "INSERT INTO rate_windows (key_id, window_start, hits) \
+                 SELECT k.id, (CAST(?2 AS INTEGER) / (k.rate_window_seconds * 1000)) * (k.rate_window_seconds * 1000), 1 \
+                 FROM api_keys k WHERE k.key_hash = ?1 AND k.rate_limit IS NOT NULL AND {} \
+                 AND (?3 IS NULL OR k.workspace_id = ?3) \
+                 AND NOT EXISTS (SELECT 1 FROM auth_failures f WHERE f.ip = ?4 AND f.window_start = ?5 AND f.failures >= ?6) \
+                 ON CONFLICT (key_id) DO UPDATE SET \
+                 hits = CASE WHEN rate_windows.window_start = excluded.window_start THEN rate_windows.hits + 1 ELSE 1 END, \
+                 window_start = excluded.window_start \
+                 RETURNING hits, window_start",
+                live("?2")
+            ),
+            &[
+                text(probe.key_hash),
+                int(probe.now_ms),
+                opt_text(probe.count_use_in),
+                ip,
+                int(probe.ip_window_start),
+                int(FAILED_ATTEMPT_LIMIT as i64),
+            ],
+        )?;
+        let results = self.db.batch(vec![failures, key, count_use]).await.map_err(store_error)?;
+        let [failures, key, hits] = results.as_slice() else {
+            return Err(StoreError(format!("authenticate batch returned {} results", results.len())));
+        };
+        let ip_failures = failures.results::<FailuresRow>().map_err(store_error)?.first().and_then(|r| r.failures).unwrap_or(0);
+        let found = match key.results::<KeyWithWorkspaceRow>().map_err(store_error)?.into_iter().next() {
+            Some(row) => {
+                let (key, workspace) = row.split();
+                Some((key.into_record()?, workspace.into_workspace()?))
+            }
+            None => None,
+        };
+        let rate_hits = hits
+            .results::<HitsRow>()
+            .map_err(store_error)?
+            .first()
+            .map(|row| RateHits { hits: row.hits as u32, window_start: row.window_start });
+        Ok(AuthFinding { found, ip_failures: ip_failures as u32, rate_hits })
+    }
+
+    async fn record_auth_failure(&self, ip: &str, window_start: i64) -> Result<u32, StoreError> {
+        let row: Option<FailuresRow> = self
+            .statement(
+                "INSERT INTO auth_failures (ip, window_start, failures) VALUES (?1, ?2, 1) \
+                 ON CONFLICT (ip) DO UPDATE SET \
+                 failures = CASE WHEN auth_failures.window_start = excluded.window_start THEN auth_failures.failures + 1 ELSE 1 END, \
+                 window_start = excluded.window_start \
+                 RETURNING failures",
+                &[text(ip), int(window_start)],
+            )?
+            .first(None)
+            .await
+            .map_err(store_error)?;
+        Ok(row.and_then(|r| r.failures).unwrap_or(1) as u32)
+    }
+
+    async fn insert_key(&self, key: &KeyRecord, audit: &AuditEvent) -> Result<(), StoreError> {
+        let statements = vec![insert_key_statement(self, key, None)?, insert_audit_statement(self, audit, None)?];
+        self.db.batch(statements).await.map_err(store_error)?;
+        Ok(())
+    }
+
+    async fn key(&self, workspace_id: &str, id: &str) -> Result<Option<KeyRecord>, StoreError> {
+        let sql = format!("SELECT {KEY_COLUMNS} FROM api_keys WHERE id = ?1 AND workspace_id = ?2");
+        let row: Option<KeyRow> = self.statement(&sql, &[text(id), text(workspace_id)])?.first(None).await.map_err(store_error)?;
+        row.map(KeyRow::into_record).transpose()
+    }
+
+    async fn keys_after(
+        &self,
+        workspace_id: &str,
+        include_revoked: bool,
+        now_ms: i64,
+        after: Option<&Cursor>,
+        limit: usize,
+    ) -> Result<Vec<KeyRecord>, StoreError> {
+        let sql = format!(
+            "SELECT {KEY_COLUMNS} FROM api_keys WHERE workspace_id = ?1 \
+             AND (?2 = 1 OR revoked_at IS NULL OR revoked_at > ?3) \
+             AND (?4 IS NULL OR (created_at, id) < (?4, ?5)) \
+             ORDER BY created_at DESC, id DESC LIMIT ?6"
+        );
+        let args = [
+            text(workspace_id),
+            int(include_revoked as i64),
+            int(now_ms),
+            after.map_or(JsValue::NULL, |c| int(c.created_at)),
+            after.map_or(JsValue::NULL, |c| text(&c.id)),
+            int(limit as i64),
+        ];
+        let result = self.statement(&sql, &args)?.all().await.map_err(store_error)?;
+        let rows: Vec<KeyRow> = result.results().map_err(store_error)?;
+        rows.into_iter().map(KeyRow::into_record).collect()
+    }
+
+    async fn revoke_key(&self, workspace_id: &str, id: &str, now_ms: i64, audit: &AuditEvent) -> Result<Option<KeyRecord>, StoreError> {
+        let revoke = self.statement(
+            "UPDATE api_keys SET revoked_at = ?3 WHERE id = ?1 AND workspace_id = ?2 AND (revoked_at IS NULL OR revoked_at > ?3)",
+            &[text(id), text(workspace_id), int(now_ms)],
+        )?;
+        // Audited only by the call that revoked it: changes() is the UPDATE's row count.
+        let audit = insert_audit_statement(self, audit, Some(Guard { sql: "changes() > 0", args: vec![] }))?;
+        let read = self.statement(
+            &format!("SELECT {KEY_COLUMNS} FROM api_keys WHERE id = ?1 AND workspace_id = ?2"),
+            &[text(id), text(workspace_id)],
+        )?;
+        let results = self.db.batch(vec![revoke, audit, read]).await.map_err(store_error)?;
+        let row = results.get(2).map(|r| r.results::<KeyRow>()).transpose().map_err(store_error)?;
+        row.and_then(|rows| rows.into_iter().next()).map(KeyRow::into_record).transpose()
+    }
+
+    async fn reroll_key(&self, old_id: &str, successor: &KeyRecord, old_ends_at: i64, now_ms: i64, audit: &AuditEvent) -> Result<bool, StoreError> {
+        let old_is_live = Guard {
+            sql: "EXISTS (SELECT 1 FROM api_keys WHERE id = ?16 AND workspace_id = ?17 AND (revoked_at IS NULL OR revoked_at > ?18))",
+            args: vec![text(old_id), text(&successor.workspace_id), int(now_ms)],
+        };
+        let insert = insert_key_statement(self, successor, Some(old_is_live))?;
+        let end_old = self.statement(
+            "UPDATE api_keys SET revoked_at = MIN(COALESCE(revoked_at, ?2), ?2) \
+             WHERE id = ?1 AND EXISTS (SELECT 1 FROM api_keys WHERE id = ?3)",
+            &[text(old_id), int(old_ends_at), text(&successor.id)],
+        )?;
+        let successor_exists = Guard { sql: "EXISTS (SELECT 1 FROM api_keys WHERE id = ?9)", args: vec![text(&successor.id)] };
+        let audit = insert_audit_statement(self, audit, Some(successor_exists))?;
+        let results = self.db.batch(vec![insert, end_old, audit]).await.map_err(store_error)?;
+        let inserted = results
+            .first()
+            .and_then(|r| r.meta().ok().flatten())
+            .and_then(|meta| meta.changes)
+            .unwrap_or(0);
+        Ok(inserted > 0)
+    }
+
+    async fn revoke_by_hashes(&self, key_hashes: &[String], workspace_id: Option<&str>, now_ms: i64) -> Result<Vec<KeyRecord>, StoreError> {
+        let mut statements = Vec::new();
+        for chunk in key_hashes.chunks(HASHES_PER_STATEMENT) {
+            let placeholders: Vec<String> = (0..chunk.len()).map(|i| format!("?{}", i + 3)).collect();
+            let sql = format!(
+                "UPDATE api_keys SET revoked_at = ?1 WHERE key_hash IN ({}) \
+                 AND (revoked_at IS NULL OR revoked_at > ?1) AND (expires_at IS NULL OR expires_at > ?1) \
+                 AND (?2 IS NULL OR workspace_id = ?2) RETURNING {KEY_COLUMNS}",
+                placeholders.join(", ")
+            );
+            let mut args = vec![int(now_ms), opt_text(workspace_id)];
+            args.extend(chunk.iter().map(|hash| text(hash)));
+            statements.push(self.statement(&sql, &args)?);
+        }
+        let mut revoked = Vec::new();
+        for result in self.db.batch(statements).await.map_err(store_error)? {
+            for row in result.results::<KeyRow>().map_err(store_error)? {
+                revoked.push(row.into_record()?);
+            }
+        }
+        Ok(revoked)
+    }
+
+    async fn touch_last_used(&self, key_id: &str, now_ms: i64) -> Result<(), StoreError> {
+        self.statement(
+            "UPDATE api_keys SET last_used_at = ?2 WHERE id = ?1 AND (last_used_at IS NULL OR last_used_at <= ?2 - 60000)",
+            &[text(key_id), int(now_ms)],
+        )?
+        .run()
+        .await
+        .map_err(store_error)?;
+        Ok(())
+    }
+
+    async fn append_audit(&self, events: &[AuditEvent]) -> Result<(), StoreError> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        let statements = events.iter().map(|event| insert_audit_statement(self, event, None)).collect::<Result<Vec<_>, _>>()?;
+        self.db.batch(statements).await.map_err(store_error)?;
+        Ok(())
+    }
+}

@@ -1,0 +1,315 @@
+//! The platform-key use cases over the in-memory store: authentication with its limits,
+//! creation rules, revocation, reroll, verify and leak reports.
+
+use futures_executor::block_on;
+use keywarden::error::ApiError;
+use keywarden::keys::auth::{authenticate, Caller};
+use keywarden::keys::leaks::{self, LeakReport};
+use keywarden::keys::service::{self, Expiry, NewKey};
+use keywarden::keys::verify::{verify, VerifyCode};
+use keywarden::keys::{Capabilities, KeyPrefix, PlatformKey, RateLimit};
+use keywarden::name::Name;
+use keywarden::store::memory::MemoryStore;
+use keywarden::workspaces::{self, NewWorkspace, WorkspacePatch};
+
+const T0: i64 = 1_800_000_000_000; // on a minute boundary
+
+struct World {
+    store: MemoryStore,
+    owner: Caller,
+    owner_key: PlatformKey,
+}
+
+fn prefix() -> KeyPrefix {
+    KeyPrefix::default()
+}
+
+fn caps(items: &[&str]) -> Capabilities {
+    Capabilities::parse(items).unwrap()
+}
+
+fn world() -> World {
+    let store = MemoryStore::default();
+    let owner_key = add_workspace(&store, "Acme");
+    let owner = login(&store, &owner_key, T0);
+    World { store, owner, owner_key }
+}
+
+fn add_workspace(store: &MemoryStore, name: &str) -> PlatformKey {
+    let new = NewWorkspace { name: Name::parse(name).unwrap(), default_capabilities: caps(&["desktop:read", "desktop:chat"]) };
+    block_on(workspaces::create(store, new, &prefix(), T0)).unwrap().plaintext
+}
+
+fn login(store: &MemoryStore, key: &PlatformKey, now: i64) -> Caller {
+    block_on(authenticate(store, Some(key.expose()), Some("10.0.0.1"), &prefix(), now)).expect("key authenticates").caller
+}
+
+fn new_key(name: &str, capabilities: Option<&[&str]>) -> NewKey {
+    NewKey {
+        name: Name::parse(name).unwrap(),
+        capabilities: capabilities.map(caps),
+        subject: None,
+        expiry: Expiry::Never,
+        rate_limit: None,
+    }
+}
+
+fn issue(world: &World, new: NewKey) -> PlatformKey {
+    block_on(service::create(&world.store, &world.owner, new, &prefix(), T0)).unwrap().1
+}
+
+fn auth_error(store: &MemoryStore, key: &str, ip: &str, now: i64) -> ApiError {
+    block_on(authenticate(store, Some(key), Some(ip), &prefix(), now)).expect_err("authentication should fail").error
+}
+
+fn unknown_key() -> PlatformKey {
+    PlatformKey::generate(&prefix())
+}
+
+#[test]
+fn a_malformed_key_is_refused_without_a_storage_lookup() {
+    let world = world();
+    let before = world.store.lookups.get();
+    let bad_checksum = format!("{}0", &world.owner_key.expose()[..world.owner_key.expose().len() - 1]);
+    for presented in ["", "kw_live_short", "sk_live_abc", bad_checksum.as_str()] {
+        assert_eq!(auth_error(&world.store, presented, "10.0.0.9", T0), ApiError::Unauthorized, "{presented}");
+    }
+    assert_eq!(world.store.lookups.get(), before, "a malformed key reached the store");
+    assert!(world.store.auth_failures.borrow().is_empty(), "malformed keys are not counted");
+}
+
+#[test]
+fn unknown_revoked_and_expired_keys_get_the_same_401() {
+    let world = world();
+    let expiring = issue(&world, NewKey { expiry: Expiry::InSeconds(60), ..new_key("short", None) });
+    let revoked = issue(&world, new_key("gone", None));
+    let revoked_id = login(&world.store, &revoked, T0).key.id;
+    block_on(service::revoke(&world.store, &world.owner, &revoked_id, T0 + 1)).unwrap();
+
+    assert_eq!(auth_error(&world.store, unknown_key().expose(), "10.0.0.2", T0), ApiError::Unauthorized);
+    assert_eq!(auth_error(&world.store, revoked.expose(), "10.0.0.2", T0 + 2), ApiError::Unauthorized);
+    assert_eq!(auth_error(&world.store, expiring.expose(), "10.0.0.2", T0 + 60_000), ApiError::Unauthorized);
+    assert!(block_on(authenticate(&world.store, Some(expiring.expose()), None, &prefix(), T0 + 59_999)).is_ok());
+}
+
+#[test]
+fn the_eleventh_failure_from_one_ip_blocks_it_for_the_rest_of_the_window_whatever_the_key() {
+    let world = world();
+    for attempt in 1..=10 {
+        let error = auth_error(&world.store, unknown_key().expose(), "203.0.113.7", T0 + attempt * 100);
+        assert_eq!(error, ApiError::Unauthorized, "attempt {attempt}");
+    }
+    let blocked = auth_error(&world.store, unknown_key().expose(), "203.0.113.7", T0 + 1_500);
+    assert_eq!(blocked, ApiError::TooManyFailedAttempts { retry_after: 59 });
+    let with_valid_key = auth_error(&world.store, world.owner_key.expose(), "203.0.113.7", T0 + 30_000);
+    assert_eq!(with_valid_key, ApiError::TooManyFailedAttempts { retry_after: 30 });
+    assert!(block_on(authenticate(&world.store, Some(world.owner_key.expose()), Some("198.51.100.1"), &prefix(), T0 + 30_000)).is_ok());
+    assert!(block_on(authenticate(&world.store, Some(world.owner_key.expose()), Some("203.0.113.7"), &prefix(), T0 + 60_000)).is_ok());
+
+    let audit = world.store.audit.borrow();
+    let blocks: Vec<_> = audit.iter().filter(|e| e.action == "auth.ip_blocked").collect();
+    assert_eq!(blocks.len(), 1, "audited once per block");
+    assert_eq!(blocks[0].workspace_id, None, "operator-level entry");
+    assert_eq!(blocks[0].ip.as_deref(), Some("203.0.113.7"));
+}
+
+#[test]
+fn a_rate_limited_key_is_refused_past_its_limit_until_the_window_ends() {
+    let world = world();
+    let limited = issue(&world, NewKey { rate_limit: Some(RateLimit { limit: 2, window_seconds: 10 }), ..new_key("limited", None) });
+    for hit in 1..=2u32 {
+        let ok = block_on(authenticate(&world.store, Some(limited.expose()), None, &prefix(), T0 + 1_000)).unwrap();
+        assert_eq!(ok.rate.unwrap().remaining, 2 - hit);
+    }
+    let refused = block_on(authenticate(&world.store, Some(limited.expose()), None, &prefix(), T0 + 1_000)).unwrap_err();
+    assert_eq!(refused.error, ApiError::RateLimited { retry_after: 9 });
+    assert_eq!(refused.rate.unwrap().remaining, 0);
+    assert!(block_on(authenticate(&world.store, Some(limited.expose()), None, &prefix(), T0 + 10_000)).is_ok());
+}
+
+#[test]
+fn last_used_is_touched_at_most_once_a_minute() {
+    let world = world();
+    let first = block_on(authenticate(&world.store, Some(world.owner_key.expose()), None, &prefix(), T0)).unwrap();
+    assert!(first.needs_touch);
+    let id = first.caller.key.id.clone();
+    block_on(keywarden::store::KeyStore::touch_last_used(&world.store, &id, T0)).unwrap();
+    let soon = block_on(authenticate(&world.store, Some(world.owner_key.expose()), None, &prefix(), T0 + 59_000)).unwrap();
+    assert!(!soon.needs_touch);
+    let later = block_on(authenticate(&world.store, Some(world.owner_key.expose()), None, &prefix(), T0 + 60_000)).unwrap();
+    assert!(later.needs_touch);
+}
+
+#[test]
+fn a_new_key_takes_the_workspace_defaults_when_no_capabilities_are_given() {
+    let world = world();
+    let (record, _) = block_on(service::create(&world.store, &world.owner, new_key("CI", None), &prefix(), T0)).unwrap();
+    assert_eq!(record.capabilities, caps(&["desktop:read", "desktop:chat"]));
+}
+
+#[test]
+fn a_key_cannot_mint_a_broader_key() {
+    let world = world();
+    let minter = issue(&world, new_key("minter", Some(&["keys:write", "desktop:read"])));
+    let minter = login(&world.store, &minter, T0);
+    let refused = block_on(service::create(&world.store, &minter, new_key("x", Some(&["desktop:*"])), &prefix(), T0));
+    assert_eq!(refused.unwrap_err(), ApiError::CapabilityEscalation { capability: "desktop:*".into() });
+    let defaults = block_on(service::create(&world.store, &minter, new_key("x", None), &prefix(), T0));
+    assert_eq!(defaults.unwrap_err(), ApiError::CapabilityEscalation { capability: "desktop:chat".into() });
+    assert!(block_on(service::create(&world.store, &minter, new_key("x", Some(&["desktop:read"])), &prefix(), T0)).is_ok());
+}
+
+#[test]
+fn reserved_capabilities_gate_the_key_routes() {
+    let world = world();
+    let reader = login(&world.store, &issue(&world, new_key("reader", Some(&["keys:read"]))), T0);
+    let error = block_on(service::create(&world.store, &reader, new_key("x", Some(&[])), &prefix(), T0)).unwrap_err();
+    assert_eq!(error, ApiError::MissingCapability { required: "keys:write".into() });
+    assert!(block_on(service::get(&world.store, &reader, &reader.key.id)).is_ok());
+}
+
+#[test]
+fn a_read_only_workspace_refuses_writes_but_serves_reads() {
+    let world = world();
+    let patch = WorkspacePatch { read_only: Some(true), ..Default::default() };
+    block_on(workspaces::update(&world.store, &world.owner.workspace.id, &patch)).unwrap();
+    let owner = login(&world.store, &world.owner_key, T0);
+    let create = block_on(service::create(&world.store, &owner, new_key("x", None), &prefix(), T0));
+    assert_eq!(create.unwrap_err(), ApiError::WorkspaceReadOnly);
+    let revoke = block_on(service::revoke(&world.store, &owner, &owner.key.id, T0));
+    assert_eq!(revoke.unwrap_err(), ApiError::WorkspaceReadOnly);
+    assert!(block_on(service::get(&world.store, &owner, &owner.key.id)).is_ok());
+}
+
+#[test]
+fn revoking_twice_answers_the_first_time_and_audits_once() {
+    let world = world();
+    let key = issue(&world, new_key("k", None));
+    let id = login(&world.store, &key, T0).key.id;
+    let first = block_on(service::revoke(&world.store, &world.owner, &id, T0 + 5)).unwrap();
+    let again = block_on(service::revoke(&world.store, &world.owner, &id, T0 + 9)).unwrap();
+    assert_eq!(first.revoked_at, Some(T0 + 5));
+    assert_eq!(again.revoked_at, Some(T0 + 5));
+    let revocations = world.store.audit.borrow().iter().filter(|e| e.action == "key.revoked").count();
+    assert_eq!(revocations, 1);
+}
+
+#[test]
+fn another_workspaces_key_is_not_found() {
+    let world = world();
+    let other_owner = login(&world.store, &add_workspace(&world.store, "Other"), T0);
+    let error = block_on(service::get(&world.store, &other_owner, &world.owner.key.id)).unwrap_err();
+    assert_eq!(error, ApiError::NotFound);
+    let error = block_on(service::revoke(&world.store, &other_owner, &world.owner.key.id, T0)).unwrap_err();
+    assert_eq!(error, ApiError::NotFound);
+}
+
+#[test]
+fn reroll_keeps_the_old_key_for_its_grace_period_only() {
+    let world = world();
+    let old = issue(&world, NewKey { rate_limit: Some(RateLimit { limit: 9, window_seconds: 60 }), ..new_key("rolling", Some(&["desktop:read"])) });
+    let old_id = login(&world.store, &old, T0).key.id;
+    let (successor, new_key_text) = block_on(service::reroll(&world.store, &world.owner, &old_id, 30, &prefix(), T0)).unwrap();
+    assert_eq!(successor.rerolled_from.as_deref(), Some(old_id.as_str()));
+    assert_eq!(successor.name, "rolling");
+    assert_eq!(successor.capabilities, caps(&["desktop:read"]));
+    assert_eq!(successor.rate_limit, Some(RateLimit { limit: 9, window_seconds: 60 }));
+    assert!(block_on(authenticate(&world.store, Some(old.expose()), None, &prefix(), T0 + 29_999)).is_ok());
+    assert!(block_on(authenticate(&world.store, Some(old.expose()), None, &prefix(), T0 + 30_000)).is_err());
+    assert!(block_on(authenticate(&world.store, Some(new_key_text.expose()), None, &prefix(), T0 + 30_000)).is_ok());
+}
+
+#[test]
+fn reroll_with_no_grace_ends_the_old_key_at_once_and_a_dead_key_cannot_be_rerolled() {
+    let world = world();
+    let old = issue(&world, new_key("rolling", None));
+    let old_id = login(&world.store, &old, T0).key.id;
+    block_on(service::reroll(&world.store, &world.owner, &old_id, 0, &prefix(), T0)).unwrap();
+    assert!(block_on(authenticate(&world.store, Some(old.expose()), None, &prefix(), T0)).is_err());
+    let again = block_on(service::reroll(&world.store, &world.owner, &old_id, 0, &prefix(), T0 + 1));
+    assert_eq!(again.unwrap_err(), ApiError::KeyRevoked);
+}
+
+#[test]
+fn verify_answers_a_code_for_every_outcome() {
+    let world = world();
+    let verify_code = |presented: &str, required: &[&str], now: i64| {
+        block_on(verify(&world.store, &world.owner, presented, &caps(required), &prefix(), now)).unwrap().code
+    };
+    let chat = issue(&world, new_key("chat", Some(&["desktop:*"])));
+    let expiring = issue(&world, NewKey { expiry: Expiry::InSeconds(1), ..new_key("e", None) });
+    let limited = issue(&world, NewKey { rate_limit: Some(RateLimit { limit: 1, window_seconds: 60 }), ..new_key("l", None) });
+    let revoked = issue(&world, new_key("r", None));
+    let revoked_id = login(&world.store, &revoked, T0).key.id;
+    block_on(service::revoke(&world.store, &world.owner, &revoked_id, T0)).unwrap();
+    let foreign = add_workspace(&world.store, "Other");
+
+    assert_eq!(verify_code(chat.expose(), &["desktop:chat"], T0), VerifyCode::Valid);
+    assert_eq!(verify_code("kw_live_nope", &[], T0), VerifyCode::Malformed);
+    assert_eq!(verify_code(unknown_key().expose(), &[], T0), VerifyCode::NotFound);
+    assert_eq!(verify_code(foreign.expose(), &[], T0), VerifyCode::NotFound);
+    assert_eq!(verify_code(revoked.expose(), &[], T0 + 1), VerifyCode::Revoked);
+    assert_eq!(verify_code(expiring.expose(), &[], T0 + 1_000), VerifyCode::Expired);
+    assert_eq!(verify_code(chat.expose(), &["keys:read"], T0), VerifyCode::InsufficientCapabilities);
+    assert_eq!(verify_code(limited.expose(), &[], T0), VerifyCode::Valid);
+    assert_eq!(verify_code(limited.expose(), &[], T0), VerifyCode::RateLimited);
+}
+
+#[test]
+fn verify_does_not_spend_another_workspaces_rate_limit() {
+    let world = world();
+    let other = add_workspace(&world.store, "Other");
+    let other_owner = login(&world.store, &other, T0);
+    let limited = block_on(service::create(
+        &world.store,
+        &other_owner,
+        NewKey { rate_limit: Some(RateLimit { limit: 1, window_seconds: 60 }), ..new_key("l", None) },
+        &prefix(),
+        T0,
+    ))
+    .unwrap()
+    .1;
+    for _ in 0..3 {
+        block_on(verify(&world.store, &world.owner, limited.expose(), &caps(&[]), &prefix(), T0)).unwrap();
+    }
+    assert!(block_on(authenticate(&world.store, Some(limited.expose()), None, &prefix(), T0)).is_ok());
+}
+
+#[test]
+fn a_leak_report_revokes_live_keys_of_any_workspace_and_labels_each_token() {
+    let world = world();
+    let other = add_workspace(&world.store, "Other");
+    let reports: Vec<LeakReport> = [world.owner_key.expose(), other.expose(), "kw_live_not_ours", unknown_key().expose()]
+        .iter()
+        .map(|token| LeakReport { token: token.to_string(), kind: None, url: Some("https://gist.example/x".into()), source: None })
+        .collect();
+    let labels = block_on(leaks::report(&world.store, &reports, None, &prefix(), T0)).unwrap();
+    let positives: Vec<bool> = labels.iter().map(|l| l.true_positive).collect();
+    assert_eq!(positives, vec![true, true, false, false]);
+    assert_eq!(labels[0].token_hash, world.owner_key.hash());
+    assert!(block_on(authenticate(&world.store, Some(world.owner_key.expose()), None, &prefix(), T0)).is_err());
+    let again = block_on(leaks::report(&world.store, &reports[..1], None, &prefix(), T0 + 1)).unwrap();
+    assert!(!again[0].true_positive, "an already revoked key is no longer live");
+    let audit = format!("{:?}", world.store.audit.borrow());
+    assert!(!audit.contains(world.owner_key.expose()), "token in audit");
+}
+
+#[test]
+fn a_workspace_leak_report_touches_only_that_workspace() {
+    let world = world();
+    let other = add_workspace(&world.store, "Other");
+    let reports = vec![LeakReport { token: other.expose().to_string(), kind: None, url: None, source: None }];
+    let labels = block_on(leaks::report(&world.store, &reports, Some(&world.owner.workspace.id), &prefix(), T0)).unwrap();
+    assert!(!labels[0].true_positive);
+    assert!(block_on(authenticate(&world.store, Some(other.expose()), None, &prefix(), T0)).is_ok());
+}
+
+
+#[test]
+fn an_expired_key_reported_as_leaked_is_a_false_positive() {
+    let world = world();
+    let brief = issue(&world, NewKey { expiry: Expiry::InSeconds(1), ..new_key("brief", None) });
+    let reports = vec![LeakReport { token: brief.expose().to_string(), kind: None, url: None, source: None }];
+    let labels = block_on(leaks::report(&world.store, &reports, None, &prefix(), T0 + 1_000)).unwrap();
+    assert!(!labels[0].true_positive);
+}
