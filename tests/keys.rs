@@ -96,8 +96,11 @@ fn unknown_revoked_and_expired_keys_get_the_same_401() {
 fn the_eleventh_failure_from_one_ip_blocks_it_for_the_rest_of_the_window_whatever_the_key() {
     let world = world();
     for attempt in 1..=10 {
-        let error = auth_error(&world.store, unknown_key().expose(), "203.0.113.7", T0 + attempt * 100);
-        assert_eq!(error, ApiError::Unauthorized, "attempt {attempt}");
+        let rejection = block_on(authenticate(&world.store, Some(unknown_key().expose()), Some("203.0.113.7"), &prefix(), T0 + attempt * 100))
+            .expect_err("unknown key");
+        assert_eq!(rejection.error, ApiError::Unauthorized, "attempt {attempt}");
+        let expected_block = (attempt == 10).then(|| "203.0.113.7".to_string());
+        assert_eq!(rejection.blocked_ip, expected_block, "the tenth failure, and only it, reports the block");
     }
     let blocked = auth_error(&world.store, unknown_key().expose(), "203.0.113.7", T0 + 1_500);
     assert_eq!(blocked, ApiError::TooManyFailedAttempts { retry_after: 59 });

@@ -47,6 +47,10 @@ pub async fn require_key(call: &mut Call) -> Result<Caller, ApiError> {
             Ok(authenticated.caller)
         }
         Err(rejection) => {
+            if let Some(ip) = rejection.blocked_ip {
+                let line = serde_json::json!({"level": "warn", "event": "auth.ip_blocked", "request_id": call.request_id, "ip": ip});
+                worker::console_warn!("{line}");
+            }
             if let Some(rate) = rejection.rate {
                 call.response_headers.extend(rate.headers());
             }

@@ -60,17 +60,19 @@ pub struct Authenticated {
 pub struct Rejection {
     pub error: ApiError,
     pub rate: Option<RateDecision>,
+    /// Set on the failure that blocked its address, so the block can be logged once.
+    pub blocked_ip: Option<String>,
 }
 
 impl From<ApiError> for Rejection {
     fn from(error: ApiError) -> Self {
-        Rejection { error, rate: None }
+        Rejection { error, rate: None, blocked_ip: None }
     }
 }
 
 impl From<crate::store::StoreError> for Rejection {
     fn from(error: crate::store::StoreError) -> Self {
-        Rejection { error: error.into(), rate: None }
+        ApiError::from(error).into()
     }
 }
 
@@ -113,6 +115,7 @@ pub async fn authenticate(
                 .actor(None, Some(counted_ip))
                 .detail(json!({"failures": failures, "window_seconds": FAILED_ATTEMPT_WINDOW_MS / 1000}));
             store.append_audit(&[blocked]).await?;
+            return Err(Rejection { blocked_ip: Some(counted_ip.to_string()), ..ApiError::Unauthorized.into() });
         }
         return Err(ApiError::Unauthorized.into());
     };
@@ -122,7 +125,7 @@ pub async fn authenticate(
         _ => None,
     };
     if let Some(decision) = rate.filter(|d| !d.allowed) {
-        return Err(Rejection { error: ApiError::RateLimited { retry_after: decision.reset_seconds }, rate });
+        return Err(Rejection { rate, ..ApiError::RateLimited { retry_after: decision.reset_seconds }.into() });
     }
     let needs_touch = needs_touch(&key, now_ms);
     Ok(Authenticated { caller: Caller { key, workspace, ip: ip.map(str::to_string) }, rate, needs_touch })
