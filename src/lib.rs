@@ -12,6 +12,7 @@ pub mod page;
 pub mod settings;
 pub mod store;
 pub mod time;
+pub mod vault;
 pub mod workspaces;
 
 mod http;
