@@ -9,4 +9,5 @@ if [ -f "$output" ] && [ -z "$(find src migrations Cargo.toml Cargo.lock -newer 
   exit 0
 fi
 say "building the Worker (wasm32, release)"
+debian_rust_env
 worker-build --release

@@ -26,9 +26,12 @@ export CLOUDFLARE_CF_FETCH_ENABLED=false
 export WRANGLER_LOG_PATH="$ROOT/.wrangler/logs"
 export NO_UPDATE_NOTIFIER=1
 
-if [ -f "$DEBIAN_RUST_MARKER" ]; then
-  export PATH="/usr/bin:$PATH" RUSTC=/usr/bin/rustc CARGO=/usr/bin/cargo RUSTC_BOOTSTRAP=1
-  export CARGO_UNSTABLE_BUILD_STD=std,panic_abort
-fi
+# When rustup could not add the wasm target, Debian's rustc-web builds the Worker (build.sh
+# sets it up for that one command only; native tests keep the rustup toolchain).
+debian_rust_env() {
+  [ -f "$DEBIAN_RUST_MARKER" ] || return 0
+  export RUSTC=/usr/bin/rustc CARGO=/usr/bin/cargo RUSTC_BOOTSTRAP=1 CARGO_UNSTABLE_BUILD_STD=std,panic_abort
+  export PATH="$NODE_BIN_DIR:$WORKER_BUILD_ROOT/bin:$WASM_BINDGEN_ROOT/bin:/usr/bin:$PATH"
+}
 
 say() { printf '\033[1m[keywarden]\033[0m %s\n' "$*"; }

@@ -13,7 +13,7 @@ ensure_wasm_target() {
   if ! rustup target add wasm32-unknown-unknown; then
     # Fallback of TOOLCHAIN.md: Debian's rustc-web builds std for wasm32 with -Zbuild-std.
     say "rustup could not add the target; installing Debian's rustc-web instead"
-    apt-get install -y rustc-web cargo-web rust-web-src
+    apt-get update && apt-get install -y rustc-web cargo-web rust-web-src
     mkdir -p "$TOOLS_HOME" && touch "$DEBIAN_RUST_MARKER"
   fi
 }

@@ -17,11 +17,13 @@ wrangler dev --port "$PORT" --ip 127.0.0.1 --show-interactive-dev-session=false 
 wrangler_pid=$!
 trap 'kill -TERM $wrangler_pid 2>/dev/null; wait $wrangler_pid 2>/dev/null' INT TERM EXIT
 
-for _ in $(seq 1 120); do
-  if curl -fsS "http://127.0.0.1:$PORT/healthz" >/dev/null 2>&1; then break; fi
+ready=false
+for _ in $(seq 1 240); do
+  if curl -fsS "http://127.0.0.1:$PORT/healthz" >/dev/null 2>&1; then ready=true; break; fi
   if ! kill -0 "$wrangler_pid" 2>/dev/null; then say "wrangler dev exited"; exit 1; fi
   sleep 0.5
 done
+if [ "$ready" != true ]; then say "keywarden did not answer /healthz within 2 minutes"; exit 1; fi
 
 cat <<BANNER
 

@@ -28,12 +28,36 @@ pub enum ApiError {
     NotFound,
     #[error("This key is revoked and can no longer be rerolled.")]
     KeyRevoked,
+    #[error("This key has expired and can no longer be rerolled.")]
+    KeyExpired,
     #[error("Too many failed key authentications from this address; retry after the window ends.")]
     TooManyFailedAttempts { retry_after: u64 },
     #[error("This key's rate limit is exhausted; retry after the window ends.")]
     RateLimited { retry_after: u64 },
     #[error("This route does not accept that method.")]
     MethodNotAllowed { allow: Vec<&'static str> },
+    #[error("This key looks like a key of another provider ({detected}).")]
+    WrongProvider { detected: String },
+    #[error("`{field}` {reason}.")]
+    InvalidHost { field: String, reason: String },
+    #[error("Invalid key. Validation failed.")]
+    InvalidKey { provider_status: u16 },
+    #[error("Invalid model name. Validation failed.")]
+    InvalidModel { field: String },
+    #[error("You exceeded your current quota")]
+    QuotaExceeded { provider_status: u16 },
+    #[error("The provider is rate limiting requests; retry later.")]
+    ProviderRateLimited { retry_after: u64 },
+    #[error("The provider could not be reached or failed to answer; retry later.")]
+    ProviderUnavailable { provider_status: Option<u16> },
+    #[error("This provider is not configured for the workspace.")]
+    NotConfigured,
+    #[error("The provider `{provider}` is not configured for the workspace.")]
+    ProviderNotConfigured { provider: String },
+    #[error("The resource was changed by another request at the same time; retry.")]
+    Conflict,
+    #[error("The secret is being replicated; retry in a second.")]
+    SecretUnavailable,
     #[error("Something went wrong on our side. Quote the request id if you report it.")]
     Internal { detail: String },
 }
@@ -60,21 +84,38 @@ impl ApiError {
             ApiError::WorkspaceReadOnly => "workspace_read_only",
             ApiError::NotFound => "not_found",
             ApiError::KeyRevoked => "key_revoked",
+            ApiError::KeyExpired => "key_expired",
             ApiError::TooManyFailedAttempts { .. } => "too_many_failed_attempts",
             ApiError::RateLimited { .. } => "rate_limited",
             ApiError::MethodNotAllowed { .. } => "method_not_allowed",
+            ApiError::WrongProvider { .. } => "wrong_provider",
+            ApiError::InvalidHost { .. } => "invalid_host",
+            ApiError::InvalidKey { .. } => "invalid_key",
+            ApiError::InvalidModel { .. } => "invalid_model",
+            ApiError::QuotaExceeded { .. } => "quota_exceeded",
+            ApiError::ProviderRateLimited { .. } => "provider_rate_limited",
+            ApiError::ProviderUnavailable { .. } => "provider_unavailable",
+            ApiError::NotConfigured => "not_configured",
+            ApiError::ProviderNotConfigured { .. } => "provider_not_configured",
+            ApiError::Conflict => "conflict",
+            ApiError::SecretUnavailable => "secret_unavailable",
             ApiError::Internal { .. } => "internal",
         }
     }
 
     pub fn status(&self) -> u16 {
         match self {
-            ApiError::InvalidJson | ApiError::InvalidRequest { .. } => 400,
+            ApiError::InvalidJson | ApiError::InvalidRequest { .. } | ApiError::InvalidHost { .. } => 400,
+            ApiError::WrongProvider { .. } | ApiError::InvalidKey { .. } | ApiError::InvalidModel { .. } | ApiError::QuotaExceeded { .. } => 422,
+            ApiError::ProviderUnavailable { .. } => 502,
+            ApiError::ProviderRateLimited { .. } | ApiError::SecretUnavailable => 503,
+            ApiError::NotConfigured => 404,
+            ApiError::ProviderNotConfigured { .. } | ApiError::Conflict => 409,
             ApiError::Unauthorized => 401,
             ApiError::MissingCapability { .. } | ApiError::CapabilityEscalation { .. } | ApiError::WorkspaceReadOnly => 403,
             ApiError::NotFound => 404,
             ApiError::MethodNotAllowed { .. } => 405,
-            ApiError::KeyRevoked => 409,
+            ApiError::KeyRevoked | ApiError::KeyExpired => 409,
             ApiError::TooManyFailedAttempts { .. } | ApiError::RateLimited { .. } => 429,
             ApiError::PayloadTooLarge => 413,
             ApiError::UnsupportedMediaType => 415,
@@ -86,9 +127,10 @@ impl ApiError {
     pub fn headers(&self) -> Vec<(&'static str, String)> {
         match self {
             ApiError::MethodNotAllowed { allow } => vec![("allow", allow.join(", "))],
-            ApiError::TooManyFailedAttempts { retry_after } | ApiError::RateLimited { retry_after } => {
-                vec![("retry-after", retry_after.to_string())]
-            }
+            ApiError::TooManyFailedAttempts { retry_after }
+            | ApiError::RateLimited { retry_after }
+            | ApiError::ProviderRateLimited { retry_after } => vec![("retry-after", retry_after.to_string())],
+            ApiError::SecretUnavailable => vec![("retry-after", "1".to_string())],
             _ => Vec::new(),
         }
     }
@@ -114,6 +156,18 @@ impl ApiError {
             }
             ApiError::CapabilityEscalation { capability } => {
                 body.insert("capability".into(), json!(capability));
+            }
+            ApiError::WrongProvider { detected } => {
+                body.insert("detected".into(), json!(detected));
+            }
+            ApiError::InvalidHost { field, .. } | ApiError::InvalidModel { field } => {
+                body.insert("field".into(), json!(field));
+            }
+            ApiError::InvalidKey { provider_status } | ApiError::QuotaExceeded { provider_status } => {
+                body.insert("provider_status".into(), json!(provider_status));
+            }
+            ApiError::ProviderUnavailable { provider_status: Some(status) } => {
+                body.insert("provider_status".into(), json!(status));
             }
             _ => {}
         }
@@ -163,6 +217,19 @@ mod tests {
     }
 
     #[test]
+    fn provider_validation_errors_use_the_contracts_messages_and_fields() {
+        let invalid = ApiError::InvalidKey { provider_status: 401 }.envelope();
+        assert_eq!(invalid["error"]["message"], "Invalid key. Validation failed.");
+        assert_eq!(invalid["error"]["provider_status"], 401);
+        assert_eq!(ApiError::InvalidModel { field: "model".into() }.envelope()["error"]["message"], "Invalid model name. Validation failed.");
+        assert_eq!(ApiError::QuotaExceeded { provider_status: 429 }.envelope()["error"]["message"], "You exceeded your current quota");
+        assert_eq!(ApiError::WrongProvider { detected: "anthropic".into() }.envelope()["error"]["detected"], "anthropic");
+        assert_eq!(ApiError::ProviderRateLimited { retry_after: 7 }.headers(), vec![("retry-after", "7".to_string())]);
+        assert_eq!(ApiError::ProviderUnavailable { provider_status: Some(529) }.status(), 502);
+        assert_eq!(ApiError::SecretUnavailable.headers(), vec![("retry-after", "1".to_string())]);
+    }
+
+    #[test]
     fn missing_capability_names_the_one_required_capability() {
         let error = ApiError::MissingCapability { required: "keys:write".into() };
         assert_eq!(error.status(), 403);
@@ -183,8 +250,20 @@ mod tests {
             ApiError::CapabilityEscalation { capability: "*".into() },
             ApiError::WorkspaceReadOnly,
             ApiError::KeyRevoked,
+            ApiError::KeyExpired,
             ApiError::TooManyFailedAttempts { retry_after: 3 },
             ApiError::RateLimited { retry_after: 3 },
+            ApiError::WrongProvider { detected: "anthropic".into() },
+            ApiError::InvalidHost { field: "api_host".into(), reason: "must use https".into() },
+            ApiError::InvalidKey { provider_status: 401 },
+            ApiError::InvalidModel { field: "model".into() },
+            ApiError::QuotaExceeded { provider_status: 429 },
+            ApiError::ProviderRateLimited { retry_after: 7 },
+            ApiError::ProviderUnavailable { provider_status: None },
+            ApiError::NotConfigured,
+            ApiError::ProviderNotConfigured { provider: "openai".into() },
+            ApiError::Conflict,
+            ApiError::SecretUnavailable,
             ApiError::internal("x"),
         ];
         for error in all {

@@ -9,6 +9,7 @@ pub mod error;
 pub mod keys;
 pub mod name;
 pub mod page;
+pub mod providers;
 pub mod settings;
 pub mod store;
 pub mod time;

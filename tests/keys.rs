@@ -70,7 +70,9 @@ fn unknown_key() -> PlatformKey {
 fn a_malformed_key_is_refused_without_a_storage_lookup() {
     let world = world();
     let before = world.store.lookups.get();
-    let bad_checksum = format!("{}0", &world.owner_key.expose()[..world.owner_key.expose().len() - 1]);
+    let text = world.owner_key.expose();
+    let last = if text.ends_with('0') { '1' } else { '0' };
+    let bad_checksum = format!("{}{last}", &text[..text.len() - 1]);
     for presented in ["", "kw_live_short", "sk_live_abc", bad_checksum.as_str()] {
         assert_eq!(auth_error(&world.store, presented, "10.0.0.9", T0), ApiError::Unauthorized, "{presented}");
     }
@@ -295,6 +297,24 @@ fn a_leak_report_revokes_live_keys_of_any_workspace_and_labels_each_token() {
     assert!(!again[0].true_positive, "an already revoked key is no longer live");
     let audit = format!("{:?}", world.store.audit.borrow());
     assert!(!audit.contains(world.owner_key.expose()), "token in audit");
+    assert_eq!(world.store.audit.borrow().iter().filter(|e| e.action == "leaks.reported").count(), 2, "each report on the operator trail");
+}
+
+#[test]
+fn a_token_quoted_in_the_reports_url_never_reaches_the_audit_trail() {
+    let world = world();
+    let token = world.owner_key.expose().to_string();
+    let reports = vec![LeakReport {
+        token: token.clone(),
+        kind: Some(token.clone()),
+        url: Some(format!("https://paste.example/raw?key={token}")),
+        source: Some(format!("found {token} in a commit")),
+    }];
+    let labels = block_on(leaks::report(&world.store, &reports, None, &prefix(), T0)).unwrap();
+    assert!(labels[0].true_positive);
+    let audit = format!("{:?}", world.store.audit.borrow());
+    assert!(!audit.contains(&token), "token in audit: {audit}");
+    assert!(audit.contains("https://paste.example/raw?key=[redacted]"));
 }
 
 #[test]

@@ -3,3 +3,4 @@
 pub mod base62;
 pub mod digest;
 pub mod random;
+pub mod sigv4;

@@ -1,5 +1,8 @@
 //! Platform-key routes: `/v1/keys`, `/v1/keys/{id}`, reroll and verify, and Le Bureau's
 //! `/api/auth/api-keys` routes, which behave exactly as their `/v1/keys` counterparts.
+//!
+//! Handlers check the capability (and for writes the read-only flag) before reading the body,
+//! so a caller without the right learns that first; the use cases check again.
 
 use serde_json::{json, Value};
 
@@ -78,6 +81,8 @@ fn prefix_field(error: ApiError, parent: &str) -> ApiError {
 
 pub async fn create(call: &mut Call) -> Result<Reply, ApiError> {
     let caller = require_key(call).await?;
+    caller.require("keys:write")?;
+    caller.require_writable()?;
     let mut fields = call.fields(&["name", "capabilities", "subject", "expires_in", "expires_at", "rate_limit"]).await?;
     let new = NewKey {
         name: Name::parse(&fields.required_str("name")?).map_err(invalid("name"))?,
@@ -114,6 +119,8 @@ pub async fn revoke(call: &mut Call) -> Result<Reply, ApiError> {
 
 pub async fn reroll(call: &mut Call) -> Result<Reply, ApiError> {
     let caller = require_key(call).await?;
+    caller.require("keys:write")?;
+    caller.require_writable()?;
     let mut fields = call.fields(&["grace_seconds"]).await?;
     let grace_seconds = match fields.optional_u64("grace_seconds")? {
         None => 0,
@@ -127,6 +134,7 @@ pub async fn reroll(call: &mut Call) -> Result<Reply, ApiError> {
 
 pub async fn verify(call: &mut Call) -> Result<Reply, ApiError> {
     let caller = require_key(call).await?;
+    caller.require("keys:verify")?;
     let mut fields = call.fields(&["key", "capabilities"]).await?;
     let presented = fields.required_str("key")?;
     let required = read_capabilities(&mut fields, "capabilities")?.unwrap_or_default();

@@ -88,15 +88,20 @@ pub struct Capabilities(Vec<Capability>);
 
 impl Capabilities {
     pub fn parse<S: AsRef<str>>(items: &[S]) -> Result<Self, String> {
-        let mut list: Vec<Capability> = Vec::with_capacity(items.len());
+        let too_many = || format!("A key carries at most {MAX_PER_KEY} capabilities.");
+        // Duplicates are dropped, but a list far beyond the limit is refused before any work.
+        if items.len() > MAX_PER_KEY * 4 {
+            return Err(too_many());
+        }
+        let mut list: Vec<Capability> = Vec::with_capacity(MAX_PER_KEY);
         for item in items {
             let capability = Capability::parse(item.as_ref())?;
             if !list.contains(&capability) {
                 list.push(capability);
             }
-        }
-        if list.len() > MAX_PER_KEY {
-            return Err(format!("A key carries at most {MAX_PER_KEY} capabilities."));
+            if list.len() > MAX_PER_KEY {
+                return Err(too_many());
+            }
         }
         Ok(Capabilities(list))
     }

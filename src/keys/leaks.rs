@@ -50,13 +50,17 @@ pub async fn report(
         store.revoke_by_hashes(&candidate_hashes, workspace_id, now_ms).await?
     };
 
+    // A scanner's url or source may quote the token itself; no reported token reaches the trail.
+    let redact = |text: &Option<String>| {
+        text.as_ref().map(|t| reports.iter().fold(t.clone(), |acc, r| if r.token.is_empty() { acc } else { acc.replace(&r.token, "[redacted]") }))
+    };
     let mut events = Vec::new();
     for key in &revoked {
         let report = reports.iter().find(|r| sha256_hex(r.token.as_bytes()) == key.key_hash);
         let detail = json!({
-            "type": report.and_then(|r| r.kind.clone()),
-            "url": report.and_then(|r| r.url.clone()),
-            "source": report.and_then(|r| r.source.clone()),
+            "type": report.and_then(|r| redact(&r.kind)),
+            "url": report.and_then(|r| redact(&r.url)),
+            "source": report.and_then(|r| redact(&r.source)),
             "reported_by": if workspace_id.is_some() { "webhook" } else { "operator" },
         });
         events.push(AuditEvent::new(Some(&key.workspace_id), "key.leaked", now_ms).target(key.id.clone()).detail(detail.clone()));
@@ -65,6 +69,11 @@ pub async fn report(
             operator_detail["workspace_id"] = json!(key.workspace_id);
             events.push(AuditEvent::new(None, "key.leaked", now_ms).target(key.id.clone()).detail(operator_detail));
         }
+    }
+    if workspace_id.is_none() {
+        // Every operator report is on the operator trail, even one that revoked nothing.
+        let summary = json!({"tokens": reports.len(), "revoked": revoked.iter().map(|k| k.id.clone()).collect::<Vec<_>>()});
+        events.push(AuditEvent::new(None, "leaks.reported", now_ms).detail(summary));
     }
     if !events.is_empty() {
         store.append_audit(&events).await?;

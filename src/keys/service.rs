@@ -119,6 +119,9 @@ pub async fn reroll(
     if old.revoked_at.is_some_and(|at| at <= now_ms) {
         return Err(ApiError::KeyRevoked);
     }
+    if old.expires_at.is_some_and(|at| at <= now_ms) {
+        return Err(ApiError::KeyExpired);
+    }
     let spec = KeySpec {
         workspace_id: old.workspace_id.clone(),
         name: Name::parse(&old.name).map_err(ApiError::internal)?,

@@ -5,9 +5,12 @@ use crate::audit::AuditEvent;
 use crate::error::ApiError;
 use crate::keys::KeyRecord;
 use crate::page::Cursor;
+use crate::providers::catalog::ProviderId;
+use crate::providers::record::{AgentRoute, KeyStatus, ProviderRecord};
 use crate::workspaces::{Workspace, WorkspacePatch};
 
 pub mod d1;
+pub mod kv;
 pub mod memory;
 
 /// A storage failure. Its text goes to the log under the request id, never to the client.
@@ -89,7 +92,7 @@ pub trait KeyStore {
     /// stored afterwards, or `None` when the workspace has no such key.
     async fn revoke_key(&self, workspace_id: &str, id: &str, now_ms: i64, audit: &AuditEvent) -> Result<Option<KeyRecord>, StoreError>;
     /// Stores `successor` and ends `old_id` at `old_ends_at` (or earlier if it already ends
-    /// sooner), only if `old_id` is still live; `false` when it was not.
+    /// sooner), only if `old_id` is still live (unrevoked, unexpired); `false` when it was not.
     async fn reroll_key(&self, old_id: &str, successor: &KeyRecord, old_ends_at: i64, now_ms: i64, audit: &AuditEvent) -> Result<bool, StoreError>;
     /// Revokes now every live (unrevoked, unexpired) key whose hash is listed (in `workspace_id` only, when given);
     /// returns the keys it revoked.
@@ -102,4 +105,46 @@ pub trait KeyStore {
 /// Newest-first order shared by every list: (created_at, id) descending.
 pub fn is_after(created_at: i64, id: &str, cursor: &Cursor) -> bool {
     (created_at, id) < (cursor.created_at, cursor.id.as_str())
+}
+
+/// What resolving needs, read in one round trip: the agent's route, and the provider config
+/// the resolution order picks (the requested provider, else the routed one, else the default).
+#[derive(Debug, Clone, Default)]
+pub struct Resolution {
+    pub route: Option<AgentRoute>,
+    pub config: Option<ProviderRecord>,
+}
+
+#[allow(async_fn_in_trait)]
+pub trait ProviderStore {
+    async fn provider(&self, workspace_id: &str, provider: ProviderId) -> Result<Option<ProviderRecord>, StoreError>;
+    async fn providers(&self, workspace_id: &str) -> Result<Vec<ProviderRecord>, StoreError>;
+    /// Stores `record` as the provider's current config if its stored version is still
+    /// `expected_version` (`None`: not configured yet), retiring `retired_blob`; the record
+    /// becomes the default when `make_default` or when the workspace has none. `false` when
+    /// another change won the race.
+    async fn save_provider(
+        &self,
+        record: &ProviderRecord,
+        expected_version: Option<i64>,
+        make_default: bool,
+        retired_blob: Option<&str>,
+        audit: &AuditEvent,
+    ) -> Result<bool, StoreError>;
+    /// Removes the config (retiring its blob) and returns it; `None` if not configured.
+    async fn remove_provider(&self, workspace_id: &str, provider: ProviderId, now_ms: i64, audit: &AuditEvent) -> Result<Option<ProviderRecord>, StoreError>;
+    /// Records a validation result for the config at `version` (a replaced config is left alone).
+    async fn set_provider_status(&self, workspace_id: &str, provider: ProviderId, version: i64, status: KeyStatus, validated_at: i64) -> Result<(), StoreError>;
+    async fn route(&self, workspace_id: &str, agent_id: &str) -> Result<Option<AgentRoute>, StoreError>;
+    async fn save_route(&self, route: &AgentRoute) -> Result<(), StoreError>;
+    async fn remove_route(&self, workspace_id: &str, agent_id: &str) -> Result<bool, StoreError>;
+    async fn resolution(&self, workspace_id: &str, agent_id: Option<&str>, provider: Option<ProviderId>) -> Result<Resolution, StoreError>;
+}
+
+/// Encrypted blobs by name (KV). Names are never reused, so a blob is written once.
+#[allow(async_fn_in_trait)]
+pub trait BlobStore {
+    async fn put_blob(&self, name: &str, blob: &str) -> Result<(), StoreError>;
+    async fn get_blob(&self, name: &str) -> Result<Option<String>, StoreError>;
+    async fn delete_blob(&self, name: &str) -> Result<(), StoreError>;
 }

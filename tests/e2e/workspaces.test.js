@@ -11,6 +11,7 @@ import {
   dbRow,
   dbRows,
   sha256Hex,
+  sleep,
 } from "./helpers.js";
 
 describe("POST /v1/workspaces", () => {
@@ -142,7 +143,10 @@ describe("PATCH /v1/workspaces/{id}", () => {
 describe("GET /v1/workspaces", () => {
   it("lists newest first and pages with next_cursor until null", async () => {
     const created = [];
-    for (let i = 0; i < 5; i++) created.push((await createWorkspace()).workspace.id);
+    for (let i = 0; i < 5; i++) {
+      await sleep(2); // distinct created_at, so the expected order is the creation order
+      created.push((await createWorkspace()).workspace.id);
+    }
 
     const seen = [];
     let cursor = null;
@@ -173,9 +177,12 @@ describe("GET /v1/workspaces", () => {
   });
 
   it("treats a limit above 100 as 100", async () => {
+    const existing = (await admin("GET", "/v1/workspaces?limit=100")).body.items.length;
+    await Promise.all(Array.from({ length: Math.max(0, 101 - existing) }, () => createWorkspace()));
     const response = await admin("GET", "/v1/workspaces?limit=5000");
     expect(response.status).toBe(200);
-    expect(response.body.items.length).toBeLessThanOrEqual(100);
+    expect(response.body.items).toHaveLength(100);
+    expect(response.body.next_cursor).toEqual(expect.any(String));
   });
 });
 

@@ -166,7 +166,8 @@ impl KeyStore for D1Store {
 
     async fn reroll_key(&self, old_id: &str, successor: &KeyRecord, old_ends_at: i64, now_ms: i64, audit: &AuditEvent) -> Result<bool, StoreError> {
         let old_is_live = Guard {
-            sql: "EXISTS (SELECT 1 FROM api_keys WHERE id = ?16 AND workspace_id = ?17 AND (revoked_at IS NULL OR revoked_at > ?18))",
+            sql: "EXISTS (SELECT 1 FROM api_keys WHERE id = ?16 AND workspace_id = ?17 AND (revoked_at IS NULL OR revoked_at > ?18) \
+                  AND (expires_at IS NULL OR expires_at > ?18))",
             args: vec![text(old_id), text(&successor.workspace_id), int(now_ms)],
         };
         let insert = insert_key_statement(self, successor, Some(old_is_live))?;

@@ -5,6 +5,7 @@ use worker::wasm_bindgen::JsValue;
 use worker::{D1Database, D1PreparedStatement};
 
 mod keys;
+mod providers;
 mod workspaces;
 
 use super::StoreError;

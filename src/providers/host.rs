@@ -1,0 +1,144 @@
+//! Provider API hosts: https only, no user info, no private, loopback or link-local address,
+//! normalised so that joining a path never produces `//`.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use url::{Host, Url};
+
+/// A checked, normalised base URL such as `https://api.openai.com/v1` (no trailing slash).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiHost(String);
+
+impl ApiHost {
+    /// `allow_insecure` (local development and tests) also admits `http` and loopback hosts.
+    pub fn parse(text: &str, allow_insecure: bool) -> Result<Self, String> {
+        let url = Url::parse(text.trim()).map_err(|_| "is not an absolute URL".to_string())?;
+        match url.scheme() {
+            "https" => {}
+            "http" if allow_insecure => {}
+            _ => return Err("must use https".into()),
+        }
+        if !url.username().is_empty() || url.password().is_some() {
+            return Err("must not carry user information".into());
+        }
+        if url.query().is_some() || url.fragment().is_some() {
+            return Err("must not carry a query or fragment".into());
+        }
+        let host = url.host().ok_or_else(|| "has no host".to_string())?;
+        if !allow_insecure {
+            match host {
+                Host::Ipv4(ip) if is_internal(IpAddr::V4(ip)) => return Err("must not be a private, loopback or link-local address".into()),
+                Host::Ipv6(ip) if is_internal(IpAddr::V6(ip)) => return Err("must not be a private, loopback or link-local address".into()),
+                Host::Domain(name) if name == "localhost" || name.ends_with(".localhost") => {
+                    return Err("must not be a loopback host".into())
+                }
+                _ => {}
+            }
+        }
+        let base = url.as_str().trim_end_matches('/').to_string();
+        Ok(ApiHost(base))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// `path` (starting with `/`) appended to the base.
+    pub fn join(&self, path: &str) -> String {
+        format!("{}/{}", self.0, path.trim_start_matches('/'))
+    }
+}
+
+fn is_internal(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => is_internal_v4(v4),
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => is_internal_v4(v4),
+            None => is_internal_v6(v6),
+        },
+    }
+}
+
+fn is_internal_v4(ip: Ipv4Addr) -> bool {
+    let [a, b, ..] = ip.octets();
+    ip.is_private()
+        || ip.is_loopback()
+        || ip.is_link_local()
+        || ip.is_unspecified()
+        || ip.is_broadcast()
+        || (a == 100 && (64..128).contains(&b)) // carrier-grade NAT, 100.64.0.0/10
+}
+
+fn is_internal_v6(ip: Ipv6Addr) -> bool {
+    let first = ip.segments()[0];
+    ip.is_loopback()
+        || ip.is_unspecified()
+        || (first & 0xfe00) == 0xfc00 // unique local, fc00::/7
+        || (first & 0xffc0) == 0xfe80 // link-local, fe80::/10
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<String, String> {
+        ApiHost::parse(text, false).map(|h| h.0)
+    }
+
+    #[test]
+    fn trailing_slashes_are_normalised_away() {
+        assert_eq!(parse("https://api.anthropic.com/").unwrap(), "https://api.anthropic.com");
+        assert_eq!(parse("https://api.z.ai/api/coding/paas/v4/").unwrap(), "https://api.z.ai/api/coding/paas/v4");
+        let host = ApiHost::parse("https://generativelanguage.googleapis.com/v1beta/openai/", false).unwrap();
+        assert_eq!(host.join("/models"), "https://generativelanguage.googleapis.com/v1beta/openai/models");
+    }
+
+    #[test]
+    fn only_https_is_admitted() {
+        for text in ["http://api.openai.com/v1", "ftp://x.example", "api.openai.com", "javascript:alert(1)"] {
+            assert!(parse(text).is_err(), "{text}");
+        }
+    }
+
+    #[test]
+    fn user_info_query_and_fragment_are_refused() {
+        for text in ["https://user:pw@api.example.com", "https://user@api.example.com", "https://api.example.com/v1?x=1", "https://api.example.com/#f"] {
+            assert!(parse(text).is_err(), "{text}");
+        }
+    }
+
+    #[test]
+    fn private_loopback_and_link_local_literals_are_refused() {
+        for text in [
+            "https://127.0.0.1",
+            "https://10.1.2.3",
+            "https://172.16.0.1",
+            "https://192.168.1.1",
+            "https://169.254.169.254/latest",
+            "https://100.64.0.1",
+            "https://0.0.0.0",
+            "https://[::1]",
+            "https://[fe80::1]",
+            "https://[fd00::1]",
+            "https://[::ffff:127.0.0.1]",
+            "https://localhost:8443",
+            "https://2130706433",
+        ] {
+            assert!(parse(text).is_err(), "{text}");
+        }
+    }
+
+    #[test]
+    fn public_addresses_and_names_are_admitted() {
+        for text in ["https://8.8.8.8", "https://[2606:4700::1111]", "https://my-resource.openai.azure.com", "https://bedrock.us-east-1.amazonaws.com"] {
+            assert!(parse(text).is_ok(), "{text}");
+        }
+    }
+
+    #[test]
+    fn insecure_mode_admits_http_and_loopback() {
+        let host = ApiHost::parse("http://127.0.0.1:9999/openai/v1/", true).unwrap();
+        assert_eq!(host.as_str(), "http://127.0.0.1:9999/openai/v1");
+        assert!(ApiHost::parse("https://user:pw@127.0.0.1", true).is_err());
+    }
+}

@@ -1,0 +1,11 @@
+//! Bring-your-own provider keys: the catalog, host policy, live validation, and the use cases
+//! of configure, validate, routing and resolve.
+
+pub mod catalog;
+pub mod host;
+pub mod record;
+pub mod service;
+pub mod validation;
+
+pub use catalog::ProviderId;
+pub use record::{AgentRoute, KeyStatus, ProviderRecord};

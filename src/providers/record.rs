@@ -1,0 +1,117 @@
+//! What is stored for a configured provider, and the provider config the API shows for it.
+
+use serde_json::{json, Map, Value};
+
+use super::catalog::ProviderId;
+use crate::time::rfc3339;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyStatus {
+    Valid,
+    Invalid,
+    QuotaExceeded,
+    Unverified,
+}
+
+impl KeyStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeyStatus::Valid => "valid",
+            KeyStatus::Invalid => "invalid",
+            KeyStatus::QuotaExceeded => "quota_exceeded",
+            KeyStatus::Unverified => "unverified",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        [KeyStatus::Valid, KeyStatus::Invalid, KeyStatus::QuotaExceeded, KeyStatus::Unverified].into_iter().find(|s| s.as_str() == text)
+    }
+
+    /// Whether resolve may hand the key out.
+    pub fn usable(self) -> bool {
+        matches!(self, KeyStatus::Valid | KeyStatus::Unverified)
+    }
+}
+
+/// A configured provider. The key lives encrypted in KV under `blob_name`; this holds a hint.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProviderRecord {
+    pub workspace_id: String,
+    pub provider: ProviderId,
+    pub api_host: String,
+    pub model: Option<String>,
+    pub fallback_model: Option<String>,
+    pub config: Map<String, Value>,
+    pub key_hint: String,
+    pub status: KeyStatus,
+    pub validated_at: Option<i64>,
+    pub version: i64,
+    pub blob_name: String,
+    pub kek_id: String,
+    pub is_default: bool,
+    pub updated_at: i64,
+}
+
+impl ProviderRecord {
+    pub fn to_json(&self) -> Value {
+        json!({
+            "provider": self.provider.as_str(),
+            "status": self.status.as_str(),
+            "api_host": self.api_host,
+            "model": self.model,
+            "fallback_model": self.fallback_model,
+            "config": self.config,
+            "key_hint": self.key_hint,
+            "validated_at": self.validated_at.map(rfc3339),
+            "version": self.version,
+            "default": self.is_default,
+        })
+    }
+}
+
+/// `...` and the last four characters: enough to recognise a key, never enough to use it.
+pub fn key_hint(key: &str) -> String {
+    let tail: String = key.chars().rev().take(4).collect::<Vec<_>>().into_iter().rev().collect();
+    format!("...{tail}")
+}
+
+/// How an agent's requests are routed: to metered billing or to one configured provider.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AgentRoute {
+    pub workspace_id: String,
+    pub agent_id: String,
+    /// `None`: metered.
+    pub provider: Option<ProviderId>,
+    pub model: Option<String>,
+    pub updated_at: i64,
+}
+
+impl AgentRoute {
+    pub fn to_json(&self) -> Value {
+        json!({
+            "agent_id": self.agent_id,
+            "mode": if self.provider.is_some() { "byok" } else { "metered" },
+            "provider": self.provider.map(ProviderId::as_str),
+            "model": self.model,
+            "updated_at": rfc3339(self.updated_at),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_hint_shows_only_the_last_four_characters() {
+        assert_eq!(key_hint("sk-proj-abcdef123456"), "...3456");
+        assert_eq!(key_hint("abc"), "...abc");
+    }
+
+    #[test]
+    fn only_valid_and_unverified_keys_are_handed_out() {
+        assert!(KeyStatus::Valid.usable() && KeyStatus::Unverified.usable());
+        assert!(!KeyStatus::Invalid.usable() && !KeyStatus::QuotaExceeded.usable());
+        assert_eq!(KeyStatus::parse("quota_exceeded"), Some(KeyStatus::QuotaExceeded));
+    }
+}

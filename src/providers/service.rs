@@ -1,0 +1,349 @@
+//! The provider use cases: configure (three checks, then store atomically), read, remove,
+//! re-validate, route agents, and resolve a key for the runtime.
+
+use serde_json::{json, Map, Value};
+
+use super::catalog::{detect_other_provider, key_shape_ok, ProviderId};
+use super::host::ApiHost;
+use super::record::{key_hint, AgentRoute, KeyStatus, ProviderRecord};
+use super::validation::{validate_live, Candidate, ProviderClient};
+use crate::audit::AuditEvent;
+use crate::crypto::random::random_base62;
+use crate::error::ApiError;
+use crate::keys::auth::Caller;
+use crate::store::{BlobStore, ProviderStore};
+use crate::vault::{self, Keks, SecretContext};
+
+const MAX_MODEL_CHARS: usize = 200;
+const MAX_CONFIG_VALUE_CHARS: usize = 200;
+
+/// A configure request after its JSON was read.
+#[derive(Debug, Clone)]
+pub struct Configure {
+    pub provider: ProviderId,
+    pub api_key: String,
+    pub api_host: Option<String>,
+    pub model: Option<String>,
+    pub fallback_model: Option<String>,
+    pub config: Option<Map<String, Value>>,
+    pub make_default: bool,
+}
+
+/// What the provider use cases need from the deployment.
+pub struct Vault<'a> {
+    pub keks: &'a Keks,
+    pub allow_insecure_hosts: bool,
+}
+
+pub fn check_model(field: &str, model: Option<String>) -> Result<Option<String>, ApiError> {
+    match model {
+        Some(m) if m.is_empty() || m.chars().count() > MAX_MODEL_CHARS || m.chars().any(char::is_control) => Err(
+            ApiError::invalid_request(field, format!("`{field}` must be 1 to {MAX_MODEL_CHARS} printable characters.")),
+        ),
+        other => Ok(other),
+    }
+}
+
+/// The provider's `config`: only its own fields, the required ones present, defaults filled.
+pub fn check_config(provider: ProviderId, config: Option<Map<String, Value>>) -> Result<Map<String, Value>, ApiError> {
+    let config = config.unwrap_or_default();
+    let fields = provider.config_fields();
+    if let Some(unknown) = config.keys().find(|k| !fields.iter().any(|f| f.name == k.as_str())) {
+        let field = format!("config.{}", unknown.chars().take(64).collect::<String>());
+        return Err(ApiError::invalid_request(&field, format!("`{field}` is not a setting of {}.", provider.display_name())));
+    }
+    let mut checked = Map::new();
+    for spec in fields {
+        let field = format!("config.{}", spec.name);
+        match config.get(spec.name) {
+            Some(Value::String(text)) if !text.is_empty() && text.len() <= MAX_CONFIG_VALUE_CHARS && text.bytes().all(|b| b.is_ascii_graphic()) => {
+                checked.insert(spec.name.into(), json!(text));
+            }
+            Some(Value::Null) | None if !spec.required => {
+                if let Some(default) = spec.default {
+                    checked.insert(spec.name.into(), json!(default));
+                }
+            }
+            None | Some(Value::Null) => return Err(ApiError::invalid_request(&field, format!("`{field}` is required for {}.", provider.display_name()))),
+            Some(_) => {
+                return Err(ApiError::invalid_request(&field, format!("`{field}` must be 1 to {MAX_CONFIG_VALUE_CHARS} printable characters without spaces.")))
+            }
+        }
+    }
+    Ok(checked)
+}
+
+fn check_key(provider: ProviderId, api_key: &str) -> Result<(), ApiError> {
+    if !key_shape_ok(api_key) {
+        return Err(ApiError::invalid_request("api_key", "`api_key` must be 1 to 512 printable characters without whitespace."));
+    }
+    match detect_other_provider(provider, api_key) {
+        Some(other) => Err(ApiError::WrongProvider { detected: other.as_str().to_string() }),
+        None => Ok(()),
+    }
+}
+
+fn check_host(provider: ProviderId, api_host: Option<&str>, allow_insecure: bool) -> Result<ApiHost, ApiError> {
+    let text = match api_host.or(provider.default_host()) {
+        Some(text) => text,
+        None => return Err(ApiError::invalid_request("api_host", format!("`api_host` is required for {}.", provider.display_name()))),
+    };
+    ApiHost::parse(text, allow_insecure).map_err(|reason| ApiError::InvalidHost { field: "api_host".into(), reason })
+}
+
+fn context<'a>(record: &'a ProviderRecord) -> SecretContext<'a> {
+    SecretContext { workspace_id: &record.workspace_id, kind: record.provider.as_str(), version: record.version }
+}
+
+/// Validates and stores a provider key, replacing the current one atomically: the new blob is
+/// written under a fresh name before the pointer moves, and the old blob stays readable until
+/// the scheduled handler deletes it after a grace period.
+#[allow(clippy::too_many_arguments)]
+pub async fn configure(
+    store: &impl ProviderStore,
+    blobs: &impl BlobStore,
+    client: &impl ProviderClient,
+    vault: &Vault<'_>,
+    workspace_id: &str,
+    request: Configure,
+    audit: AuditEvent,
+    now_ms: i64,
+) -> Result<ProviderRecord, ApiError> {
+    let provider = request.provider;
+    check_key(provider, &request.api_key)?;
+    let host = check_host(provider, request.api_host.as_deref(), vault.allow_insecure_hosts)?;
+    let config = check_config(provider, request.config)?;
+    let model = check_model("model", request.model)?;
+    let fallback_model = check_model("fallback_model", request.fallback_model)?;
+    let candidate = Candidate {
+        provider,
+        api_key: &request.api_key,
+        host: &host,
+        config: &config,
+        model: model.as_deref(),
+        fallback_model: fallback_model.as_deref(),
+    };
+    validate_live(client, &candidate, now_ms).await?;
+
+    let current = store.provider(workspace_id, provider).await?;
+    let version = current.as_ref().map_or(1, |c| c.version + 1);
+    let record = ProviderRecord {
+        workspace_id: workspace_id.to_string(),
+        provider,
+        api_host: host.as_str().to_string(),
+        model,
+        fallback_model,
+        config,
+        key_hint: key_hint(&request.api_key),
+        status: KeyStatus::Valid,
+        validated_at: Some(now_ms),
+        version,
+        blob_name: format!("pk/{workspace_id}/{}/{version}-{}", provider.as_str(), random_base62(8)),
+        kek_id: vault.keks.current_id().to_string(),
+        is_default: false,
+        updated_at: now_ms,
+    };
+    let blob = vault::seal(vault.keks, request.api_key.as_bytes(), &context(&record)).map_err(ApiError::internal)?;
+    blobs.put_blob(&record.blob_name, &blob).await?;
+    let audit = audit.target(provider.as_str()).detail(json!({"version": version, "replaced": current.is_some(), "key_hint": record.key_hint}));
+    let expected = current.as_ref().map(|c| c.version);
+    let retired = current.as_ref().map(|c| c.blob_name.as_str());
+    if !store.save_provider(&record, expected, request.make_default, retired, &audit).await? {
+        blobs.delete_blob(&record.blob_name).await?;
+        return Err(ApiError::Conflict);
+    }
+    store.provider(workspace_id, provider).await?.ok_or_else(|| ApiError::internal("saved provider vanished"))
+}
+
+pub async fn get(store: &impl ProviderStore, workspace_id: &str, provider: ProviderId) -> Result<ProviderRecord, ApiError> {
+    store.provider(workspace_id, provider).await?.ok_or(ApiError::NotConfigured)
+}
+
+pub async fn remove(store: &impl ProviderStore, caller: &Caller, provider: ProviderId, now_ms: i64) -> Result<ProviderRecord, ApiError> {
+    caller.require("providers:write")?;
+    caller.require_writable()?;
+    let audit = caller.audit("provider.removed", now_ms).target(provider.as_str());
+    store.remove_provider(&caller.workspace.id, provider, now_ms, &audit).await?.ok_or(ApiError::NotConfigured)
+}
+
+/// Reads and decrypts the current key of a config. A pointer whose blob KV does not show yet
+/// is a 503 with `Retry-After: 1`, never an older key.
+pub async fn open_key(blobs: &impl BlobStore, keks: &Keks, record: &ProviderRecord) -> Result<String, ApiError> {
+    let blob = blobs.get_blob(&record.blob_name).await?.ok_or(ApiError::SecretUnavailable)?;
+    let plaintext = vault::open(keks, &blob, &context(record)).map_err(ApiError::internal)?;
+    String::from_utf8(plaintext).map_err(ApiError::internal)
+}
+
+/// Re-validates the stored key live and records the fresh status. Conclusive answers change
+/// the status; a provider that cannot answer leaves it as it was and says why in `error`.
+pub async fn revalidate(
+    store: &impl ProviderStore,
+    blobs: &impl BlobStore,
+    client: &impl ProviderClient,
+    vault: &Vault<'_>,
+    workspace_id: &str,
+    provider: ProviderId,
+    now_ms: i64,
+) -> Result<(ProviderRecord, Option<ApiError>), ApiError> {
+    let record = get(store, workspace_id, provider).await?;
+    let api_key = open_key(blobs, vault.keks, &record).await?;
+    // The stored host passed the policy when it was configured.
+    let host = ApiHost::parse(&record.api_host, true).map_err(ApiError::internal)?;
+    let candidate = Candidate {
+        provider,
+        api_key: &api_key,
+        host: &host,
+        config: &record.config,
+        model: record.model.as_deref(),
+        fallback_model: record.fallback_model.as_deref(),
+    };
+    let outcome = validate_live(client, &candidate, now_ms).await;
+    let status = match &outcome {
+        Ok(()) => Some(KeyStatus::Valid),
+        Err(ApiError::InvalidKey { .. } | ApiError::InvalidModel { .. }) => Some(KeyStatus::Invalid),
+        Err(ApiError::QuotaExceeded { .. }) => Some(KeyStatus::QuotaExceeded),
+        Err(_) => None,
+    };
+    let mut updated = record.clone();
+    if let Some(status) = status {
+        store.set_provider_status(workspace_id, provider, record.version, status, now_ms).await?;
+        updated.status = status;
+        updated.validated_at = Some(now_ms);
+    }
+    Ok((updated, outcome.err()))
+}
+
+/// An agent id: 1 to 128 characters of `[A-Za-z0-9._:-]`.
+pub fn check_agent_id(agent_id: &str) -> Result<(), ApiError> {
+    let ok = (1..=128).contains(&agent_id.len()) && agent_id.bytes().all(|b| b.is_ascii_alphanumeric() || b"._:-".contains(&b));
+    if ok {
+        Ok(())
+    } else {
+        Err(ApiError::invalid_request("agent_id", "`agent_id` must be 1 to 128 characters of [A-Za-z0-9._:-]."))
+    }
+}
+
+/// Routes an agent to metered billing (`provider: None`) or to a configured provider.
+pub async fn set_route(store: &impl ProviderStore, caller: &Caller, route: AgentRoute) -> Result<AgentRoute, ApiError> {
+    caller.require("providers:write")?;
+    caller.require_writable()?;
+    if let Some(provider) = route.provider {
+        if store.provider(&caller.workspace.id, provider).await?.is_none() {
+            return Err(ApiError::ProviderNotConfigured { provider: provider.as_str().to_string() });
+        }
+    }
+    store.save_route(&route).await?;
+    Ok(route)
+}
+
+/// What resolve answers: a key, or metered billing and why.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Resolved {
+    Byok { record: ProviderRecord, api_key: String, model: Option<String> },
+    Metered { reason: &'static str },
+}
+
+impl Resolved {
+    pub fn to_json(&self) -> Value {
+        match self {
+            Resolved::Byok { record, api_key, model } => json!({
+                "mode": "byok",
+                "provider": record.provider.as_str(),
+                "api_key": api_key,
+                "api_host": record.api_host,
+                "model": model,
+                "fallback_model": record.fallback_model,
+                "config": record.config,
+            }),
+            Resolved::Metered { reason } => json!({"mode": "metered", "reason": reason}),
+        }
+    }
+
+    /// The audit detail: which path was taken, never the key.
+    pub fn audit_detail(&self, agent_id: Option<&str>) -> Value {
+        match self {
+            Resolved::Byok { record, .. } => json!({"mode": "byok", "provider": record.provider.as_str(), "version": record.version, "agent_id": agent_id}),
+            Resolved::Metered { reason } => json!({"mode": "metered", "reason": reason, "agent_id": agent_id}),
+        }
+    }
+}
+
+/// The resolution order: the request's provider; else the agent's routing; else the
+/// workspace default; else metered.
+pub async fn resolve(
+    store: &impl ProviderStore,
+    blobs: &impl BlobStore,
+    keks: &Keks,
+    workspace_id: &str,
+    agent_id: Option<&str>,
+    provider: Option<ProviderId>,
+) -> Result<Resolved, ApiError> {
+    let found = store.resolution(workspace_id, agent_id, provider).await?;
+    let routed_to = if provider.is_none() { found.route.as_ref() } else { None };
+    if let Some(route) = routed_to {
+        if route.provider.is_none() {
+            return Ok(Resolved::Metered { reason: "agent_routed_metered" });
+        }
+        if found.config.is_none() {
+            return Ok(Resolved::Metered { reason: "provider_removed" });
+        }
+    }
+    let Some(record) = found.config else {
+        return Ok(Resolved::Metered { reason: "no_byok_configured" });
+    };
+    if !record.status.usable() {
+        return Ok(Resolved::Metered { reason: "byok_invalid" });
+    }
+    let api_key = open_key(blobs, keks, &record).await?;
+    let model = routed_to.and_then(|r| r.model.clone()).or_else(|| record.model.clone());
+    Ok(Resolved::Byok { record, api_key, model })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn azure_needs_a_deployment_and_defaults_its_api_version() {
+        let error = check_config(ProviderId::Azure, None).unwrap_err();
+        assert!(matches!(error, ApiError::InvalidRequest { ref field, .. } if field == "config.deployment"));
+        let mut config = Map::new();
+        config.insert("deployment".into(), json!("gpt4o-prod"));
+        let checked = check_config(ProviderId::Azure, Some(config)).unwrap();
+        assert_eq!(checked["api_version"], "2024-10-21");
+    }
+
+    #[test]
+    fn bedrock_needs_region_and_access_key_id() {
+        let mut config = Map::new();
+        config.insert("region".into(), json!("us-east-1"));
+        let error = check_config(ProviderId::Bedrock, Some(config)).unwrap_err();
+        assert!(matches!(error, ApiError::InvalidRequest { ref field, .. } if field == "config.access_key_id"));
+    }
+
+    #[test]
+    fn unknown_or_malformed_config_fields_are_named() {
+        let mut config = Map::new();
+        config.insert("temperature".into(), json!(0.2));
+        let error = check_config(ProviderId::OpenAi, Some(config)).unwrap_err();
+        assert!(matches!(error, ApiError::InvalidRequest { ref field, .. } if field == "config.temperature"));
+        let mut config = Map::new();
+        config.insert("deployment".into(), json!(42));
+        let error = check_config(ProviderId::Azure, Some(config)).unwrap_err();
+        assert!(matches!(error, ApiError::InvalidRequest { ref field, .. } if field == "config.deployment"));
+    }
+
+    #[test]
+    fn keys_are_checked_for_shape_then_for_another_providers_prefix() {
+        assert!(matches!(check_key(ProviderId::OpenAi, "has space"), Err(ApiError::InvalidRequest { .. })));
+        assert_eq!(check_key(ProviderId::OpenAi, "sk-ant-api03-x"), Err(ApiError::WrongProvider { detected: "anthropic".into() }));
+        assert_eq!(check_key(ProviderId::OpenAi, "sk-proj-abc"), Ok(()));
+    }
+
+    #[test]
+    fn hosts_default_per_provider_and_are_required_where_there_is_none() {
+        assert_eq!(check_host(ProviderId::OpenAi, None, false).unwrap().as_str(), "https://api.openai.com/v1");
+        assert!(matches!(check_host(ProviderId::Azure, None, false), Err(ApiError::InvalidRequest { .. })));
+        assert!(matches!(check_host(ProviderId::OpenAi, Some("http://api.openai.com"), false), Err(ApiError::InvalidHost { .. })));
+    }
+}
