@@ -58,6 +58,9 @@ pub enum ApiError {
     Conflict,
     #[error("The secret is being replicated; retry in a second.")]
     SecretUnavailable,
+    /// A stored secret that does not open: tampering or a missing KEK. Shown as `internal`.
+    #[error("Something went wrong on our side. Quote the request id if you report it.")]
+    DecryptionFailed { detail: String },
     #[error("Something went wrong on our side. Quote the request id if you report it.")]
     Internal { detail: String },
 }
@@ -99,7 +102,7 @@ impl ApiError {
             ApiError::ProviderNotConfigured { .. } => "provider_not_configured",
             ApiError::Conflict => "conflict",
             ApiError::SecretUnavailable => "secret_unavailable",
-            ApiError::Internal { .. } => "internal",
+            ApiError::Internal { .. } | ApiError::DecryptionFailed { .. } => "internal",
         }
     }
 
@@ -119,7 +122,7 @@ impl ApiError {
             ApiError::TooManyFailedAttempts { .. } | ApiError::RateLimited { .. } => 429,
             ApiError::PayloadTooLarge => 413,
             ApiError::UnsupportedMediaType => 415,
-            ApiError::Internal { .. } => 500,
+            ApiError::Internal { .. } | ApiError::DecryptionFailed { .. } => 500,
         }
     }
 
@@ -138,7 +141,7 @@ impl ApiError {
     /// The detail to log for this error, if it carries one the client must not see.
     pub fn log_detail(&self) -> Option<&str> {
         match self {
-            ApiError::Internal { detail } => Some(detail),
+            ApiError::Internal { detail } | ApiError::DecryptionFailed { detail } => Some(detail),
             _ => None,
         }
     }

@@ -46,6 +46,20 @@ impl Call {
         });
     }
 
+    /// Appends audit entries after the response is sent; a failure is logged, never lost silently.
+    pub fn audit_after_response(&self, events: Vec<crate::audit::AuditEvent>) {
+        let (db, request_id) = (self.env.d1("DB"), self.request_id.clone());
+        self.ctx.wait_until(async move {
+            let outcome = match db {
+                Ok(db) => D1Store::new(db).append_audit(&events).await.map_err(|e| e.to_string()),
+                Err(error) => Err(error.to_string()),
+            };
+            if let Err(detail) = outcome {
+                worker::console_error!("{}", serde_json::json!({"level": "error", "request_id": request_id, "msg": "audit write failed", "detail": detail}));
+            }
+        });
+    }
+
     /// A query parameter read as a boolean: `true`/`false`/`1`/`0`, absent is `false`.
     pub fn query_flag(&self, query: &HashMap<String, String>, name: &str) -> Result<bool, ApiError> {
         match query.get(name).map(String::as_str) {

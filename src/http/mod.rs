@@ -8,8 +8,11 @@ mod input;
 mod keys;
 mod leaks;
 mod me;
+mod outbound;
+mod providers;
 mod reply;
 pub mod routes;
+mod waypath;
 mod workspaces;
 
 use serde_json::json;
@@ -98,6 +101,18 @@ async fn dispatch(route: Route, method: &str, call: &mut Call) -> Result<Reply, 
         (Route::KeyReroll, _) => keys::reroll(call).await,
         (Route::KeysVerify, _) => keys::verify(call).await,
         (Route::Leaks, _) => leaks::report(call).await,
+        (Route::ProvidersCatalog, _) => providers::catalog(call).await,
+        (Route::Providers, _) => providers::list(call).await,
+        (Route::Provider, "PUT") => providers::put(call).await,
+        (Route::Provider, "DELETE") => providers::remove(call).await,
+        (Route::Provider, _) => providers::get(call).await,
+        (Route::ProviderValidate, _) => providers::validate(call).await,
+        (Route::AgentRouting, "PUT") => providers::put_route(call).await,
+        (Route::AgentRouting, "DELETE") => providers::delete_route(call).await,
+        (Route::AgentRouting, _) => providers::get_route(call).await,
+        (Route::Resolve, _) => providers::resolve(call).await,
+        (Route::WaypathConfigure, _) => waypath::configure(call).await,
+        (Route::WaypathIntegration, _) => waypath::remove(call).await,
     }
 }
 

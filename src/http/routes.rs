@@ -15,11 +15,20 @@ pub enum Route {
     Leaks,
     LegacyKeys,
     LegacyKey,
+    ProvidersCatalog,
+    Providers,
+    Provider,
+    ProviderValidate,
+    AgentRouting,
+    Resolve,
+    WaypathConfigure,
+    WaypathIntegration,
 }
 
 impl Route {
-    /// In matching order: `/v1/keys/verify` comes before `/v1/keys/{id}`.
-    pub const ALL: [Route; 12] = [
+    /// In matching order: `/v1/keys/verify` comes before `/v1/keys/{id}`, and
+    /// `/v1/providers/catalog` before `/v1/providers/{id}`.
+    pub const ALL: [Route; 20] = [
         Route::Health,
         Route::OpenApi,
         Route::Workspaces,
@@ -32,6 +41,14 @@ impl Route {
         Route::Leaks,
         Route::LegacyKeys,
         Route::LegacyKey,
+        Route::ProvidersCatalog,
+        Route::Providers,
+        Route::Provider,
+        Route::ProviderValidate,
+        Route::AgentRouting,
+        Route::Resolve,
+        Route::WaypathConfigure,
+        Route::WaypathIntegration,
     ];
 
     /// The path template as API.md and the OpenAPI document write it.
@@ -49,6 +66,14 @@ impl Route {
             Route::Leaks => "/v1/leaks",
             Route::LegacyKeys => "/api/auth/api-keys",
             Route::LegacyKey => "/api/auth/api-keys/{id}",
+            Route::ProvidersCatalog => "/v1/providers/catalog",
+            Route::Providers => "/v1/providers",
+            Route::Provider => "/v1/providers/{id}",
+            Route::ProviderValidate => "/v1/providers/{id}/validate",
+            Route::AgentRouting => "/v1/agents/{id}/routing",
+            Route::Resolve => "/v1/resolve",
+            Route::WaypathConfigure => "/api/integrations/{id}/configure",
+            Route::WaypathIntegration => "/api/integrations/{id}",
         }
     }
 
@@ -61,7 +86,11 @@ impl Route {
             Route::Key => &["GET", "DELETE"],
             Route::KeysVerify | Route::KeyReroll | Route::Leaks => &["POST"],
             Route::LegacyKeys => &["GET"],
-            Route::LegacyKey => &["DELETE"],
+            Route::LegacyKey | Route::WaypathIntegration => &["DELETE"],
+            Route::ProvidersCatalog | Route::Providers => &["GET"],
+            Route::Provider => &["GET", "PUT", "DELETE"],
+            Route::ProviderValidate | Route::Resolve | Route::WaypathConfigure => &["POST"],
+            Route::AgentRouting => &["GET", "PUT", "DELETE"],
         }
     }
 }

@@ -170,7 +170,7 @@ pub async fn remove(store: &impl ProviderStore, caller: &Caller, provider: Provi
 /// is a 503 with `Retry-After: 1`, never an older key.
 pub async fn open_key(blobs: &impl BlobStore, keks: &Keks, record: &ProviderRecord) -> Result<String, ApiError> {
     let blob = blobs.get_blob(&record.blob_name).await?.ok_or(ApiError::SecretUnavailable)?;
-    let plaintext = vault::open(keks, &blob, &context(record)).map_err(ApiError::internal)?;
+    let plaintext = vault::open(keks, &blob, &context(record)).map_err(|e| ApiError::DecryptionFailed { detail: e.to_string() })?;
     String::from_utf8(plaintext).map_err(ApiError::internal)
 }
 

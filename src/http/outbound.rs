@@ -1,0 +1,56 @@
+//! The provider client of the Worker: `fetch` with a timeout, no redirects followed.
+
+use std::time::Duration;
+
+use futures_util::future::{select, Either};
+use futures_util::pin_mut;
+use worker::{AbortController, Delay, Fetch, Headers, Method, Request, RequestInit, RequestRedirect};
+
+use crate::providers::validation::{ProbeRequest, ProbeResponse, ProviderClient, TransportFailure, TIMEOUT_MS};
+
+/// At most this much of a provider's answer is read: enough for any model list.
+const MAX_BODY_BYTES: usize = 2 * 1024 * 1024;
+
+pub struct FetchClient {
+    pub timeout: Duration,
+}
+
+impl Default for FetchClient {
+    fn default() -> Self {
+        FetchClient { timeout: Duration::from_millis(TIMEOUT_MS) }
+    }
+}
+
+impl ProviderClient for FetchClient {
+    async fn send(&self, probe: &ProbeRequest) -> Result<ProbeResponse, TransportFailure> {
+        let headers = Headers::new();
+        for (name, value) in &probe.headers {
+            headers.set(name, value).map_err(|_| TransportFailure::Network)?;
+        }
+        let mut init = RequestInit::new();
+        init.with_method(Method::Get).with_headers(headers);
+        // A redirect could point anywhere, including hosts the policy refuses: never follow one.
+        init.with_redirect(RequestRedirect::Manual);
+        let request = Request::new_with_init(&probe.url, &init).map_err(|_| TransportFailure::Network)?;
+
+        let controller = AbortController::default();
+        let signal = controller.signal();
+        let exchange = async {
+            let mut response = Fetch::Request(request).send_with_signal(&signal).await.map_err(|_| TransportFailure::Network)?;
+            let status = response.status_code();
+            let headers = response.headers().entries().map(|(n, v)| (n.to_ascii_lowercase(), v)).collect();
+            let bytes = response.bytes().await.map_err(|_| TransportFailure::Network)?;
+            let body = String::from_utf8_lossy(&bytes[..bytes.len().min(MAX_BODY_BYTES)]).into_owned();
+            Ok(ProbeResponse { status, headers, body })
+        };
+        let timeout = Delay::from(self.timeout);
+        pin_mut!(exchange);
+        match select(exchange, timeout).await {
+            Either::Left((outcome, _)) => outcome,
+            Either::Right(_) => {
+                controller.abort();
+                Err(TransportFailure::Timeout)
+            }
+        }
+    }
+}

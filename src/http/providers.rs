@@ -1,0 +1,201 @@
+//! Provider routes: the catalog, configure/read/remove/validate, agent routing and resolve.
+
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use super::auth::require_key;
+use super::call::Call;
+use super::outbound::FetchClient;
+use super::reply::Reply;
+use crate::audit::AuditEvent;
+use crate::error::ApiError;
+use crate::keys::auth::Caller;
+use crate::providers::service::{self, check_agent_id, check_model, Configure, Vault};
+use crate::providers::{AgentRoute, ProviderId};
+use crate::store::kv::KvBlobs;
+use crate::store::ProviderStore;
+use crate::vault::Keks;
+
+/// The provider named in the path; `claude` is Anthropic.
+pub fn path_provider(call: &Call) -> Result<ProviderId, ApiError> {
+    ProviderId::parse(call.param(0)).ok_or(ApiError::NotFound)
+}
+
+pub fn keks(call: &Call) -> Result<Keks, ApiError> {
+    let text = call.env_string("VAULT_KEKS").ok_or_else(|| ApiError::internal("VAULT_KEKS is not set"))?;
+    Keks::parse(&text).map_err(ApiError::internal)
+}
+
+pub fn blobs(call: &Call) -> Result<KvBlobs, ApiError> {
+    Ok(KvBlobs::new(call.env.kv("SECRETS").map_err(ApiError::internal)?))
+}
+
+/// `PROVIDER_TIMEOUT_MS` shortens the 10 s provider timeout in tests; it never lengthens it.
+pub fn client(call: &Call) -> FetchClient {
+    let mut client = FetchClient::default();
+    if let Some(ms) = call.env_string("PROVIDER_TIMEOUT_MS").and_then(|v| v.trim().parse::<u64>().ok()) {
+        client.timeout = client.timeout.min(Duration::from_millis(ms.max(1)));
+    }
+    client
+}
+
+pub async fn catalog(_call: &mut Call) -> Result<Reply, ApiError> {
+    let providers: Vec<Value> = ProviderId::ALL.iter().map(|p| p.catalog_entry()).collect();
+    Ok(Reply::ok(json!({"providers": providers})))
+}
+
+async fn writer(call: &mut Call) -> Result<Caller, ApiError> {
+    let caller = require_key(call).await?;
+    caller.require("providers:write")?;
+    caller.require_writable()?;
+    Ok(caller)
+}
+
+async fn reader(call: &mut Call, capability: &str) -> Result<Caller, ApiError> {
+    let caller = require_key(call).await?;
+    caller.require(capability)?;
+    Ok(caller)
+}
+
+/// Configures a provider for the caller's workspace: the shared path of `PUT
+/// /v1/providers/{id}`, Waypath's configure route and the rotation webhook.
+pub async fn configure_for(call: &Call, workspace_id: &str, request: Configure, audit: AuditEvent) -> Result<crate::providers::ProviderRecord, ApiError> {
+    let keks = keks(call)?;
+    let vault = Vault { keks: &keks, allow_insecure_hosts: call.settings.allow_insecure_provider_hosts };
+    service::configure(&call.store()?, &blobs(call)?, &client(call), &vault, workspace_id, request, audit, call.now_ms).await
+}
+
+pub async fn put(call: &mut Call) -> Result<Reply, ApiError> {
+    let caller = writer(call).await?;
+    let provider = path_provider(call)?;
+    let mut fields = call.fields(&["api_key", "api_host", "model", "fallback_model", "config", "default"]).await?;
+    let request = Configure {
+        provider,
+        api_key: fields.required_str("api_key")?,
+        api_host: fields.optional_str("api_host")?,
+        model: fields.optional_str("model")?,
+        fallback_model: fields.optional_str("fallback_model")?,
+        config: fields.optional_object("config")?,
+        make_default: fields.optional_bool("default")?.unwrap_or(false),
+    };
+    let audit = caller.audit("provider.configured", call.now_ms);
+    let record = configure_for(call, &caller.workspace.id, request, audit).await?;
+    Ok(Reply::ok(record.to_json()))
+}
+
+pub async fn get(call: &mut Call) -> Result<Reply, ApiError> {
+    let caller = reader(call, "providers:read").await?;
+    let record = service::get(&call.store()?, &caller.workspace.id, path_provider(call)?).await?;
+    Ok(Reply::ok(record.to_json()))
+}
+
+pub async fn list(call: &mut Call) -> Result<Reply, ApiError> {
+    let caller = reader(call, "providers:read").await?;
+    let items: Vec<Value> = call.store()?.providers(&caller.workspace.id).await?.iter().map(|r| r.to_json()).collect();
+    Ok(Reply::ok(json!({"items": items})))
+}
+
+pub async fn remove(call: &mut Call) -> Result<Reply, ApiError> {
+    let caller = writer(call).await?;
+    let provider = path_provider(call)?;
+    service::remove(&call.store()?, &caller, provider, call.now_ms).await?;
+    Ok(Reply::ok(json!({"status": "removed", "provider": provider.as_str()})))
+}
+
+/// Re-validation is allowed in a read-only workspace: it changes no key, only what is known.
+pub async fn validate(call: &mut Call) -> Result<Reply, ApiError> {
+    let caller = reader(call, "providers:write").await?;
+    let provider = path_provider(call)?;
+    let keks = keks(call)?;
+    let vault = Vault { keks: &keks, allow_insecure_hosts: call.settings.allow_insecure_provider_hosts };
+    let store = call.store()?;
+    let (record, error) = service::revalidate(&store, &blobs(call)?, &client(call), &vault, &caller.workspace.id, provider, call.now_ms).await?;
+    let mut body = record.to_json();
+    if let Some(error) = error {
+        body["error"] = error.envelope()["error"].clone();
+    }
+    Ok(Reply::ok(body))
+}
+
+fn agent_id(call: &Call) -> Result<String, ApiError> {
+    let agent_id = call.param(0).to_string();
+    check_agent_id(&agent_id)?;
+    Ok(agent_id)
+}
+
+pub async fn put_route(call: &mut Call) -> Result<Reply, ApiError> {
+    let caller = writer(call).await?;
+    let agent_id = agent_id(call)?;
+    let mut fields = call.fields(&["mode", "provider", "model"]).await?;
+    let mode = fields.required_str("mode")?;
+    let (provider, model) = match mode.as_str() {
+        "metered" => {
+            if fields.optional_str("provider")?.is_some() || fields.optional_str("model")?.is_some() {
+                return Err(ApiError::invalid_request("provider", "A metered route takes no `provider` or `model`."));
+            }
+            (None, None)
+        }
+        "byok" => {
+            let name = fields.required_str("provider")?;
+            let provider = ProviderId::parse(&name)
+                .ok_or_else(|| ApiError::invalid_request("provider", "`provider` is not a provider id of the catalog."))?;
+            (Some(provider), check_model("model", fields.optional_str("model")?)?)
+        }
+        _ => return Err(ApiError::invalid_request("mode", "`mode` must be `metered` or `byok`.")),
+    };
+    let route = AgentRoute { workspace_id: caller.workspace.id.clone(), agent_id, provider, model, updated_at: call.now_ms };
+    let route = service::set_route(&call.store()?, &caller, route).await?;
+    Ok(Reply::ok(route.to_json()))
+}
+
+pub async fn get_route(call: &mut Call) -> Result<Reply, ApiError> {
+    let caller = reader(call, "providers:read").await?;
+    let agent_id = agent_id(call)?;
+    let route = call.store()?.route(&caller.workspace.id, &agent_id).await?.ok_or(ApiError::NotConfigured)?;
+    Ok(Reply::ok(route.to_json()))
+}
+
+pub async fn delete_route(call: &mut Call) -> Result<Reply, ApiError> {
+    let caller = writer(call).await?;
+    let agent_id = agent_id(call)?;
+    call.store()?.remove_route(&caller.workspace.id, &agent_id).await?;
+    Ok(Reply::ok(json!({"status": "removed", "agent_id": agent_id})))
+}
+
+/// Hands the runtime the key to use, or tells it to bill metered and why. The audit entry is
+/// written after the response so the hot path is one D1 read, one KV read, one decryption.
+pub async fn resolve(call: &mut Call) -> Result<Reply, ApiError> {
+    let caller = reader(call, "secrets:resolve").await?;
+    let mut fields = call.fields(&["agent_id", "provider"]).await?;
+    let agent_id = fields.optional_str("agent_id")?;
+    if let Some(agent_id) = &agent_id {
+        check_agent_id(agent_id)?;
+    }
+    let provider = match fields.optional_str("provider")? {
+        None => None,
+        Some(name) => Some(
+            ProviderId::parse(&name).ok_or_else(|| ApiError::invalid_request("provider", "`provider` is not a provider id of the catalog."))?,
+        ),
+    };
+    let keks = keks(call)?;
+    let blobs = blobs(call)?;
+    let outcome = service::resolve(&call.store()?, &blobs, &keks, &caller.workspace.id, agent_id.as_deref(), provider).await;
+    let audit = caller.audit("secret.resolved", call.now_ms);
+    let resolved = match outcome {
+        Ok(resolved) => resolved,
+        Err(error @ ApiError::DecryptionFailed { .. }) => {
+            // A key that fails to decrypt is never silently replaced by metered billing.
+            let failed = caller.audit("secret.decrypt_failed", call.now_ms).detail(json!({"provider": provider.map(ProviderId::as_str), "agent_id": agent_id}));
+            call.audit_after_response(vec![failed]);
+            return Err(error);
+        }
+        Err(error) => return Err(error),
+    };
+    let target = match &resolved {
+        service::Resolved::Byok { record, .. } => record.provider.as_str(),
+        service::Resolved::Metered { .. } => "metered",
+    };
+    call.audit_after_response(vec![audit.target(target).detail(resolved.audit_detail(agent_id.as_deref()))]);
+    Ok(Reply::ok(resolved.to_json()).no_store())
+}

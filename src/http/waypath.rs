@@ -1,0 +1,78 @@
+//! Waypath's documented integration routes (seed 004), answering as Waypath documents them:
+//! `{"status": "configured", "provider": "claude"}`, and `401 {"error": "Invalid claude key:
+//! <reason>"}` for a key without the documented prefix or one the provider refuses.
+
+use serde_json::json;
+
+use super::auth::require_key;
+use super::call::Call;
+use super::providers::configure_for;
+use super::reply::Reply;
+use crate::error::ApiError;
+use crate::keys::auth::Caller;
+use crate::providers::service::{self, Configure};
+use crate::providers::ProviderId;
+use crate::store::ProviderStore;
+
+/// Waypath's integration name, its provider and the key prefix it documents.
+fn integration(call: &Call) -> Result<(&'static str, ProviderId, &'static str), ApiError> {
+    match call.param(0) {
+        "claude" => Ok(("claude", ProviderId::Anthropic, "sk-ant-")),
+        "openai" => Ok(("openai", ProviderId::OpenAi, "sk-")),
+        _ => Err(ApiError::NotFound),
+    }
+}
+
+async fn writer(call: &mut Call) -> Result<Caller, ApiError> {
+    let caller = require_key(call).await?;
+    caller.require("providers:write")?;
+    caller.require_writable()?;
+    Ok(caller)
+}
+
+fn invalid(name: &str, reason: &str) -> Reply {
+    Reply { status: 401, body: json!({"error": format!("Invalid {name} key: {reason}")}), headers: Vec::new() }
+}
+
+pub async fn configure(call: &mut Call) -> Result<Reply, ApiError> {
+    let caller = writer(call).await?;
+    let (name, provider, prefix) = integration(call)?;
+    let mut fields = call.fields(&["apiKey"]).await?;
+    let api_key = fields.required_str("apiKey")?;
+    if !api_key.starts_with(prefix) {
+        return Ok(invalid(name, &format!("the key must start with {prefix}")));
+    }
+    // A replacement keeps the host, models and settings already configured.
+    let current = call.store()?.provider(&caller.workspace.id, provider).await?;
+    let request = Configure {
+        provider,
+        api_key,
+        api_host: current.as_ref().map(|c| c.api_host.clone()),
+        model: current.as_ref().and_then(|c| c.model.clone()),
+        fallback_model: current.as_ref().and_then(|c| c.fallback_model.clone()),
+        config: current.as_ref().map(|c| c.config.clone()),
+        make_default: false,
+    };
+    let audit = caller.audit("provider.configured", call.now_ms);
+    match configure_for(call, &caller.workspace.id, request, audit).await {
+        Ok(_) => Ok(Reply::ok(json!({"status": "configured", "provider": name}))),
+        Err(
+            error @ (ApiError::InvalidKey { .. }
+            | ApiError::QuotaExceeded { .. }
+            | ApiError::InvalidModel { .. }
+            | ApiError::WrongProvider { .. }
+            | ApiError::InvalidRequest { .. }),
+        ) => Ok(invalid(name, &error.to_string())),
+        Err(other) => Err(other),
+    }
+}
+
+/// Removing an integration that is not configured is not an error: the outcome is the same.
+pub async fn remove(call: &mut Call) -> Result<Reply, ApiError> {
+    let caller = writer(call).await?;
+    let (name, provider, _) = integration(call)?;
+    match service::remove(&call.store()?, &caller, provider, call.now_ms).await {
+        Ok(_) | Err(ApiError::NotConfigured) => Ok(Reply::ok(json!({"status": "removed", "provider": name}))),
+        Err(other) => Err(other),
+    }
+}

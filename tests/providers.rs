@@ -1,0 +1,244 @@
+//! The provider use cases over the in-memory store and a scripted provider: configure's three
+//! checks, atomic replacement, encryption at rest, re-validation, routing and resolve.
+
+use std::cell::RefCell;
+
+use futures_executor::block_on;
+use keywarden::audit::AuditEvent;
+use keywarden::error::ApiError;
+use keywarden::providers::service::{self, Configure, Resolved, Vault};
+use keywarden::providers::validation::{ProbeRequest, ProbeResponse, ProviderClient, TransportFailure};
+use keywarden::providers::{AgentRoute, KeyStatus, ProviderId};
+use keywarden::store::memory::MemoryStore;
+use keywarden::store::ProviderStore;
+use keywarden::vault::Keks;
+use serde_json::json;
+
+const WS: &str = "ws_test";
+const K1: &str = "k1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+const K2: &str = "k2:ICEiIyQlJicoKSorLC0uLzAxMjM0NTY3ODk6Ozw9Pj8=";
+
+/// Answers every probe with the next scripted response and remembers the requests.
+#[derive(Default)]
+struct ScriptedProvider {
+    answers: RefCell<Vec<Result<ProbeResponse, TransportFailure>>>,
+    seen: RefCell<Vec<ProbeRequest>>,
+}
+
+impl ScriptedProvider {
+    fn answering(answers: Vec<Result<ProbeResponse, TransportFailure>>) -> Self {
+        ScriptedProvider { answers: RefCell::new(answers), seen: RefCell::default() }
+    }
+}
+
+impl ProviderClient for ScriptedProvider {
+    async fn send(&self, request: &ProbeRequest) -> Result<ProbeResponse, TransportFailure> {
+        self.seen.borrow_mut().push(request.clone());
+        let mut answers = self.answers.borrow_mut();
+        if answers.is_empty() {
+            panic!("unexpected provider call to {}", request.url);
+        }
+        answers.remove(0)
+    }
+}
+
+fn ok(body: serde_json::Value) -> Result<ProbeResponse, TransportFailure> {
+    Ok(ProbeResponse { status: 200, headers: vec![], body: body.to_string() })
+}
+
+fn status(code: u16, body: serde_json::Value) -> Result<ProbeResponse, TransportFailure> {
+    Ok(ProbeResponse { status: code, headers: vec![], body: body.to_string() })
+}
+
+fn models(ids: &[&str]) -> Result<ProbeResponse, TransportFailure> {
+    ok(json!({"object": "list", "data": ids.iter().map(|id| json!({"id": id})).collect::<Vec<_>>()}))
+}
+
+fn request(provider: ProviderId, key: &str) -> Configure {
+    Configure { provider, api_key: key.into(), api_host: None, model: None, fallback_model: None, config: None, make_default: false }
+}
+
+fn configure(store: &MemoryStore, client: &ScriptedProvider, keks: &Keks, request: Configure) -> Result<keywarden::providers::ProviderRecord, ApiError> {
+    let vault = Vault { keks, allow_insecure_hosts: false };
+    block_on(service::configure(store, store, client, &vault, WS, request, AuditEvent::new(Some(WS), "provider.configured", 1_000), 1_000))
+}
+
+fn resolve(store: &MemoryStore, keks: &Keks, agent: Option<&str>, provider: Option<ProviderId>) -> Resolved {
+    block_on(service::resolve(store, store, keks, WS, agent, provider)).unwrap()
+}
+
+#[test]
+fn a_valid_key_is_stored_encrypted_and_resolves() {
+    let (store, keks) = (MemoryStore::default(), Keks::parse(K1).unwrap());
+    let client = ScriptedProvider::answering(vec![models(&["gpt-4o", "gpt-4o-mini"])]);
+    let key = "sk-proj-abcdefghijklmnopqrstuvwxyz012345";
+    let record = configure(&store, &client, &keks, Configure { model: Some("gpt-4o".into()), ..request(ProviderId::OpenAi, key) }).unwrap();
+    assert_eq!((record.status, record.version, record.is_default), (KeyStatus::Valid, 1, true));
+    assert_eq!(record.key_hint, "...2345");
+    assert!(!format!("{:?}", store.providers.borrow()).contains(key), "the key is in D1's row");
+    let blob = store.blobs.borrow().get(&record.blob_name).cloned().unwrap();
+    assert!(!blob.contains(key) && !blob.contains("c2stcHJvai1hYmNk"), "the blob shows the key");
+    match resolve(&store, &keks, None, None) {
+        Resolved::Byok { api_key, model, .. } => assert_eq!((api_key.as_str(), model.as_deref()), (key, Some("gpt-4o"))),
+        other => panic!("expected byok, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_key_of_another_provider_is_refused_without_calling_anyone() {
+    let (store, keks) = (MemoryStore::default(), Keks::parse(K1).unwrap());
+    let client = ScriptedProvider::default();
+    let error = configure(&store, &client, &keks, request(ProviderId::OpenAi, "sk-ant-api03-abc")).unwrap_err();
+    assert_eq!(error, ApiError::WrongProvider { detected: "anthropic".into() });
+    assert!(client.seen.borrow().is_empty());
+    assert!(store.providers.borrow().is_empty() && store.blobs.borrow().is_empty());
+}
+
+#[test]
+fn an_insecure_host_is_refused_before_any_call() {
+    let (store, keks) = (MemoryStore::default(), Keks::parse(K1).unwrap());
+    let client = ScriptedProvider::default();
+    for host in ["http://api.openai.com/v1", "https://169.254.169.254", "https://10.0.0.5/v1"] {
+        let error = configure(&store, &client, &keks, Configure { api_host: Some(host.into()), ..request(ProviderId::OpenAi, "sk-abc") }).unwrap_err();
+        assert!(matches!(error, ApiError::InvalidHost { .. }), "{host}: {error:?}");
+    }
+    assert!(client.seen.borrow().is_empty());
+}
+
+#[test]
+fn every_refusal_stores_nothing() {
+    let cases = [
+        (status(401, json!({"error": {"code": "invalid_api_key"}})), ApiError::InvalidKey { provider_status: 401 }),
+        (status(429, json!({"error": {"code": "insufficient_quota"}})), ApiError::QuotaExceeded { provider_status: 429 }),
+        (status(503, json!({})), ApiError::ProviderUnavailable { provider_status: Some(503) }),
+        (Err(TransportFailure::Timeout), ApiError::ProviderUnavailable { provider_status: None }),
+        (models(&["gpt-4o"]), ApiError::InvalidModel { field: "model".into() }),
+    ];
+    for (answer, expected) in cases {
+        let (store, keks) = (MemoryStore::default(), Keks::parse(K1).unwrap());
+        let client = ScriptedProvider::answering(vec![answer]);
+        let error = configure(&store, &client, &keks, Configure { model: Some("gpt-5-turbo".into()), ..request(ProviderId::OpenAi, "sk-abc") }).unwrap_err();
+        assert_eq!(error, expected);
+        assert!(store.providers.borrow().is_empty() && store.blobs.borrow().is_empty(), "stored after {expected:?}");
+    }
+}
+
+#[test]
+fn openrouter_checks_the_key_at_key_and_the_model_in_its_public_list() {
+    let (store, keks) = (MemoryStore::default(), Keks::parse(K1).unwrap());
+    let client = ScriptedProvider::answering(vec![
+        ok(json!({"data": {"label": "x", "limit_remaining": null}})),
+        models(&["anthropic/claude-sonnet-4.5"]),
+    ]);
+    let record = configure(&store, &client, &keks, Configure { model: Some("anthropic/claude-sonnet-4.5".into()), ..request(ProviderId::OpenRouter, "sk-or-v1-abc") });
+    assert!(record.is_ok(), "{record:?}");
+    let urls: Vec<String> = client.seen.borrow().iter().map(|r| r.url.clone()).collect();
+    assert_eq!(urls, vec!["https://openrouter.ai/api/v1/key", "https://openrouter.ai/api/v1/models"]);
+}
+
+#[test]
+fn a_replacement_bumps_the_version_and_keeps_the_old_blob_until_the_cron() {
+    let (store, keks) = (MemoryStore::default(), Keks::parse(K1).unwrap());
+    let client = ScriptedProvider::answering(vec![models(&["gpt-4o"]), models(&["gpt-4o"])]);
+    let first = configure(&store, &client, &keks, request(ProviderId::OpenAi, "sk-first")).unwrap();
+    let second = configure(&store, &client, &keks, request(ProviderId::OpenAi, "sk-second")).unwrap();
+    assert_eq!(second.version, 2);
+    assert_ne!(first.blob_name, second.blob_name);
+    assert!(store.blobs.borrow().contains_key(&first.blob_name), "a resolve that read the old pointer still finds its blob");
+    assert_eq!(store.retired_blobs.borrow().clone(), vec![first.blob_name]);
+    assert!(matches!(resolve(&store, &keks, None, None), Resolved::Byok { ref api_key, .. } if api_key == "sk-second"));
+}
+
+#[test]
+fn the_first_provider_is_the_default_and_default_true_moves_it() {
+    let (store, keks) = (MemoryStore::default(), Keks::parse(K1).unwrap());
+    let client = ScriptedProvider::answering(vec![models(&[]), ok(json!({"data": []})), models(&[])]);
+    configure(&store, &client, &keks, request(ProviderId::OpenAi, "sk-a")).unwrap();
+    let anthropic = configure(&store, &client, &keks, request(ProviderId::Anthropic, "sk-ant-b")).unwrap();
+    assert!(!anthropic.is_default);
+    configure(&store, &client, &keks, Configure { make_default: true, ..request(ProviderId::DeepSeek, "sk-c") }).unwrap();
+    let defaults: Vec<ProviderId> = block_on(store.providers(WS)).unwrap().into_iter().filter(|p| p.is_default).map(|p| p.provider).collect();
+    assert_eq!(defaults, vec![ProviderId::DeepSeek]);
+}
+
+#[test]
+fn resolve_follows_request_then_route_then_default_then_metered() {
+    let (store, keks) = (MemoryStore::default(), Keks::parse(K1).unwrap());
+    assert_eq!(resolve(&store, &keks, None, None), Resolved::Metered { reason: "no_byok_configured" });
+    let client = ScriptedProvider::answering(vec![models(&[]), ok(json!({"data": []}))]);
+    configure(&store, &client, &keks, request(ProviderId::OpenAi, "sk-openai")).unwrap();
+    configure(&store, &client, &keks, request(ProviderId::Anthropic, "sk-ant-x")).unwrap();
+    let route = |agent: &str, provider: Option<ProviderId>, model: Option<&str>| {
+        block_on(store.save_route(&AgentRoute { workspace_id: WS.into(), agent_id: agent.into(), provider, model: model.map(str::to_string), updated_at: 1 })).unwrap()
+    };
+    route("metered-bot", None, None);
+    route("claude-bot", Some(ProviderId::Anthropic), Some("claude-sonnet-4-5"));
+    route("gone-bot", Some(ProviderId::Gemini), None);
+
+    let provider_of = |resolved: Resolved| match resolved {
+        Resolved::Byok { record, model, .. } => format!("{}:{}", record.provider.as_str(), model.unwrap_or_default()),
+        Resolved::Metered { reason } => format!("metered:{reason}"),
+    };
+    assert_eq!(provider_of(resolve(&store, &keks, None, None)), "openai:");
+    assert_eq!(provider_of(resolve(&store, &keks, Some("claude-bot"), None)), "anthropic:claude-sonnet-4-5");
+    assert_eq!(provider_of(resolve(&store, &keks, Some("metered-bot"), None)), "metered:agent_routed_metered");
+    assert_eq!(provider_of(resolve(&store, &keks, Some("gone-bot"), None)), "metered:provider_removed");
+    assert_eq!(provider_of(resolve(&store, &keks, Some("metered-bot"), Some(ProviderId::Anthropic))), "anthropic:");
+    assert_eq!(provider_of(resolve(&store, &keks, Some("unrouted"), None)), "openai:");
+    assert_eq!(provider_of(resolve(&store, &keks, None, Some(ProviderId::Gemini))), "metered:no_byok_configured");
+}
+
+#[test]
+fn an_invalidated_key_resolves_metered_byok_invalid() {
+    let (store, keks) = (MemoryStore::default(), Keks::parse(K1).unwrap());
+    let client = ScriptedProvider::answering(vec![models(&[]), status(401, json!({}))]);
+    configure(&store, &client, &keks, request(ProviderId::OpenAi, "sk-openai")).unwrap();
+    let vault = Vault { keks: &keks, allow_insecure_hosts: false };
+    let (record, error) = block_on(service::revalidate(&store, &store, &client, &vault, WS, ProviderId::OpenAi, 2_000)).unwrap();
+    assert_eq!(record.status, KeyStatus::Invalid);
+    assert_eq!(error, Some(ApiError::InvalidKey { provider_status: 401 }));
+    assert_eq!(resolve(&store, &keks, None, None), Resolved::Metered { reason: "byok_invalid" });
+}
+
+#[test]
+fn a_provider_that_cannot_answer_leaves_the_status_as_it_was() {
+    let (store, keks) = (MemoryStore::default(), Keks::parse(K1).unwrap());
+    let client = ScriptedProvider::answering(vec![models(&[]), Err(TransportFailure::Network)]);
+    configure(&store, &client, &keks, request(ProviderId::OpenAi, "sk-openai")).unwrap();
+    let vault = Vault { keks: &keks, allow_insecure_hosts: false };
+    let (record, error) = block_on(service::revalidate(&store, &store, &client, &vault, WS, ProviderId::OpenAi, 2_000)).unwrap();
+    assert_eq!((record.status, record.validated_at), (KeyStatus::Valid, Some(1_000)));
+    assert_eq!(error, Some(ApiError::ProviderUnavailable { provider_status: None }));
+}
+
+#[test]
+fn a_new_first_kek_keeps_stored_keys_resolving() {
+    let store = MemoryStore::default();
+    let client = ScriptedProvider::answering(vec![models(&[])]);
+    configure(&store, &client, &Keks::parse(K1).unwrap(), request(ProviderId::OpenAi, "sk-kept")).unwrap();
+    let rotated = Keks::parse(&format!("{K2},{K1}")).unwrap();
+    assert!(matches!(resolve(&store, &rotated, None, None), Resolved::Byok { ref api_key, .. } if api_key == "sk-kept"));
+}
+
+#[test]
+fn a_blob_moved_under_another_pointer_fails_to_decrypt_and_says_so() {
+    let (store, keks) = (MemoryStore::default(), Keks::parse(K1).unwrap());
+    let client = ScriptedProvider::answering(vec![models(&[]), ok(json!({"data": []}))]);
+    let openai = configure(&store, &client, &keks, request(ProviderId::OpenAi, "sk-openai")).unwrap();
+    let anthropic = configure(&store, &client, &keks, request(ProviderId::Anthropic, "sk-ant-x")).unwrap();
+    let stolen = store.blobs.borrow().get(&openai.blob_name).cloned().unwrap();
+    store.blobs.borrow_mut().insert(anthropic.blob_name.clone(), stolen);
+    let error = block_on(service::resolve(&store, &store, &keks, WS, None, Some(ProviderId::Anthropic))).unwrap_err();
+    assert!(matches!(error, ApiError::DecryptionFailed { .. }), "{error:?}");
+    assert_eq!(error.status(), 500);
+}
+
+#[test]
+fn a_pointer_whose_blob_is_not_visible_yet_answers_retry() {
+    let (store, keks) = (MemoryStore::default(), Keks::parse(K1).unwrap());
+    let client = ScriptedProvider::answering(vec![models(&[])]);
+    let record = configure(&store, &client, &keks, request(ProviderId::OpenAi, "sk-openai")).unwrap();
+    store.blobs.borrow_mut().remove(&record.blob_name);
+    let error = block_on(service::resolve(&store, &store, &keks, WS, None, None)).unwrap_err();
+    assert_eq!(error, ApiError::SecretUnavailable);
+}
