@@ -9,7 +9,7 @@ export default defineConfig(async () => {
   const migrations = await readD1Migrations("./migrations");
   return {
     plugins: [
-      cloudflareTest({
+      cloudflareTest(({ inject }) => ({
         wrangler: { configPath: "./wrangler.toml" },
         miniflare: {
           bindings: {
@@ -18,13 +18,17 @@ export default defineConfig(async () => {
             VAULT_KEKS: "k1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=",
             KEY_PREFIX: "kw_live_",
             ALLOW_INSECURE_PROVIDER_HOSTS: "true",
+            // The mock provider answers "slow" keys after 15 s; the Worker gives up after this.
+            PROVIDER_TIMEOUT_MS: "1500",
+            MOCK_PROVIDER: `http://127.0.0.1:${inject("mockProviderPort")}`,
           },
         },
-      }),
+      })),
     ],
     test: {
       include: ["tests/e2e/**/*.test.js"],
       setupFiles: ["tests/e2e/setup.js"],
+      globalSetup: ["tests/e2e/global-setup.mjs"],
       reporters: ["default"],
       // Worker log lines are shown for failing tests only.
       silent: "passed-only",

@@ -25,15 +25,15 @@ impl ApiHost {
             return Err("must not carry a query or fragment".into());
         }
         let host = url.host().ok_or_else(|| "has no host".to_string())?;
-        if !allow_insecure {
-            match host {
-                Host::Ipv4(ip) if is_internal(IpAddr::V4(ip)) => return Err("must not be a private, loopback or link-local address".into()),
-                Host::Ipv6(ip) if is_internal(IpAddr::V6(ip)) => return Err("must not be a private, loopback or link-local address".into()),
-                Host::Domain(name) if name == "localhost" || name.ends_with(".localhost") => {
-                    return Err("must not be a loopback host".into())
-                }
-                _ => {}
-            }
+        // Insecure mode admits loopback (a local mock provider), never private or link-local
+        // ranges, which stay out of reach in every mode.
+        let refused = match host {
+            Host::Ipv4(ip) => is_internal(IpAddr::V4(ip)) && !(allow_insecure && ip.is_loopback()),
+            Host::Ipv6(ip) => is_internal(IpAddr::V6(ip)) && !(allow_insecure && ip.is_loopback()),
+            Host::Domain(name) => (name == "localhost" || name.ends_with(".localhost")) && !allow_insecure,
+        };
+        if refused {
+            return Err("must not be a private, loopback or link-local address".into());
         }
         let base = url.as_str().trim_end_matches('/').to_string();
         Ok(ApiHost(base))
@@ -136,9 +136,13 @@ mod tests {
     }
 
     #[test]
-    fn insecure_mode_admits_http_and_loopback() {
+    fn insecure_mode_admits_http_and_loopback_only() {
         let host = ApiHost::parse("http://127.0.0.1:9999/openai/v1/", true).unwrap();
         assert_eq!(host.as_str(), "http://127.0.0.1:9999/openai/v1");
-        assert!(ApiHost::parse("https://user:pw@127.0.0.1", true).is_err());
+        assert!(ApiHost::parse("http://localhost:9999", true).is_ok());
+        assert!(ApiHost::parse("http://[::1]:9999", true).is_ok());
+        for refused in ["https://user:pw@127.0.0.1", "http://10.0.0.1", "http://169.254.169.254", "http://192.168.1.10", "ftp://127.0.0.1"] {
+            assert!(ApiHost::parse(refused, true).is_err(), "{refused}");
+        }
     }
 }

@@ -9,6 +9,9 @@
 // Control routes (never recorded):
 //   GET    /__requests   200, every recorded request, oldest first
 //   DELETE /__requests   204, forgets them
+//   PUT    /__keys/<key> {status, body}   from now on, answer every request carrying exactly
+//                        this key with that status and JSON body (a key that goes bad later)
+//   DELETE /__keys/<key> 204, back to the answer its family gives
 //
 // Provider routes (GET only; any path prefix, so a test can point several providers here at
 // once). The first match wins, in this order, because the later rules are looser:
@@ -444,8 +447,10 @@ function send(res, { status, body, headers = {} }) {
 }
 
 /** The answer a provider gives this request; `slow: true` means send it after the delay. */
-function answerFor(provider, request) {
+function answerFor(provider, request, overrides) {
   if (provider.public) return provider.success();
+  const override = overrides.get(extractKey(request.headers));
+  if (override) return json(override.status, override.body);
   const rejected = provider.checkRequest?.(request);
   if (rejected) return rejected;
   const key = extractKey(request.headers);
@@ -462,6 +467,7 @@ export async function startMockProvider({ port = 0, host = "127.0.0.1", slowMs =
   if (!LOOPBACK_HOSTS.includes(host)) throw new Error(`mock provider listens on loopback only, not ${host}`);
 
   const requests = [];
+  const overrides = new Map();
   const sockets = new Set();
   const timers = new Set();
 
@@ -487,9 +493,23 @@ export async function startMockProvider({ port = 0, host = "127.0.0.1", slowMs =
     });
   }
 
+  async function handleOverride(req, res, key) {
+    if (req.method === "PUT") {
+      const { status, body } = JSON.parse((await readBody(req)) || "{}");
+      overrides.set(key, { status: status ?? 401, body: body ?? {} });
+      return send(res, { status: 204 });
+    }
+    if (req.method === "DELETE") {
+      overrides.delete(key);
+      return send(res, { status: 204 });
+    }
+    return send(res, json(405, { error: { message: "method not allowed" } }, { allow: "PUT, DELETE" }));
+  }
+
   async function handle(req, res) {
     const url = new URL(req.url, "http://mock.invalid");
     if (url.pathname === "/__requests") return handleControl(req, res);
+    if (url.pathname.startsWith("/__keys/")) return handleOverride(req, res, decodeURIComponent(url.pathname.slice("/__keys/".length)));
 
     const request = {
       method: req.method,
@@ -503,7 +523,7 @@ export async function startMockProvider({ port = 0, host = "127.0.0.1", slowMs =
 
     const provider = route(request);
     if (!provider) return send(res, NOT_FOUND);
-    const answer = answerFor(provider, request);
+    const answer = answerFor(provider, request, overrides);
     return answer.slow ? sendLater(res, answer, slowMs) : send(res, answer);
   }
 
