@@ -5,6 +5,7 @@ import { spawn } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { gzipSync } from "node:zlib";
 import autocannon from "autocannon";
+import { startMockProvider } from "../tests/e2e/mock-provider.mjs";
 
 const port = Number(process.env.BENCH_PORT ?? 8797);
 const seconds = Number(process.env.BENCH_SECONDS ?? 8);
@@ -33,12 +34,25 @@ function run(route, connections) {
   });
 }
 
+// A mock provider on loopback stands in for OpenAI, so resolve has a key to hand out.
+const mock = await startMockProvider();
 const wrangler = spawn(
   "node_modules/.bin/wrangler",
-  ["dev", "--port", String(port), "--ip", "127.0.0.1", "--persist-to", process.env.BENCH_STATE, "--show-interactive-dev-session=false", "--log-level", "error"],
+  [
+    "dev",
+    "--port", String(port),
+    "--ip", "127.0.0.1",
+    "--persist-to", process.env.BENCH_STATE,
+    "--var", "ALLOW_INSECURE_PROVIDER_HOSTS:true",
+    "--show-interactive-dev-session=false",
+    "--log-level", "error",
+  ],
   { stdio: ["ignore", "ignore", "inherit"], env: process.env },
 );
-const stop = () => wrangler.exitCode === null && wrangler.kill("SIGTERM");
+const stop = () => {
+  if (wrangler.exitCode === null) wrangler.kill("SIGTERM");
+  mock.close();
+};
 process.on("exit", stop);
 
 try {
@@ -53,6 +67,12 @@ try {
   const owner = { authorization: `Bearer ${ownerKey}`, "content-type": "application/json" };
   const verified = await fetch(`${base}/v1/keys`, { method: "POST", headers: owner, body: JSON.stringify({ name: "verified" }) });
   const verifiedKey = (await verified.json()).key;
+  const configured = await fetch(`${base}/v1/providers/openai`, {
+    method: "PUT",
+    headers: owner,
+    body: JSON.stringify({ api_key: "sk-proj-bench", api_host: `${mock.url}/openai/v1` }),
+  });
+  if (configured.status !== 200) throw new Error(`provider configure answered ${configured.status}: ${await configured.text()}`);
 
   const routes = [
     { name: "GET /healthz", path: "/healthz", headers: {} },
@@ -65,6 +85,7 @@ try {
       headers: owner,
       body: JSON.stringify({ key: verifiedKey, capabilities: [] }),
     },
+    { name: "POST /v1/resolve", path: "/v1/resolve", method: "POST", headers: owner, body: JSON.stringify({}) },
   ];
 
   // Warm the isolate so the first measured route does not pay for start-up.
@@ -97,4 +118,5 @@ try {
   console.log(`wasm: ${(wasm.length / 1024).toFixed(1)} KiB raw, ${(gzipSync(wasm).length / 1024).toFixed(1)} KiB gzipped\n`);
 } finally {
   stop();
+  process.exit(0);
 }

@@ -221,6 +221,26 @@ fn a_new_first_kek_keeps_stored_keys_resolving() {
 }
 
 #[test]
+fn rewrapping_moves_stale_keys_to_the_current_kek_and_keeps_them_resolving() {
+    let store = MemoryStore::default();
+    let client = ScriptedProvider::answering(vec![models(&[]), ok(json!({"data": []}))]);
+    let old = Keks::parse(K1).unwrap();
+    let first = configure(&store, &client, &old, request(ProviderId::OpenAi, "sk-kept")).unwrap();
+    configure(&store, &client, &old, request(ProviderId::Anthropic, "sk-ant-kept")).unwrap();
+    let rotated = Keks::parse(&format!("{K2},{K1}")).unwrap();
+
+    assert_eq!(block_on(service::rewrap_stale(&store, &store, &rotated, 1, 5_000)).unwrap(), 1, "bounded per run");
+    assert_eq!(block_on(service::rewrap_stale(&store, &store, &rotated, 10, 5_000)).unwrap(), 1);
+    assert_eq!(block_on(service::rewrap_stale(&store, &store, &rotated, 10, 5_000)).unwrap(), 0, "nothing left to do");
+    assert!(block_on(store.providers(WS)).unwrap().iter().all(|p| p.kek_id == "k2"));
+    assert!(store.retired_blobs.borrow().contains(&first.blob_name));
+
+    let only_new = Keks::parse(K2).unwrap();
+    assert!(matches!(resolve(&store, &only_new, None, Some(ProviderId::OpenAi)), Resolved::Byok { ref api_key, .. } if api_key == "sk-kept"));
+    assert!(matches!(resolve(&store, &only_new, None, Some(ProviderId::Anthropic)), Resolved::Byok { ref api_key, .. } if api_key == "sk-ant-kept"));
+}
+
+#[test]
 fn a_blob_moved_under_another_pointer_fails_to_decrypt_and_says_so() {
     let (store, keks) = (MemoryStore::default(), Keks::parse(K1).unwrap());
     let client = ScriptedProvider::answering(vec![models(&[]), ok(json!({"data": []}))]);

@@ -213,6 +213,27 @@ pub async fn revalidate(
     Ok((updated, outcome.err()))
 }
 
+/// Re-wraps up to `limit` stored provider keys still sealed under an older KEK, each into a
+/// blob under a new name that the config then points at; the ciphertext of the key is kept.
+/// Returns how many moved. Safe to run twice at once: a repoint only lands on the blob it read.
+pub async fn rewrap_stale(store: &impl ProviderStore, blobs: &impl BlobStore, keks: &Keks, limit: usize, now_ms: i64) -> Result<usize, ApiError> {
+    let mut moved = 0;
+    for record in store.configs_not_under(keks.current_id(), limit).await? {
+        let Some(blob) = blobs.get_blob(&record.blob_name).await? else { continue };
+        let Some(rewrapped) = vault::rewrap(keks, &blob, &context(&record)).map_err(|e| ApiError::DecryptionFailed { detail: e.to_string() })? else {
+            continue;
+        };
+        let new_name = format!("pk/{}/{}/{}-{}", record.workspace_id, record.provider.as_str(), record.version, random_base62(8));
+        blobs.put_blob(&new_name, &rewrapped).await?;
+        if store.repoint_blob(&record, &record.blob_name, &new_name, keks.current_id(), now_ms).await? {
+            moved += 1;
+        } else {
+            blobs.delete_blob(&new_name).await?;
+        }
+    }
+    Ok(moved)
+}
+
 /// An agent id: 1 to 128 characters of `[A-Za-z0-9._:-]`.
 pub fn check_agent_id(agent_id: &str) -> Result<(), ApiError> {
     let ok = (1..=128).contains(&agent_id.len()) && agent_id.bytes().all(|b| b.is_ascii_alphanumeric() || b"._:-".contains(&b));

@@ -284,6 +284,28 @@ impl ProviderStore for MemoryStore {
         let config = chosen.and_then(|p| providers.get(&(workspace_id.to_string(), p)).cloned());
         Ok(Resolution { route, config })
     }
+
+    async fn configs_not_under(&self, current_kek: &str, limit: usize) -> Result<Vec<ProviderRecord>, StoreError> {
+        Ok(self.providers.borrow().values().filter(|p| p.kek_id != current_kek).take(limit).cloned().collect())
+    }
+
+    async fn repoint_blob(&self, record: &ProviderRecord, old_blob: &str, new_blob: &str, new_kek: &str, _now_ms: i64) -> Result<bool, StoreError> {
+        Ok(self.repoint(record, old_blob, new_blob, new_kek))
+    }
+}
+
+impl MemoryStore {
+    /// The rewrap half of `ProviderStore`, kept apart to keep the trait impl readable.
+    fn repoint(&self, record: &ProviderRecord, old_blob: &str, new_blob: &str, new_kek: &str) -> bool {
+        let mut providers = self.providers.borrow_mut();
+        let Some(stored) = providers.get_mut(&(record.workspace_id.clone(), record.provider)).filter(|p| p.blob_name == old_blob) else {
+            return false;
+        };
+        stored.blob_name = new_blob.to_string();
+        stored.kek_id = new_kek.to_string();
+        self.retired_blobs.borrow_mut().push(old_blob.to_string());
+        true
+    }
 }
 
 impl BlobStore for MemoryStore {

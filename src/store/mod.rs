@@ -139,6 +139,11 @@ pub trait ProviderStore {
     async fn save_route(&self, route: &AgentRoute) -> Result<(), StoreError>;
     async fn remove_route(&self, workspace_id: &str, agent_id: &str) -> Result<bool, StoreError>;
     async fn resolution(&self, workspace_id: &str, agent_id: Option<&str>, provider: Option<ProviderId>) -> Result<Resolution, StoreError>;
+    /// Configs whose blob is sealed under another KEK than `current_kek`, at most `limit`.
+    async fn configs_not_under(&self, current_kek: &str, limit: usize) -> Result<Vec<ProviderRecord>, StoreError>;
+    /// Points a config at a re-wrapped copy of its blob, only if it still points at
+    /// `old_blob` (a replacement in between wins); retires the old blob. `false` if it did not.
+    async fn repoint_blob(&self, record: &ProviderRecord, old_blob: &str, new_blob: &str, new_kek: &str, now_ms: i64) -> Result<bool, StoreError>;
 }
 
 /// Encrypted blobs by name (KV). Names are never reused, so a blob is written once.

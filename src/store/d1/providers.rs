@@ -248,4 +248,24 @@ impl ProviderStore for D1Store {
         };
         Ok(Resolution { route, config: first_record(results.get(1))? })
     }
+
+    async fn configs_not_under(&self, current_kek: &str, limit: usize) -> Result<Vec<ProviderRecord>, StoreError> {
+        let sql = format!("SELECT {PROVIDER_COLUMNS} FROM provider_configs WHERE kek_id != ?1 LIMIT ?2");
+        let result = self.statement(&sql, &[text(current_kek), int(limit as i64)])?.all().await.map_err(store_error)?;
+        result.results::<ProviderRow>().map_err(store_error)?.into_iter().map(ProviderRow::into_record).collect()
+    }
+
+    async fn repoint_blob(&self, record: &ProviderRecord, old_blob: &str, new_blob: &str, new_kek: &str, now_ms: i64) -> Result<bool, StoreError> {
+        let repoint = self.statement(
+            "UPDATE provider_configs SET blob_name = ?4, kek_id = ?5 WHERE workspace_id = ?1 AND provider = ?2 AND blob_name = ?3",
+            &[text(&record.workspace_id), text(record.provider.as_str()), text(old_blob), text(new_blob), text(new_kek)],
+        )?;
+        let retire = self.statement(
+            "INSERT OR IGNORE INTO retired_blobs (blob_name, retired_at) SELECT ?1, ?2 WHERE changes() > 0",
+            &[text(old_blob), int(now_ms)],
+        )?;
+        let results = self.db.batch(vec![repoint, retire]).await.map_err(store_error)?;
+        let changed = results.first().and_then(|r| r.meta().ok().flatten()).and_then(|m| m.changes).unwrap_or(0);
+        Ok(changed > 0)
+    }
 }
