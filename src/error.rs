@@ -50,7 +50,7 @@ pub enum ApiError {
     ProviderRateLimited { retry_after: u64 },
     #[error("The provider could not be reached or failed to answer; retry later.")]
     ProviderUnavailable { provider_status: Option<u16> },
-    #[error("This provider is not configured for the workspace.")]
+    #[error("Nothing is configured here for this workspace.")]
     NotConfigured,
     #[error("The provider `{provider}` is not configured for the workspace.")]
     ProviderNotConfigured { provider: String },

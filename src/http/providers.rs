@@ -159,7 +159,7 @@ pub async fn get_route(call: &mut Call) -> Result<Reply, ApiError> {
 pub async fn delete_route(call: &mut Call) -> Result<Reply, ApiError> {
     let caller = writer(call).await?;
     let agent_id = agent_id(call)?;
-    call.store()?.remove_route(&caller.workspace.id, &agent_id).await?;
+    service::remove_route(&call.store()?, &caller, &agent_id, call.now_ms).await?;
     Ok(Reply::ok(json!({"status": "removed", "agent_id": agent_id})))
 }
 

@@ -11,7 +11,7 @@ use crate::audit::AuditEvent;
 use crate::crypto::random::random_base62;
 use crate::error::ApiError;
 use crate::keys::auth::Caller;
-use crate::store::{BlobStore, ProviderStore};
+use crate::store::{BlobStore, KeyStore, ProviderStore};
 use crate::vault::{self, Keks, SecretContext};
 
 const MAX_MODEL_CHARS: usize = 200;
@@ -245,7 +245,7 @@ pub fn check_agent_id(agent_id: &str) -> Result<(), ApiError> {
 }
 
 /// Routes an agent to metered billing (`provider: None`) or to a configured provider.
-pub async fn set_route(store: &impl ProviderStore, caller: &Caller, route: AgentRoute) -> Result<AgentRoute, ApiError> {
+pub async fn set_route(store: &(impl ProviderStore + KeyStore), caller: &Caller, route: AgentRoute) -> Result<AgentRoute, ApiError> {
     caller.require("providers:write")?;
     caller.require_writable()?;
     if let Some(provider) = route.provider {
@@ -254,7 +254,19 @@ pub async fn set_route(store: &impl ProviderStore, caller: &Caller, route: Agent
         }
     }
     store.save_route(&route).await?;
+    let audit = caller.audit("agent.routed", route.updated_at).target(route.agent_id.clone()).detail(route.to_json());
+    store.append_audit(&[audit]).await?;
     Ok(route)
+}
+
+/// Removes an agent's route (it then resolves to the workspace default); idempotent.
+pub async fn remove_route(store: &(impl ProviderStore + KeyStore), caller: &Caller, agent_id: &str, now_ms: i64) -> Result<(), ApiError> {
+    caller.require("providers:write")?;
+    caller.require_writable()?;
+    if store.remove_route(&caller.workspace.id, agent_id).await? {
+        store.append_audit(&[caller.audit("agent.unrouted", now_ms).target(agent_id.to_string())]).await?;
+    }
+    Ok(())
 }
 
 /// What resolve answers: a key, or metered billing and why.
