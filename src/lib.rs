@@ -14,6 +14,7 @@ pub mod settings;
 pub mod store;
 pub mod time;
 pub mod vault;
+pub mod webhooks;
 pub mod workspaces;
 
 mod http;

@@ -10,7 +10,7 @@ pub struct AuditEvent {
     /// `None` for operator-level events (`auth.ip_blocked`, leak reports).
     pub workspace_id: Option<String>,
     pub at: i64,
-    pub action: &'static str,
+    pub action: String,
     pub actor_key_id: Option<String>,
     pub target: Option<String>,
     pub ip: Option<String>,
@@ -18,12 +18,12 @@ pub struct AuditEvent {
 }
 
 impl AuditEvent {
-    pub fn new(workspace_id: Option<&str>, action: &'static str, at: i64) -> Self {
+    pub fn new(workspace_id: Option<&str>, action: &str, at: i64) -> Self {
         AuditEvent {
             id: format!("evt_{}", random_base62(20)),
             workspace_id: workspace_id.map(str::to_string),
             at,
-            action,
+            action: action.to_string(),
             actor_key_id: None,
             target: None,
             ip: None,

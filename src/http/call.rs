@@ -9,7 +9,7 @@ use super::input::{self, Fields, MAX_BODY_BYTES};
 use crate::error::ApiError;
 use crate::settings::Settings;
 use crate::store::d1::D1Store;
-use crate::store::KeyStore;
+use crate::store::{AuditStore, KeyStore};
 
 pub struct Call {
     pub req: Request,

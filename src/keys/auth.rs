@@ -41,7 +41,7 @@ impl Caller {
         }
     }
 
-    pub fn audit(&self, action: &'static str, now_ms: i64) -> AuditEvent {
+    pub fn audit(&self, action: &str, now_ms: i64) -> AuditEvent {
         AuditEvent::new(Some(&self.workspace.id), action, now_ms).actor(Some(&self.key.id), self.ip.as_deref())
     }
 }

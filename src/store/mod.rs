@@ -7,6 +7,7 @@ use crate::keys::KeyRecord;
 use crate::page::Cursor;
 use crate::providers::catalog::ProviderId;
 use crate::providers::record::{AgentRoute, KeyStatus, ProviderRecord};
+use crate::webhooks::outbox::{Attempt, OutboxEvent};
 use crate::workspaces::{Workspace, WorkspacePatch};
 
 pub mod d1;
@@ -70,7 +71,15 @@ pub fn is_live(key: &KeyRecord, now_ms: i64) -> bool {
 }
 
 #[allow(async_fn_in_trait)]
-pub trait KeyStore {
+pub trait AuditStore {
+    async fn append_audit(&self, events: &[AuditEvent]) -> Result<(), StoreError>;
+    /// Newest first: a workspace's entries, or the operator-level ones for `None`; strictly
+    /// older than the entry at position `before` when given. Each comes with its position.
+    async fn audit_before(&self, workspace_id: Option<&str>, before: Option<i64>, limit: usize) -> Result<Vec<(i64, AuditEvent)>, StoreError>;
+}
+
+#[allow(async_fn_in_trait)]
+pub trait KeyStore: AuditStore {
     /// Reads the key with the workspace and the IP's failures, and counts a use of a live,
     /// rate-limited key (unless the IP is blocked), as one atomic round trip.
     async fn authenticate(&self, probe: &AuthProbe<'_>) -> Result<AuthFinding, StoreError>;
@@ -99,7 +108,6 @@ pub trait KeyStore {
     async fn revoke_by_hashes(&self, key_hashes: &[String], workspace_id: Option<&str>, now_ms: i64) -> Result<Vec<KeyRecord>, StoreError>;
     /// Records a use; skipped by the store when one was recorded within the last minute.
     async fn touch_last_used(&self, key_id: &str, now_ms: i64) -> Result<(), StoreError>;
-    async fn append_audit(&self, events: &[AuditEvent]) -> Result<(), StoreError>;
 }
 
 /// Newest-first order shared by every list: (created_at, id) descending.
@@ -152,4 +160,90 @@ pub trait BlobStore {
     async fn put_blob(&self, name: &str, blob: &str) -> Result<(), StoreError>;
     async fn get_blob(&self, name: &str) -> Result<Option<String>, StoreError>;
     async fn delete_blob(&self, name: &str) -> Result<(), StoreError>;
+}
+
+/// A sealed secret as stored (a webhook secret or a notification endpoint's secret).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SealedSecret {
+    pub workspace_id: String,
+    pub version: i64,
+    pub sealed: String,
+    pub kek_id: String,
+    pub created_at: i64,
+}
+
+/// A workspace's notification endpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoint {
+    pub url: String,
+    pub secret: SealedSecret,
+}
+
+/// Who processes a webhook-id: this delivery, or one that came first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReceiptClaim {
+    Won,
+    /// The first delivery's answer.
+    Answered { status: u16, body: String },
+    /// The first delivery is still being processed.
+    Pending,
+}
+
+#[allow(async_fn_in_trait)]
+pub trait WebhookStore {
+    /// The inbound secrets still honoured at `now_ms`: the current one and any in grace.
+    async fn webhook_secrets(&self, workspace_id: &str, now_ms: i64) -> Result<Vec<SealedSecret>, StoreError>;
+    async fn latest_webhook_secret_version(&self, workspace_id: &str) -> Result<i64, StoreError>;
+    /// Stores `secret` as current and lets the previous ones expire by `grace_end` (or sooner,
+    /// if they already did); `false` when another rotation took that version first.
+    async fn rotate_webhook_secret(&self, secret: &SealedSecret, grace_end: i64, audit: &AuditEvent) -> Result<bool, StoreError>;
+    /// Claims `webhook_id` for this delivery in one conditional insert; the insert decides.
+    async fn claim_receipt(&self, workspace_id: &str, webhook_id: &str, now_ms: i64) -> Result<ReceiptClaim, StoreError>;
+    async fn finish_receipt(&self, workspace_id: &str, webhook_id: &str, status: u16, body: &str) -> Result<(), StoreError>;
+    /// Forgets a claim whose processing failed inside keywarden, so a retry is processed.
+    async fn release_receipt(&self, workspace_id: &str, webhook_id: &str) -> Result<(), StoreError>;
+    async fn endpoint(&self, workspace_id: &str) -> Result<Option<Endpoint>, StoreError>;
+    async fn save_endpoint(&self, endpoint: &Endpoint, audit: &AuditEvent) -> Result<(), StoreError>;
+    async fn remove_endpoint(&self, workspace_id: &str, audit: &AuditEvent) -> Result<bool, StoreError>;
+    /// Queues `event` if the workspace has an endpoint; `false` when it has none.
+    async fn enqueue(&self, event: &OutboxEvent, now_ms: i64) -> Result<bool, StoreError>;
+    /// Reserves up to `limit` due deliveries (or the one `only`) for `LEASE_MS`; a delivery
+    /// another run holds is not returned, so concurrent runs never send one twice at once.
+    async fn claim_deliveries(&self, only: Option<&str>, now_ms: i64, limit: usize) -> Result<Vec<OutboxEvent>, StoreError>;
+    /// Records an attempt: delivered, retry at `next_attempt_at`, or given up (`None`).
+    async fn record_attempt(&self, id: &str, attempt: Attempt, next_attempt_at: Option<i64>, now_ms: i64) -> Result<(), StoreError>;
+}
+
+/// Bounded clean-up work for the scheduled handler; each call is idempotent.
+#[allow(async_fn_in_trait)]
+pub trait HousekeepingStore {
+    /// Deletes failed-attempt and rate-limit counters of windows that ended before `now_ms`
+    /// (and those of keys whose revocation took effect), at most `limit` of each.
+    async fn prune_counters(&self, now_ms: i64, limit: usize) -> Result<usize, StoreError>;
+    async fn prune_receipts(&self, received_before: i64, limit: usize) -> Result<usize, StoreError>;
+    /// Retired blob names whose grace ended before `retired_before`, at most `limit`.
+    async fn retired_blobs_due(&self, retired_before: i64, limit: usize) -> Result<Vec<String>, StoreError>;
+    async fn forget_retired_blobs(&self, names: &[String]) -> Result<(), StoreError>;
+    /// Configs not validated since `validated_before`, oldest first, at most `limit`.
+    async fn providers_due_for_validation(&self, validated_before: i64, limit: usize) -> Result<Vec<ProviderRecord>, StoreError>;
+    /// Sealed webhook and endpoint secrets under another KEK than `current_kek`.
+    async fn secrets_not_under(&self, current_kek: &str, limit: usize) -> Result<Vec<(SecretKind, SealedSecret)>, StoreError>;
+    /// Replaces a sealed secret by its re-wrapped form, only if it is still `old_sealed`.
+    async fn replace_sealed(&self, kind: SecretKind, secret: &SealedSecret, old_sealed: &str) -> Result<bool, StoreError>;
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SecretKind {
+    Webhook,
+    Endpoint,
+}
+
+impl SecretKind {
+    /// The kind bound into the secret's encryption context.
+    pub fn context_kind(self) -> &'static str {
+        match self {
+            SecretKind::Webhook => "webhook",
+            SecretKind::Endpoint => "notify",
+        }
+    }
 }

@@ -220,13 +220,4 @@ impl KeyStore for D1Store {
         .map_err(store_error)?;
         Ok(())
     }
-
-    async fn append_audit(&self, events: &[AuditEvent]) -> Result<(), StoreError> {
-        if events.is_empty() {
-            return Ok(());
-        }
-        let statements = events.iter().map(|event| insert_audit_statement(self, event, None)).collect::<Result<Vec<_>, _>>()?;
-        self.db.batch(statements).await.map_err(store_error)?;
-        Ok(())
-    }
 }

@@ -4,8 +4,11 @@ use serde::Deserialize;
 use worker::wasm_bindgen::JsValue;
 use worker::{D1Database, D1PreparedStatement};
 
+mod audit;
+mod housekeeping;
 mod keys;
 mod providers;
+mod webhooks;
 mod workspaces;
 
 use super::StoreError;
@@ -233,7 +236,7 @@ pub(crate) fn insert_audit_statement(store: &D1Store, event: &AuditEvent, guard:
         text(&event.id),
         opt_text(event.workspace_id.as_deref()),
         int(event.at),
-        text(event.action),
+        text(&event.action),
         opt_text(event.actor_key_id.as_deref()),
         opt_text(event.target.as_deref()),
         opt_text(event.ip.as_deref()),

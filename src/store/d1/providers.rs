@@ -9,11 +9,11 @@ use crate::audit::AuditEvent;
 use crate::providers::{AgentRoute, KeyStatus, ProviderId, ProviderRecord};
 use crate::store::{ProviderStore, Resolution, StoreError};
 
-const PROVIDER_COLUMNS: &str = "workspace_id, provider, api_host, model, fallback_model, config, key_hint, status, \
+pub(crate) const PROVIDER_COLUMNS: &str = "workspace_id, provider, api_host, model, fallback_model, config, key_hint, status, \
     validated_at, version, blob_name, kek_id, is_default, updated_at";
 
 #[derive(Deserialize)]
-struct ProviderRow {
+pub(crate) struct ProviderRow {
     workspace_id: String,
     provider: String,
     api_host: String,
@@ -31,7 +31,7 @@ struct ProviderRow {
 }
 
 impl ProviderRow {
-    fn into_record(self) -> Result<ProviderRecord, StoreError> {
+    pub(crate) fn into_record(self) -> Result<ProviderRecord, StoreError> {
         let provider = ProviderId::parse(&self.provider).ok_or_else(|| StoreError(format!("unknown provider column `{}`", self.provider)))?;
         let status = KeyStatus::parse(&self.status).ok_or_else(|| StoreError(format!("unknown status column `{}`", self.status)))?;
         let config: Map<String, Value> = serde_json::from_str(&self.config).map_err(|e| StoreError(format!("config column: {e}")))?;

@@ -1,0 +1,187 @@
+//! Webhook secrets, receipts, the endpoint, the outbox and housekeeping in memory.
+
+use super::{MemoryStore, OutboxRow};
+use crate::audit::AuditEvent;
+use crate::providers::ProviderRecord;
+use crate::store::{Endpoint, HousekeepingStore, ReceiptClaim, SealedSecret, SecretKind, StoreError, WebhookStore};
+use crate::webhooks::outbox::{Attempt, OutboxEvent, LEASE_MS};
+
+impl WebhookStore for MemoryStore {
+    async fn webhook_secrets(&self, workspace_id: &str, now_ms: i64) -> Result<Vec<SealedSecret>, StoreError> {
+        let secrets = self.webhook_secrets.borrow();
+        let mut live: Vec<SealedSecret> = secrets
+            .iter()
+            .filter(|(s, expires)| s.workspace_id == workspace_id && expires.is_none_or(|at| at > now_ms))
+            .map(|(s, _)| s.clone())
+            .collect();
+        live.sort_by_key(|s| -s.version);
+        Ok(live)
+    }
+
+    async fn latest_webhook_secret_version(&self, workspace_id: &str) -> Result<i64, StoreError> {
+        Ok(self.webhook_secrets.borrow().iter().filter(|(s, _)| s.workspace_id == workspace_id).map(|(s, _)| s.version).max().unwrap_or(0))
+    }
+
+    async fn rotate_webhook_secret(&self, secret: &SealedSecret, grace_end: i64, audit: &AuditEvent) -> Result<bool, StoreError> {
+        let mut secrets = self.webhook_secrets.borrow_mut();
+        if secrets.iter().any(|(s, _)| s.workspace_id == secret.workspace_id && s.version == secret.version) {
+            return Ok(false);
+        }
+        for (stored, expires) in secrets.iter_mut().filter(|(s, _)| s.workspace_id == secret.workspace_id) {
+            *expires = Some(expires.map_or(grace_end, |at| at.min(grace_end)));
+            let _ = stored;
+        }
+        secrets.push((secret.clone(), None));
+        self.audit.borrow_mut().push(audit.clone());
+        Ok(true)
+    }
+
+    async fn claim_receipt(&self, workspace_id: &str, webhook_id: &str, now_ms: i64) -> Result<ReceiptClaim, StoreError> {
+        let mut receipts = self.receipts.borrow_mut();
+        let key = (workspace_id.to_string(), webhook_id.to_string());
+        Ok(match receipts.get(&key) {
+            None => {
+                receipts.insert(key, (now_ms, None));
+                ReceiptClaim::Won
+            }
+            Some((_, None)) => ReceiptClaim::Pending,
+            Some((_, Some((status, body)))) => ReceiptClaim::Answered { status: *status, body: body.clone() },
+        })
+    }
+
+    async fn finish_receipt(&self, workspace_id: &str, webhook_id: &str, status: u16, body: &str) -> Result<(), StoreError> {
+        if let Some(receipt) = self.receipts.borrow_mut().get_mut(&(workspace_id.to_string(), webhook_id.to_string())) {
+            receipt.1 = Some((status, body.to_string()));
+        }
+        Ok(())
+    }
+
+    async fn release_receipt(&self, workspace_id: &str, webhook_id: &str) -> Result<(), StoreError> {
+        self.receipts.borrow_mut().remove(&(workspace_id.to_string(), webhook_id.to_string()));
+        Ok(())
+    }
+
+    async fn endpoint(&self, workspace_id: &str) -> Result<Option<Endpoint>, StoreError> {
+        Ok(self.endpoints.borrow().get(workspace_id).cloned())
+    }
+
+    async fn save_endpoint(&self, endpoint: &Endpoint, audit: &AuditEvent) -> Result<(), StoreError> {
+        self.endpoints.borrow_mut().insert(endpoint.secret.workspace_id.clone(), endpoint.clone());
+        self.audit.borrow_mut().push(audit.clone());
+        Ok(())
+    }
+
+    async fn remove_endpoint(&self, workspace_id: &str, audit: &AuditEvent) -> Result<bool, StoreError> {
+        let removed = self.endpoints.borrow_mut().remove(workspace_id).is_some();
+        if removed {
+            self.audit.borrow_mut().push(audit.clone());
+        }
+        Ok(removed)
+    }
+
+    async fn enqueue(&self, event: &OutboxEvent, now_ms: i64) -> Result<bool, StoreError> {
+        if !self.endpoints.borrow().contains_key(&event.workspace_id) {
+            return Ok(false);
+        }
+        self.outbox.borrow_mut().push(OutboxRow {
+            event: event.clone(),
+            next_attempt_at: now_ms,
+            lease_until: None,
+            delivered_at: None,
+            gave_up_at: None,
+            last_status: None,
+        });
+        Ok(true)
+    }
+
+    async fn claim_deliveries(&self, only: Option<&str>, now_ms: i64, limit: usize) -> Result<Vec<OutboxEvent>, StoreError> {
+        let mut claimed = Vec::new();
+        for row in self.outbox.borrow_mut().iter_mut() {
+            let due = row.delivered_at.is_none() && row.gave_up_at.is_none() && row.next_attempt_at <= now_ms;
+            let free = row.lease_until.is_none_or(|until| until <= now_ms);
+            let wanted = only.is_none_or(|id| id == row.event.id);
+            if due && free && wanted && claimed.len() < limit {
+                row.lease_until = Some(now_ms + LEASE_MS);
+                row.event.attempts += 1;
+                claimed.push(row.event.clone());
+            }
+        }
+        Ok(claimed)
+    }
+
+    async fn record_attempt(&self, id: &str, attempt: Attempt, next_attempt_at: Option<i64>, now_ms: i64) -> Result<(), StoreError> {
+        if let Some(row) = self.outbox.borrow_mut().iter_mut().find(|r| r.event.id == id) {
+            row.lease_until = None;
+            match attempt {
+                Attempt::Delivered { status } => {
+                    row.delivered_at = Some(now_ms);
+                    row.last_status = Some(status);
+                }
+                Attempt::Failed { status } => {
+                    row.last_status = status;
+                    match next_attempt_at {
+                        Some(at) => row.next_attempt_at = at,
+                        None => row.gave_up_at = Some(now_ms),
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+impl HousekeepingStore for MemoryStore {
+    async fn prune_counters(&self, now_ms: i64, _limit: usize) -> Result<usize, StoreError> {
+        let mut failures = self.auth_failures.borrow_mut();
+        let before = failures.len();
+        failures.retain(|_, (start, _)| *start + crate::keys::limits::FAILED_ATTEMPT_WINDOW_MS > now_ms);
+        Ok(before - failures.len())
+    }
+
+    async fn prune_receipts(&self, received_before: i64, _limit: usize) -> Result<usize, StoreError> {
+        let mut receipts = self.receipts.borrow_mut();
+        let before = receipts.len();
+        receipts.retain(|_, (at, _)| *at >= received_before);
+        Ok(before - receipts.len())
+    }
+
+    async fn retired_blobs_due(&self, _retired_before: i64, limit: usize) -> Result<Vec<String>, StoreError> {
+        Ok(self.retired_blobs.borrow().iter().take(limit).cloned().collect())
+    }
+
+    async fn forget_retired_blobs(&self, names: &[String]) -> Result<(), StoreError> {
+        self.retired_blobs.borrow_mut().retain(|n| !names.contains(n));
+        Ok(())
+    }
+
+    async fn providers_due_for_validation(&self, validated_before: i64, limit: usize) -> Result<Vec<ProviderRecord>, StoreError> {
+        let mut due: Vec<ProviderRecord> =
+            self.providers.borrow().values().filter(|p| p.validated_at.is_none_or(|at| at < validated_before)).cloned().collect();
+        due.sort_by_key(|p| p.validated_at);
+        due.truncate(limit);
+        Ok(due)
+    }
+
+    async fn secrets_not_under(&self, current_kek: &str, limit: usize) -> Result<Vec<(SecretKind, SealedSecret)>, StoreError> {
+        let webhook = self.webhook_secrets.borrow().iter().map(|(s, _)| (SecretKind::Webhook, s.clone())).collect::<Vec<_>>();
+        let endpoint = self.endpoints.borrow().values().map(|e| (SecretKind::Endpoint, e.secret.clone())).collect::<Vec<_>>();
+        Ok(webhook.into_iter().chain(endpoint).filter(|(_, s)| s.kek_id != current_kek).take(limit).collect())
+    }
+
+    async fn replace_sealed(&self, kind: SecretKind, secret: &SealedSecret, old_sealed: &str) -> Result<bool, StoreError> {
+        match kind {
+            SecretKind::Webhook => {
+                let mut secrets = self.webhook_secrets.borrow_mut();
+                let found = secrets
+                    .iter_mut()
+                    .find(|(s, _)| s.workspace_id == secret.workspace_id && s.version == secret.version && s.sealed == old_sealed);
+                Ok(found.map(|(s, _)| *s = secret.clone()).is_some())
+            }
+            SecretKind::Endpoint => {
+                let mut endpoints = self.endpoints.borrow_mut();
+                let found = endpoints.get_mut(&secret.workspace_id).filter(|e| e.secret.sealed == old_sealed);
+                Ok(found.map(|e| e.secret = secret.clone()).is_some())
+            }
+        }
+    }
+}

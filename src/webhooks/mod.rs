@@ -1,0 +1,5 @@
+//! Webhooks both ways: inbound rotation and revocation events signed with Standard Webhooks,
+//! and outbound notifications delivered from an outbox.
+
+pub mod outbox;
+pub mod signature;
