@@ -58,6 +58,14 @@ pub enum ApiError {
     Conflict,
     #[error("The secret is being replicated; retry in a second.")]
     SecretUnavailable,
+    #[error("{message}")]
+    InvalidWebhook { message: String },
+    #[error("The webhook timestamp is more than 300 seconds away from now.")]
+    StaleWebhook,
+    #[error("No valid signature for this workspace.")]
+    InvalidSignature,
+    #[error("The event type `{event}` is not supported.")]
+    UnsupportedEvent { event: String },
     /// A stored secret that does not open: tampering or a missing KEK. Shown as `internal`.
     #[error("Something went wrong on our side. Quote the request id if you report it.")]
     DecryptionFailed { detail: String },
@@ -102,13 +110,23 @@ impl ApiError {
             ApiError::ProviderNotConfigured { .. } => "provider_not_configured",
             ApiError::Conflict => "conflict",
             ApiError::SecretUnavailable => "secret_unavailable",
+            ApiError::InvalidWebhook { .. } => "invalid_webhook",
+            ApiError::StaleWebhook => "stale_webhook",
+            ApiError::InvalidSignature => "invalid_signature",
+            ApiError::UnsupportedEvent { .. } => "unsupported_event",
             ApiError::Internal { .. } | ApiError::DecryptionFailed { .. } => "internal",
         }
     }
 
     pub fn status(&self) -> u16 {
         match self {
-            ApiError::InvalidJson | ApiError::InvalidRequest { .. } | ApiError::InvalidHost { .. } => 400,
+            ApiError::InvalidJson
+            | ApiError::InvalidRequest { .. }
+            | ApiError::InvalidHost { .. }
+            | ApiError::InvalidWebhook { .. }
+            | ApiError::StaleWebhook
+            | ApiError::UnsupportedEvent { .. } => 400,
+            ApiError::InvalidSignature => 401,
             ApiError::WrongProvider { .. } | ApiError::InvalidKey { .. } | ApiError::InvalidModel { .. } | ApiError::QuotaExceeded { .. } => 422,
             ApiError::ProviderUnavailable { .. } => 502,
             ApiError::ProviderRateLimited { .. } | ApiError::SecretUnavailable => 503,
@@ -267,6 +285,10 @@ mod tests {
             ApiError::ProviderNotConfigured { provider: "openai".into() },
             ApiError::Conflict,
             ApiError::SecretUnavailable,
+            ApiError::InvalidWebhook { message: "m".into() },
+            ApiError::StaleWebhook,
+            ApiError::InvalidSignature,
+            ApiError::UnsupportedEvent { event: "x".into() },
             ApiError::internal("x"),
         ];
         for error in all {

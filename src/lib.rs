@@ -6,6 +6,7 @@
 pub mod audit;
 pub mod crypto;
 pub mod error;
+pub mod housekeeping;
 pub mod keys;
 pub mod name;
 pub mod page;
@@ -31,8 +32,22 @@ async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
     Ok(http::handle(req, env, ctx).await)
 }
 
-/// Housekeeping runs here once later issues give it work; the trigger is declared already.
+/// Housekeeping: bounded work every five minutes, logged as one line.
 #[event(scheduled)]
-async fn scheduled(event: ScheduledEvent, _env: Env, _ctx: ScheduleContext) {
-    worker::console_log!("{}", serde_json::json!({"level": "info", "msg": "scheduled run", "cron": event.cron()}));
+async fn scheduled(event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
+    let line = match run_housekeeping(&env).await {
+        Ok(report) => serde_json::json!({"level": "info", "msg": "scheduled run", "cron": event.cron(), "report": format!("{report:?}")}),
+        Err(detail) => serde_json::json!({"level": "error", "msg": "scheduled run failed", "cron": event.cron(), "detail": detail}),
+    };
+    worker::console_log!("{line}");
+}
+
+async fn run_housekeeping(env: &Env) -> std::result::Result<housekeeping::Report, String> {
+    let store = store::d1::D1Store::new(env.d1("DB").map_err(|e| e.to_string())?);
+    let blobs = store::kv::KvBlobs::new(env.kv("SECRETS").map_err(|e| e.to_string())?);
+    let keks_text = env.secret("VAULT_KEKS").map(|s| s.to_string()).or_else(|_| env.var("VAULT_KEKS").map(|v| v.to_string()));
+    let keks = vault::Keks::parse(&keks_text.map_err(|_| "VAULT_KEKS is not set".to_string())?).map_err(|e| e.to_string())?;
+    let client = http::outbound::FetchClient::default();
+    let now_ms = worker::Date::now().as_millis() as i64;
+    housekeeping::run(&store, &blobs, &client, &client, &keks, now_ms).await.map_err(|e| e.log_detail().map_or_else(|| e.to_string(), str::to_string))
 }

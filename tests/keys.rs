@@ -288,12 +288,12 @@ fn a_leak_report_revokes_live_keys_of_any_workspace_and_labels_each_token() {
         .iter()
         .map(|token| LeakReport { token: token.to_string(), kind: None, url: Some("https://gist.example/x".into()), source: None })
         .collect();
-    let labels = block_on(leaks::report(&world.store, &reports, None, &prefix(), T0)).unwrap();
+    let labels = block_on(leaks::report(&world.store, &reports, None, &prefix(), T0)).unwrap().0;
     let positives: Vec<bool> = labels.iter().map(|l| l.true_positive).collect();
     assert_eq!(positives, vec![true, true, false, false]);
     assert_eq!(labels[0].token_hash, world.owner_key.hash());
     assert!(block_on(authenticate(&world.store, Some(world.owner_key.expose()), None, &prefix(), T0)).is_err());
-    let again = block_on(leaks::report(&world.store, &reports[..1], None, &prefix(), T0 + 1)).unwrap();
+    let again = block_on(leaks::report(&world.store, &reports[..1], None, &prefix(), T0 + 1)).unwrap().0;
     assert!(!again[0].true_positive, "an already revoked key is no longer live");
     let audit = format!("{:?}", world.store.audit.borrow());
     assert!(!audit.contains(world.owner_key.expose()), "token in audit");
@@ -310,7 +310,7 @@ fn a_token_quoted_in_the_reports_url_never_reaches_the_audit_trail() {
         url: Some(format!("https://paste.example/raw?key={token}")),
         source: Some(format!("found {token} in a commit")),
     }];
-    let labels = block_on(leaks::report(&world.store, &reports, None, &prefix(), T0)).unwrap();
+    let labels = block_on(leaks::report(&world.store, &reports, None, &prefix(), T0)).unwrap().0;
     assert!(labels[0].true_positive);
     let audit = format!("{:?}", world.store.audit.borrow());
     assert!(!audit.contains(&token), "token in audit: {audit}");
@@ -322,7 +322,7 @@ fn a_workspace_leak_report_touches_only_that_workspace() {
     let world = world();
     let other = add_workspace(&world.store, "Other");
     let reports = vec![LeakReport { token: other.expose().to_string(), kind: None, url: None, source: None }];
-    let labels = block_on(leaks::report(&world.store, &reports, Some(&world.owner.workspace.id), &prefix(), T0)).unwrap();
+    let labels = block_on(leaks::report(&world.store, &reports, Some(&world.owner.workspace.id), &prefix(), T0)).unwrap().0;
     assert!(!labels[0].true_positive);
     assert!(block_on(authenticate(&world.store, Some(other.expose()), None, &prefix(), T0)).is_ok());
 }
@@ -333,6 +333,6 @@ fn an_expired_key_reported_as_leaked_is_a_false_positive() {
     let world = world();
     let brief = issue(&world, NewKey { expiry: Expiry::InSeconds(1), ..new_key("brief", None) });
     let reports = vec![LeakReport { token: brief.expose().to_string(), kind: None, url: None, source: None }];
-    let labels = block_on(leaks::report(&world.store, &reports, None, &prefix(), T0 + 1_000)).unwrap();
+    let labels = block_on(leaks::report(&world.store, &reports, None, &prefix(), T0 + 1_000)).unwrap().0;
     assert!(!labels[0].true_positive);
 }

@@ -9,7 +9,7 @@ use super::input::{self, Fields, MAX_BODY_BYTES};
 use crate::error::ApiError;
 use crate::settings::Settings;
 use crate::store::d1::D1Store;
-use crate::store::{AuditStore, KeyStore};
+use crate::store::{AuditStore, KeyStore, WebhookStore};
 
 pub struct Call {
     pub req: Request,
@@ -56,6 +56,40 @@ impl Call {
             };
             if let Err(detail) = outcome {
                 worker::console_error!("{}", serde_json::json!({"level": "error", "request_id": request_id, "msg": "audit write failed", "detail": detail}));
+            }
+        });
+    }
+
+    /// Queues a notification for the workspace's endpoint, if it has one, and makes the first
+    /// delivery attempt after the response; the scheduled handler retries what fails. A queueing
+    /// failure is logged, never turned into an error for the request that caused it.
+    pub async fn notify(&self, event: crate::webhooks::outbox::OutboxEvent) {
+        let queued = match self.store() {
+            Ok(store) => store.enqueue(&event, self.now_ms).await.map_err(|e| e.to_string()),
+            Err(error) => Err(error.to_string()),
+        };
+        match queued {
+            Ok(true) => {}
+            Ok(false) => return,
+            Err(detail) => {
+                worker::console_error!("{}", serde_json::json!({"level": "error", "request_id": self.request_id, "msg": "notification not queued", "detail": detail}));
+                return;
+            }
+        }
+        let keks = self.env_string("VAULT_KEKS").and_then(|text| crate::vault::Keks::parse(&text).ok());
+        let (db, now_ms, request_id) = (self.env.d1("DB"), self.now_ms, self.request_id.clone());
+        let Some(keks) = keks else { return };
+        self.ctx.wait_until(async move {
+            let outcome = match db {
+                Ok(db) => {
+                    let store = D1Store::new(db);
+                    let notifier = super::outbound::FetchClient::default();
+                    crate::webhooks::delivery::deliver_due(&store, &notifier, &keks, Some(&event.id), 1, now_ms).await.map_err(|e| e.to_string())
+                }
+                Err(error) => Err(error.to_string()),
+            };
+            if let Err(detail) = outcome {
+                worker::console_error!("{}", serde_json::json!({"level": "error", "request_id": request_id, "msg": "notification attempt failed", "detail": detail}));
             }
         });
     }

@@ -87,6 +87,14 @@ impl Fields {
         }
     }
 
+    pub fn optional_list(&mut self, name: &str) -> Result<Option<Vec<Value>>, ApiError> {
+        match self.take(name) {
+            None => Ok(None),
+            Some(Value::Array(items)) => Ok(Some(items)),
+            Some(_) => Err(wrong_type(name, "an array")),
+        }
+    }
+
     pub fn optional_object(&mut self, name: &str) -> Result<Option<Map<String, Value>>, ApiError> {
         match self.take(name) {
             None => Ok(None),

@@ -16,6 +16,8 @@ use crate::keys::{verify as verification, Capabilities, RateLimit};
 use crate::name::Name;
 use crate::page::PageRequest;
 use crate::time::{parse_rfc3339, rfc3339};
+use crate::webhooks::outbox::OutboxEvent;
+use super::leaks::revoked_event;
 
 fn read_capabilities(fields: &mut Fields, field: &str) -> Result<Option<Capabilities>, ApiError> {
     let Some(items) = fields.optional_string_list(field)? else { return Ok(None) };
@@ -114,6 +116,10 @@ pub async fn get(call: &mut Call) -> Result<Reply, ApiError> {
 pub async fn revoke(call: &mut Call) -> Result<Reply, ApiError> {
     let caller = require_key(call).await?;
     let key = service::revoke(&call.store()?, &caller, call.param(0), call.now_ms).await?;
+    // Only the request that revoked the key tells the endpoint; a repeat answers quietly.
+    if key.revoked_at == Some(call.now_ms) {
+        call.notify(OutboxEvent::new(&caller.workspace.id, "api_key.revoked", revoked_event(&key, "api"), call.now_ms)).await;
+    }
     Ok(Reply::ok(json!({"id": key.id, "revoked_at": key.revoked_at.map(rfc3339)})))
 }
 
@@ -129,6 +135,12 @@ pub async fn reroll(call: &mut Call) -> Result<Reply, ApiError> {
     };
     let id = call.param(0).to_string();
     let (record, key) = service::reroll(&call.store()?, &caller, &id, grace_seconds, &call.settings.key_prefix, call.now_ms).await?;
+    let data = json!({
+        "key_id": id,
+        "successor_id": record.id,
+        "old_key_stops_at": rfc3339(call.now_ms + grace_seconds as i64 * 1000),
+    });
+    call.notify(OutboxEvent::new(&caller.workspace.id, "api_key.rerolled", data, call.now_ms)).await;
     Ok(Reply::created(record.to_json_with_secret(&key)).no_store())
 }
 

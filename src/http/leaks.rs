@@ -8,6 +8,14 @@ use super::input::Fields;
 use super::reply::Reply;
 use crate::error::ApiError;
 use crate::keys::leaks::{self, LeakReport};
+use crate::keys::KeyRecord;
+use crate::time::rfc3339;
+use crate::webhooks::outbox::OutboxEvent;
+
+/// The `api_key.revoked` notification's data: ids and times, never the key.
+pub fn revoked_event(key: &KeyRecord, reason: &str) -> Value {
+    serde_json::json!({"key_id": key.id, "name": key.name, "revoked_at": key.revoked_at.map(rfc3339), "reason": reason})
+}
 
 /// Reads `[{token, type?, url?, source?}]`, naming a bad field by its index, e.g. `[2].token`.
 pub fn read_reports(body: Value) -> Result<Vec<LeakReport>, ApiError> {
@@ -40,6 +48,9 @@ pub fn read_reports(body: Value) -> Result<Vec<LeakReport>, ApiError> {
 pub async fn report(call: &mut Call) -> Result<Reply, ApiError> {
     require_admin(call)?;
     let reports = read_reports(call.json().await?)?;
-    let labels = leaks::report(&call.store()?, &reports, None, &call.settings.key_prefix, call.now_ms).await?;
+    let (labels, revoked) = leaks::report(&call.store()?, &reports, None, &call.settings.key_prefix, call.now_ms).await?;
+    for key in &revoked {
+        call.notify(OutboxEvent::new(&key.workspace_id, "api_key.revoked", revoked_event(key, "leaked"), call.now_ms)).await;
+    }
     Ok(Reply::ok(Value::Array(labels.iter().map(|l| l.to_json()).collect())))
 }

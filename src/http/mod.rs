@@ -1,18 +1,21 @@
 //! The HTTP shell: request id, routing, dispatch, the error envelope and one log line per
 //! request. Handlers live in one module per resource and return `Result<Reply, ApiError>`.
 
+mod audit;
 mod auth;
 mod call;
 mod health;
+mod hooks;
 mod input;
 mod keys;
 mod leaks;
 mod me;
-mod outbound;
+pub mod outbound;
 mod providers;
 mod reply;
 pub mod routes;
 mod waypath;
+mod webhooks;
 mod workspaces;
 
 use serde_json::json;
@@ -113,6 +116,12 @@ async fn dispatch(route: Route, method: &str, call: &mut Call) -> Result<Reply, 
         (Route::Resolve, _) => providers::resolve(call).await,
         (Route::WaypathConfigure, _) => waypath::configure(call).await,
         (Route::WaypathIntegration, _) => waypath::remove(call).await,
+        (Route::WebhookSecret, _) => webhooks::rotate_secret(call).await,
+        (Route::WebhookEndpoint, "PUT") => webhooks::put_endpoint(call).await,
+        (Route::WebhookEndpoint, "DELETE") => webhooks::delete_endpoint(call).await,
+        (Route::WebhookEndpoint, _) => webhooks::get_endpoint(call).await,
+        (Route::Hook, _) => hooks::receive(call).await,
+        (Route::Audit, _) => audit::list(call).await,
     }
 }
 

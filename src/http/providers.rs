@@ -14,7 +14,8 @@ use crate::keys::auth::Caller;
 use crate::providers::service::{self, check_agent_id, check_model, Configure, Vault};
 use crate::providers::{AgentRoute, ProviderId};
 use crate::store::kv::KvBlobs;
-use crate::store::ProviderStore;
+use crate::store::{AuditStore, ProviderStore};
+use crate::webhooks::outbox::OutboxEvent;
 use crate::vault::Keks;
 
 /// The provider named in the path; `claude` is Anthropic.
@@ -81,6 +82,10 @@ pub async fn put(call: &mut Call) -> Result<Reply, ApiError> {
     };
     let audit = caller.audit("provider.configured", call.now_ms);
     let record = configure_for(call, &caller.workspace.id, request, audit).await?;
+    if record.version > 1 {
+        let data = json!({"provider": provider.as_str(), "version": record.version, "key_hint": record.key_hint});
+        call.notify(OutboxEvent::new(&caller.workspace.id, "provider_key.rotated", data, call.now_ms)).await;
+    }
     Ok(Reply::ok(record.to_json()))
 }
 
@@ -110,7 +115,14 @@ pub async fn validate(call: &mut Call) -> Result<Reply, ApiError> {
     let keks = keks(call)?;
     let vault = Vault { keks: &keks, allow_insecure_hosts: call.settings.allow_insecure_provider_hosts };
     let store = call.store()?;
+    let before = service::get(&store, &caller.workspace.id, provider).await?;
     let (record, error) = service::revalidate(&store, &blobs(call)?, &client(call), &vault, &caller.workspace.id, provider, call.now_ms).await?;
+    if before.status.usable() && !record.status.usable() {
+        let data = json!({"provider": provider.as_str(), "status": record.status.as_str(), "version": record.version});
+        let audit = caller.audit("provider.invalidated", call.now_ms).target(provider.as_str()).detail(data.clone());
+        store.append_audit(&[audit]).await?;
+        call.notify(OutboxEvent::new(&caller.workspace.id, "provider_key.invalidated", data, call.now_ms)).await;
+    }
     let mut body = record.to_json();
     if let Some(error) = error {
         body["error"] = error.envelope()["error"].clone();

@@ -23,12 +23,16 @@ pub enum Route {
     Resolve,
     WaypathConfigure,
     WaypathIntegration,
+    WebhookSecret,
+    WebhookEndpoint,
+    Hook,
+    Audit,
 }
 
 impl Route {
     /// In matching order: `/v1/keys/verify` comes before `/v1/keys/{id}`, and
     /// `/v1/providers/catalog` before `/v1/providers/{id}`.
-    pub const ALL: [Route; 20] = [
+    pub const ALL: [Route; 24] = [
         Route::Health,
         Route::OpenApi,
         Route::Workspaces,
@@ -49,6 +53,10 @@ impl Route {
         Route::Resolve,
         Route::WaypathConfigure,
         Route::WaypathIntegration,
+        Route::WebhookSecret,
+        Route::WebhookEndpoint,
+        Route::Hook,
+        Route::Audit,
     ];
 
     /// The path template as API.md and the OpenAPI document write it.
@@ -74,6 +82,10 @@ impl Route {
             Route::Resolve => "/v1/resolve",
             Route::WaypathConfigure => "/api/integrations/{id}/configure",
             Route::WaypathIntegration => "/api/integrations/{id}",
+            Route::WebhookSecret => "/v1/webhooks/secret",
+            Route::WebhookEndpoint => "/v1/webhooks/endpoint",
+            Route::Hook => "/v1/hooks/{id}",
+            Route::Audit => "/v1/audit",
         }
     }
 
@@ -90,7 +102,9 @@ impl Route {
             Route::ProvidersCatalog | Route::Providers => &["GET"],
             Route::Provider => &["GET", "PUT", "DELETE"],
             Route::ProviderValidate | Route::Resolve | Route::WaypathConfigure => &["POST"],
-            Route::AgentRouting => &["GET", "PUT", "DELETE"],
+            Route::AgentRouting | Route::WebhookEndpoint => &["GET", "PUT", "DELETE"],
+            Route::WebhookSecret | Route::Hook => &["POST"],
+            Route::Audit => &["GET"],
         }
     }
 }

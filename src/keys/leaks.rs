@@ -2,7 +2,7 @@
 
 use serde_json::{json, Value};
 
-use super::{KeyPrefix, PlatformKey};
+use super::{KeyPrefix, KeyRecord, PlatformKey};
 use crate::audit::AuditEvent;
 use crate::crypto::digest::sha256_hex;
 use crate::error::ApiError;
@@ -29,15 +29,15 @@ impl LeakLabel {
     }
 }
 
-/// Revokes the live keys among `reports` (of `workspace_id` only, when given) and labels each
-/// token. Audited per revoked key in its workspace, and at operator level for operator reports.
+/// Revokes the live keys among `reports` (of `workspace_id` only, when given), labels each
+/// token, and returns the labels with the keys it revoked. Audited per revoked key in its workspace, and at operator level for operator reports.
 pub async fn report(
     store: &impl KeyStore,
     reports: &[LeakReport],
     workspace_id: Option<&str>,
     prefix: &KeyPrefix,
     now_ms: i64,
-) -> Result<Vec<LeakLabel>, ApiError> {
+) -> Result<(Vec<LeakLabel>, Vec<KeyRecord>), ApiError> {
     // Only well-formed keys can be ours; the others are labelled without a lookup.
     let candidate_hashes: Vec<String> = reports
         .iter()
@@ -79,12 +79,13 @@ pub async fn report(
         store.append_audit(&events).await?;
     }
 
-    Ok(reports
+    let labels = reports
         .iter()
         .map(|r| {
             let token_hash = sha256_hex(r.token.as_bytes());
             let true_positive = revoked.iter().any(|k| k.key_hash == token_hash);
             LeakLabel { token_hash, true_positive }
         })
-        .collect())
+        .collect();
+    Ok((labels, revoked))
 }

@@ -98,9 +98,17 @@ pub async fn get(store: &impl KeyStore, caller: &Caller, id: &str) -> Result<Key
 /// Revokes with effect on the next request; a repeat answers the first revocation's time.
 pub async fn revoke(store: &impl KeyStore, caller: &Caller, id: &str, now_ms: i64) -> Result<KeyRecord, ApiError> {
     caller.require("keys:write")?;
-    caller.require_writable()?;
-    let audit = caller.audit("key.revoked", now_ms).target(id.to_string());
-    store.revoke_key(&caller.workspace.id, id, now_ms, &audit).await?.ok_or(ApiError::NotFound)
+    let audit = caller.audit("key.revoked", now_ms);
+    revoke_in(store, &caller.workspace, id, audit, now_ms).await
+}
+
+/// Revokes a key of `workspace` on behalf of whoever `audit` names (a key, or a signed webhook).
+pub async fn revoke_in(store: &impl KeyStore, workspace: &crate::workspaces::Workspace, id: &str, audit: crate::audit::AuditEvent, now_ms: i64) -> Result<KeyRecord, ApiError> {
+    if workspace.read_only {
+        return Err(ApiError::WorkspaceReadOnly);
+    }
+    let audit = audit.target(id.to_string());
+    store.revoke_key(&workspace.id, id, now_ms, &audit).await?.ok_or(ApiError::NotFound)
 }
 
 /// Issues a successor with the same name, capabilities, subject, rate limit and expiry; the

@@ -1,5 +1,7 @@
 //! Webhooks both ways: inbound rotation and revocation events signed with Standard Webhooks,
 //! and outbound notifications delivered from an outbox.
 
+pub mod delivery;
 pub mod outbox;
+pub mod secrets;
 pub mod signature;

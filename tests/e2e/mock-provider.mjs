@@ -13,6 +13,10 @@
 //                        this key with that status and JSON body (a key that goes bad later)
 //   DELETE /__keys/<key> 204, back to the answer its family gives
 //
+// Notification receiver (recorded like provider calls):
+//   POST /receiver/ok/<name>      204
+//   POST /receiver/flaky/<name>   503 the first time for each <name>, 204 after
+//
 // Provider routes (GET only; any path prefix, so a test can point several providers here at
 // once). The first match wins, in this order, because the later rules are looser:
 //   1. .../api/v1/models, or .../models under an `openrouter` path segment
@@ -468,6 +472,7 @@ export async function startMockProvider({ port = 0, host = "127.0.0.1", slowMs =
 
   const requests = [];
   const overrides = new Map();
+  const flakyFailed = new Set();
   const sockets = new Set();
   const timers = new Set();
 
@@ -520,6 +525,15 @@ export async function startMockProvider({ port = 0, host = "127.0.0.1", slowMs =
       at: new Date().toISOString(),
     };
     requests.push(request);
+
+    if (req.method === "POST" && url.pathname.startsWith("/receiver/")) {
+      const flaky = url.pathname.startsWith("/receiver/flaky/");
+      if (flaky && !flakyFailed.has(url.pathname)) {
+        flakyFailed.add(url.pathname);
+        return send(res, json(503, { error: { message: "receiver down, try again" } }));
+      }
+      return send(res, { status: 204 });
+    }
 
     const provider = route(request);
     if (!provider) return send(res, NOT_FOUND);

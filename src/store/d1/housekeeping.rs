@@ -80,6 +80,24 @@ impl HousekeepingStore for D1Store {
         result.results::<ProviderRow>().map_err(store_error)?.into_iter().map(ProviderRow::into_record).collect()
     }
 
+    async fn claim_revalidation(&self, record: &ProviderRecord, now_ms: i64) -> Result<bool, StoreError> {
+        let result = self
+            .statement(
+                "UPDATE provider_configs SET validated_at = ?4 WHERE workspace_id = ?1 AND provider = ?2 AND version = ?3                  AND validated_at IS ?5",
+                &[
+                    text(&record.workspace_id),
+                    text(record.provider.as_str()),
+                    int(record.version),
+                    int(now_ms),
+                    record.validated_at.map_or(worker::wasm_bindgen::JsValue::NULL, int),
+                ],
+            )?
+            .run()
+            .await
+            .map_err(store_error)?;
+        Ok(changes(&result) > 0)
+    }
+
     async fn secrets_not_under(&self, current_kek: &str, limit: usize) -> Result<Vec<(SecretKind, SealedSecret)>, StoreError> {
         let webhook = self.statement(
             "SELECT workspace_id, version, sealed, kek_id, created_at FROM webhook_secrets WHERE kek_id != ?1 LIMIT ?2",

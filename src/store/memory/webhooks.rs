@@ -162,6 +162,16 @@ impl HousekeepingStore for MemoryStore {
         Ok(due)
     }
 
+    async fn claim_revalidation(&self, record: &ProviderRecord, now_ms: i64) -> Result<bool, StoreError> {
+        let mut providers = self.providers.borrow_mut();
+        let Some(stored) = providers.get_mut(&(record.workspace_id.clone(), record.provider)) else { return Ok(false) };
+        if stored.version != record.version || stored.validated_at != record.validated_at {
+            return Ok(false);
+        }
+        stored.validated_at = Some(now_ms);
+        Ok(true)
+    }
+
     async fn secrets_not_under(&self, current_kek: &str, limit: usize) -> Result<Vec<(SecretKind, SealedSecret)>, StoreError> {
         let webhook = self.webhook_secrets.borrow().iter().map(|(s, _)| (SecretKind::Webhook, s.clone())).collect::<Vec<_>>();
         let endpoint = self.endpoints.borrow().values().map(|e| (SecretKind::Endpoint, e.secret.clone())).collect::<Vec<_>>();

@@ -1,0 +1,61 @@
+//! `POST /v1/webhooks/secret` (the inbound signing secret) and `/v1/webhooks/endpoint` (where
+//! notifications go). Both secrets are shown once, in the response that creates them.
+
+use serde_json::json;
+
+use super::auth::require_key;
+use super::call::Call;
+use super::providers::keks;
+use super::reply::Reply;
+use crate::error::ApiError;
+use crate::keys::auth::Caller;
+use crate::store::WebhookStore;
+use crate::time::rfc3339;
+use crate::webhooks::secrets::{self, DEFAULT_GRACE_SECONDS, MAX_GRACE_SECONDS};
+
+async fn manager(call: &mut Call, writes: bool) -> Result<Caller, ApiError> {
+    let caller = require_key(call).await?;
+    caller.require("webhooks:manage")?;
+    if writes {
+        caller.require_writable()?;
+    }
+    Ok(caller)
+}
+
+pub async fn rotate_secret(call: &mut Call) -> Result<Reply, ApiError> {
+    let caller = manager(call, true).await?;
+    let mut fields = call.fields(&["grace_seconds"]).await?;
+    let grace_seconds = match fields.optional_u64("grace_seconds")? {
+        None => DEFAULT_GRACE_SECONDS,
+        Some(seconds) if seconds <= MAX_GRACE_SECONDS => seconds,
+        Some(_) => return Err(ApiError::invalid_request("grace_seconds", format!("`grace_seconds` must be 0 to {MAX_GRACE_SECONDS}."))),
+    };
+    let audit = caller.audit("webhook.secret_rotated", call.now_ms);
+    let (secret, created_at) = secrets::rotate_inbound(&call.store()?, &keks(call)?, &caller.workspace.id, grace_seconds, audit, call.now_ms).await?;
+    Ok(Reply::created(json!({"secret": secret.expose(), "created_at": rfc3339(created_at)})).no_store())
+}
+
+pub async fn put_endpoint(call: &mut Call) -> Result<Reply, ApiError> {
+    let caller = manager(call, true).await?;
+    let mut fields = call.fields(&["url"]).await?;
+    let url = fields.required_str("url")?;
+    let audit = caller.audit("notifications.endpoint_set", call.now_ms);
+    let allow_insecure = call.settings.allow_insecure_provider_hosts;
+    let (endpoint, secret) = secrets::set_endpoint(&call.store()?, &keks(call)?, &caller.workspace.id, &url, allow_insecure, audit, call.now_ms).await?;
+    let body = json!({"url": endpoint.url, "secret": secret.expose(), "created_at": rfc3339(endpoint.secret.created_at)});
+    Ok(Reply::ok(body).no_store())
+}
+
+pub async fn get_endpoint(call: &mut Call) -> Result<Reply, ApiError> {
+    let caller = manager(call, false).await?;
+    let endpoint = call.store()?.endpoint(&caller.workspace.id).await?.ok_or(ApiError::NotConfigured)?;
+    Ok(Reply::ok(json!({"url": endpoint.url, "created_at": rfc3339(endpoint.secret.created_at)})))
+}
+
+/// Idempotent: removing an endpoint that is not there answers the same.
+pub async fn delete_endpoint(call: &mut Call) -> Result<Reply, ApiError> {
+    let caller = manager(call, true).await?;
+    let audit = caller.audit("notifications.endpoint_removed", call.now_ms);
+    call.store()?.remove_endpoint(&caller.workspace.id, &audit).await?;
+    Ok(Reply::ok(json!({"status": "removed"})))
+}

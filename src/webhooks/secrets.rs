@@ -1,0 +1,66 @@
+//! The secrets of both directions: the inbound `whsec_` secret a workspace's senders sign
+//! with, and its notification endpoint's secret keywarden signs deliveries with. Both are
+//! sealed like provider keys and shown once.
+
+use serde_json::json;
+
+use super::signature::WebhookSecret;
+use crate::audit::AuditEvent;
+use crate::error::ApiError;
+use crate::providers::host::ApiHost;
+use crate::store::{Endpoint, SealedSecret, SecretKind, WebhookStore};
+use crate::vault::{self, Keks, SecretContext};
+
+pub const DEFAULT_GRACE_SECONDS: u64 = 3_600;
+pub const MAX_GRACE_SECONDS: u64 = 604_800;
+
+fn context<'a>(kind: SecretKind, workspace_id: &'a str, version: i64) -> SecretContext<'a> {
+    SecretContext { workspace_id, kind: kind.context_kind(), version }
+}
+
+pub fn seal(keks: &Keks, kind: SecretKind, workspace_id: &str, version: i64, secret: &WebhookSecret, now_ms: i64) -> Result<SealedSecret, ApiError> {
+    let sealed = vault::seal(keks, secret.expose().as_bytes(), &context(kind, workspace_id, version)).map_err(ApiError::internal)?;
+    Ok(SealedSecret { workspace_id: workspace_id.to_string(), version, sealed, kek_id: keks.current_id().to_string(), created_at: now_ms })
+}
+
+pub fn open(keks: &Keks, kind: SecretKind, secret: &SealedSecret) -> Result<WebhookSecret, ApiError> {
+    let plaintext = vault::open(keks, &secret.sealed, &context(kind, &secret.workspace_id, secret.version))
+        .map_err(|e| ApiError::DecryptionFailed { detail: e.to_string() })?;
+    let text = String::from_utf8(plaintext).map_err(ApiError::internal)?;
+    WebhookSecret::parse(&text).ok_or_else(|| ApiError::internal("a sealed webhook secret is not a whsec_ secret"))
+}
+
+/// Issues a new inbound secret; the previous one keeps verifying for `grace_seconds`.
+pub async fn rotate_inbound(store: &impl WebhookStore, keks: &Keks, workspace_id: &str, grace_seconds: u64, audit: AuditEvent, now_ms: i64) -> Result<(WebhookSecret, i64), ApiError> {
+    let secret = WebhookSecret::generate();
+    let version = store.latest_webhook_secret_version(workspace_id).await? + 1;
+    let sealed = seal(keks, SecretKind::Webhook, workspace_id, version, &secret, now_ms)?;
+    let audit = audit.detail(json!({"version": version, "grace_seconds": grace_seconds}));
+    if !store.rotate_webhook_secret(&sealed, now_ms + grace_seconds as i64 * 1000, &audit).await? {
+        return Err(ApiError::Conflict);
+    }
+    Ok((secret, now_ms))
+}
+
+/// The inbound secrets still honoured: the current one and any within its grace period.
+pub async fn honoured(store: &impl WebhookStore, keks: &Keks, workspace_id: &str, now_ms: i64) -> Result<Vec<WebhookSecret>, ApiError> {
+    store.webhook_secrets(workspace_id, now_ms).await?.iter().map(|s| open(keks, SecretKind::Webhook, s)).collect()
+}
+
+/// Registers (or replaces) the workspace's notification endpoint with a fresh secret.
+pub async fn set_endpoint(
+    store: &impl WebhookStore,
+    keks: &Keks,
+    workspace_id: &str,
+    url: &str,
+    allow_insecure: bool,
+    audit: AuditEvent,
+    now_ms: i64,
+) -> Result<(Endpoint, WebhookSecret), ApiError> {
+    let url = ApiHost::parse(url, allow_insecure).map_err(|reason| ApiError::InvalidHost { field: "url".into(), reason })?;
+    let version = store.endpoint(workspace_id).await?.map_or(1, |e| e.secret.version + 1);
+    let secret = WebhookSecret::generate();
+    let endpoint = Endpoint { url: url.as_str().to_string(), secret: seal(keks, SecretKind::Endpoint, workspace_id, version, &secret, now_ms)? };
+    store.save_endpoint(&endpoint, &audit.detail(json!({"url": endpoint.url}))).await?;
+    Ok((endpoint, secret))
+}
