@@ -1,0 +1,159 @@
+//! The scheduled handler's work and the webhook secrets over the in-memory store: each task
+//! does its job once however often it runs, and notifications are signed and retried.
+
+use std::cell::RefCell;
+
+use futures_executor::block_on;
+use keywarden::audit::AuditEvent;
+use keywarden::housekeeping::{self, BLOB_GRACE_MS, REVALIDATE_AFTER_MS};
+use keywarden::providers::service::{self, Configure, Vault};
+use keywarden::providers::validation::{ProbeRequest, ProbeResponse, ProviderClient, TransportFailure};
+use keywarden::providers::{KeyStatus, ProviderId};
+use keywarden::store::memory::MemoryStore;
+use keywarden::store::WebhookStore;
+use keywarden::vault::Keks;
+use keywarden::webhooks::outbox::{Attempt, Notifier, OutboxEvent};
+use keywarden::webhooks::secrets;
+use keywarden::webhooks::signature;
+use serde_json::json;
+
+const WS: &str = "ws_test";
+const K1: &str = "k1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+const K2: &str = "k2:ICEiIyQlJicoKSorLC0uLzAxMjM0NTY3ODk6Ozw9Pj8=";
+const DAY: i64 = 24 * 3_600_000;
+
+/// Answers every probe with the same status.
+struct Provider(RefCell<u16>);
+
+impl ProviderClient for Provider {
+    async fn send(&self, _request: &ProbeRequest) -> Result<ProbeResponse, TransportFailure> {
+        Ok(ProbeResponse { status: *self.0.borrow(), headers: vec![], body: json!({"data": []}).to_string() })
+    }
+}
+
+/// Records deliveries and answers with the scripted outcomes, then success.
+#[derive(Default)]
+struct Receiver {
+    outcomes: RefCell<Vec<Attempt>>,
+    received: RefCell<Vec<(String, Vec<(String, String)>, String)>>,
+}
+
+impl Notifier for Receiver {
+    async fn post(&self, url: &str, headers: &[(String, String)], body: &str) -> Attempt {
+        self.received.borrow_mut().push((url.to_string(), headers.to_vec(), body.to_string()));
+        let mut outcomes = self.outcomes.borrow_mut();
+        if outcomes.is_empty() { Attempt::Delivered { status: 204 } } else { outcomes.remove(0) }
+    }
+}
+
+fn configure(store: &MemoryStore, provider: &Provider, keks: &Keks, key: &str, now: i64) {
+    let request = Configure { provider: ProviderId::OpenAi, api_key: key.into(), api_host: None, model: None, fallback_model: None, config: None, make_default: false };
+    let vault = Vault { keks, allow_insecure_hosts: false };
+    block_on(service::configure(store, store, provider, &vault, WS, request, AuditEvent::new(Some(WS), "provider.configured", now), now)).unwrap();
+}
+
+fn run(store: &MemoryStore, provider: &Provider, receiver: &Receiver, keks: &Keks, now: i64) -> housekeeping::Report {
+    block_on(housekeeping::run(store, store, provider, receiver, keks, now)).unwrap()
+}
+
+fn set_endpoint(store: &MemoryStore, keks: &Keks, now: i64) -> signature::WebhookSecret {
+    let audit = AuditEvent::new(Some(WS), "notifications.endpoint_set", now);
+    block_on(secrets::set_endpoint(store, keks, WS, "https://hooks.example.com/keywarden", false, audit, now)).unwrap().1
+}
+
+#[test]
+fn a_key_gone_bad_is_invalidated_audited_and_notified_once_however_often_the_cron_runs() {
+    let (store, keks, receiver) = (MemoryStore::default(), Keks::parse(K1).unwrap(), Receiver::default());
+    let provider = Provider(RefCell::new(200));
+    set_endpoint(&store, &keks, 0);
+    configure(&store, &provider, &keks, "sk-live", 0);
+    *provider.0.borrow_mut() = 401;
+
+    assert_eq!(run(&store, &provider, &receiver, &keks, DAY - 1).revalidated, 0, "checked less than 24 h ago");
+    let first = run(&store, &provider, &receiver, &keks, REVALIDATE_AFTER_MS + 1);
+    let second = run(&store, &provider, &receiver, &keks, REVALIDATE_AFTER_MS + 2);
+    assert_eq!((first.revalidated, first.invalidated), (1, 1));
+    assert_eq!((second.revalidated, second.invalidated), (0, 0));
+    let status = store.providers.borrow().values().next().unwrap().status;
+    assert_eq!(status, KeyStatus::Invalid);
+    let invalidations = store.audit.borrow().iter().filter(|e| e.action == "provider.invalidated").count();
+    assert_eq!(invalidations, 1);
+    let notified: Vec<String> = receiver.received.borrow().iter().map(|(_, _, body)| body.clone()).collect();
+    assert_eq!(notified.len(), 1);
+    assert!(notified[0].contains("provider_key.invalidated") && !notified[0].contains("sk-live"), "{}", notified[0]);
+}
+
+#[test]
+fn replaced_blobs_are_deleted_once_their_grace_has_passed() {
+    let (store, keks, receiver) = (MemoryStore::default(), Keks::parse(K1).unwrap(), Receiver::default());
+    let provider = Provider(RefCell::new(200));
+    configure(&store, &provider, &keks, "sk-one", 0);
+    configure(&store, &provider, &keks, "sk-two", 0);
+    assert_eq!(store.blobs.borrow().len(), 2);
+    let report = run(&store, &provider, &receiver, &keks, BLOB_GRACE_MS + 1);
+    assert_eq!(report.blobs_deleted, 1);
+    assert_eq!(store.blobs.borrow().len(), 1);
+    assert_eq!(run(&store, &provider, &receiver, &keks, BLOB_GRACE_MS + 2).blobs_deleted, 0);
+}
+
+#[test]
+fn secrets_under_an_old_kek_are_rewrapped_once() {
+    let (store, receiver) = (MemoryStore::default(), Receiver::default());
+    let provider = Provider(RefCell::new(200));
+    let old = Keks::parse(K1).unwrap();
+    configure(&store, &provider, &old, "sk-kept", 0);
+    set_endpoint(&store, &old, 0);
+    block_on(secrets::rotate_inbound(&store, &old, WS, 60, AuditEvent::new(Some(WS), "webhook.secret_rotated", 0), 0)).unwrap();
+    let rotated = Keks::parse(&format!("{K2},{K1}")).unwrap();
+    assert_eq!(run(&store, &provider, &receiver, &rotated, 1).rewrapped, 3);
+    assert_eq!(run(&store, &provider, &receiver, &rotated, 2).rewrapped, 0);
+    let only_new = Keks::parse(K2).unwrap();
+    assert_eq!(block_on(secrets::honoured(&store, &only_new, WS, 3)).unwrap().len(), 1);
+}
+
+#[test]
+fn a_failed_notification_is_retried_with_backoff_and_signed_each_time() {
+    let (store, keks) = (MemoryStore::default(), Keks::parse(K1).unwrap());
+    let provider = Provider(RefCell::new(200));
+    let receiver = Receiver { outcomes: RefCell::new(vec![Attempt::Failed { status: Some(503) }]), ..Receiver::default() };
+    let secret = set_endpoint(&store, &keks, 0);
+    let event = OutboxEvent::new(WS, "api_key.revoked", json!({"key_id": "key_1"}), 1_000);
+    assert!(block_on(store.enqueue(&event, 1_000)).unwrap());
+
+    assert_eq!(run(&store, &provider, &receiver, &keks, 1_000).delivered, 0);
+    assert_eq!(run(&store, &provider, &receiver, &keks, 20_000).delivered, 0, "not due before the backoff");
+    assert_eq!(run(&store, &provider, &receiver, &keks, 31_000).delivered, 1);
+    assert_eq!(run(&store, &provider, &receiver, &keks, 99_000).delivered, 0, "delivered once");
+
+    let received = receiver.received.borrow();
+    assert_eq!(received.len(), 2);
+    for (url, headers, body) in received.iter() {
+        assert_eq!(url, "https://hooks.example.com/keywarden");
+        let header = |name: &str| headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.clone()).unwrap();
+        assert_eq!(header("webhook-id"), event.id, "the same id on every attempt");
+        let now = header("webhook-timestamp").parse::<i64>().unwrap();
+        let verdict = signature::verify(&[secret.clone()], &header("webhook-id"), &header("webhook-timestamp"), &header("webhook-signature"), body.as_bytes(), now);
+        assert_eq!(verdict, Ok(()));
+    }
+}
+
+#[test]
+fn a_notification_for_a_workspace_without_an_endpoint_is_not_queued() {
+    let store = MemoryStore::default();
+    let event = OutboxEvent::new(WS, "api_key.revoked", json!({}), 0);
+    assert!(!block_on(store.enqueue(&event, 0)).unwrap());
+    assert!(store.outbox.borrow().is_empty());
+}
+
+#[test]
+fn the_previous_inbound_secret_is_honoured_only_for_its_grace_period() {
+    let (store, keks) = (MemoryStore::default(), Keks::parse(K1).unwrap());
+    let rotate = |grace, now| block_on(secrets::rotate_inbound(&store, &keks, WS, grace, AuditEvent::new(Some(WS), "webhook.secret_rotated", now), now)).unwrap().0;
+    let first = rotate(3_600, 0);
+    let second = rotate(10, 1_000);
+    let honoured = |now| block_on(secrets::honoured(&store, &keks, WS, now)).unwrap();
+    assert_eq!(honoured(10_999), vec![second.clone(), first]);
+    assert_eq!(honoured(11_000), vec![second]);
+    let stored = format!("{:?}", store.webhook_secrets.borrow());
+    assert!(!stored.contains(&rotate(0, 2_000).expose()[6..]), "a secret is stored in the clear");
+}
