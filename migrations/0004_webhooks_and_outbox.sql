@@ -43,6 +43,8 @@ CREATE TABLE outbox (
   next_attempt_at INTEGER NOT NULL,
   attempts INTEGER NOT NULL DEFAULT 0,
   lease_until INTEGER,
+  -- Set by each claim; an attempt is recorded only by the claimant still holding the lease.
+  lease_token TEXT,
   delivered_at INTEGER,
   gave_up_at INTEGER,
   last_status INTEGER

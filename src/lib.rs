@@ -36,7 +36,12 @@ async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
 #[event(scheduled)]
 async fn scheduled(event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
     let line = match run_housekeeping(&env).await {
-        Ok(report) => serde_json::json!({"level": "info", "msg": "scheduled run", "cron": event.cron(), "report": format!("{report:?}")}),
+        Ok(report) => serde_json::json!({
+            "level": if report.errors.is_empty() { "info" } else { "warn" },
+            "msg": "scheduled run",
+            "cron": event.cron(),
+            "report": format!("{report:?}"),
+        }),
         Err(detail) => serde_json::json!({"level": "error", "msg": "scheduled run failed", "cron": event.cron(), "detail": detail}),
     };
     worker::console_log!("{line}");
@@ -48,6 +53,6 @@ async fn run_housekeeping(env: &Env) -> std::result::Result<housekeeping::Report
     let keks_text = env.secret("VAULT_KEKS").map(|s| s.to_string()).or_else(|_| env.var("VAULT_KEKS").map(|v| v.to_string()));
     let keks = vault::Keks::parse(&keks_text.map_err(|_| "VAULT_KEKS is not set".to_string())?).map_err(|e| e.to_string())?;
     let client = http::outbound::FetchClient::default();
-    let now_ms = worker::Date::now().as_millis() as i64;
-    housekeeping::run(&store, &blobs, &client, &client, &keks, now_ms).await.map_err(|e| e.log_detail().map_or_else(|| e.to_string(), str::to_string))
+    let clock = || worker::Date::now().as_millis() as i64;
+    Ok(housekeeping::run(&store, &blobs, &client, &client, &keks, &clock).await)
 }

@@ -53,7 +53,9 @@ fn configure(store: &MemoryStore, provider: &Provider, keks: &Keks, key: &str, n
 }
 
 fn run(store: &MemoryStore, provider: &Provider, receiver: &Receiver, keks: &Keks, now: i64) -> housekeeping::Report {
-    block_on(housekeeping::run(store, store, provider, receiver, keks, now)).unwrap()
+    let report = block_on(housekeeping::run(store, store, provider, receiver, keks, &|| now));
+    assert_eq!(report.errors, Vec::<String>::new(), "a task failed");
+    report
 }
 
 fn set_endpoint(store: &MemoryStore, keks: &Keks, now: i64) -> signature::WebhookSecret {
@@ -90,6 +92,7 @@ fn replaced_blobs_are_deleted_once_their_grace_has_passed() {
     configure(&store, &provider, &keks, "sk-one", 0);
     configure(&store, &provider, &keks, "sk-two", 0);
     assert_eq!(store.blobs.borrow().len(), 2);
+    assert_eq!(run(&store, &provider, &receiver, &keks, BLOB_GRACE_MS - 1).blobs_deleted, 0, "still in its grace period");
     let report = run(&store, &provider, &receiver, &keks, BLOB_GRACE_MS + 1);
     assert_eq!(report.blobs_deleted, 1);
     assert_eq!(store.blobs.borrow().len(), 1);
@@ -156,4 +159,39 @@ fn the_previous_inbound_secret_is_honoured_only_for_its_grace_period() {
     assert_eq!(honoured(11_000), vec![second]);
     let stored = format!("{:?}", store.webhook_secrets.borrow());
     assert!(!stored.contains(&rotate(0, 2_000).expose()[6..]), "a secret is stored in the clear");
+}
+
+#[test]
+fn one_item_that_cannot_be_opened_does_not_stop_the_other_tasks() {
+    let (store, receiver) = (MemoryStore::default(), Receiver::default());
+    let provider = Provider(RefCell::new(200));
+    let old = Keks::parse(K1).unwrap();
+    set_endpoint(&store, &old, 0);
+    let event = OutboxEvent::new(WS, "api_key.revoked", json!({"key_id": "key_1"}), 0);
+    assert!(block_on(store.enqueue(&event, 0)).unwrap());
+    configure(&store, &provider, &old, "sk-one", 0);
+    configure(&store, &provider, &old, "sk-two", 0);
+    // K1 is gone: nothing sealed under it opens any more.
+    let unrelated = Keks::parse(K2).unwrap();
+    let report = block_on(housekeeping::run(&store, &store, &provider, &receiver, &unrelated, &|| BLOB_GRACE_MS + 1));
+    assert!(!report.errors.is_empty(), "the failures are reported");
+    assert_eq!(report.blobs_deleted, 1, "blob clean-up still ran");
+    let row = store.outbox.borrow()[0].clone();
+    assert!(row.gave_up_at.is_some(), "an undeliverable event is ended, not retried forever");
+}
+
+#[test]
+fn a_delivery_claimed_by_one_run_is_not_sent_by_another_until_its_lease_ends() {
+    let (store, keks) = (MemoryStore::default(), Keks::parse(K1).unwrap());
+    set_endpoint(&store, &keks, 0);
+    let event = OutboxEvent::new(WS, "api_key.revoked", json!({}), 0);
+    block_on(store.enqueue(&event, 0)).unwrap();
+    let first = block_on(store.claim_delivery(None, 0)).unwrap().expect("due");
+    assert_eq!(block_on(store.claim_delivery(None, 1_000)).unwrap(), None, "held by the first claim");
+    let second = block_on(store.claim_delivery(None, keywarden::webhooks::outbox::LEASE_MS)).unwrap().expect("lease over");
+    // The first claimant's late result no longer counts.
+    block_on(store.record_attempt(&first, Attempt::Delivered { status: 200 }, None, 5)).unwrap();
+    assert_eq!(store.outbox.borrow()[0].delivered_at, None);
+    block_on(store.record_attempt(&second, Attempt::Delivered { status: 200 }, None, 6)).unwrap();
+    assert_eq!(store.outbox.borrow()[0].delivered_at, Some(6));
 }

@@ -145,7 +145,7 @@ fn a_replacement_bumps_the_version_and_keeps_the_old_blob_until_the_cron() {
     assert_eq!(second.version, 2);
     assert_ne!(first.blob_name, second.blob_name);
     assert!(store.blobs.borrow().contains_key(&first.blob_name), "a resolve that read the old pointer still finds its blob");
-    assert_eq!(store.retired_blobs.borrow().clone(), vec![first.blob_name]);
+    assert_eq!(store.retired_blobs.borrow().clone(), vec![(first.blob_name, 1_000)]);
     assert!(matches!(resolve(&store, &keks, None, None), Resolved::Byok { ref api_key, .. } if api_key == "sk-second"));
 }
 
@@ -233,7 +233,7 @@ fn rewrapping_moves_stale_keys_to_the_current_kek_and_keeps_them_resolving() {
     assert_eq!(block_on(service::rewrap_stale(&store, &store, &rotated, 10, 5_000)).unwrap(), 1);
     assert_eq!(block_on(service::rewrap_stale(&store, &store, &rotated, 10, 5_000)).unwrap(), 0, "nothing left to do");
     assert!(block_on(store.providers(WS)).unwrap().iter().all(|p| p.kek_id == "k2"));
-    assert!(store.retired_blobs.borrow().contains(&first.blob_name));
+    assert!(store.retired_blobs.borrow().iter().any(|(name, _)| *name == first.blob_name));
 
     let only_new = Keks::parse(K2).unwrap();
     assert!(matches!(resolve(&store, &only_new, None, Some(ProviderId::OpenAi)), Resolved::Byok { ref api_key, .. } if api_key == "sk-kept"));

@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 use worker::Delay;
 
 use super::call::Call;
-use super::input::{Fields, MAX_BODY_BYTES};
+use super::input::Fields;
 use super::leaks::{read_reports, revoked_event};
 use super::providers::{configure_for, keks};
 use super::reply::Reply;
@@ -24,9 +24,10 @@ use crate::webhooks::secrets;
 use crate::webhooks::signature::{self, Rejection};
 use crate::workspaces::Workspace;
 
-/// How long a second delivery of an id waits for the first one's answer.
-const PENDING_WAIT: Duration = Duration::from_millis(150);
-const PENDING_TRIES: usize = 40;
+/// How long a second delivery of an id waits for the first one's answer: longer than the
+/// slowest processing (a rotation validating against OpenRouter twice, 2 × 10 s).
+const PENDING_WAIT: Duration = Duration::from_millis(250);
+const PENDING_TRIES: usize = 100;
 
 fn invalid_webhook(message: &str) -> ApiError {
     ApiError::InvalidWebhook { message: message.to_string() }
@@ -46,10 +47,7 @@ pub async fn receive(call: &mut Call) -> Result<Reply, ApiError> {
             return Err(ApiError::UnsupportedMediaType);
         }
     }
-    let body = call.req.bytes().await.map_err(|_| ApiError::InvalidJson)?;
-    if body.len() > MAX_BODY_BYTES {
-        return Err(ApiError::PayloadTooLarge);
-    }
+    let body = call.body_bytes().await?;
 
     let store = call.store()?;
     // An unknown workspace looks exactly like a wrong signature: nothing to probe.
@@ -87,7 +85,8 @@ pub async fn receive(call: &mut Call) -> Result<Reply, ApiError> {
 async fn claim(call: &Call, workspace_id: &str, id: &str) -> Result<Option<Reply>, ApiError> {
     let store = call.store()?;
     for _ in 0..PENDING_TRIES {
-        match store.claim_receipt(workspace_id, id, call.now_ms).await? {
+        let now_ms = call.now_ms.max(worker::Date::now().as_millis() as i64);
+        match store.claim_receipt(workspace_id, id, now_ms).await? {
             ReceiptClaim::Won => return Ok(None),
             ReceiptClaim::Answered { status, body } => {
                 let body: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
@@ -157,6 +156,7 @@ async fn rotate_provider_key(call: &Call, workspace: &Workspace, data: Value, au
     let record = configure_for(call, &workspace.id, request, audit).await.map_err(|e| match e {
         ApiError::InvalidRequest { field, message } if !field.starts_with("data.") => prefix(ApiError::InvalidRequest { field, message }, "data"),
         ApiError::InvalidHost { field, reason } => ApiError::InvalidHost { field: format!("data.{field}"), reason },
+        ApiError::InvalidModel { field } => ApiError::InvalidModel { field: format!("data.{field}") },
         other => other,
     })?;
     let data = json!({"provider": provider.as_str(), "version": record.version, "key_hint": record.key_hint});

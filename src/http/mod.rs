@@ -3,6 +3,7 @@
 
 mod audit;
 mod auth;
+mod body;
 mod call;
 mod health;
 mod hooks;

@@ -9,8 +9,9 @@ use worker::{AbortController, Delay, Fetch, Headers, Method, Request, RequestIni
 use crate::providers::validation::{ProbeRequest, ProbeResponse, ProviderClient, TransportFailure, TIMEOUT_MS};
 use crate::webhooks::outbox::{Attempt, Notifier};
 
-/// At most this much of a provider's answer is read: enough for any model list.
-const MAX_BODY_BYTES: usize = 2 * 1024 * 1024;
+/// At most this much of a provider's answer is read: enough for any model list. A longer
+/// answer is read as empty, which validation treats as a list it cannot check.
+const MAX_BODY_BYTES: usize = 8 * 1024 * 1024;
 
 pub struct FetchClient {
     pub timeout: Duration,
@@ -37,8 +38,14 @@ impl ProviderClient for FetchClient {
             let mut response = Fetch::Request(request).send_with_signal(&signal).await.map_err(|_| TransportFailure::Network)?;
             let status = response.status_code();
             let headers = response.headers().entries().map(|(n, v)| (n.to_ascii_lowercase(), v)).collect();
-            let bytes = response.bytes().await.map_err(|_| TransportFailure::Network)?;
-            let body = String::from_utf8_lossy(&bytes[..bytes.len().min(MAX_BODY_BYTES)]).into_owned();
+            let body = match response.stream() {
+                Ok(stream) => match super::body::read_capped(stream, MAX_BODY_BYTES).await {
+                    Ok(super::body::Capped::Whole(bytes)) => String::from_utf8_lossy(&bytes).into_owned(),
+                    Ok(super::body::Capped::TooLarge) => String::new(),
+                    Err(_) => return Err(TransportFailure::Network),
+                },
+                Err(_) => String::new(),
+            };
             Ok(ProbeResponse { status, headers, body })
         };
         let timeout = Delay::from(self.timeout);

@@ -30,7 +30,10 @@ impl ApiHost {
         let refused = match host {
             Host::Ipv4(ip) => is_internal(IpAddr::V4(ip)) && !(allow_insecure && ip.is_loopback()),
             Host::Ipv6(ip) => is_internal(IpAddr::V6(ip)) && !(allow_insecure && ip.is_loopback()),
-            Host::Domain(name) => (name == "localhost" || name.ends_with(".localhost")) && !allow_insecure,
+            Host::Domain(name) => {
+                let name = name.trim_end_matches('.');
+                (name == "localhost" || name.ends_with(".localhost")) && !allow_insecure
+            }
         };
         if refused {
             return Err("must not be a private, loopback or link-local address".into());
@@ -49,13 +52,31 @@ impl ApiHost {
     }
 }
 
+/// Anything but a public unicast address: a provider lives on the internet, and a request
+/// anywhere else could reach the Worker's neighbours.
 fn is_internal(ip: IpAddr) -> bool {
     match ip {
         IpAddr::V4(v4) => is_internal_v4(v4),
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+        IpAddr::V6(v6) => match embedded_v4(v6) {
             Some(v4) => is_internal_v4(v4),
             None => is_internal_v6(v6),
         },
+    }
+}
+
+/// The IPv4 address an IPv6 address carries: mapped (::ffff:0:0/96), compatible (::/96),
+/// NAT64 (64:ff9b::/96) and 6to4 (2002::/16).
+fn embedded_v4(ip: Ipv6Addr) -> Option<Ipv4Addr> {
+    let s = ip.segments();
+    let low = |hi: u16, lo: u16| Ipv4Addr::new((hi >> 8) as u8, hi as u8, (lo >> 8) as u8, lo as u8);
+    if let Some(v4) = ip.to_ipv4_mapped() {
+        return Some(v4);
+    }
+    match s {
+        [0, 0, 0, 0, 0, 0, hi, lo] if !(hi == 0 && lo <= 1) => Some(low(hi, lo)),
+        [0x64, 0xff9b, 0, 0, 0, 0, hi, lo] => Some(low(hi, lo)),
+        [0x2002, hi, lo, ..] => Some(low(hi, lo)),
+        _ => None,
     }
 }
 
@@ -64,17 +85,24 @@ fn is_internal_v4(ip: Ipv4Addr) -> bool {
     ip.is_private()
         || ip.is_loopback()
         || ip.is_link_local()
-        || ip.is_unspecified()
         || ip.is_broadcast()
+        || ip.is_multicast()
+        || ip.is_documentation()
+        || a == 0 // "this network", 0.0.0.0/8
+        || a >= 240 // reserved, 240.0.0.0/4
         || (a == 100 && (64..128).contains(&b)) // carrier-grade NAT, 100.64.0.0/10
+        || (a == 198 && (18..20).contains(&b)) // benchmarking, 198.18.0.0/15
+        || (a == 192 && b == 0 && ip.octets()[2] == 0) // IETF protocol assignments, 192.0.0.0/24
 }
 
 fn is_internal_v6(ip: Ipv6Addr) -> bool {
     let first = ip.segments()[0];
     ip.is_loopback()
         || ip.is_unspecified()
+        || ip.is_multicast()
         || (first & 0xfe00) == 0xfc00 // unique local, fc00::/7
         || (first & 0xffc0) == 0xfe80 // link-local, fe80::/10
+        || first == 0x2001 && ip.segments()[1] == 0x0db8 // documentation, 2001:db8::/32
 }
 
 #[cfg(test)]
@@ -122,7 +150,16 @@ mod tests {
             "https://[fd00::1]",
             "https://[::ffff:127.0.0.1]",
             "https://localhost:8443",
+            "https://localhost.:8443",
             "https://2130706433",
+            "https://[::7f00:1]",
+            "https://[::a00:1]",
+            "https://[64:ff9b::a9fe:a9fe]",
+            "https://[2002:c0a8:0101::1]",
+            "https://0.1.2.3",
+            "https://224.0.0.1",
+            "https://240.0.0.1",
+            "https://[ff02::1]",
         ] {
             assert!(parse(text).is_err(), "{text}");
         }
@@ -139,6 +176,7 @@ mod tests {
     fn insecure_mode_admits_http_and_loopback_only() {
         let host = ApiHost::parse("http://127.0.0.1:9999/openai/v1/", true).unwrap();
         assert_eq!(host.as_str(), "http://127.0.0.1:9999/openai/v1");
+        assert!(ApiHost::parse("http://[2002:7f00:1::1]:9999", true).is_err(), "6to4 of loopback is not loopback to the Worker");
         assert!(ApiHost::parse("http://localhost:9999", true).is_ok());
         assert!(ApiHost::parse("http://[::1]:9999", true).is_ok());
         for refused in ["https://user:pw@127.0.0.1", "http://10.0.0.1", "http://169.254.169.254", "http://192.168.1.10", "ftp://127.0.0.1"] {

@@ -70,7 +70,8 @@ pub fn probe_request(candidate: &Candidate, now_ms: i64) -> ProbeRequest {
     match candidate.provider.family() {
         Family::OpenAiStyle | Family::Gemini => ProbeRequest { url: candidate.host.join("/models"), headers: vec![bearer(), agent] },
         Family::Anthropic => ProbeRequest {
-            url: candidate.host.join("/v1/models"),
+            // The first page holds 20 models by default: ask for all, so no offered model is missed.
+            url: candidate.host.join("/v1/models?limit=1000"),
             headers: vec![header("x-api-key", candidate.api_key), header("anthropic-version", ANTHROPIC_VERSION), agent],
         },
         Family::OpenRouter => ProbeRequest { url: candidate.host.join("/key"), headers: vec![bearer(), agent] },
@@ -226,7 +227,7 @@ mod tests {
         let host = ApiHost::parse("https://api.anthropic.com/", false).unwrap();
         let config = Map::new();
         let request = probe_request(&candidate(ProviderId::Anthropic, &host, &config), 0);
-        assert_eq!(request.url, "https://api.anthropic.com/v1/models");
+        assert_eq!(request.url, "https://api.anthropic.com/v1/models?limit=1000");
         assert!(request.headers.contains(&header("x-api-key", "sk-test-key")));
         assert!(request.headers.contains(&header("anthropic-version", "2023-06-01")));
         assert!(!request.headers.iter().any(|(n, _)| n == "authorization"));
@@ -383,12 +384,15 @@ pub async fn validate_live(client: &impl ProviderClient, candidate: &Candidate<'
         },
         (None, None) => None,
     };
-    // A provider whose answer lists no models cannot refuse one; the key itself is proven.
-    if let Some(listed) = listed {
-        for (field, model) in [("model", candidate.model), ("fallback_model", candidate.fallback_model)] {
-            if model.is_some_and(|m| !model_offered(m, &listed)) {
-                return Err(ApiError::InvalidModel { field: field.to_string() });
-            }
+    let wanted = [("model", candidate.model), ("fallback_model", candidate.fallback_model)];
+    if wanted.iter().all(|(_, model)| model.is_none()) {
+        return Ok(());
+    }
+    // A model was named but no list could be read: it cannot be proven, so nothing is stored.
+    let Some(listed) = listed else { return Err(ApiError::ProviderUnavailable { provider_status: None }) };
+    for (field, model) in wanted {
+        if model.is_some_and(|m| !model_offered(m, &listed)) {
+            return Err(ApiError::InvalidModel { field: field.to_string() });
         }
     }
     Ok(())

@@ -128,7 +128,8 @@ pub trait ProviderStore {
     async fn provider(&self, workspace_id: &str, provider: ProviderId) -> Result<Option<ProviderRecord>, StoreError>;
     async fn providers(&self, workspace_id: &str) -> Result<Vec<ProviderRecord>, StoreError>;
     /// Stores `record` as the provider's current config if its stored version is still
-    /// `expected_version` (`None`: not configured yet), retiring `retired_blob`; the record
+    /// `expected_version` (`None`: not configured yet) and it still points at `retired_blob`
+    /// (a re-wrap in between moves the pointer), retiring that blob; the record
     /// becomes the default when `make_default` or when the workspace has none. `false` when
     /// another change won the race.
     async fn save_provider(
@@ -189,6 +190,9 @@ pub enum ReceiptClaim {
     Pending,
 }
 
+/// A receipt still pending after this long was claimed by a delivery that died.
+pub const STALE_CLAIM_MS: i64 = 60_000;
+
 #[allow(async_fn_in_trait)]
 pub trait WebhookStore {
     /// The inbound secrets still honoured at `now_ms`: the current one and any in grace.
@@ -203,15 +207,18 @@ pub trait WebhookStore {
     /// Forgets a claim whose processing failed inside keywarden, so a retry is processed.
     async fn release_receipt(&self, workspace_id: &str, webhook_id: &str) -> Result<(), StoreError>;
     async fn endpoint(&self, workspace_id: &str) -> Result<Option<Endpoint>, StoreError>;
-    async fn save_endpoint(&self, endpoint: &Endpoint, audit: &AuditEvent) -> Result<(), StoreError>;
+    /// Stores the endpoint if the stored one is still at `expected_version` (`None`: there is
+    /// none); `false` when a concurrent change won.
+    async fn save_endpoint(&self, endpoint: &Endpoint, expected_version: Option<i64>, audit: &AuditEvent) -> Result<bool, StoreError>;
     async fn remove_endpoint(&self, workspace_id: &str, audit: &AuditEvent) -> Result<bool, StoreError>;
     /// Queues `event` if the workspace has an endpoint; `false` when it has none.
     async fn enqueue(&self, event: &OutboxEvent, now_ms: i64) -> Result<bool, StoreError>;
-    /// Reserves up to `limit` due deliveries (or the one `only`) for `LEASE_MS`; a delivery
-    /// another run holds is not returned, so concurrent runs never send one twice at once.
-    async fn claim_deliveries(&self, only: Option<&str>, now_ms: i64, limit: usize) -> Result<Vec<OutboxEvent>, StoreError>;
-    /// Records an attempt: delivered, retry at `next_attempt_at`, or given up (`None`).
-    async fn record_attempt(&self, id: &str, attempt: Attempt, next_attempt_at: Option<i64>, now_ms: i64) -> Result<(), StoreError>;
+    /// Reserves the next due delivery (or the one `only`) for `LEASE_MS` under a fresh lease; a
+    /// delivery another run holds is not returned, so concurrent runs never send one twice.
+    async fn claim_delivery(&self, only: Option<&str>, now_ms: i64) -> Result<Option<OutboxEvent>, StoreError>;
+    /// Records an attempt of a claimed event (delivered, retry at `next_attempt_at`, or given up
+    /// with `None`), only while its lease is still the one the claim got.
+    async fn record_attempt(&self, event: &OutboxEvent, attempt: Attempt, next_attempt_at: Option<i64>, now_ms: i64) -> Result<(), StoreError>;
 }
 
 /// Bounded clean-up work for the scheduled handler; each call is idempotent.
@@ -220,7 +227,9 @@ pub trait HousekeepingStore {
     /// Deletes failed-attempt and rate-limit counters of windows that ended before `now_ms`
     /// (and those of keys whose revocation took effect), at most `limit` of each.
     async fn prune_counters(&self, now_ms: i64, limit: usize) -> Result<usize, StoreError>;
-    async fn prune_receipts(&self, received_before: i64, limit: usize) -> Result<usize, StoreError>;
+    /// Deletes webhook receipts and finished (delivered or given up) notifications older than
+    /// `before`, at most `limit` of each.
+    async fn prune_history(&self, before: i64, limit: usize) -> Result<usize, StoreError>;
     /// Retired blob names whose grace ended before `retired_before`, at most `limit`.
     async fn retired_blobs_due(&self, retired_before: i64, limit: usize) -> Result<Vec<String>, StoreError>;
     async fn forget_retired_blobs(&self, names: &[String]) -> Result<(), StoreError>;

@@ -6,14 +6,21 @@ use crate::error::ApiError;
 use crate::store::{SecretKind, WebhookStore};
 use crate::vault::Keks;
 
-/// Attempts one claimed event now. An endpoint removed since the event was queued ends it.
+/// Attempts one claimed event now. An endpoint removed since the event was queued, or one
+/// whose secret no longer opens, ends the event rather than blocking the outbox.
 pub async fn attempt(store: &impl WebhookStore, notifier: &impl Notifier, keks: &Keks, event: &OutboxEvent, now_ms: i64) -> Result<Attempt, ApiError> {
+    let give_up = Attempt::Failed { status: None };
     let Some(endpoint) = store.endpoint(&event.workspace_id).await? else {
-        let gave_up = Attempt::Failed { status: None };
-        store.record_attempt(&event.id, gave_up, None, now_ms).await?;
-        return Ok(gave_up);
+        store.record_attempt(event, give_up, None, now_ms).await?;
+        return Ok(give_up);
     };
-    let secret = secrets::open(keks, SecretKind::Endpoint, &endpoint.secret)?;
+    let secret = match secrets::open(keks, SecretKind::Endpoint, &endpoint.secret) {
+        Ok(secret) => secret,
+        Err(error) => {
+            store.record_attempt(event, give_up, None, now_ms).await?;
+            return Err(error);
+        }
+    };
     let body = event.body();
     let timestamp = now_ms / 1000;
     let headers = vec![
@@ -27,18 +34,40 @@ pub async fn attempt(store: &impl WebhookStore, notifier: &impl Notifier, keks: 
         Attempt::Delivered { .. } => None,
         Attempt::Failed { .. } => next_attempt_at(event.created_at, event.attempts, now_ms),
     };
-    store.record_attempt(&event.id, outcome, next, now_ms).await?;
+    store.record_attempt(event, outcome, next, now_ms).await?;
     Ok(outcome)
 }
 
-/// Claims and attempts what is due (or only `only`), at most `limit`; returns how many were
-/// delivered.
-pub async fn deliver_due(store: &impl WebhookStore, notifier: &impl Notifier, keks: &Keks, only: Option<&str>, limit: usize, now_ms: i64) -> Result<usize, ApiError> {
-    let mut delivered = 0;
-    for event in store.claim_deliveries(only, now_ms, limit).await? {
-        if matches!(attempt(store, notifier, keks, &event, now_ms).await?, Attempt::Delivered { .. }) {
-            delivered += 1;
+/// What a delivery pass did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Pass {
+    pub delivered: usize,
+    pub errors: Vec<String>,
+}
+
+/// Claims and attempts due events one at a time (or only `only`), at most `limit`, reading the
+/// clock afresh for each so a lease never starts in the past. One failing event does not stop
+/// the others.
+pub async fn deliver_due(store: &impl WebhookStore, notifier: &impl Notifier, keks: &Keks, only: Option<&str>, limit: usize, clock: &dyn Fn() -> i64) -> Pass {
+    let mut pass = Pass::default();
+    for _ in 0..limit {
+        let now_ms = clock();
+        let event = match store.claim_delivery(only, now_ms).await {
+            Ok(Some(event)) => event,
+            Ok(None) => break,
+            Err(error) => {
+                pass.errors.push(format!("outbox claim: {error}"));
+                break;
+            }
+        };
+        match attempt(store, notifier, keks, &event, now_ms).await {
+            Ok(Attempt::Delivered { .. }) => pass.delivered += 1,
+            Ok(Attempt::Failed { .. }) => {}
+            Err(error) => pass.errors.push(format!("delivery {}: {}", event.id, error.log_detail().unwrap_or(&error.to_string()))),
+        }
+        if only.is_some() {
+            break;
         }
     }
-    Ok(delivered)
+    pass
 }

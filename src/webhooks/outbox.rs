@@ -9,8 +9,9 @@ use crate::time::rfc3339;
 pub const EVENT_TYPES: [&str; 4] = ["api_key.revoked", "api_key.rerolled", "provider_key.rotated", "provider_key.invalidated"];
 /// A delivery failing for this long is given up; the contract asks for at least 24 h.
 pub const RETRY_FOR_MS: i64 = 26 * 3_600_000;
-/// How long a claimed delivery is reserved for the claimant before another may take it.
-pub const LEASE_MS: i64 = 60_000;
+/// How long a claimed delivery is reserved for its claimant: well beyond one attempt's 10 s
+/// timeout, so a slow attempt is never sent a second time by a concurrent run.
+pub const LEASE_MS: i64 = 120_000;
 const FIRST_RETRY_MS: i64 = 30_000;
 const MAX_RETRY_MS: i64 = 3 * 3_600_000;
 
@@ -22,6 +23,8 @@ pub struct OutboxEvent {
     pub payload: Value,
     pub created_at: i64,
     pub attempts: i64,
+    /// The claim this copy holds, when it was claimed for delivery.
+    pub lease: Option<String>,
 }
 
 impl OutboxEvent {
@@ -34,6 +37,7 @@ impl OutboxEvent {
             payload: json!({"type": event_type, "timestamp": rfc3339(now_ms), "data": data}),
             created_at: now_ms,
             attempts: 0,
+            lease: None,
         }
     }
 

@@ -58,9 +58,13 @@ pub async fn set_endpoint(
     now_ms: i64,
 ) -> Result<(Endpoint, WebhookSecret), ApiError> {
     let url = ApiHost::parse(url, allow_insecure).map_err(|reason| ApiError::InvalidHost { field: "url".into(), reason })?;
-    let version = store.endpoint(workspace_id).await?.map_or(1, |e| e.secret.version + 1);
+    let current = store.endpoint(workspace_id).await?.map(|e| e.secret.version);
+    let version = current.map_or(1, |v| v + 1);
     let secret = WebhookSecret::generate();
     let endpoint = Endpoint { url: url.as_str().to_string(), secret: seal(keks, SecretKind::Endpoint, workspace_id, version, &secret, now_ms)? };
-    store.save_endpoint(&endpoint, &audit.detail(json!({"url": endpoint.url}))).await?;
+    // Two registrations at once: only one secret may be the one that signs, so the other loses.
+    if !store.save_endpoint(&endpoint, current, &audit.detail(json!({"url": endpoint.url}))).await? {
+        return Err(ApiError::Conflict);
+    }
     Ok((endpoint, secret))
 }

@@ -41,11 +41,12 @@ impl WebhookSecret {
         format!("{SECRET_PREFIX}{}", STANDARD.encode(&self.0))
     }
 
-    fn mac(&self, id: &str, timestamp: i64, body: &[u8]) -> Hmac<Sha256> {
+    /// `timestamp` is signed as the text sent in the header, as Standard Webhooks specifies.
+    fn mac(&self, id: &str, timestamp: &str, body: &[u8]) -> Hmac<Sha256> {
         let mut mac = Hmac::<Sha256>::new_from_slice(&self.0).expect("HMAC accepts keys of any length");
         mac.update(id.as_bytes());
         mac.update(b".");
-        mac.update(timestamp.to_string().as_bytes());
+        mac.update(timestamp.as_bytes());
         mac.update(b".");
         mac.update(body);
         mac
@@ -53,7 +54,7 @@ impl WebhookSecret {
 
     /// The `webhook-signature` header value for one delivery.
     pub fn sign(&self, id: &str, timestamp: i64, body: &[u8]) -> String {
-        format!("v1,{}", STANDARD.encode(self.mac(id, timestamp, body).finalize().into_bytes()))
+        format!("v1,{}", STANDARD.encode(self.mac(id, &timestamp.to_string(), body).finalize().into_bytes()))
     }
 }
 
@@ -69,8 +70,13 @@ pub enum Rejection {
 /// space-separated signatures (a sender rotating its secret); any one valid `v1` suffices.
 /// Comparisons are constant time.
 pub fn verify(secrets: &[WebhookSecret], id: &str, timestamp: &str, signature_header: &str, body: &[u8], now_seconds: i64) -> Result<(), Rejection> {
-    let timestamp: i64 = timestamp.trim().parse().map_err(|_| Rejection::Stale)?;
-    if (now_seconds - timestamp).abs() > TOLERANCE_SECONDS {
+    let timestamp = timestamp.trim();
+    // Digits only: no sign, no spaces, nothing a parser would quietly normalise.
+    if timestamp.is_empty() || timestamp.len() > 12 || !timestamp.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(Rejection::Stale);
+    }
+    let seconds: i64 = timestamp.parse().map_err(|_| Rejection::Stale)?;
+    if now_seconds.abs_diff(seconds) > TOLERANCE_SECONDS as u64 {
         return Err(Rejection::Stale);
     }
     let candidates: Vec<Vec<u8>> = signature_header
@@ -155,6 +161,9 @@ mod tests {
         assert_eq!(verify(&s, ID, "1614265330", SIGNATURE, BODY, TIMESTAMP + 301), Err(Rejection::Stale));
         assert_eq!(verify(&s, ID, "1614265330", SIGNATURE, BODY, TIMESTAMP - 301), Err(Rejection::Stale));
         assert_eq!(verify(&s, ID, "soon", SIGNATURE, BODY, TIMESTAMP), Err(Rejection::Stale));
+        for odd in ["+1614265330", "-9223372036854775808", "01614265330 1", "99999999999999999999"] {
+            assert_eq!(verify(&s, ID, odd, SIGNATURE, BODY, TIMESTAMP), Err(Rejection::Stale), "{odd}");
+        }
     }
 
     #[test]

@@ -42,6 +42,7 @@
 // is the first of these substrings it contains (case-sensitive, except Bedrock's access key ids,
 // which AWS writes in capitals, so they are matched case-insensitively):
 //   slow         the success answer, 15 s late (the Worker's timeout test)
+//   laggy        the success answer, 400 ms late (to hold a configure open while others read)
 //   invalid      the provider's bad-key answer (also given when no key is sent)
 //   quota        the provider's quota / billing answer
 //   ratelimit    429 in the provider's shape, with retry-after: 7
@@ -54,7 +55,7 @@ import http from "node:http";
 
 const SLOW_MS = 15_000;
 const RETRY_AFTER_SECONDS = "7";
-const FAMILIES = ["slow", "invalid", "quota", "ratelimit", "overloaded", "servererror"];
+const FAMILIES = ["slow", "laggy", "invalid", "quota", "ratelimit", "overloaded", "servererror"];
 const ANTHROPIC_VERSIONS = ["2023-06-01", "2023-01-01"];
 // The mock says yes to made-up keys: it must never be reachable from another machine.
 const LOOPBACK_HOSTS = ["127.0.0.1", "localhost", "::1"];
@@ -63,6 +64,7 @@ const LOOPBACK_HOSTS = ["127.0.0.1", "localhost", "::1"];
 // Answers. Each is { status, body, headers? }; bodies are the providers' documented shapes.
 
 const json = (status, body, headers = {}) => ({ status, body, headers });
+const LAG_MS = 400;
 
 function openAiModel(id) {
   return { id, object: "model", created: 1715367049, owned_by: "system" };
@@ -461,6 +463,7 @@ function answerFor(provider, request, overrides) {
   const family = familyOf(key, { caseInsensitive: provider.caseInsensitiveKey });
   // "slow" is answered like success, later: the Worker must give up before it arrives.
   if (family === "slow") return { ...provider.success(key), slow: true };
+  if (family === "laggy") return { ...provider.success(key), lagMs: LAG_MS };
   if (family === "success") return provider.success(key);
   const answer = provider[family]();
   if (family === "ratelimit") answer.headers = { ...answer.headers, "retry-after": RETRY_AFTER_SECONDS };
@@ -538,7 +541,9 @@ export async function startMockProvider({ port = 0, host = "127.0.0.1", slowMs =
     const provider = route(request);
     if (!provider) return send(res, NOT_FOUND);
     const answer = answerFor(provider, request, overrides);
-    return answer.slow ? sendLater(res, answer, slowMs) : send(res, answer);
+    if (answer.slow) return sendLater(res, answer, slowMs);
+    if (answer.lagMs) return sendLater(res, answer, answer.lagMs);
+    return send(res, answer);
   }
 
   const server = http.createServer((req, res) => {

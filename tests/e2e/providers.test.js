@@ -216,21 +216,29 @@ describe("replacing, reading and removing", () => {
   it("replaces a key atomically: every resolve during the switch sees the old key or the new one", async () => {
     const { key: owner } = await createWorkspace();
     const oldKey = keyFor("sk-");
-    const newKey = keyFor("sk-");
+    // The mock answers a "laggy" key 400 ms late: the replacement stays open while resolves run.
+    const newKey = keyFor("sk-", "laggy");
     await put(owner, "openai", { api_key: oldKey });
     const replacing = put(owner, "openai", { api_key: newKey });
-    const answers = await Promise.all(Array.from({ length: 20 }, () => resolve(owner)));
+    const answers = [];
+    for (let i = 0; i < 20; i++) {
+      answers.push(resolve(owner));
+      await sleep(40);
+    }
+    await Promise.all(answers).then((all) => answers.splice(0, answers.length, ...all));
     const replaced = await replacing;
     expect(replaced.body.version).toBe(2);
     for (const answer of answers) {
       expect(answer.status).toBe(200);
       expect([oldKey, newKey]).toContain(answer.body.api_key);
     }
+    const seen = new Set(answers.map((a) => a.body.api_key));
+    expect(seen.has(oldKey), "some resolves ran before the switch").toBe(true);
     expect((await resolve(owner)).body.api_key).toBe(newKey);
   });
 
   it("lists, reads and removes configs, and a removal leaves no default", async () => {
-    const { key: owner } = await createWorkspace();
+    const { key: owner, workspace } = await createWorkspace();
     await put(owner, "openai", { api_key: keyFor("sk-") });
     await put(owner, "anthropic", { api_key: keyFor("sk-ant-"), default: true });
     const listed = await call("GET", "/v1/providers", { token: owner });
@@ -241,6 +249,8 @@ describe("replacing, reading and removing", () => {
     expect(removed.body).toEqual({ status: "removed", provider: "anthropic" });
     expect((await call("GET", "/v1/providers/anthropic", { token: owner })).body.error.code).toBe("not_configured");
     expect((await call("DELETE", "/v1/providers/anthropic", { token: owner })).status).toBe(404);
+    const removals = await dbRows("SELECT action FROM audit_events WHERE workspace_id = ? AND action = 'provider.removed'", workspace.id);
+    expect(removals, "audited once, by the removal that happened").toHaveLength(1);
     expect((await resolve(owner)).body).toEqual({ mode: "metered", reason: "no_byok_configured" });
   });
 });

@@ -236,7 +236,7 @@ describe("POST /v1/hooks/{workspace_id}: events", () => {
 
 describe("notifications", () => {
   it("registers an https endpoint with a secret shown once and refuses private hosts", async () => {
-    const { key: owner } = await createWorkspace();
+    const { key: owner, workspace } = await createWorkspace();
     const refused = await call("PUT", "/v1/webhooks/endpoint", { token: owner, body: { url: "http://10.1.2.3/hook" } });
     expect(refused.status).toBe(400);
     expect(refused.body.error).toMatchObject({ code: "invalid_host", field: "url" });
@@ -248,7 +248,10 @@ describe("notifications", () => {
     expect(set.body).toEqual({ url, secret: expect.stringMatching(/^whsec_/), created_at: expect.any(String) });
     expect((await call("GET", "/v1/webhooks/endpoint", { token: owner })).body).toEqual({ url, created_at: set.body.created_at });
     expect((await call("DELETE", "/v1/webhooks/endpoint", { token: owner })).body).toEqual({ status: "removed" });
+    expect((await call("DELETE", "/v1/webhooks/endpoint", { token: owner })).body).toEqual({ status: "removed" });
     expect((await call("GET", "/v1/webhooks/endpoint", { token: owner })).status).toBe(404);
+    const removals = await dbRows("SELECT action FROM audit_events WHERE workspace_id = ? AND action = 'notifications.endpoint_removed'", workspace.id);
+    expect(removals, "audited once, by the removal that happened").toHaveLength(1);
   });
 
   it("delivers api_key.revoked signed with the endpoint's secret, without any secret in data", async () => {
@@ -333,7 +336,7 @@ describe("GET /v1/audit", () => {
 });
 
 describe("scheduled handler", () => {
-  it("does each job once when run twice in a row", async () => {
+  it("does each job once when run twice at once and again after", async () => {
     const { key: owner, workspace } = await createWorkspace();
     const apiKey = unique("sk-");
     const first = await put(owner, "openai", { api_key: apiKey });
@@ -349,7 +352,8 @@ describe("scheduled handler", () => {
     await fetch(`${MOCK}/__keys/${encodeURIComponent(apiKey)}`, { method: "PUT", body: JSON.stringify({ status: 401, body: { error: { code: "invalid_api_key" } } }) });
     expect(await env.SECRETS.get(replaced.blob_name)).toEqual(expect.any(String));
 
-    await runScheduled();
+    // Twice at once, then once more: each job is done exactly once.
+    await Promise.all([runScheduled(), runScheduled()]);
     await runScheduled();
 
     expect(await env.SECRETS.get(replaced.blob_name)).toBeNull();

@@ -36,16 +36,17 @@ impl HousekeepingStore for D1Store {
         Ok(results.iter().map(changes).sum())
     }
 
-    async fn prune_receipts(&self, received_before: i64, limit: usize) -> Result<usize, StoreError> {
-        let result = self
-            .statement(
-                "DELETE FROM webhook_receipts WHERE rowid IN (SELECT rowid FROM webhook_receipts WHERE received_at < ?1 LIMIT ?2)",
-                &[int(received_before), int(limit as i64)],
-            )?
-            .run()
-            .await
-            .map_err(store_error)?;
-        Ok(changes(&result))
+    async fn prune_history(&self, before: i64, limit: usize) -> Result<usize, StoreError> {
+        let receipts = self.statement(
+            "DELETE FROM webhook_receipts WHERE rowid IN (SELECT rowid FROM webhook_receipts WHERE received_at < ?1 LIMIT ?2)",
+            &[int(before), int(limit as i64)],
+        )?;
+        let outbox = self.statement(
+            "DELETE FROM outbox WHERE id IN (SELECT id FROM outbox WHERE COALESCE(delivered_at, gave_up_at) < ?1 LIMIT ?2)",
+            &[int(before), int(limit as i64)],
+        )?;
+        let results = self.db.batch(vec![receipts, outbox]).await.map_err(store_error)?;
+        Ok(results.iter().map(changes).sum())
     }
 
     async fn retired_blobs_due(&self, retired_before: i64, limit: usize) -> Result<Vec<String>, StoreError> {

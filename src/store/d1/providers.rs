@@ -118,7 +118,7 @@ impl ProviderStore for D1Store {
                  status = excluded.status, validated_at = excluded.validated_at, version = excluded.version, \
                  blob_name = excluded.blob_name, kek_id = excluded.kek_id, \
                  is_default = MAX(provider_configs.is_default, ?13), updated_at = excluded.updated_at \
-                 WHERE provider_configs.version = ?15"
+                 WHERE provider_configs.version = ?15 AND provider_configs.blob_name = ?16"
             ),
             &[
                 text(&record.workspace_id),
@@ -136,6 +136,7 @@ impl ProviderStore for D1Store {
                 int(make_default as i64),
                 int(record.updated_at),
                 expected_version.map_or(JsValue::NULL, int),
+                opt_text(retired_blob),
             ],
         )?;
         // The new blob name is in the table only if this change won; everything else hangs on it.

@@ -7,7 +7,7 @@ use worker::wasm_bindgen::JsValue;
 use super::{insert_audit_statement, int, opt_text, store_error, text, D1Store, Guard};
 use crate::audit::AuditEvent;
 use crate::crypto::random::random_base62;
-use crate::store::{Endpoint, ReceiptClaim, SealedSecret, StoreError, WebhookStore};
+use crate::store::{Endpoint, ReceiptClaim, SealedSecret, StoreError, WebhookStore, STALE_CLAIM_MS};
 use crate::webhooks::outbox::{Attempt, OutboxEvent, EVENT_TYPES, LEASE_MS};
 
 #[derive(Deserialize)]
@@ -113,12 +113,18 @@ impl WebhookStore for D1Store {
             "INSERT OR IGNORE INTO webhook_receipts (workspace_id, webhook_id, claim, received_at) VALUES (?1, ?2, ?3, ?4)",
             &[text(workspace_id), text(webhook_id), text(&claim), int(now_ms)],
         )?;
+        // A claim left pending for a minute belongs to a delivery that died: take it over.
+        let take_over = self.statement(
+            "UPDATE webhook_receipts SET claim = ?3, received_at = ?4 \
+             WHERE workspace_id = ?1 AND webhook_id = ?2 AND status IS NULL AND received_at < ?4 - ?5",
+            &[text(workspace_id), text(webhook_id), text(&claim), int(now_ms), int(STALE_CLAIM_MS)],
+        )?;
         let read = self.statement(
             "SELECT claim, status, response FROM webhook_receipts WHERE workspace_id = ?1 AND webhook_id = ?2",
             &[text(workspace_id), text(webhook_id)],
         )?;
-        let results = self.db.batch(vec![insert, read]).await.map_err(store_error)?;
-        let row = results.get(1).map(|r| r.results::<ReceiptRow>()).transpose().map_err(store_error)?.and_then(|rows| rows.into_iter().next());
+        let results = self.db.batch(vec![insert, take_over, read]).await.map_err(store_error)?;
+        let row = results.get(2).map(|r| r.results::<ReceiptRow>()).transpose().map_err(store_error)?.and_then(|rows| rows.into_iter().next());
         let Some(row) = row else { return Err(StoreError("receipt vanished after its insert".into())) };
         Ok(match (row.claim == claim, row.status, row.response) {
             (true, _, _) => ReceiptClaim::Won,
@@ -164,16 +170,25 @@ impl WebhookStore for D1Store {
         }))
     }
 
-    async fn save_endpoint(&self, endpoint: &Endpoint, audit: &AuditEvent) -> Result<(), StoreError> {
+    async fn save_endpoint(&self, endpoint: &Endpoint, expected_version: Option<i64>, audit: &AuditEvent) -> Result<bool, StoreError> {
         let secret = &endpoint.secret;
         let upsert = self.statement(
             "INSERT INTO notification_endpoints (workspace_id, url, sealed, kek_id, version, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6) \
              ON CONFLICT (workspace_id) DO UPDATE SET url = excluded.url, sealed = excluded.sealed, kek_id = excluded.kek_id, \
-             version = excluded.version, created_at = excluded.created_at",
-            &[text(&secret.workspace_id), text(&endpoint.url), text(&secret.sealed), text(&secret.kek_id), int(secret.version), int(secret.created_at)],
+             version = excluded.version, created_at = excluded.created_at WHERE notification_endpoints.version = ?7",
+            &[
+                text(&secret.workspace_id),
+                text(&endpoint.url),
+                text(&secret.sealed),
+                text(&secret.kek_id),
+                int(secret.version),
+                int(secret.created_at),
+                expected_version.map_or(JsValue::NULL, int),
+            ],
         )?;
-        self.db.batch(vec![upsert, insert_audit_statement(self, audit, None)?]).await.map_err(store_error)?;
-        Ok(())
+        let audit = insert_audit_statement(self, audit, Some(Guard { sql: "changes() > 0", args: vec![] }))?;
+        let results = self.db.batch(vec![upsert, audit]).await.map_err(store_error)?;
+        Ok(results.first().and_then(|r| r.meta().ok().flatten()).and_then(|m| m.changes).unwrap_or(0) > 0)
     }
 
     async fn remove_endpoint(&self, workspace_id: &str, audit: &AuditEvent) -> Result<bool, StoreError> {
@@ -196,38 +211,36 @@ impl WebhookStore for D1Store {
         Ok(result.meta().map_err(store_error)?.and_then(|m| m.changes).unwrap_or(0) > 0)
     }
 
-    async fn claim_deliveries(&self, only: Option<&str>, now_ms: i64, limit: usize) -> Result<Vec<OutboxEvent>, StoreError> {
-        // One conditional UPDATE reserves the rows: two runs at once never both get a row.
+    async fn claim_delivery(&self, only: Option<&str>, now_ms: i64) -> Result<Option<OutboxEvent>, StoreError> {
+        // One conditional UPDATE reserves the row under a fresh lease: two runs at once never
+        // both get it.
+        let lease = random_base62(16);
         let result = self
             .statement(
-                "UPDATE outbox SET lease_until = ?1 + ?2, attempts = attempts + 1 WHERE id IN ( \
+                "UPDATE outbox SET lease_until = ?1 + ?2, lease_token = ?5, attempts = attempts + 1 WHERE id IN ( \
                    SELECT id FROM outbox WHERE delivered_at IS NULL AND gave_up_at IS NULL AND next_attempt_at <= ?1 \
                    AND (lease_until IS NULL OR lease_until <= ?1) AND (?3 IS NULL OR id = ?3) ORDER BY next_attempt_at LIMIT ?4) \
                  AND (lease_until IS NULL OR lease_until <= ?1) \
                  RETURNING id, workspace_id, event_type, payload, created_at, attempts",
-                &[int(now_ms), int(LEASE_MS), opt_text(only), int(limit as i64)],
+                &[int(now_ms), int(LEASE_MS), opt_text(only), int(1), text(&lease)],
             )?
             .all()
             .await
             .map_err(store_error)?;
         let rows: Vec<OutboxRow> = result.results().map_err(store_error)?;
-        Ok(rows
-            .into_iter()
-            .filter_map(|row| {
-                let event_type = EVENT_TYPES.into_iter().find(|t| *t == row.event_type)?;
-                Some(OutboxEvent {
-                    id: row.id,
-                    workspace_id: row.workspace_id,
-                    event_type,
-                    payload: serde_json::from_str(&row.payload).unwrap_or(Value::Null),
-                    created_at: row.created_at,
-                    attempts: row.attempts,
-                })
-            })
-            .collect())
+        Ok(rows.into_iter().next().map(|row| OutboxEvent {
+            id: row.id,
+            workspace_id: row.workspace_id,
+            // An event type this build does not know is still delivered, under a generic name.
+            event_type: EVENT_TYPES.into_iter().find(|t| *t == row.event_type).unwrap_or("unknown"),
+            payload: serde_json::from_str(&row.payload).unwrap_or(Value::Null),
+            created_at: row.created_at,
+            attempts: row.attempts,
+            lease: Some(lease.clone()),
+        }))
     }
 
-    async fn record_attempt(&self, id: &str, attempt: Attempt, next_attempt_at: Option<i64>, now_ms: i64) -> Result<(), StoreError> {
+    async fn record_attempt(&self, event: &OutboxEvent, attempt: Attempt, next_attempt_at: Option<i64>, now_ms: i64) -> Result<(), StoreError> {
         let (delivered, status) = match attempt {
             Attempt::Delivered { status } => (true, Some(status)),
             Attempt::Failed { status } => (false, status),
@@ -236,14 +249,15 @@ impl WebhookStore for D1Store {
             "UPDATE outbox SET lease_until = NULL, last_status = ?2, \
              delivered_at = CASE WHEN ?3 = 1 THEN ?4 ELSE delivered_at END, \
              next_attempt_at = COALESCE(?5, next_attempt_at), \
-             gave_up_at = CASE WHEN ?3 = 0 AND ?5 IS NULL THEN ?4 ELSE gave_up_at END \
-             WHERE id = ?1",
+             gave_up_at = CASE WHEN ?3 = 0 AND ?5 IS NULL THEN ?4 ELSE gave_up_at END, lease_token = NULL \
+             WHERE id = ?1 AND lease_token IS ?6",
             &[
-                text(id),
+                text(&event.id),
                 status.map_or(JsValue::NULL, |s| int(s as i64)),
                 int(delivered as i64),
                 int(now_ms),
                 next_attempt_at.map_or(JsValue::NULL, int),
+                opt_text(event.lease.as_deref()),
             ],
         )?
         .run()

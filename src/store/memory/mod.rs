@@ -29,7 +29,8 @@ pub struct MemoryStore {
     pub providers: RefCell<HashMap<(String, ProviderId), ProviderRecord>>,
     pub routes: RefCell<HashMap<(String, String), AgentRoute>>,
     pub blobs: RefCell<HashMap<String, String>>,
-    pub retired_blobs: RefCell<Vec<String>>,
+    /// (blob name, retired at)
+    pub retired_blobs: RefCell<Vec<(String, i64)>>,
     /// (secret, expires_at)
     pub webhook_secrets: RefCell<Vec<(SealedSecret, Option<i64>)>>,
     /// (workspace, webhook id) → (status, body), `None` while pending

@@ -26,7 +26,8 @@ impl ProviderStore for MemoryStore {
     ) -> Result<bool, StoreError> {
         let mut providers = self.providers.borrow_mut();
         let key = (record.workspace_id.clone(), record.provider);
-        if providers.get(&key).map(|p| p.version) != expected_version {
+        let current = providers.get(&key);
+        if current.map(|p| p.version) != expected_version || current.map(|p| p.blob_name.as_str()) != retired_blob {
             return Ok(false);
         }
         let had_default = providers.values().any(|p| p.workspace_id == record.workspace_id && p.is_default);
@@ -39,15 +40,15 @@ impl ProviderStore for MemoryStore {
             }
         }
         providers.insert(key, stored);
-        self.retired_blobs.borrow_mut().extend(retired_blob.map(str::to_string));
+        self.retired_blobs.borrow_mut().extend(retired_blob.map(|name| (name.to_string(), record.updated_at)));
         self.audit.borrow_mut().push(audit.clone());
         Ok(true)
     }
 
-    async fn remove_provider(&self, workspace_id: &str, provider: ProviderId, _now_ms: i64, audit: &AuditEvent) -> Result<Option<ProviderRecord>, StoreError> {
+    async fn remove_provider(&self, workspace_id: &str, provider: ProviderId, now_ms: i64, audit: &AuditEvent) -> Result<Option<ProviderRecord>, StoreError> {
         let removed = self.providers.borrow_mut().remove(&(workspace_id.to_string(), provider));
         if let Some(record) = &removed {
-            self.retired_blobs.borrow_mut().push(record.blob_name.clone());
+            self.retired_blobs.borrow_mut().push((record.blob_name.clone(), now_ms));
             self.audit.borrow_mut().push(audit.clone());
         }
         Ok(removed)
@@ -93,21 +94,21 @@ impl ProviderStore for MemoryStore {
         Ok(self.providers.borrow().values().filter(|p| p.kek_id != current_kek).take(limit).cloned().collect())
     }
 
-    async fn repoint_blob(&self, record: &ProviderRecord, old_blob: &str, new_blob: &str, new_kek: &str, _now_ms: i64) -> Result<bool, StoreError> {
-        Ok(self.repoint(record, old_blob, new_blob, new_kek))
+    async fn repoint_blob(&self, record: &ProviderRecord, old_blob: &str, new_blob: &str, new_kek: &str, now_ms: i64) -> Result<bool, StoreError> {
+        Ok(self.repoint(record, old_blob, new_blob, new_kek, now_ms))
     }
 }
 
 impl MemoryStore {
     /// The rewrap half of `ProviderStore`, kept apart to keep the trait impl readable.
-    fn repoint(&self, record: &ProviderRecord, old_blob: &str, new_blob: &str, new_kek: &str) -> bool {
+    fn repoint(&self, record: &ProviderRecord, old_blob: &str, new_blob: &str, new_kek: &str, now_ms: i64) -> bool {
         let mut providers = self.providers.borrow_mut();
         let Some(stored) = providers.get_mut(&(record.workspace_id.clone(), record.provider)).filter(|p| p.blob_name == old_blob) else {
             return false;
         };
         stored.blob_name = new_blob.to_string();
         stored.kek_id = new_kek.to_string();
-        self.retired_blobs.borrow_mut().push(old_blob.to_string());
+        self.retired_blobs.borrow_mut().push((old_blob.to_string(), now_ms));
         true
     }
 }

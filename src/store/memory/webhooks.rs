@@ -44,6 +44,10 @@ impl WebhookStore for MemoryStore {
                 receipts.insert(key, (now_ms, None));
                 ReceiptClaim::Won
             }
+            Some((at, None)) if *at < now_ms - crate::store::STALE_CLAIM_MS => {
+                receipts.insert(key, (now_ms, None));
+                ReceiptClaim::Won
+            }
             Some((_, None)) => ReceiptClaim::Pending,
             Some((_, Some((status, body)))) => ReceiptClaim::Answered { status: *status, body: body.clone() },
         })
@@ -65,10 +69,14 @@ impl WebhookStore for MemoryStore {
         Ok(self.endpoints.borrow().get(workspace_id).cloned())
     }
 
-    async fn save_endpoint(&self, endpoint: &Endpoint, audit: &AuditEvent) -> Result<(), StoreError> {
-        self.endpoints.borrow_mut().insert(endpoint.secret.workspace_id.clone(), endpoint.clone());
+    async fn save_endpoint(&self, endpoint: &Endpoint, expected_version: Option<i64>, audit: &AuditEvent) -> Result<bool, StoreError> {
+        let mut endpoints = self.endpoints.borrow_mut();
+        if endpoints.get(&endpoint.secret.workspace_id).map(|e| e.secret.version) != expected_version {
+            return Ok(false);
+        }
+        endpoints.insert(endpoint.secret.workspace_id.clone(), endpoint.clone());
         self.audit.borrow_mut().push(audit.clone());
-        Ok(())
+        Ok(true)
     }
 
     async fn remove_endpoint(&self, workspace_id: &str, audit: &AuditEvent) -> Result<bool, StoreError> {
@@ -94,23 +102,24 @@ impl WebhookStore for MemoryStore {
         Ok(true)
     }
 
-    async fn claim_deliveries(&self, only: Option<&str>, now_ms: i64, limit: usize) -> Result<Vec<OutboxEvent>, StoreError> {
-        let mut claimed = Vec::new();
-        for row in self.outbox.borrow_mut().iter_mut() {
+    async fn claim_delivery(&self, only: Option<&str>, now_ms: i64) -> Result<Option<OutboxEvent>, StoreError> {
+        let mut outbox = self.outbox.borrow_mut();
+        let row = outbox.iter_mut().find(|row| {
             let due = row.delivered_at.is_none() && row.gave_up_at.is_none() && row.next_attempt_at <= now_ms;
             let free = row.lease_until.is_none_or(|until| until <= now_ms);
-            let wanted = only.is_none_or(|id| id == row.event.id);
-            if due && free && wanted && claimed.len() < limit {
-                row.lease_until = Some(now_ms + LEASE_MS);
-                row.event.attempts += 1;
-                claimed.push(row.event.clone());
-            }
-        }
-        Ok(claimed)
+            due && free && only.is_none_or(|id| id == row.event.id)
+        });
+        Ok(row.map(|row| {
+            row.lease_until = Some(now_ms + LEASE_MS);
+            row.event.attempts += 1;
+            row.event.lease = Some(crate::crypto::random::random_base62(16));
+            row.event.clone()
+        }))
     }
 
-    async fn record_attempt(&self, id: &str, attempt: Attempt, next_attempt_at: Option<i64>, now_ms: i64) -> Result<(), StoreError> {
-        if let Some(row) = self.outbox.borrow_mut().iter_mut().find(|r| r.event.id == id) {
+    async fn record_attempt(&self, event: &OutboxEvent, attempt: Attempt, next_attempt_at: Option<i64>, now_ms: i64) -> Result<(), StoreError> {
+        let mut outbox = self.outbox.borrow_mut();
+        if let Some(row) = outbox.iter_mut().find(|r| r.event.id == event.id && r.event.lease == event.lease) {
             row.lease_until = None;
             match attempt {
                 Attempt::Delivered { status } => {
@@ -138,19 +147,22 @@ impl HousekeepingStore for MemoryStore {
         Ok(before - failures.len())
     }
 
-    async fn prune_receipts(&self, received_before: i64, _limit: usize) -> Result<usize, StoreError> {
+    async fn prune_history(&self, before: i64, _limit: usize) -> Result<usize, StoreError> {
         let mut receipts = self.receipts.borrow_mut();
-        let before = receipts.len();
-        receipts.retain(|_, (at, _)| *at >= received_before);
-        Ok(before - receipts.len())
+        let count = receipts.len();
+        receipts.retain(|_, (at, _)| *at >= before);
+        let mut outbox = self.outbox.borrow_mut();
+        let rows = outbox.len();
+        outbox.retain(|row| row.delivered_at.or(row.gave_up_at).is_none_or(|at| at >= before));
+        Ok(count - receipts.len() + rows - outbox.len())
     }
 
-    async fn retired_blobs_due(&self, _retired_before: i64, limit: usize) -> Result<Vec<String>, StoreError> {
-        Ok(self.retired_blobs.borrow().iter().take(limit).cloned().collect())
+    async fn retired_blobs_due(&self, retired_before: i64, limit: usize) -> Result<Vec<String>, StoreError> {
+        Ok(self.retired_blobs.borrow().iter().filter(|(_, at)| *at < retired_before).take(limit).map(|(n, _)| n.clone()).collect())
     }
 
     async fn forget_retired_blobs(&self, names: &[String]) -> Result<(), StoreError> {
-        self.retired_blobs.borrow_mut().retain(|n| !names.contains(n));
+        self.retired_blobs.borrow_mut().retain(|(n, _)| !names.contains(n));
         Ok(())
     }
 
