@@ -11,6 +11,8 @@ CREATE TABLE provider_configs (
   key_hint TEXT NOT NULL,
   status TEXT NOT NULL,
   validated_at INTEGER,
+  -- When the scheduled handler last took the key for re-validation, conclusive or not.
+  checked_at INTEGER,
   version INTEGER NOT NULL,
   blob_name TEXT NOT NULL UNIQUE,
   kek_id TEXT NOT NULL,

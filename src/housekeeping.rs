@@ -79,7 +79,8 @@ where
 {
     let vault = Vault { keks, allow_insecure_hosts: true };
     let (mut revalidated, mut invalidated) = (0, 0);
-    let due = match store.providers_due_for_validation(clock() - REVALIDATE_AFTER_MS, PER_TASK).await {
+    let due_before = clock() - REVALIDATE_AFTER_MS;
+    let due = match store.providers_due_for_validation(due_before, PER_TASK).await {
         Ok(due) => due,
         Err(error) => {
             errors.push(format!("revalidate: {error}"));
@@ -89,7 +90,7 @@ where
     for record in due {
         let now_ms = clock();
         let outcome: Result<bool, ApiError> = async {
-            if !store.claim_revalidation(&record, now_ms).await? {
+            if !store.claim_revalidation(&record, due_before, now_ms).await? {
                 return Ok(false);
             }
             let (fresh, _) = service::revalidate(store, blobs, client, &vault, &record.workspace_id, record.provider, now_ms).await?;

@@ -195,3 +195,17 @@ fn a_delivery_claimed_by_one_run_is_not_sent_by_another_until_its_lease_ends() {
     block_on(store.record_attempt(&second, Attempt::Delivered { status: 200 }, None, 6)).unwrap();
     assert_eq!(store.outbox.borrow()[0].delivered_at, Some(6));
 }
+
+#[test]
+fn an_inconclusive_check_keeps_validated_at_and_waits_a_day_before_the_next() {
+    let (store, keks, receiver) = (MemoryStore::default(), Keks::parse(K1).unwrap(), Receiver::default());
+    let provider = Provider(RefCell::new(200));
+    configure(&store, &provider, &keks, "sk-live", 0);
+    *provider.0.borrow_mut() = 503;
+    let first = run(&store, &provider, &receiver, &keks, DAY + 1);
+    assert_eq!(first.revalidated, 1);
+    let record = store.providers.borrow().values().next().cloned().unwrap();
+    assert_eq!((record.status, record.validated_at), (KeyStatus::Valid, Some(0)), "an unavailable provider proves nothing");
+    assert_eq!(run(&store, &provider, &receiver, &keks, DAY + 2).revalidated, 0, "checked, so not due again yet");
+    assert_eq!(run(&store, &provider, &receiver, &keks, 2 * DAY + 2).revalidated, 1);
+}

@@ -233,11 +233,11 @@ pub trait HousekeepingStore {
     /// Retired blob names whose grace ended before `retired_before`, at most `limit`.
     async fn retired_blobs_due(&self, retired_before: i64, limit: usize) -> Result<Vec<String>, StoreError>;
     async fn forget_retired_blobs(&self, names: &[String]) -> Result<(), StoreError>;
-    /// Configs not validated since `validated_before`, oldest first, at most `limit`.
-    async fn providers_due_for_validation(&self, validated_before: i64, limit: usize) -> Result<Vec<ProviderRecord>, StoreError>;
-    /// Takes a due config for re-validation by moving its `validated_at` from the value read to
-    /// `now_ms`; only one of several concurrent runs gets `true`.
-    async fn claim_revalidation(&self, record: &ProviderRecord, now_ms: i64) -> Result<bool, StoreError>;
+    /// Configs neither validated nor checked since `due_before`, oldest first, at most `limit`.
+    async fn providers_due_for_validation(&self, due_before: i64, limit: usize) -> Result<Vec<ProviderRecord>, StoreError>;
+    /// Takes a config for re-validation if it is still due, marking it checked at `now_ms`
+    /// (its `validated_at` moves only with a conclusive answer); of concurrent runs, one wins.
+    async fn claim_revalidation(&self, record: &ProviderRecord, due_before: i64, now_ms: i64) -> Result<bool, StoreError>;
     /// Sealed webhook and endpoint secrets under another KEK than `current_kek`.
     async fn secrets_not_under(&self, current_kek: &str, limit: usize) -> Result<Vec<(SecretKind, SealedSecret)>, StoreError>;
     /// Replaces a sealed secret by its re-wrapped form, only if it is still `old_sealed`.

@@ -74,24 +74,19 @@ impl HousekeepingStore for D1Store {
 
     async fn providers_due_for_validation(&self, validated_before: i64, limit: usize) -> Result<Vec<ProviderRecord>, StoreError> {
         let sql = format!(
-            "SELECT {PROVIDER_COLUMNS} FROM provider_configs WHERE validated_at IS NULL OR validated_at < ?1 \
-             ORDER BY validated_at LIMIT ?2"
+            "SELECT {PROVIDER_COLUMNS} FROM provider_configs WHERE MAX(COALESCE(checked_at, 0), COALESCE(validated_at, 0)) < ?1 \
+             ORDER BY MAX(COALESCE(checked_at, 0), COALESCE(validated_at, 0)) LIMIT ?2"
         );
         let result = self.statement(&sql, &[int(validated_before), int(limit as i64)])?.all().await.map_err(store_error)?;
         result.results::<ProviderRow>().map_err(store_error)?.into_iter().map(ProviderRow::into_record).collect()
     }
 
-    async fn claim_revalidation(&self, record: &ProviderRecord, now_ms: i64) -> Result<bool, StoreError> {
+    async fn claim_revalidation(&self, record: &ProviderRecord, due_before: i64, now_ms: i64) -> Result<bool, StoreError> {
         let result = self
             .statement(
-                "UPDATE provider_configs SET validated_at = ?4 WHERE workspace_id = ?1 AND provider = ?2 AND version = ?3                  AND validated_at IS ?5",
-                &[
-                    text(&record.workspace_id),
-                    text(record.provider.as_str()),
-                    int(record.version),
-                    int(now_ms),
-                    record.validated_at.map_or(worker::wasm_bindgen::JsValue::NULL, int),
-                ],
+                "UPDATE provider_configs SET checked_at = ?4 WHERE workspace_id = ?1 AND provider = ?2 AND version = ?3 \
+                 AND MAX(COALESCE(checked_at, 0), COALESCE(validated_at, 0)) < ?5",
+                &[text(&record.workspace_id), text(record.provider.as_str()), int(record.version), int(now_ms), int(due_before)],
             )?
             .run()
             .await

@@ -117,7 +117,7 @@ impl ProviderStore for D1Store {
                  fallback_model = excluded.fallback_model, config = excluded.config, key_hint = excluded.key_hint, \
                  status = excluded.status, validated_at = excluded.validated_at, version = excluded.version, \
                  blob_name = excluded.blob_name, kek_id = excluded.kek_id, \
-                 is_default = MAX(provider_configs.is_default, ?13), updated_at = excluded.updated_at \
+                 is_default = MAX(provider_configs.is_default, ?13), updated_at = excluded.updated_at, checked_at = NULL \
                  WHERE provider_configs.version = ?15 AND provider_configs.blob_name = ?16"
             ),
             &[

@@ -29,6 +29,8 @@ pub struct MemoryStore {
     pub providers: RefCell<HashMap<(String, ProviderId), ProviderRecord>>,
     pub routes: RefCell<HashMap<(String, String), AgentRoute>>,
     pub blobs: RefCell<HashMap<String, String>>,
+    /// (workspace, provider) → when the scheduled handler last took it for re-validation
+    pub checked: RefCell<HashMap<(String, ProviderId), i64>>,
     /// (blob name, retired at)
     pub retired_blobs: RefCell<Vec<(String, i64)>>,
     /// (secret, expires_at)

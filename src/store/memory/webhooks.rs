@@ -166,21 +166,25 @@ impl HousekeepingStore for MemoryStore {
         Ok(())
     }
 
-    async fn providers_due_for_validation(&self, validated_before: i64, limit: usize) -> Result<Vec<ProviderRecord>, StoreError> {
-        let mut due: Vec<ProviderRecord> =
-            self.providers.borrow().values().filter(|p| p.validated_at.is_none_or(|at| at < validated_before)).cloned().collect();
-        due.sort_by_key(|p| p.validated_at);
+    async fn providers_due_for_validation(&self, due_before: i64, limit: usize) -> Result<Vec<ProviderRecord>, StoreError> {
+        let checked = self.checked.borrow();
+        let last = |p: &ProviderRecord| p.validated_at.unwrap_or(0).max(checked.get(&(p.workspace_id.clone(), p.provider)).copied().unwrap_or(0));
+        let mut due: Vec<ProviderRecord> = self.providers.borrow().values().filter(|p| last(p) < due_before).cloned().collect();
+        due.sort_by_key(|p| last(p));
         due.truncate(limit);
         Ok(due)
     }
 
-    async fn claim_revalidation(&self, record: &ProviderRecord, now_ms: i64) -> Result<bool, StoreError> {
-        let mut providers = self.providers.borrow_mut();
-        let Some(stored) = providers.get_mut(&(record.workspace_id.clone(), record.provider)) else { return Ok(false) };
-        if stored.version != record.version || stored.validated_at != record.validated_at {
+    async fn claim_revalidation(&self, record: &ProviderRecord, due_before: i64, now_ms: i64) -> Result<bool, StoreError> {
+        let providers = self.providers.borrow();
+        let key = (record.workspace_id.clone(), record.provider);
+        let Some(stored) = providers.get(&key).filter(|p| p.version == record.version) else { return Ok(false) };
+        let mut checked = self.checked.borrow_mut();
+        let last = stored.validated_at.unwrap_or(0).max(checked.get(&key).copied().unwrap_or(0));
+        if last >= due_before {
             return Ok(false);
         }
-        stored.validated_at = Some(now_ms);
+        checked.insert(key, now_ms);
         Ok(true)
     }
 
