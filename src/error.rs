@@ -127,7 +127,10 @@ impl ApiError {
             | ApiError::StaleWebhook
             | ApiError::UnsupportedEvent { .. } => 400,
             ApiError::InvalidSignature => 401,
-            ApiError::WrongProvider { .. } | ApiError::InvalidKey { .. } | ApiError::InvalidModel { .. } | ApiError::QuotaExceeded { .. } => 422,
+            ApiError::WrongProvider { .. }
+            | ApiError::InvalidKey { .. }
+            | ApiError::InvalidModel { .. }
+            | ApiError::QuotaExceeded { .. } => 422,
             ApiError::ProviderUnavailable { .. } => 502,
             ApiError::ProviderRateLimited { .. } | ApiError::SecretUnavailable => 503,
             ApiError::NotConfigured => 404,
@@ -242,7 +245,10 @@ mod tests {
         let invalid = ApiError::InvalidKey { provider_status: 401 }.envelope();
         assert_eq!(invalid["error"]["message"], "Invalid key. Validation failed.");
         assert_eq!(invalid["error"]["provider_status"], 401);
-        assert_eq!(ApiError::InvalidModel { field: "model".into() }.envelope()["error"]["message"], "Invalid model name. Validation failed.");
+        assert_eq!(
+            ApiError::InvalidModel { field: "model".into() }.envelope()["error"]["message"],
+            "Invalid model name. Validation failed."
+        );
         assert_eq!(ApiError::QuotaExceeded { provider_status: 429 }.envelope()["error"]["message"], "You exceeded your current quota");
         assert_eq!(ApiError::WrongProvider { detected: "anthropic".into() }.envelope()["error"]["detected"], "anthropic");
         assert_eq!(ApiError::ProviderRateLimited { retry_after: 7 }.headers(), vec![("retry-after", "7".to_string())]);

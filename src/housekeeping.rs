@@ -43,13 +43,21 @@ impl Report {
 }
 
 /// `clock` gives the current Unix time in ms; it is read afresh by each task.
-pub async fn run<S>(store: &S, blobs: &impl BlobStore, client: &impl ProviderClient, notifier: &impl Notifier, keks: &Keks, clock: &dyn Fn() -> i64) -> Report
+pub async fn run<S>(
+    store: &S,
+    blobs: &impl BlobStore,
+    client: &impl ProviderClient,
+    notifier: &impl Notifier,
+    keks: &Keks,
+    clock: &dyn Fn() -> i64,
+) -> Report
 where
     S: KeyStore + ProviderStore + WebhookStore + HousekeepingStore,
 {
     let mut report = Report::default();
     report.counters_pruned = report.record("counters", store.prune_counters(clock(), PER_TASK * 20).await.map_err(ApiError::from));
-    report.history_pruned = report.record("history", store.prune_history(clock() - HISTORY_KEPT_MS, PER_TASK * 20).await.map_err(ApiError::from));
+    report.history_pruned =
+        report.record("history", store.prune_history(clock() - HISTORY_KEPT_MS, PER_TASK * 20).await.map_err(ApiError::from));
     report.blobs_deleted = report.record("blobs", delete_retired_blobs(store, blobs, clock()).await);
     let (revalidated, invalidated) = revalidate_stale(store, blobs, client, keks, clock, &mut report.errors).await;
     report.revalidated = revalidated;
@@ -73,7 +81,14 @@ async fn delete_retired_blobs(store: &impl HousekeepingStore, blobs: &impl BlobS
 
 /// Re-validates keys not checked for 24 h. A key that went bad is recorded, audited as
 /// `provider.invalidated` and notified, so resolve falls back to metered from then on.
-async fn revalidate_stale<S>(store: &S, blobs: &impl BlobStore, client: &impl ProviderClient, keks: &Keks, clock: &dyn Fn() -> i64, errors: &mut Vec<String>) -> (usize, usize)
+async fn revalidate_stale<S>(
+    store: &S,
+    blobs: &impl BlobStore,
+    client: &impl ProviderClient,
+    keks: &Keks,
+    clock: &dyn Fn() -> i64,
+    errors: &mut Vec<String>,
+) -> (usize, usize)
 where
     S: KeyStore + ProviderStore + WebhookStore + HousekeepingStore,
 {
@@ -96,7 +111,9 @@ where
             let (fresh, _) = service::revalidate(store, blobs, client, &vault, &record.workspace_id, record.provider, now_ms).await?;
             if record.status.usable() && !fresh.status.usable() {
                 let detail = json!({"provider": record.provider.as_str(), "status": fresh.status.as_str(), "version": fresh.version});
-                let audit = AuditEvent::new(Some(&record.workspace_id), "provider.invalidated", now_ms).target(record.provider.as_str()).detail(detail.clone());
+                let audit = AuditEvent::new(Some(&record.workspace_id), "provider.invalidated", now_ms)
+                    .target(record.provider.as_str())
+                    .detail(detail.clone());
                 store.append_audit(&[audit]).await?;
                 store.enqueue(&OutboxEvent::new(&record.workspace_id, "provider_key.invalidated", detail, now_ms), now_ms).await?;
                 invalidated += 1;
@@ -107,7 +124,12 @@ where
         match outcome {
             Ok(true) => revalidated += 1,
             Ok(false) => {}
-            Err(error) => errors.push(format!("revalidate {}/{}: {}", record.workspace_id, record.provider.as_str(), error.log_detail().unwrap_or(&error.to_string()))),
+            Err(error) => errors.push(format!(
+                "revalidate {}/{}: {}",
+                record.workspace_id,
+                record.provider.as_str(),
+                error.log_detail().unwrap_or(&error.to_string())
+            )),
         }
     }
     (revalidated, invalidated)

@@ -57,8 +57,7 @@ impl PageRequest {
         let after = match cursor {
             None | Some("") => None,
             Some(text) => Some(
-                Cursor::decode(text)
-                    .ok_or_else(|| ApiError::invalid_request("cursor", "`cursor` is not a cursor this API returned."))?,
+                Cursor::decode(text).ok_or_else(|| ApiError::invalid_request("cursor", "`cursor` is not a cursor this API returned."))?,
             ),
         };
         Ok(PageRequest { limit, after })

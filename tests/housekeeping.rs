@@ -42,14 +42,27 @@ impl Notifier for Receiver {
     async fn post(&self, url: &str, headers: &[(String, String)], body: &str) -> Attempt {
         self.received.borrow_mut().push((url.to_string(), headers.to_vec(), body.to_string()));
         let mut outcomes = self.outcomes.borrow_mut();
-        if outcomes.is_empty() { Attempt::Delivered { status: 204 } } else { outcomes.remove(0) }
+        if outcomes.is_empty() {
+            Attempt::Delivered { status: 204 }
+        } else {
+            outcomes.remove(0)
+        }
     }
 }
 
 fn configure(store: &MemoryStore, provider: &Provider, keks: &Keks, key: &str, now: i64) {
-    let request = Configure { provider: ProviderId::OpenAi, api_key: key.into(), api_host: None, model: None, fallback_model: None, config: None, make_default: false };
+    let request = Configure {
+        provider: ProviderId::OpenAi,
+        api_key: key.into(),
+        api_host: None,
+        model: None,
+        fallback_model: None,
+        config: None,
+        make_default: false,
+    };
     let vault = Vault { keks, allow_insecure_hosts: false };
-    block_on(service::configure(store, store, provider, &vault, WS, request, AuditEvent::new(Some(WS), "provider.configured", now), now)).unwrap();
+    block_on(service::configure(store, store, provider, &vault, WS, request, AuditEvent::new(Some(WS), "provider.configured", now), now))
+        .unwrap();
 }
 
 fn run(store: &MemoryStore, provider: &Provider, receiver: &Receiver, keks: &Keks, now: i64) -> housekeeping::Report {
@@ -135,7 +148,14 @@ fn a_failed_notification_is_retried_with_backoff_and_signed_each_time() {
         let header = |name: &str| headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.clone()).unwrap();
         assert_eq!(header("webhook-id"), event.id, "the same id on every attempt");
         let now = header("webhook-timestamp").parse::<i64>().unwrap();
-        let verdict = signature::verify(&[secret.clone()], &header("webhook-id"), &header("webhook-timestamp"), &header("webhook-signature"), body.as_bytes(), now);
+        let verdict = signature::verify(
+            &[secret.clone()],
+            &header("webhook-id"),
+            &header("webhook-timestamp"),
+            &header("webhook-signature"),
+            body.as_bytes(),
+            now,
+        );
         assert_eq!(verdict, Ok(()));
     }
 }
@@ -151,7 +171,11 @@ fn a_notification_for_a_workspace_without_an_endpoint_is_not_queued() {
 #[test]
 fn the_previous_inbound_secret_is_honoured_only_for_its_grace_period() {
     let (store, keks) = (MemoryStore::default(), Keks::parse(K1).unwrap());
-    let rotate = |grace, now| block_on(secrets::rotate_inbound(&store, &keks, WS, grace, AuditEvent::new(Some(WS), "webhook.secret_rotated", now), now)).unwrap().0;
+    let rotate = |grace, now| {
+        block_on(secrets::rotate_inbound(&store, &keks, WS, grace, AuditEvent::new(Some(WS), "webhook.secret_rotated", now), now))
+            .unwrap()
+            .0
+    };
     let first = rotate(3_600, 0);
     let second = rotate(10, 1_000);
     let honoured = |now| block_on(secrets::honoured(&store, &keks, WS, now)).unwrap();

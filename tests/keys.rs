@@ -98,8 +98,9 @@ fn unknown_revoked_and_expired_keys_get_the_same_401() {
 fn the_eleventh_failure_from_one_ip_blocks_it_for_the_rest_of_the_window_whatever_the_key() {
     let world = world();
     for attempt in 1..=10 {
-        let rejection = block_on(authenticate(&world.store, Some(unknown_key().expose()), Some("203.0.113.7"), &prefix(), T0 + attempt * 100))
-            .expect_err("unknown key");
+        let rejection =
+            block_on(authenticate(&world.store, Some(unknown_key().expose()), Some("203.0.113.7"), &prefix(), T0 + attempt * 100))
+                .expect_err("unknown key");
         assert_eq!(rejection.error, ApiError::Unauthorized, "attempt {attempt}");
         let expected_block = (attempt == 10).then(|| "203.0.113.7".to_string());
         assert_eq!(rejection.blocked_ip, expected_block, "the tenth failure, and only it, reports the block");
@@ -212,7 +213,10 @@ fn another_workspaces_key_is_not_found() {
 #[test]
 fn reroll_keeps_the_old_key_for_its_grace_period_only() {
     let world = world();
-    let old = issue(&world, NewKey { rate_limit: Some(RateLimit { limit: 9, window_seconds: 60 }), ..new_key("rolling", Some(&["desktop:read"])) });
+    let old = issue(
+        &world,
+        NewKey { rate_limit: Some(RateLimit { limit: 9, window_seconds: 60 }), ..new_key("rolling", Some(&["desktop:read"])) },
+    );
     let old_id = login(&world.store, &old, T0).key.id;
     let (successor, new_key_text) = block_on(service::reroll(&world.store, &world.owner, &old_id, 30, &prefix(), T0)).unwrap();
     assert_eq!(successor.rerolled_from.as_deref(), Some(old_id.as_str()));
@@ -326,7 +330,6 @@ fn a_workspace_leak_report_touches_only_that_workspace() {
     assert!(!labels[0].true_positive);
     assert!(block_on(authenticate(&world.store, Some(other.expose()), None, &prefix(), T0)).is_ok());
 }
-
 
 #[test]
 fn an_expired_key_reported_as_leaked_is_a_false_positive() {

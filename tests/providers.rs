@@ -58,7 +58,12 @@ fn request(provider: ProviderId, key: &str) -> Configure {
     Configure { provider, api_key: key.into(), api_host: None, model: None, fallback_model: None, config: None, make_default: false }
 }
 
-fn configure(store: &MemoryStore, client: &ScriptedProvider, keks: &Keks, request: Configure) -> Result<keywarden::providers::ProviderRecord, ApiError> {
+fn configure(
+    store: &MemoryStore,
+    client: &ScriptedProvider,
+    keks: &Keks,
+    request: Configure,
+) -> Result<keywarden::providers::ProviderRecord, ApiError> {
     let vault = Vault { keks, allow_insecure_hosts: false };
     block_on(service::configure(store, store, client, &vault, WS, request, AuditEvent::new(Some(WS), "provider.configured", 1_000), 1_000))
 }
@@ -99,7 +104,8 @@ fn an_insecure_host_is_refused_before_any_call() {
     let (store, keks) = (MemoryStore::default(), Keks::parse(K1).unwrap());
     let client = ScriptedProvider::default();
     for host in ["http://api.openai.com/v1", "https://169.254.169.254", "https://10.0.0.5/v1"] {
-        let error = configure(&store, &client, &keks, Configure { api_host: Some(host.into()), ..request(ProviderId::OpenAi, "sk-abc") }).unwrap_err();
+        let error = configure(&store, &client, &keks, Configure { api_host: Some(host.into()), ..request(ProviderId::OpenAi, "sk-abc") })
+            .unwrap_err();
         assert!(matches!(error, ApiError::InvalidHost { .. }), "{host}: {error:?}");
     }
     assert!(client.seen.borrow().is_empty());
@@ -117,7 +123,9 @@ fn every_refusal_stores_nothing() {
     for (answer, expected) in cases {
         let (store, keks) = (MemoryStore::default(), Keks::parse(K1).unwrap());
         let client = ScriptedProvider::answering(vec![answer]);
-        let error = configure(&store, &client, &keks, Configure { model: Some("gpt-5-turbo".into()), ..request(ProviderId::OpenAi, "sk-abc") }).unwrap_err();
+        let error =
+            configure(&store, &client, &keks, Configure { model: Some("gpt-5-turbo".into()), ..request(ProviderId::OpenAi, "sk-abc") })
+                .unwrap_err();
         assert_eq!(error, expected);
         assert!(store.providers.borrow().is_empty() && store.blobs.borrow().is_empty(), "stored after {expected:?}");
     }
@@ -130,7 +138,12 @@ fn openrouter_checks_the_key_at_key_and_the_model_in_its_public_list() {
         ok(json!({"data": {"label": "x", "limit_remaining": null}})),
         models(&["anthropic/claude-sonnet-4.5"]),
     ]);
-    let record = configure(&store, &client, &keks, Configure { model: Some("anthropic/claude-sonnet-4.5".into()), ..request(ProviderId::OpenRouter, "sk-or-v1-abc") });
+    let record = configure(
+        &store,
+        &client,
+        &keks,
+        Configure { model: Some("anthropic/claude-sonnet-4.5".into()), ..request(ProviderId::OpenRouter, "sk-or-v1-abc") },
+    );
     assert!(record.is_ok(), "{record:?}");
     let urls: Vec<String> = client.seen.borrow().iter().map(|r| r.url.clone()).collect();
     assert_eq!(urls, vec!["https://openrouter.ai/api/v1/key", "https://openrouter.ai/api/v1/models"]);
@@ -157,7 +170,8 @@ fn the_first_provider_is_the_default_and_default_true_moves_it() {
     let anthropic = configure(&store, &client, &keks, request(ProviderId::Anthropic, "sk-ant-b")).unwrap();
     assert!(!anthropic.is_default);
     configure(&store, &client, &keks, Configure { make_default: true, ..request(ProviderId::DeepSeek, "sk-c") }).unwrap();
-    let defaults: Vec<ProviderId> = block_on(store.providers(WS)).unwrap().into_iter().filter(|p| p.is_default).map(|p| p.provider).collect();
+    let defaults: Vec<ProviderId> =
+        block_on(store.providers(WS)).unwrap().into_iter().filter(|p| p.is_default).map(|p| p.provider).collect();
     assert_eq!(defaults, vec![ProviderId::DeepSeek]);
 }
 
@@ -169,7 +183,14 @@ fn resolve_follows_request_then_route_then_default_then_metered() {
     configure(&store, &client, &keks, request(ProviderId::OpenAi, "sk-openai")).unwrap();
     configure(&store, &client, &keks, request(ProviderId::Anthropic, "sk-ant-x")).unwrap();
     let route = |agent: &str, provider: Option<ProviderId>, model: Option<&str>| {
-        block_on(store.save_route(&AgentRoute { workspace_id: WS.into(), agent_id: agent.into(), provider, model: model.map(str::to_string), updated_at: 1 })).unwrap()
+        block_on(store.save_route(&AgentRoute {
+            workspace_id: WS.into(),
+            agent_id: agent.into(),
+            provider,
+            model: model.map(str::to_string),
+            updated_at: 1,
+        }))
+        .unwrap()
     };
     route("metered-bot", None, None);
     route("claude-bot", Some(ProviderId::Anthropic), Some("claude-sonnet-4-5"));
@@ -236,8 +257,12 @@ fn rewrapping_moves_stale_keys_to_the_current_kek_and_keeps_them_resolving() {
     assert!(store.retired_blobs.borrow().iter().any(|(name, _)| *name == first.blob_name));
 
     let only_new = Keks::parse(K2).unwrap();
-    assert!(matches!(resolve(&store, &only_new, None, Some(ProviderId::OpenAi)), Resolved::Byok { ref api_key, .. } if api_key == "sk-kept"));
-    assert!(matches!(resolve(&store, &only_new, None, Some(ProviderId::Anthropic)), Resolved::Byok { ref api_key, .. } if api_key == "sk-ant-kept"));
+    assert!(
+        matches!(resolve(&store, &only_new, None, Some(ProviderId::OpenAi)), Resolved::Byok { ref api_key, .. } if api_key == "sk-kept")
+    );
+    assert!(
+        matches!(resolve(&store, &only_new, None, Some(ProviderId::Anthropic)), Resolved::Byok { ref api_key, .. } if api_key == "sk-ant-kept")
+    );
 }
 
 #[test]

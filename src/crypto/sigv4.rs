@@ -47,22 +47,11 @@ pub struct Credentials<'a> {
 /// given, and `authorization`. (`host` is signed but not returned: the HTTP client sets it.)
 ///
 /// A malformed `amz_date` is not rejected here; AWS rejects the resulting signature instead.
-pub fn sign(
-    request: &SigningRequest,
-    credentials: &Credentials,
-    region: &str,
-    service: &str,
-    amz_date: &str,
-) -> Vec<(String, String)> {
+pub fn sign(request: &SigningRequest, credentials: &Credentials, region: &str, service: &str, amz_date: &str) -> Vec<(String, String)> {
     let canonical = canonical_request(request, amz_date, credentials.session_token);
     let scope = credential_scope(amz_date, region, service);
     let to_sign = string_to_sign(&canonical.text, amz_date, &scope);
-    let key = signing_key(
-        credentials.secret_access_key,
-        date_stamp(amz_date),
-        region,
-        service,
-    );
+    let key = signing_key(credentials.secret_access_key, date_stamp(amz_date), region, service);
     let signature = hex::encode(hmac(&key, to_sign.as_bytes()));
 
     let authorization = format!(
@@ -74,10 +63,7 @@ pub fn sign(
     out.push(("x-amz-date".to_string(), amz_date.to_string()));
     if let Some(token) = credentials.session_token {
         // Sent exactly as signed, so that the header on the wire matches the canonical one.
-        out.push((
-            "x-amz-security-token".to_string(),
-            normalize_header_value(token),
-        ));
+        out.push(("x-amz-security-token".to_string(), normalize_header_value(token)));
     }
     out.push(("authorization".to_string(), authorization));
     out
@@ -92,12 +78,7 @@ pub fn amz_date(unix_ms: i64) -> String {
     let days = seconds.div_euclid(86_400);
     let second_of_day = seconds.rem_euclid(86_400);
     let (year, month, day) = civil_from_days(days);
-    format!(
-        "{year:04}{month:02}{day:02}T{:02}{:02}{:02}Z",
-        second_of_day / 3600,
-        second_of_day % 3600 / 60,
-        second_of_day % 60
-    )
+    format!("{year:04}{month:02}{day:02}T{:02}{:02}{:02}Z", second_of_day / 3600, second_of_day % 3600 / 60, second_of_day % 60)
 }
 
 /// Proleptic Gregorian (year, month, day) for a count of days since 1970-01-01.
@@ -108,16 +89,11 @@ fn civil_from_days(days: i64) -> (i64, i64, i64) {
     let z = days + 719_468; // days from 0000-03-01 to 1970-01-01
     let era = z.div_euclid(146_097);
     let day_of_era = z.rem_euclid(146_097);
-    let year_of_era =
-        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let year_of_era = (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
     let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
     let shifted_month = (5 * day_of_year + 2) / 153;
     let day = day_of_year - (153 * shifted_month + 2) / 5 + 1;
-    let month = if shifted_month < 10 {
-        shifted_month + 3
-    } else {
-        shifted_month - 9
-    };
+    let month = if shifted_month < 10 { shifted_month + 3 } else { shifted_month - 9 };
     let year = year_of_era + era * 400 + i64::from(month <= 2);
     (year, month, day)
 }
@@ -128,11 +104,7 @@ pub(crate) struct CanonicalRequest {
     pub(crate) signed_headers: String,
 }
 
-pub(crate) fn canonical_request(
-    request: &SigningRequest,
-    amz_date: &str,
-    session_token: Option<&str>,
-) -> CanonicalRequest {
+pub(crate) fn canonical_request(request: &SigningRequest, amz_date: &str, session_token: Option<&str>) -> CanonicalRequest {
     let (headers, signed_headers) = canonical_headers(request, amz_date, session_token);
     let text = format!(
         "{}\n{}\n{}\n{}\n{}\n{}",
@@ -143,10 +115,7 @@ pub(crate) fn canonical_request(
         signed_headers,
         hex::encode(Sha256::digest(request.payload)),
     );
-    CanonicalRequest {
-        text,
-        signed_headers,
-    }
+    CanonicalRequest { text, signed_headers }
 }
 
 /// Removes empty, `.` and `..` segments (non-S3 services normalise the path before checking)
@@ -176,10 +145,7 @@ pub(crate) fn canonical_uri(path: &str) -> String {
 }
 
 pub(crate) fn canonical_query_string(query: &[(String, String)]) -> String {
-    let mut pairs: Vec<(String, String)> = query
-        .iter()
-        .map(|(name, value)| (uri_encode(name), uri_encode(value)))
-        .collect();
+    let mut pairs: Vec<(String, String)> = query.iter().map(|(name, value)| (uri_encode(name), uri_encode(value))).collect();
     // Sorted as (name, value) pairs of *encoded* bytes, not as "name=value" strings: the latter
     // would put "Param-3=" before "Param=" because '-' sorts before '='.
     pairs.sort();
@@ -196,19 +162,12 @@ pub(crate) fn canonical_query_string(query: &[(String, String)]) -> String {
 }
 
 /// Returns the canonical header block (each line `name:value\n`) and the signed-headers list.
-fn canonical_headers(
-    request: &SigningRequest,
-    amz_date: &str,
-    session_token: Option<&str>,
-) -> (String, String) {
+fn canonical_headers(request: &SigningRequest, amz_date: &str, session_token: Option<&str>) -> (String, String) {
     let mut headers: Vec<(String, String)> = Vec::with_capacity(request.headers.len() + 3);
     headers.push(("host".to_string(), normalize_header_value(request.host)));
     headers.push(("x-amz-date".to_string(), amz_date.to_string()));
     if let Some(token) = session_token {
-        headers.push((
-            "x-amz-security-token".to_string(),
-            normalize_header_value(token),
-        ));
+        headers.push(("x-amz-security-token".to_string(), normalize_header_value(token)));
     }
     for (name, value) in request.headers {
         let name = name.trim().to_ascii_lowercase();
@@ -265,24 +224,12 @@ pub(crate) fn credential_scope(amz_date: &str, region: &str, service: &str) -> S
     format!("{}/{region}/{service}/aws4_request", date_stamp(amz_date))
 }
 
-pub(crate) fn string_to_sign(
-    canonical_request: &str,
-    amz_date: &str,
-    credential_scope: &str,
-) -> String {
-    format!(
-        "{ALGORITHM}\n{amz_date}\n{credential_scope}\n{}",
-        hex::encode(Sha256::digest(canonical_request.as_bytes()))
-    )
+pub(crate) fn string_to_sign(canonical_request: &str, amz_date: &str, credential_scope: &str) -> String {
+    format!("{ALGORITHM}\n{amz_date}\n{credential_scope}\n{}", hex::encode(Sha256::digest(canonical_request.as_bytes())))
 }
 
 /// The key is derived per day, region and service so that a leaked derived key is of limited use.
-pub(crate) fn signing_key(
-    secret_access_key: &str,
-    date: &str,
-    region: &str,
-    service: &str,
-) -> [u8; 32] {
+pub(crate) fn signing_key(secret_access_key: &str, date: &str, region: &str, service: &str) -> [u8; 32] {
     let k_secret = format!("AWS4{secret_access_key}");
     let k_date = hmac(k_secret.as_bytes(), date.as_bytes());
     let k_region = hmac(&k_date, region.as_bytes());
@@ -313,21 +260,15 @@ mod tests {
 
     use super::*;
 
-    const SUITE_CREDENTIALS: Credentials<'static> = Credentials {
-        access_key_id: "AKIDEXAMPLE",
-        secret_access_key: "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY",
-        session_token: None,
-    };
+    const SUITE_CREDENTIALS: Credentials<'static> =
+        Credentials { access_key_id: "AKIDEXAMPLE", secret_access_key: "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", session_token: None };
     const SUITE_HOST: &str = "example.amazonaws.com";
     const SUITE_DATE: &str = "20150830T123600Z";
     const SUITE_SCOPE: &str = "20150830/us-east-1/service/aws4_request";
     const EMPTY_SHA256: &str = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
 
     fn pairs(items: &[(&str, &str)]) -> Vec<(String, String)> {
-        items
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
+        items.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
     }
 
     fn suite_request<'a>(
@@ -336,14 +277,7 @@ mod tests {
         query: &'a [(String, String)],
         headers: &'a [(String, String)],
     ) -> SigningRequest<'a> {
-        SigningRequest {
-            method,
-            host: SUITE_HOST,
-            path,
-            query,
-            headers,
-            payload: b"",
-        }
+        SigningRequest { method, host: SUITE_HOST, path, query, headers, payload: b"" }
     }
 
     /// Checks all three published stages of one test-suite case: the canonical request, the
@@ -358,27 +292,13 @@ mod tests {
     ) {
         let creq = canonical_request(request, SUITE_DATE, credentials.session_token);
         assert_eq!(creq.text, expected_creq, "canonical request");
-        assert_eq!(
-            creq.signed_headers, expected_signed_headers,
-            "signed headers"
-        );
+        assert_eq!(creq.signed_headers, expected_signed_headers, "signed headers");
 
-        let sts = string_to_sign(
-            &creq.text,
-            SUITE_DATE,
-            &credential_scope(SUITE_DATE, "us-east-1", "service"),
-        );
-        assert_eq!(
-            sts,
-            format!("AWS4-HMAC-SHA256\n{SUITE_DATE}\n{SUITE_SCOPE}\n{expected_sts_hash}"),
-            "string to sign"
-        );
+        let sts = string_to_sign(&creq.text, SUITE_DATE, &credential_scope(SUITE_DATE, "us-east-1", "service"));
+        assert_eq!(sts, format!("AWS4-HMAC-SHA256\n{SUITE_DATE}\n{SUITE_SCOPE}\n{expected_sts_hash}"), "string to sign");
 
         let headers = sign(request, credentials, "us-east-1", "service", SUITE_DATE);
-        let authorization = headers
-            .iter()
-            .find(|(name, _)| name == "authorization")
-            .map(|(_, value)| value.as_str());
+        let authorization = headers.iter().find(|(name, _)| name == "authorization").map(|(_, value)| value.as_str());
         assert_eq!(
             authorization,
             Some(
@@ -406,13 +326,7 @@ mod tests {
 
     #[test]
     fn sign_returns_date_and_authorization_but_not_host() {
-        let headers = sign(
-            &suite_request("GET", "/", &[], &[]),
-            &SUITE_CREDENTIALS,
-            "us-east-1",
-            "service",
-            SUITE_DATE,
-        );
+        let headers = sign(&suite_request("GET", "/", &[], &[]), &SUITE_CREDENTIALS, "us-east-1", "service", SUITE_DATE);
         let names: Vec<&str> = headers.iter().map(|(name, _)| name.as_str()).collect();
         assert_eq!(names, ["x-amz-date", "authorization"]);
         assert_eq!(headers[0].1, SUITE_DATE);
@@ -467,11 +381,7 @@ mod tests {
     #[test]
     fn query_is_sorted_on_encoded_names_not_on_name_value_strings() {
         // get-vanilla-query-order-encoded: /?Param-3=Value3&Param=Value2&%E1%88%B4=Value1
-        let query = pairs(&[
-            ("Param-3", "Value3"),
-            ("Param", "Value2"),
-            ("\u{1234}", "Value1"),
-        ]);
+        let query = pairs(&[("Param-3", "Value3"), ("Param", "Value2"), ("\u{1234}", "Value1")]);
         assert_suite_case(
             &suite_request("GET", "/", &query, &[]),
             &SUITE_CREDENTIALS,
@@ -487,8 +397,7 @@ mod tests {
 
     #[test]
     fn unreserved_query_characters_are_not_encoded() {
-        const UNRESERVED: &str =
-            "-._~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+        const UNRESERVED: &str = "-._~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
         let query = pairs(&[(UNRESERVED, UNRESERVED)]);
         assert_suite_case(
             &suite_request("GET", "/", &query, &[]),
@@ -523,11 +432,7 @@ mod tests {
     #[test]
     fn repeated_headers_are_joined_with_commas_in_the_order_given() {
         // get-header-key-duplicate
-        let headers = pairs(&[
-            ("My-Header1", "value2"),
-            ("My-Header1", "value2"),
-            ("My-Header1", "value1"),
-        ]);
+        let headers = pairs(&[("My-Header1", "value2"), ("My-Header1", "value2"), ("My-Header1", "value1")]);
         assert_suite_case(
             &suite_request("GET", "/", &[], &headers),
             &SUITE_CREDENTIALS,
@@ -540,12 +445,7 @@ mod tests {
             "c9d5ea9f3f72853aea855b47ea873832890dbdd183b4468f858259531a5138ea",
         );
         // get-header-value-order
-        let headers = pairs(&[
-            ("My-Header1", "value4"),
-            ("My-Header1", "value1"),
-            ("My-Header1", "value3"),
-            ("My-Header1", "value2"),
-        ]);
+        let headers = pairs(&[("My-Header1", "value4"), ("My-Header1", "value1"), ("My-Header1", "value3"), ("My-Header1", "value2")]);
         assert_suite_case(
             &suite_request("GET", "/", &[], &headers),
             &SUITE_CREDENTIALS,
@@ -579,9 +479,7 @@ mod tests {
         assert_suite_case(
             &suite_request("GET", "/\u{1234}", &[], &[]),
             &SUITE_CREDENTIALS,
-            &format!(
-                "GET\n/%E1%88%B4\n\nhost:{SUITE_HOST}\nx-amz-date:{SUITE_DATE}\n\nhost;x-amz-date\n{EMPTY_SHA256}"
-            ),
+            &format!("GET\n/%E1%88%B4\n\nhost:{SUITE_HOST}\nx-amz-date:{SUITE_DATE}\n\nhost;x-amz-date\n{EMPTY_SHA256}"),
             "2a0a97d02205e45ce2e994789806b19270cfbbb0921b278ccf58f5249ac42102",
             "host;x-amz-date",
             "8318018e0b0f223aa2bbf98705b62bb787dc9c0e678f255a891fd03141be5d85",
@@ -666,10 +564,7 @@ mod tests {
     fn session_token_is_signed_and_returned() {
         // post-sts-header-before
         const TOKEN: &str = "AQoDYXdzEPT//////////wEXAMPLEtc764bNrC9SAPBSM22wDOk4x4HIZ8j4FZTwdQWLWsKWHGBuFqwAeMicRXmxfpSPfIeoIYRqTflfKD8YUuwthAx7mSEI/qkPpKPi/kMcGdQrmGdeehM4IC1NtBmUpp2wUE8phUZampKsburEDy0KPkyQDYwT7WZ0wq5VSXDvp75YU9HFvlRd8Tx6q6fE8YQcHNVXAkiY9q6d+xo0rKwT38xVqr7ZD0u0iPPkUL64lIZbqBAz+scqKmlzm8FDrypNC9Yjc8fPOLn9FX9KSYvKTr4rvx3iSIlTJabIQwj2ICCR/oLxBA==";
-        let credentials = Credentials {
-            session_token: Some(TOKEN),
-            ..SUITE_CREDENTIALS
-        };
+        let credentials = Credentials { session_token: Some(TOKEN), ..SUITE_CREDENTIALS };
         let request = suite_request("POST", "/", &[], &[]);
         assert_suite_case(
             &request,
@@ -684,15 +579,11 @@ mod tests {
         );
         let headers = sign(&request, &credentials, "us-east-1", "service", SUITE_DATE);
         let names: Vec<&str> = headers.iter().map(|(name, _)| name.as_str()).collect();
-        assert_eq!(
-            names,
-            ["x-amz-date", "x-amz-security-token", "authorization"]
-        );
+        assert_eq!(names, ["x-amz-date", "x-amz-security-token", "authorization"]);
         assert_eq!(headers[1].1, TOKEN);
 
         // get-vanilla-with-session-token
-        const SHORT_TOKEN: &str =
-            "6e86291e8372ff2a2260956d9b8aae1d763fbf315fa00fa31553b73ebf194267";
+        const SHORT_TOKEN: &str = "6e86291e8372ff2a2260956d9b8aae1d763fbf315fa00fa31553b73ebf194267";
         assert_suite_case(
             &suite_request("GET", "/", &[], &[]),
             &Credentials { session_token: Some(SHORT_TOKEN), ..SUITE_CREDENTIALS },
@@ -710,21 +601,14 @@ mod tests {
     fn payload_hash_is_the_sha256_of_the_body() {
         // post-x-www-form-urlencoded (signed-body variant: x-amz-content-sha256 is among the
         // signed headers, which callers pass like any other header).
-        const BODY_SHA256: &str =
-            "9095672bbd1f56dfc5b65f3e153adc8731a4a654192329106275f4c7b24d0b6e";
+        const BODY_SHA256: &str = "9095672bbd1f56dfc5b65f3e153adc8731a4a654192329106275f4c7b24d0b6e";
         let headers = pairs(&[
             ("Content-Type", "application/x-www-form-urlencoded"),
             ("Content-Length", "13"),
             ("x-amz-content-sha256", BODY_SHA256),
         ]);
-        let request = SigningRequest {
-            method: "POST",
-            host: SUITE_HOST,
-            path: "/",
-            query: &[],
-            headers: &headers,
-            payload: b"Param1=value1",
-        };
+        let request =
+            SigningRequest { method: "POST", host: SUITE_HOST, path: "/", query: &[], headers: &headers, payload: b"Param1=value1" };
         assert_suite_case(
             &request,
             &SUITE_CREDENTIALS,
@@ -742,18 +626,9 @@ mod tests {
     #[test]
     fn iam_list_users_matches_the_general_reference_example() {
         let query = pairs(&[("Action", "ListUsers"), ("Version", "2010-05-08")]);
-        let headers = pairs(&[(
-            "Content-Type",
-            "application/x-www-form-urlencoded; charset=utf-8",
-        )]);
-        let request = SigningRequest {
-            method: "GET",
-            host: "iam.amazonaws.com",
-            path: "/",
-            query: &query,
-            headers: &headers,
-            payload: b"",
-        };
+        let headers = pairs(&[("Content-Type", "application/x-www-form-urlencoded; charset=utf-8")]);
+        let request =
+            SigningRequest { method: "GET", host: "iam.amazonaws.com", path: "/", query: &query, headers: &headers, payload: b"" };
 
         let creq = canonical_request(&request, SUITE_DATE, None);
         assert_eq!(
@@ -775,16 +650,8 @@ mod tests {
              f536975d06c0309214f805bb90ccff089219ecd68b2577efef23edd43b7e1a59"
         );
 
-        let key = signing_key(
-            SUITE_CREDENTIALS.secret_access_key,
-            "20150830",
-            "us-east-1",
-            "iam",
-        );
-        assert_eq!(
-            hex::encode(key),
-            "c4afb1cc5771d871763a393e44b703571b55cc28424d1a5e86da6ed3c154a4b9"
-        );
+        let key = signing_key(SUITE_CREDENTIALS.secret_access_key, "20150830", "us-east-1", "iam");
+        assert_eq!(hex::encode(key), "c4afb1cc5771d871763a393e44b703571b55cc28424d1a5e86da6ed3c154a4b9");
 
         let headers = sign(&request, &SUITE_CREDENTIALS, "us-east-1", "iam", SUITE_DATE);
         assert_eq!(

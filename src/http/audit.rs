@@ -24,7 +24,6 @@ fn to_json(event: &AuditEvent) -> Value {
     })
 }
 
-
 pub async fn list(call: &mut Call) -> Result<Reply, ApiError> {
     let query = call.query();
     // The operator is recognised by its token; anything else must be a platform key.

@@ -41,7 +41,10 @@ impl Call {
                 Err(error) => Err(error.to_string()),
             };
             if let Err(detail) = outcome {
-                worker::console_error!("{}", serde_json::json!({"level": "error", "request_id": request_id, "msg": "last_used_at write failed", "detail": detail}));
+                worker::console_error!(
+                    "{}",
+                    serde_json::json!({"level": "error", "request_id": request_id, "msg": "last_used_at write failed", "detail": detail})
+                );
             }
         });
     }
@@ -55,7 +58,10 @@ impl Call {
                 Err(error) => Err(error.to_string()),
             };
             if let Err(detail) = outcome {
-                worker::console_error!("{}", serde_json::json!({"level": "error", "request_id": request_id, "msg": "audit write failed", "detail": detail}));
+                worker::console_error!(
+                    "{}",
+                    serde_json::json!({"level": "error", "request_id": request_id, "msg": "audit write failed", "detail": detail})
+                );
             }
         });
     }
@@ -72,7 +78,10 @@ impl Call {
             Ok(true) => {}
             Ok(false) => return,
             Err(detail) => {
-                worker::console_error!("{}", serde_json::json!({"level": "error", "request_id": self.request_id, "msg": "notification not queued", "detail": detail}));
+                worker::console_error!(
+                    "{}",
+                    serde_json::json!({"level": "error", "request_id": self.request_id, "msg": "notification not queued", "detail": detail})
+                );
                 return;
             }
         }
@@ -86,12 +95,19 @@ impl Call {
                     let notifier = super::outbound::FetchClient::default();
                     let clock = move || now_ms.max(worker::Date::now().as_millis() as i64);
                     let pass = crate::webhooks::delivery::deliver_due(&store, &notifier, &keks, Some(&event.id), 1, &clock).await;
-                    if pass.errors.is_empty() { Ok(()) } else { Err(pass.errors.join("; ")) }
+                    if pass.errors.is_empty() {
+                        Ok(())
+                    } else {
+                        Err(pass.errors.join("; "))
+                    }
                 }
                 Err(error) => Err(error.to_string()),
             };
             if let Err(detail) = outcome {
-                worker::console_error!("{}", serde_json::json!({"level": "error", "request_id": request_id, "msg": "notification attempt failed", "detail": detail}));
+                worker::console_error!(
+                    "{}",
+                    serde_json::json!({"level": "error", "request_id": request_id, "msg": "notification attempt failed", "detail": detail})
+                );
             }
         });
     }
@@ -107,11 +123,7 @@ impl Call {
 
     /// A Worker secret or variable; both arrive as strings on `env`.
     pub fn env_string(&self, name: &str) -> Option<String> {
-        self.env
-            .secret(name)
-            .map(|s| s.to_string())
-            .or_else(|_| self.env.var(name).map(|v| v.to_string()))
-            .ok()
+        self.env.secret(name).map(|s| s.to_string()).or_else(|_| self.env.var(name).map(|v| v.to_string())).ok()
     }
 
     pub fn header(&self, name: &str) -> Option<String> {

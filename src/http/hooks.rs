@@ -36,7 +36,8 @@ fn invalid_webhook(message: &str) -> ApiError {
 pub async fn receive(call: &mut Call) -> Result<Reply, ApiError> {
     let workspace_id = call.param(0).to_string();
     let header = |name: &str| call.header(name).filter(|v| !v.trim().is_empty());
-    let (Some(id), Some(timestamp), Some(signatures)) = (header("webhook-id"), header("webhook-timestamp"), header("webhook-signature")) else {
+    let (Some(id), Some(timestamp), Some(signatures)) = (header("webhook-id"), header("webhook-timestamp"), header("webhook-signature"))
+    else {
         return Err(invalid_webhook("webhook-id, webhook-timestamp and webhook-signature are required."));
     };
     if id.len() > 256 || !id.bytes().all(|b| b.is_ascii_graphic()) {
@@ -121,9 +122,15 @@ async fn process(call: &Call, workspace: &Workspace, id: &str, body: &[u8]) -> R
         }
         "api_key.leaked" => {
             let mut fields = Fields::new(data, &["tokens"]).map_err(in_data)?;
-            let tokens = Value::Array(fields.optional_list("tokens").map_err(in_data)?.ok_or_else(|| in_data(ApiError::invalid_request("tokens", "`tokens` is required.")))?);
+            let tokens = Value::Array(
+                fields
+                    .optional_list("tokens")
+                    .map_err(in_data)?
+                    .ok_or_else(|| in_data(ApiError::invalid_request("tokens", "`tokens` is required.")))?,
+            );
             let reports = read_reports(tokens).map_err(|e| prefix(e, "data.tokens"))?;
-            let (labels, revoked) = leaks::report(&call.store()?, &reports, Some(&workspace.id), &call.settings.key_prefix, call.now_ms).await?;
+            let (labels, revoked) =
+                leaks::report(&call.store()?, &reports, Some(&workspace.id), &call.settings.key_prefix, call.now_ms).await?;
             for key in &revoked {
                 call.notify(OutboxEvent::new(&workspace.id, "api_key.revoked", revoked_event(key, "leaked"), call.now_ms)).await;
             }
@@ -141,7 +148,8 @@ async fn rotate_provider_key(call: &Call, workspace: &Workspace, data: Value, au
     }
     let mut fields = Fields::new(data, &["provider", "api_key", "api_host", "model", "fallback_model"]).map_err(in_data)?;
     let name = fields.required_str("provider").map_err(in_data)?;
-    let provider = ProviderId::parse(&name).ok_or_else(|| ApiError::invalid_request("data.provider", "`data.provider` is not a provider id of the catalog."))?;
+    let provider = ProviderId::parse(&name)
+        .ok_or_else(|| ApiError::invalid_request("data.provider", "`data.provider` is not a provider id of the catalog."))?;
     let api_key = fields.required_str("api_key").map_err(in_data)?;
     let current = call.store()?.provider(&workspace.id, provider).await?;
     let request = Configure {
@@ -149,12 +157,17 @@ async fn rotate_provider_key(call: &Call, workspace: &Workspace, data: Value, au
         api_key,
         api_host: fields.optional_str("api_host").map_err(in_data)?.or_else(|| current.as_ref().map(|c| c.api_host.clone())),
         model: fields.optional_str("model").map_err(in_data)?.or_else(|| current.as_ref().and_then(|c| c.model.clone())),
-        fallback_model: fields.optional_str("fallback_model").map_err(in_data)?.or_else(|| current.as_ref().and_then(|c| c.fallback_model.clone())),
+        fallback_model: fields
+            .optional_str("fallback_model")
+            .map_err(in_data)?
+            .or_else(|| current.as_ref().and_then(|c| c.fallback_model.clone())),
         config: current.as_ref().map(|c| c.config.clone()),
         make_default: false,
     };
     let record = configure_for(call, &workspace.id, request, audit).await.map_err(|e| match e {
-        ApiError::InvalidRequest { field, message } if !field.starts_with("data.") => prefix(ApiError::InvalidRequest { field, message }, "data"),
+        ApiError::InvalidRequest { field, message } if !field.starts_with("data.") => {
+            prefix(ApiError::InvalidRequest { field, message }, "data")
+        }
         ApiError::InvalidHost { field, reason } => ApiError::InvalidHost { field: format!("data.{field}"), reason },
         ApiError::InvalidModel { field } => ApiError::InvalidModel { field: format!("data.{field}") },
         other => other,

@@ -9,6 +9,7 @@ use serde_json::{json, Value};
 use super::auth::require_key;
 use super::call::Call;
 use super::input::{invalid, Fields};
+use super::leaks::revoked_event;
 use super::reply::Reply;
 use crate::error::ApiError;
 use crate::keys::service::{self, Expiry, NewKey, MAX_EXPIRES_IN_SECONDS, MAX_GRACE_SECONDS, MAX_SUBJECT_BYTES};
@@ -17,7 +18,6 @@ use crate::name::Name;
 use crate::page::PageRequest;
 use crate::time::{parse_rfc3339, rfc3339};
 use crate::webhooks::outbox::OutboxEvent;
-use super::leaks::revoked_event;
 
 fn read_capabilities(fields: &mut Fields, field: &str) -> Result<Option<Capabilities>, ApiError> {
     let Some(items) = fields.optional_string_list(field)? else { return Ok(None) };
@@ -39,10 +39,9 @@ fn read_expiry(fields: &mut Fields) -> Result<Expiry, ApiError> {
     match (expires_in, expires_at) {
         (Some(_), Some(_)) => Err(ApiError::invalid_request("expires_at", "Give `expires_in` or `expires_at`, not both.")),
         (Some(seconds), None) if (1..=MAX_EXPIRES_IN_SECONDS).contains(&seconds) => Ok(Expiry::InSeconds(seconds)),
-        (Some(_), None) => Err(ApiError::invalid_request(
-            "expires_in",
-            format!("`expires_in` must be 1 to {MAX_EXPIRES_IN_SECONDS} seconds."),
-        )),
+        (Some(_), None) => {
+            Err(ApiError::invalid_request("expires_in", format!("`expires_in` must be 1 to {MAX_EXPIRES_IN_SECONDS} seconds.")))
+        }
         (None, Some(text)) => parse_rfc3339(&text)
             .map(Expiry::AtMs)
             .ok_or_else(|| ApiError::invalid_request("expires_at", "`expires_at` must be an RFC 3339 timestamp.")),
@@ -52,8 +51,7 @@ fn read_expiry(fields: &mut Fields) -> Result<Expiry, ApiError> {
 
 fn read_rate_limit(fields: &mut Fields) -> Result<Option<RateLimit>, ApiError> {
     let Some(object) = fields.optional_object("rate_limit")? else { return Ok(None) };
-    let mut inner = Fields::new(Value::Object(object), &["limit", "window_seconds"])
-        .map_err(|error| prefix_field(error, "rate_limit"))?;
+    let mut inner = Fields::new(Value::Object(object), &["limit", "window_seconds"]).map_err(|error| prefix_field(error, "rate_limit"))?;
     let bounded = |inner: &mut Fields, name: &str, max: u64| -> Result<u32, ApiError> {
         let field = format!("rate_limit.{name}");
         match inner.optional_u64(name).map_err(|e| prefix_field(e, "rate_limit"))? {
@@ -156,4 +154,3 @@ pub async fn verify(call: &mut Call) -> Result<Reply, ApiError> {
     }
     Ok(Reply::ok(verdict.to_json()))
 }
-

@@ -84,7 +84,10 @@ pub async fn handle(req: Request, env: Env, ctx: Context) -> Response {
     let status = reply.status;
     log_request(&request_id, &method, route_name, status, Date::now().as_millis() as i64 - started, error.as_ref());
     reply.into_response(&request_id).unwrap_or_else(|problem| {
-        console_error!("{}", json!({"level": "error", "request_id": request_id, "msg": "response build failed", "detail": problem.to_string()}));
+        console_error!(
+            "{}",
+            json!({"level": "error", "request_id": request_id, "msg": "response build failed", "detail": problem.to_string()})
+        );
         Response::error("internal", 500).expect("a plain response can always be built")
     })
 }

@@ -15,8 +15,8 @@ use crate::providers::service::{self, check_agent_id, check_model, Configure, Va
 use crate::providers::{AgentRoute, ProviderId};
 use crate::store::kv::KvBlobs;
 use crate::store::{AuditStore, ProviderStore};
-use crate::webhooks::outbox::OutboxEvent;
 use crate::vault::Keks;
+use crate::webhooks::outbox::OutboxEvent;
 
 /// The provider named in the path; `claude` is Anthropic.
 pub fn path_provider(call: &Call) -> Result<ProviderId, ApiError> {
@@ -61,7 +61,12 @@ async fn reader(call: &mut Call, capability: &str) -> Result<Caller, ApiError> {
 
 /// Configures a provider for the caller's workspace: the shared path of `PUT
 /// /v1/providers/{id}`, Waypath's configure route and the rotation webhook.
-pub async fn configure_for(call: &Call, workspace_id: &str, request: Configure, audit: AuditEvent) -> Result<crate::providers::ProviderRecord, ApiError> {
+pub async fn configure_for(
+    call: &Call,
+    workspace_id: &str,
+    request: Configure,
+    audit: AuditEvent,
+) -> Result<crate::providers::ProviderRecord, ApiError> {
     let keks = keks(call)?;
     let vault = Vault { keks: &keks, allow_insecure_hosts: call.settings.allow_insecure_provider_hosts };
     service::configure(&call.store()?, &blobs(call)?, &client(call), &vault, workspace_id, request, audit, call.now_ms).await
@@ -116,7 +121,8 @@ pub async fn validate(call: &mut Call) -> Result<Reply, ApiError> {
     let vault = Vault { keks: &keks, allow_insecure_hosts: call.settings.allow_insecure_provider_hosts };
     let store = call.store()?;
     let before = service::get(&store, &caller.workspace.id, provider).await?;
-    let (record, error) = service::revalidate(&store, &blobs(call)?, &client(call), &vault, &caller.workspace.id, provider, call.now_ms).await?;
+    let (record, error) =
+        service::revalidate(&store, &blobs(call)?, &client(call), &vault, &caller.workspace.id, provider, call.now_ms).await?;
     if before.status.usable() && !record.status.usable() {
         let data = json!({"provider": provider.as_str(), "status": record.status.as_str(), "version": record.version});
         let audit = caller.audit("provider.invalidated", call.now_ms).target(provider.as_str()).detail(data.clone());
@@ -187,7 +193,8 @@ pub async fn resolve(call: &mut Call) -> Result<Reply, ApiError> {
     let provider = match fields.optional_str("provider")? {
         None => None,
         Some(name) => Some(
-            ProviderId::parse(&name).ok_or_else(|| ApiError::invalid_request("provider", "`provider` is not a provider id of the catalog."))?,
+            ProviderId::parse(&name)
+                .ok_or_else(|| ApiError::invalid_request("provider", "`provider` is not a provider id of the catalog."))?,
         ),
     };
     let keks = keks(call)?;
@@ -198,7 +205,9 @@ pub async fn resolve(call: &mut Call) -> Result<Reply, ApiError> {
         Ok(resolved) => resolved,
         Err(error @ ApiError::DecryptionFailed { .. }) => {
             // A key that fails to decrypt is never silently replaced by metered billing.
-            let failed = caller.audit("secret.decrypt_failed", call.now_ms).detail(json!({"provider": provider.map(ProviderId::as_str), "agent_id": agent_id}));
+            let failed = caller
+                .audit("secret.decrypt_failed", call.now_ms)
+                .detail(json!({"provider": provider.map(ProviderId::as_str), "agent_id": agent_id}));
             call.audit_after_response(vec![failed]);
             return Err(error);
         }

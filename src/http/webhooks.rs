@@ -31,7 +31,8 @@ pub async fn rotate_secret(call: &mut Call) -> Result<Reply, ApiError> {
         Some(_) => return Err(ApiError::invalid_request("grace_seconds", format!("`grace_seconds` must be 0 to {MAX_GRACE_SECONDS}."))),
     };
     let audit = caller.audit("webhook.secret_rotated", call.now_ms);
-    let (secret, created_at) = secrets::rotate_inbound(&call.store()?, &keks(call)?, &caller.workspace.id, grace_seconds, audit, call.now_ms).await?;
+    let (secret, created_at) =
+        secrets::rotate_inbound(&call.store()?, &keks(call)?, &caller.workspace.id, grace_seconds, audit, call.now_ms).await?;
     Ok(Reply::created(json!({"secret": secret.expose(), "created_at": rfc3339(created_at)})).no_store())
 }
 
@@ -41,7 +42,8 @@ pub async fn put_endpoint(call: &mut Call) -> Result<Reply, ApiError> {
     let url = fields.required_str("url")?;
     let audit = caller.audit("notifications.endpoint_set", call.now_ms);
     let allow_insecure = call.settings.allow_insecure_provider_hosts;
-    let (endpoint, secret) = secrets::set_endpoint(&call.store()?, &keks(call)?, &caller.workspace.id, &url, allow_insecure, audit, call.now_ms).await?;
+    let (endpoint, secret) =
+        secrets::set_endpoint(&call.store()?, &keks(call)?, &caller.workspace.id, &url, allow_insecure, audit, call.now_ms).await?;
     let body = json!({"url": endpoint.url, "secret": secret.expose(), "created_at": rfc3339(endpoint.secret.created_at)});
     Ok(Reply::ok(body).no_store())
 }

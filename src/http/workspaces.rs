@@ -19,9 +19,7 @@ fn read_name(fields: &mut Fields, required: bool) -> Result<Option<Name>, ApiErr
 
 fn read_capabilities(fields: &mut Fields, field: &str) -> Result<Option<Capabilities>, ApiError> {
     let Some(items) = fields.optional_string_list(field)? else { return Ok(None) };
-    Capabilities::parse(&items)
-        .map(Some)
-        .map_err(|reason| ApiError::invalid_request(field, reason))
+    Capabilities::parse(&items).map(Some).map_err(|reason| ApiError::invalid_request(field, reason))
 }
 
 pub async fn create(call: &mut Call) -> Result<Reply, ApiError> {

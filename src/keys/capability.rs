@@ -6,16 +6,8 @@ pub const MAX_LEN: usize = 64;
 pub const MAX_PER_KEY: usize = 32;
 
 /// This API's own capabilities; every other `namespace:action` belongs to the tenant.
-pub const RESERVED: [&str; 8] = [
-    "keys:read",
-    "keys:write",
-    "keys:verify",
-    "providers:read",
-    "providers:write",
-    "secrets:resolve",
-    "webhooks:manage",
-    "audit:read",
-];
+pub const RESERVED: [&str; 8] =
+    ["keys:read", "keys:write", "keys:verify", "providers:read", "providers:write", "secrets:resolve", "webhooks:manage", "audit:read"];
 
 /// `*`, `ns:*` or `ns:action`, each part lowercase `[a-z0-9_-]`, at most 64 characters.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -26,10 +18,8 @@ impl Capability {
         if text == "*" {
             return Ok(Capability(text.into()));
         }
-        let part_ok = |part: &str| {
-            !part.is_empty()
-                && part.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
-        };
+        let part_ok =
+            |part: &str| !part.is_empty() && part.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
         let valid = text.len() <= MAX_LEN
             && match text.split_once(':') {
                 Some((namespace, action)) => part_ok(namespace) && (action == "*" || part_ok(action)),

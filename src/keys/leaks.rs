@@ -39,20 +39,15 @@ pub async fn report(
     now_ms: i64,
 ) -> Result<(Vec<LeakLabel>, Vec<KeyRecord>), ApiError> {
     // Only well-formed keys can be ours; the others are labelled without a lookup.
-    let candidate_hashes: Vec<String> = reports
-        .iter()
-        .filter_map(|r| PlatformKey::parse(prefix, &r.token).ok())
-        .map(|key| key.hash())
-        .collect();
-    let revoked = if candidate_hashes.is_empty() {
-        Vec::new()
-    } else {
-        store.revoke_by_hashes(&candidate_hashes, workspace_id, now_ms).await?
-    };
+    let candidate_hashes: Vec<String> =
+        reports.iter().filter_map(|r| PlatformKey::parse(prefix, &r.token).ok()).map(|key| key.hash()).collect();
+    let revoked =
+        if candidate_hashes.is_empty() { Vec::new() } else { store.revoke_by_hashes(&candidate_hashes, workspace_id, now_ms).await? };
 
     // A scanner's url or source may quote the token itself; no reported token reaches the trail.
     let redact = |text: &Option<String>| {
-        text.as_ref().map(|t| reports.iter().fold(t.clone(), |acc, r| if r.token.is_empty() { acc } else { acc.replace(&r.token, "[redacted]") }))
+        text.as_ref()
+            .map(|t| reports.iter().fold(t.clone(), |acc, r| if r.token.is_empty() { acc } else { acc.replace(&r.token, "[redacted]") }))
     };
     let mut events = Vec::new();
     for key in &revoked {

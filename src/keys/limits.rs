@@ -79,11 +79,7 @@ mod tests {
         let decision = RateDecision::new(10, 1, 4, 5_000, 5_200);
         assert_eq!(
             decision.headers(),
-            vec![
-                ("ratelimit-limit", "10".to_string()),
-                ("ratelimit-remaining", "6".to_string()),
-                ("ratelimit-reset", "1".to_string()),
-            ]
+            vec![("ratelimit-limit", "10".to_string()), ("ratelimit-remaining", "6".to_string()), ("ratelimit-reset", "1".to_string()),]
         );
     }
 }

@@ -140,8 +140,18 @@ mod tests {
         let (record, key) = KeyRecord::issue(spec(), &KeyPrefix::default(), 1_795_369_214_000);
         let object = record.to_json();
         for field in [
-            "id", "name", "capabilities", "subject", "masked", "last4", "created_at", "expires_at",
-            "last_used_at", "revoked_at", "rate_limit", "rerolled_from",
+            "id",
+            "name",
+            "capabilities",
+            "subject",
+            "masked",
+            "last4",
+            "created_at",
+            "expires_at",
+            "last_used_at",
+            "revoked_at",
+            "rate_limit",
+            "rerolled_from",
         ] {
             assert!(object.get(field).is_some(), "missing {field}");
         }

@@ -103,7 +103,13 @@ pub async fn revoke(store: &impl KeyStore, caller: &Caller, id: &str, now_ms: i6
 }
 
 /// Revokes a key of `workspace` on behalf of whoever `audit` names (a key, or a signed webhook).
-pub async fn revoke_in(store: &impl KeyStore, workspace: &crate::workspaces::Workspace, id: &str, audit: crate::audit::AuditEvent, now_ms: i64) -> Result<KeyRecord, ApiError> {
+pub async fn revoke_in(
+    store: &impl KeyStore,
+    workspace: &crate::workspaces::Workspace,
+    id: &str,
+    audit: crate::audit::AuditEvent,
+    now_ms: i64,
+) -> Result<KeyRecord, ApiError> {
     if workspace.read_only {
         return Err(ApiError::WorkspaceReadOnly);
     }

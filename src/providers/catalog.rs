@@ -156,7 +156,12 @@ impl ProviderId {
         ];
         const BEDROCK: &[ConfigField] = &[
             ConfigField { name: "region", required: true, default: None, description: "AWS region, e.g. us-east-1" },
-            ConfigField { name: "access_key_id", required: true, default: None, description: "AWS access key id; api_key is the secret access key" },
+            ConfigField {
+                name: "access_key_id",
+                required: true,
+                default: None,
+                description: "AWS access key id; api_key is the secret access key",
+            },
         ];
         match self {
             ProviderId::Azure => AZURE,
@@ -207,11 +212,7 @@ pub fn detect_other_provider(provider: ProviderId, key: &str) -> Option<Provider
     if provider == ProviderId::OpenAiCompatible {
         return None;
     }
-    DISTINCTIVE_PREFIXES
-        .iter()
-        .find(|(prefix, _)| key.starts_with(prefix))
-        .map(|(_, owner)| *owner)
-        .filter(|owner| *owner != provider)
+    DISTINCTIVE_PREFIXES.iter().find(|(prefix, _)| key.starts_with(prefix)).map(|(_, owner)| *owner).filter(|owner| *owner != provider)
 }
 
 /// 1 to 512 printable ASCII characters without whitespace.

@@ -130,7 +130,12 @@ mod tests {
 
     #[test]
     fn user_info_query_and_fragment_are_refused() {
-        for text in ["https://user:pw@api.example.com", "https://user@api.example.com", "https://api.example.com/v1?x=1", "https://api.example.com/#f"] {
+        for text in [
+            "https://user:pw@api.example.com",
+            "https://user@api.example.com",
+            "https://api.example.com/v1?x=1",
+            "https://api.example.com/#f",
+        ] {
             assert!(parse(text).is_err(), "{text}");
         }
     }
@@ -167,7 +172,12 @@ mod tests {
 
     #[test]
     fn public_addresses_and_names_are_admitted() {
-        for text in ["https://8.8.8.8", "https://[2606:4700::1111]", "https://my-resource.openai.azure.com", "https://bedrock.us-east-1.amazonaws.com"] {
+        for text in [
+            "https://8.8.8.8",
+            "https://[2606:4700::1111]",
+            "https://my-resource.openai.azure.com",
+            "https://bedrock.us-east-1.amazonaws.com",
+        ] {
             assert!(parse(text).is_ok(), "{text}");
         }
     }
@@ -179,7 +189,8 @@ mod tests {
         assert!(ApiHost::parse("http://[2002:7f00:1::1]:9999", true).is_err(), "6to4 of loopback is not loopback to the Worker");
         assert!(ApiHost::parse("http://localhost:9999", true).is_ok());
         assert!(ApiHost::parse("http://[::1]:9999", true).is_ok());
-        for refused in ["https://user:pw@127.0.0.1", "http://10.0.0.1", "http://169.254.169.254", "http://192.168.1.10", "ftp://127.0.0.1"] {
+        for refused in ["https://user:pw@127.0.0.1", "http://10.0.0.1", "http://169.254.169.254", "http://192.168.1.10", "ftp://127.0.0.1"]
+        {
             assert!(ApiHost::parse(refused, true).is_err(), "{refused}");
         }
     }

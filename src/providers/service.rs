@@ -37,9 +37,9 @@ pub struct Vault<'a> {
 
 pub fn check_model(field: &str, model: Option<String>) -> Result<Option<String>, ApiError> {
     match model {
-        Some(m) if m.is_empty() || m.chars().count() > MAX_MODEL_CHARS || m.chars().any(char::is_control) => Err(
-            ApiError::invalid_request(field, format!("`{field}` must be 1 to {MAX_MODEL_CHARS} printable characters.")),
-        ),
+        Some(m) if m.is_empty() || m.chars().count() > MAX_MODEL_CHARS || m.chars().any(char::is_control) => {
+            Err(ApiError::invalid_request(field, format!("`{field}` must be 1 to {MAX_MODEL_CHARS} printable characters.")))
+        }
         other => Ok(other),
     }
 }
@@ -56,7 +56,9 @@ pub fn check_config(provider: ProviderId, config: Option<Map<String, Value>>) ->
     for spec in fields {
         let field = format!("config.{}", spec.name);
         match config.get(spec.name) {
-            Some(Value::String(text)) if !text.is_empty() && text.len() <= MAX_CONFIG_VALUE_CHARS && text.bytes().all(|b| b.is_ascii_graphic()) => {
+            Some(Value::String(text))
+                if !text.is_empty() && text.len() <= MAX_CONFIG_VALUE_CHARS && text.bytes().all(|b| b.is_ascii_graphic()) =>
+            {
                 checked.insert(spec.name.into(), json!(text));
             }
             Some(Value::Null) | None if !spec.required => {
@@ -64,9 +66,14 @@ pub fn check_config(provider: ProviderId, config: Option<Map<String, Value>>) ->
                     checked.insert(spec.name.into(), json!(default));
                 }
             }
-            None | Some(Value::Null) => return Err(ApiError::invalid_request(&field, format!("`{field}` is required for {}.", provider.display_name()))),
+            None | Some(Value::Null) => {
+                return Err(ApiError::invalid_request(&field, format!("`{field}` is required for {}.", provider.display_name())))
+            }
             Some(_) => {
-                return Err(ApiError::invalid_request(&field, format!("`{field}` must be 1 to {MAX_CONFIG_VALUE_CHARS} printable characters without spaces.")))
+                return Err(ApiError::invalid_request(
+                    &field,
+                    format!("`{field}` must be 1 to {MAX_CONFIG_VALUE_CHARS} printable characters without spaces."),
+                ))
             }
         }
     }
@@ -145,7 +152,8 @@ pub async fn configure(
     };
     let blob = vault::seal(vault.keks, request.api_key.as_bytes(), &context(&record)).map_err(ApiError::internal)?;
     blobs.put_blob(&record.blob_name, &blob).await?;
-    let audit = audit.target(provider.as_str()).detail(json!({"version": version, "replaced": current.is_some(), "key_hint": record.key_hint}));
+    let audit =
+        audit.target(provider.as_str()).detail(json!({"version": version, "replaced": current.is_some(), "key_hint": record.key_hint}));
     let expected = current.as_ref().map(|c| c.version);
     let retired = current.as_ref().map(|c| c.blob_name.as_str());
     if !store.save_provider(&record, expected, request.make_default, retired, &audit).await? {
@@ -216,11 +224,19 @@ pub async fn revalidate(
 /// Re-wraps up to `limit` stored provider keys still sealed under an older KEK, each into a
 /// blob under a new name that the config then points at; the ciphertext of the key is kept.
 /// Returns how many moved. Safe to run twice at once: a repoint only lands on the blob it read.
-pub async fn rewrap_stale(store: &impl ProviderStore, blobs: &impl BlobStore, keks: &Keks, limit: usize, now_ms: i64) -> Result<usize, ApiError> {
+pub async fn rewrap_stale(
+    store: &impl ProviderStore,
+    blobs: &impl BlobStore,
+    keks: &Keks,
+    limit: usize,
+    now_ms: i64,
+) -> Result<usize, ApiError> {
     let mut moved = 0;
     for record in store.configs_not_under(keks.current_id(), limit).await? {
         let Some(blob) = blobs.get_blob(&record.blob_name).await? else { continue };
-        let Some(rewrapped) = vault::rewrap(keks, &blob, &context(&record)).map_err(|e| ApiError::DecryptionFailed { detail: e.to_string() })? else {
+        let Some(rewrapped) =
+            vault::rewrap(keks, &blob, &context(&record)).map_err(|e| ApiError::DecryptionFailed { detail: e.to_string() })?
+        else {
             continue;
         };
         let new_name = format!("pk/{}/{}/{}-{}", record.workspace_id, record.provider.as_str(), record.version, random_base62(8));
@@ -295,7 +311,9 @@ impl Resolved {
     /// The audit detail: which path was taken, never the key.
     pub fn audit_detail(&self, agent_id: Option<&str>) -> Value {
         match self {
-            Resolved::Byok { record, .. } => json!({"mode": "byok", "provider": record.provider.as_str(), "version": record.version, "agent_id": agent_id}),
+            Resolved::Byok { record, .. } => {
+                json!({"mode": "byok", "provider": record.provider.as_str(), "version": record.version, "agent_id": agent_id})
+            }
             Resolved::Metered { reason } => json!({"mode": "metered", "reason": reason, "agent_id": agent_id}),
         }
     }

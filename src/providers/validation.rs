@@ -123,11 +123,22 @@ fn url_encode(text: &str) -> String {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
     /// The key works; `models` are the ids the answer listed, when it lists any.
-    Accepted { models: Option<Vec<String>> },
-    InvalidKey { provider_status: u16 },
-    QuotaExceeded { provider_status: u16 },
-    RateLimited { provider_status: u16, retry_after: u64 },
-    Unavailable { provider_status: Option<u16> },
+    Accepted {
+        models: Option<Vec<String>>,
+    },
+    InvalidKey {
+        provider_status: u16,
+    },
+    QuotaExceeded {
+        provider_status: u16,
+    },
+    RateLimited {
+        provider_status: u16,
+        retry_after: u64,
+    },
+    Unavailable {
+        provider_status: Option<u16>,
+    },
 }
 
 pub fn classify(family: Family, response: &ProbeResponse) -> Outcome {
@@ -151,10 +162,7 @@ fn mentions_billing(body: &str) -> bool {
 }
 
 fn retry_after(response: &ProbeResponse) -> u64 {
-    response
-        .header("retry-after")
-        .and_then(|v| v.trim().parse::<u64>().ok())
-        .map_or(DEFAULT_RETRY_AFTER, |seconds| seconds.clamp(1, 3600))
+    response.header("retry-after").and_then(|v| v.trim().parse::<u64>().ok()).map_or(DEFAULT_RETRY_AFTER, |seconds| seconds.clamp(1, 3600))
 }
 
 fn accepted(family: Family, body: &str) -> Outcome {
@@ -175,9 +183,9 @@ fn accepted(family: Family, body: &str) -> Outcome {
 /// (Bedrock).
 pub fn listed_models(json: &Value) -> Option<Vec<String>> {
     let pick = |list: &str, field: &str| {
-        json.get(list).and_then(Value::as_array).map(|items| {
-            items.iter().filter_map(|item| item.get(field).and_then(Value::as_str).map(str::to_string)).collect::<Vec<_>>()
-        })
+        json.get(list)
+            .and_then(Value::as_array)
+            .map(|items| items.iter().filter_map(|item| item.get(field).and_then(Value::as_str).map(str::to_string)).collect::<Vec<_>>())
     };
     pick("data", "id").or_else(|| pick("models", "name")).or_else(|| pick("modelSummaries", "modelId"))
 }
@@ -265,7 +273,9 @@ mod tests {
         let request = probe_request(&candidate(ProviderId::Bedrock, &host, &config), 1_440_938_160_000);
         assert_eq!(request.url, "https://bedrock.us-east-1.amazonaws.com/foundation-models");
         let authorization = &request.headers.iter().find(|(n, _)| n == "authorization").unwrap().1;
-        assert!(authorization.starts_with("AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20150830/us-east-1/bedrock/aws4_request, SignedHeaders=host;x-amz-date, Signature="));
+        assert!(authorization.starts_with(
+            "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20150830/us-east-1/bedrock/aws4_request, SignedHeaders=host;x-amz-date, Signature="
+        ));
         assert!(request.headers.contains(&header("x-amz-date", "20150830T123600Z")));
     }
 
@@ -279,22 +289,30 @@ mod tests {
 
     #[test]
     fn rejected_keys_are_invalid_key() {
-        let openai = json!({"error": {"message": "Incorrect API key provided", "type": "invalid_request_error", "code": "invalid_api_key"}});
+        let openai =
+            json!({"error": {"message": "Incorrect API key provided", "type": "invalid_request_error", "code": "invalid_api_key"}});
         assert_eq!(classify(Family::OpenAiStyle, &response(401, openai)), Outcome::InvalidKey { provider_status: 401 });
         let anthropic = json!({"type": "error", "error": {"type": "authentication_error", "message": "invalid x-api-key"}});
         assert_eq!(classify(Family::Anthropic, &response(401, anthropic)), Outcome::InvalidKey { provider_status: 401 });
-        assert_eq!(classify(Family::Bedrock, &response(403, json!({"message": "The security token included in the request is invalid."}))), Outcome::InvalidKey { provider_status: 403 });
+        assert_eq!(
+            classify(Family::Bedrock, &response(403, json!({"message": "The security token included in the request is invalid."}))),
+            Outcome::InvalidKey { provider_status: 403 }
+        );
         let gemini = json!([{"error": {"code": 400, "message": "API key not valid.", "status": "INVALID_ARGUMENT", "details": [{"reason": "API_KEY_INVALID"}]}}]);
         assert_eq!(classify(Family::Gemini, &response(400, gemini)), Outcome::InvalidKey { provider_status: 400 });
     }
 
     #[test]
     fn billing_and_quota_answers_are_quota_exceeded() {
-        let openai = json!({"error": {"message": "You exceeded your current quota", "type": "insufficient_quota", "code": "insufficient_quota"}});
+        let openai =
+            json!({"error": {"message": "You exceeded your current quota", "type": "insufficient_quota", "code": "insufficient_quota"}});
         assert_eq!(classify(Family::OpenAiStyle, &response(429, openai)), Outcome::QuotaExceeded { provider_status: 429 });
         let anthropic = json!({"type": "error", "error": {"type": "invalid_request_error", "message": "Your credit balance is too low to access the Anthropic API."}});
         assert_eq!(classify(Family::Anthropic, &response(400, anthropic)), Outcome::QuotaExceeded { provider_status: 400 });
-        assert_eq!(classify(Family::OpenRouter, &response(402, json!({"error": {"message": "Insufficient credits", "code": 402}}))), Outcome::QuotaExceeded { provider_status: 402 });
+        assert_eq!(
+            classify(Family::OpenRouter, &response(402, json!({"error": {"message": "Insufficient credits", "code": 402}}))),
+            Outcome::QuotaExceeded { provider_status: 402 }
+        );
         let exhausted = json!({"data": {"label": "x", "limit": 10, "usage": 10, "limit_remaining": 0}});
         assert_eq!(classify(Family::OpenRouter, &response(200, exhausted)), Outcome::QuotaExceeded { provider_status: 200 });
     }
@@ -313,7 +331,10 @@ mod tests {
         for status in [500, 502, 503, 529] {
             assert_eq!(classify(Family::Anthropic, &response(status, json!({}))), Outcome::Unavailable { provider_status: Some(status) });
         }
-        assert_eq!(classify(Family::Anthropic, &response(400, json!({"error": "anthropic-version: header is required"}))), Outcome::Unavailable { provider_status: Some(400) });
+        assert_eq!(
+            classify(Family::Anthropic, &response(400, json!({"error": "anthropic-version: header is required"}))),
+            Outcome::Unavailable { provider_status: Some(400) }
+        );
     }
 
     #[test]
@@ -326,12 +347,16 @@ mod tests {
         for shape in shapes {
             assert_eq!(listed_models(&shape), Some(vec!["gpt-4o".to_string()]), "{shape}");
         }
-        assert_eq!(classify(Family::OpenRouter, &response(200, json!({"data": {"label": "x", "limit_remaining": null}}))), Outcome::Accepted { models: None });
+        assert_eq!(
+            classify(Family::OpenRouter, &response(200, json!({"data": {"label": "x", "limit_remaining": null}}))),
+            Outcome::Accepted { models: None }
+        );
     }
 
     #[test]
     fn models_are_offered_exactly_with_prefix_or_as_dated_aliases() {
-        let listed: Vec<String> = ["claude-sonnet-4-5-20250929", "models/gemini-2.5-flash", "gpt-4o-2024-08-06", "o3"].iter().map(|s| s.to_string()).collect();
+        let listed: Vec<String> =
+            ["claude-sonnet-4-5-20250929", "models/gemini-2.5-flash", "gpt-4o-2024-08-06", "o3"].iter().map(|s| s.to_string()).collect();
         assert!(model_offered("claude-sonnet-4-5-20250929", &listed));
         assert!(model_offered("claude-sonnet-4-5", &listed));
         assert!(model_offered("gemini-2.5-flash", &listed));

@@ -75,7 +75,12 @@ pub trait AuditStore {
     async fn append_audit(&self, events: &[AuditEvent]) -> Result<(), StoreError>;
     /// Newest first: a workspace's entries, or the operator-level ones for `None`; strictly
     /// older than the entry at position `before` when given. Each comes with its position.
-    async fn audit_before(&self, workspace_id: Option<&str>, before: Option<i64>, limit: usize) -> Result<Vec<(i64, AuditEvent)>, StoreError>;
+    async fn audit_before(
+        &self,
+        workspace_id: Option<&str>,
+        before: Option<i64>,
+        limit: usize,
+    ) -> Result<Vec<(i64, AuditEvent)>, StoreError>;
 }
 
 #[allow(async_fn_in_trait)]
@@ -102,7 +107,14 @@ pub trait KeyStore: AuditStore {
     async fn revoke_key(&self, workspace_id: &str, id: &str, now_ms: i64, audit: &AuditEvent) -> Result<Option<KeyRecord>, StoreError>;
     /// Stores `successor` and ends `old_id` at `old_ends_at` (or earlier if it already ends
     /// sooner), only if `old_id` is still live (unrevoked, unexpired); `false` when it was not.
-    async fn reroll_key(&self, old_id: &str, successor: &KeyRecord, old_ends_at: i64, now_ms: i64, audit: &AuditEvent) -> Result<bool, StoreError>;
+    async fn reroll_key(
+        &self,
+        old_id: &str,
+        successor: &KeyRecord,
+        old_ends_at: i64,
+        now_ms: i64,
+        audit: &AuditEvent,
+    ) -> Result<bool, StoreError>;
     /// Revokes now every live (unrevoked, unexpired) key whose hash is listed (in `workspace_id` only, when given);
     /// returns the keys it revoked.
     async fn revoke_by_hashes(&self, key_hashes: &[String], workspace_id: Option<&str>, now_ms: i64) -> Result<Vec<KeyRecord>, StoreError>;
@@ -141,9 +153,22 @@ pub trait ProviderStore {
         audit: &AuditEvent,
     ) -> Result<bool, StoreError>;
     /// Removes the config (retiring its blob) and returns it; `None` if not configured.
-    async fn remove_provider(&self, workspace_id: &str, provider: ProviderId, now_ms: i64, audit: &AuditEvent) -> Result<Option<ProviderRecord>, StoreError>;
+    async fn remove_provider(
+        &self,
+        workspace_id: &str,
+        provider: ProviderId,
+        now_ms: i64,
+        audit: &AuditEvent,
+    ) -> Result<Option<ProviderRecord>, StoreError>;
     /// Records a validation result for the config at `version` (a replaced config is left alone).
-    async fn set_provider_status(&self, workspace_id: &str, provider: ProviderId, version: i64, status: KeyStatus, validated_at: i64) -> Result<(), StoreError>;
+    async fn set_provider_status(
+        &self,
+        workspace_id: &str,
+        provider: ProviderId,
+        version: i64,
+        status: KeyStatus,
+        validated_at: i64,
+    ) -> Result<(), StoreError>;
     async fn route(&self, workspace_id: &str, agent_id: &str) -> Result<Option<AgentRoute>, StoreError>;
     async fn save_route(&self, route: &AgentRoute) -> Result<(), StoreError>;
     async fn remove_route(&self, workspace_id: &str, agent_id: &str) -> Result<bool, StoreError>;
@@ -152,7 +177,14 @@ pub trait ProviderStore {
     async fn configs_not_under(&self, current_kek: &str, limit: usize) -> Result<Vec<ProviderRecord>, StoreError>;
     /// Points a config at a re-wrapped copy of its blob, only if it still points at
     /// `old_blob` (a replacement in between wins); retires the old blob. `false` if it did not.
-    async fn repoint_blob(&self, record: &ProviderRecord, old_blob: &str, new_blob: &str, new_kek: &str, now_ms: i64) -> Result<bool, StoreError>;
+    async fn repoint_blob(
+        &self,
+        record: &ProviderRecord,
+        old_blob: &str,
+        new_blob: &str,
+        new_kek: &str,
+        now_ms: i64,
+    ) -> Result<bool, StoreError>;
 }
 
 /// Encrypted blobs by name (KV). Names are never reused, so a blob is written once.
@@ -185,7 +217,10 @@ pub struct Endpoint {
 pub enum ReceiptClaim {
     Won,
     /// The first delivery's answer.
-    Answered { status: u16, body: String },
+    Answered {
+        status: u16,
+        body: String,
+    },
     /// The first delivery is still being processed.
     Pending,
 }
@@ -218,7 +253,13 @@ pub trait WebhookStore {
     async fn claim_delivery(&self, only: Option<&str>, now_ms: i64) -> Result<Option<OutboxEvent>, StoreError>;
     /// Records an attempt of a claimed event (delivered, retry at `next_attempt_at`, or given up
     /// with `None`), only while its lease is still the one the claim got.
-    async fn record_attempt(&self, event: &OutboxEvent, attempt: Attempt, next_attempt_at: Option<i64>, now_ms: i64) -> Result<(), StoreError>;
+    async fn record_attempt(
+        &self,
+        event: &OutboxEvent,
+        attempt: Attempt,
+        next_attempt_at: Option<i64>,
+        now_ms: i64,
+    ) -> Result<(), StoreError>;
 }
 
 /// Bounded clean-up work for the scheduled handler; each call is idempotent.

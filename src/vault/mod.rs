@@ -55,8 +55,8 @@ impl Keks {
                 return Err(VaultError::InvalidKeks(format!("id `{id}` appears twice")));
             }
             let key = STANDARD.decode(encoded.trim()).map_err(|_| VaultError::InvalidKeks(format!("`{id}` is not base64")))?;
-            let cipher = Aes256Gcm::new_from_slice(&key)
-                .map_err(|_| VaultError::InvalidKeks(format!("`{id}` must decode to exactly 32 bytes")))?;
+            let cipher =
+                Aes256Gcm::new_from_slice(&key).map_err(|_| VaultError::InvalidKeks(format!("`{id}` must decode to exactly 32 bytes")))?;
             keks.push(Kek { id: id.to_string(), cipher });
         }
         if keks.is_empty() {
@@ -105,10 +105,8 @@ struct Envelope {
 
 fn wrap_data_key(kek: &Kek, data_key: &[u8; 32], aad: &[u8]) -> Result<String, VaultError> {
     let nonce = random_bytes::<12>();
-    let wrapped = kek
-        .cipher
-        .encrypt(Nonce::from_slice(&nonce), Payload { msg: data_key, aad })
-        .map_err(|_| VaultError::DecryptionFailed)?;
+    let wrapped =
+        kek.cipher.encrypt(Nonce::from_slice(&nonce), Payload { msg: data_key, aad }).map_err(|_| VaultError::DecryptionFailed)?;
     Ok(STANDARD.encode([nonce.as_slice(), &wrapped].concat()))
 }
 

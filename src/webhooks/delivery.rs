@@ -8,7 +8,13 @@ use crate::vault::Keks;
 
 /// Attempts one claimed event now. An endpoint removed since the event was queued, or one
 /// whose secret no longer opens, ends the event rather than blocking the outbox.
-pub async fn attempt(store: &impl WebhookStore, notifier: &impl Notifier, keks: &Keks, event: &OutboxEvent, now_ms: i64) -> Result<Attempt, ApiError> {
+pub async fn attempt(
+    store: &impl WebhookStore,
+    notifier: &impl Notifier,
+    keks: &Keks,
+    event: &OutboxEvent,
+    now_ms: i64,
+) -> Result<Attempt, ApiError> {
     let give_up = Attempt::Failed { status: None };
     let Some(endpoint) = store.endpoint(&event.workspace_id).await? else {
         store.record_attempt(event, give_up, None, now_ms).await?;
@@ -48,7 +54,14 @@ pub struct Pass {
 /// Claims and attempts due events one at a time (or only `only`), at most `limit`, reading the
 /// clock afresh for each so a lease never starts in the past. One failing event does not stop
 /// the others.
-pub async fn deliver_due(store: &impl WebhookStore, notifier: &impl Notifier, keks: &Keks, only: Option<&str>, limit: usize, clock: &dyn Fn() -> i64) -> Pass {
+pub async fn deliver_due(
+    store: &impl WebhookStore,
+    notifier: &impl Notifier,
+    keks: &Keks,
+    only: Option<&str>,
+    limit: usize,
+    clock: &dyn Fn() -> i64,
+) -> Pass {
     let mut pass = Pass::default();
     for _ in 0..limit {
         let now_ms = clock();

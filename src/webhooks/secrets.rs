@@ -18,7 +18,14 @@ fn context<'a>(kind: SecretKind, workspace_id: &'a str, version: i64) -> SecretC
     SecretContext { workspace_id, kind: kind.context_kind(), version }
 }
 
-pub fn seal(keks: &Keks, kind: SecretKind, workspace_id: &str, version: i64, secret: &WebhookSecret, now_ms: i64) -> Result<SealedSecret, ApiError> {
+pub fn seal(
+    keks: &Keks,
+    kind: SecretKind,
+    workspace_id: &str,
+    version: i64,
+    secret: &WebhookSecret,
+    now_ms: i64,
+) -> Result<SealedSecret, ApiError> {
     let sealed = vault::seal(keks, secret.expose().as_bytes(), &context(kind, workspace_id, version)).map_err(ApiError::internal)?;
     Ok(SealedSecret { workspace_id: workspace_id.to_string(), version, sealed, kek_id: keks.current_id().to_string(), created_at: now_ms })
 }
@@ -31,7 +38,14 @@ pub fn open(keks: &Keks, kind: SecretKind, secret: &SealedSecret) -> Result<Webh
 }
 
 /// Issues a new inbound secret; the previous one keeps verifying for `grace_seconds`.
-pub async fn rotate_inbound(store: &impl WebhookStore, keks: &Keks, workspace_id: &str, grace_seconds: u64, audit: AuditEvent, now_ms: i64) -> Result<(WebhookSecret, i64), ApiError> {
+pub async fn rotate_inbound(
+    store: &impl WebhookStore,
+    keks: &Keks,
+    workspace_id: &str,
+    grace_seconds: u64,
+    audit: AuditEvent,
+    now_ms: i64,
+) -> Result<(WebhookSecret, i64), ApiError> {
     let secret = WebhookSecret::generate();
     let version = store.latest_webhook_secret_version(workspace_id).await? + 1;
     let sealed = seal(keks, SecretKind::Webhook, workspace_id, version, &secret, now_ms)?;
@@ -61,7 +75,8 @@ pub async fn set_endpoint(
     let current = store.endpoint(workspace_id).await?.map(|e| e.secret.version);
     let version = current.map_or(1, |v| v + 1);
     let secret = WebhookSecret::generate();
-    let endpoint = Endpoint { url: url.as_str().to_string(), secret: seal(keks, SecretKind::Endpoint, workspace_id, version, &secret, now_ms)? };
+    let endpoint =
+        Endpoint { url: url.as_str().to_string(), secret: seal(keks, SecretKind::Endpoint, workspace_id, version, &secret, now_ms)? };
     // Two registrations at once: only one secret may be the one that signs, so the other loses.
     if !store.save_endpoint(&endpoint, current, &audit.detail(json!({"url": endpoint.url}))).await? {
         return Err(ApiError::Conflict);

@@ -69,7 +69,14 @@ pub enum Rejection {
 /// Checks a delivery against every secret still honoured. The header may hold several
 /// space-separated signatures (a sender rotating its secret); any one valid `v1` suffices.
 /// Comparisons are constant time.
-pub fn verify(secrets: &[WebhookSecret], id: &str, timestamp: &str, signature_header: &str, body: &[u8], now_seconds: i64) -> Result<(), Rejection> {
+pub fn verify(
+    secrets: &[WebhookSecret],
+    id: &str,
+    timestamp: &str,
+    signature_header: &str,
+    body: &[u8],
+    now_seconds: i64,
+) -> Result<(), Rejection> {
     let timestamp = timestamp.trim();
     // Digits only: no sign, no spaces, nothing a parser would quietly normalise.
     if timestamp.is_empty() || timestamp.len() > 12 || !timestamp.bytes().all(|b| b.is_ascii_digit()) {

@@ -59,12 +59,7 @@ pub struct CreatedWorkspace {
 
 pub const OWNER_KEY_NAME: &str = "Owner key";
 
-pub async fn create(
-    store: &impl WorkspaceStore,
-    new: NewWorkspace,
-    prefix: &KeyPrefix,
-    now_ms: i64,
-) -> Result<CreatedWorkspace, ApiError> {
+pub async fn create(store: &impl WorkspaceStore, new: NewWorkspace, prefix: &KeyPrefix, now_ms: i64) -> Result<CreatedWorkspace, ApiError> {
     let workspace = Workspace {
         id: format!("ws_{}", random_base62(20)),
         name: new.name.into_string(),

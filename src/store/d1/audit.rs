@@ -31,7 +31,12 @@ impl AuditStore for D1Store {
         Ok(())
     }
 
-    async fn audit_before(&self, workspace_id: Option<&str>, before: Option<i64>, limit: usize) -> Result<Vec<(i64, AuditEvent)>, StoreError> {
+    async fn audit_before(
+        &self,
+        workspace_id: Option<&str>,
+        before: Option<i64>,
+        limit: usize,
+    ) -> Result<Vec<(i64, AuditEvent)>, StoreError> {
         // `IS` matches NULL to NULL: no workspace reads the operator-level entries.
         let result = self
             .statement(

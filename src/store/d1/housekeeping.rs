@@ -116,13 +116,18 @@ impl HousekeepingStore for D1Store {
 
     async fn replace_sealed(&self, kind: SecretKind, secret: &SealedSecret, old_sealed: &str) -> Result<bool, StoreError> {
         let sql = match kind {
-            SecretKind::Webhook => "UPDATE webhook_secrets SET sealed = ?3, kek_id = ?4 WHERE workspace_id = ?1 AND version = ?2 AND sealed = ?5",
+            SecretKind::Webhook => {
+                "UPDATE webhook_secrets SET sealed = ?3, kek_id = ?4 WHERE workspace_id = ?1 AND version = ?2 AND sealed = ?5"
+            }
             SecretKind::Endpoint => {
                 "UPDATE notification_endpoints SET sealed = ?3, kek_id = ?4 WHERE workspace_id = ?1 AND version = ?2 AND sealed = ?5"
             }
         };
         let result = self
-            .statement(sql, &[text(&secret.workspace_id), int(secret.version), text(&secret.sealed), text(&secret.kek_id), text(old_sealed)])?
+            .statement(
+                sql,
+                &[text(&secret.workspace_id), int(secret.version), text(&secret.sealed), text(&secret.kek_id), text(old_sealed)],
+            )?
             .run()
             .await
             .map_err(store_error)?;

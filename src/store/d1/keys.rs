@@ -164,7 +164,14 @@ impl KeyStore for D1Store {
         row.and_then(|rows| rows.into_iter().next()).map(KeyRow::into_record).transpose()
     }
 
-    async fn reroll_key(&self, old_id: &str, successor: &KeyRecord, old_ends_at: i64, now_ms: i64, audit: &AuditEvent) -> Result<bool, StoreError> {
+    async fn reroll_key(
+        &self,
+        old_id: &str,
+        successor: &KeyRecord,
+        old_ends_at: i64,
+        now_ms: i64,
+        audit: &AuditEvent,
+    ) -> Result<bool, StoreError> {
         let old_is_live = Guard {
             sql: "EXISTS (SELECT 1 FROM api_keys WHERE id = ?16 AND workspace_id = ?17 AND (revoked_at IS NULL OR revoked_at > ?18) \
                   AND (expires_at IS NULL OR expires_at > ?18))",
@@ -179,11 +186,7 @@ impl KeyStore for D1Store {
         let successor_exists = Guard { sql: "EXISTS (SELECT 1 FROM api_keys WHERE id = ?9)", args: vec![text(&successor.id)] };
         let audit = insert_audit_statement(self, audit, Some(successor_exists))?;
         let results = self.db.batch(vec![insert, end_old, audit]).await.map_err(store_error)?;
-        let inserted = results
-            .first()
-            .and_then(|r| r.meta().ok().flatten())
-            .and_then(|meta| meta.changes)
-            .unwrap_or(0);
+        let inserted = results.first().and_then(|r| r.meta().ok().flatten()).and_then(|meta| meta.changes).unwrap_or(0);
         Ok(inserted > 0)
     }
 

@@ -199,7 +199,13 @@ pub(crate) struct Guard<'a> {
     pub args: Vec<JsValue>,
 }
 
-fn guarded_insert(store: &D1Store, table: &str, columns: &str, mut args: Vec<JsValue>, guard: Option<Guard>) -> Result<D1PreparedStatement, StoreError> {
+fn guarded_insert(
+    store: &D1Store,
+    table: &str,
+    columns: &str,
+    mut args: Vec<JsValue>,
+    guard: Option<Guard>,
+) -> Result<D1PreparedStatement, StoreError> {
     let placeholders: Vec<String> = (1..=args.len()).map(|i| format!("?{i}")).collect();
     let mut sql = format!("INSERT INTO {table} ({columns}) SELECT {}", placeholders.join(", "));
     if let Some(guard) = guard {

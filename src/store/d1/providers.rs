@@ -32,7 +32,8 @@ pub(crate) struct ProviderRow {
 
 impl ProviderRow {
     pub(crate) fn into_record(self) -> Result<ProviderRecord, StoreError> {
-        let provider = ProviderId::parse(&self.provider).ok_or_else(|| StoreError(format!("unknown provider column `{}`", self.provider)))?;
+        let provider =
+            ProviderId::parse(&self.provider).ok_or_else(|| StoreError(format!("unknown provider column `{}`", self.provider)))?;
         let status = KeyStatus::parse(&self.status).ok_or_else(|| StoreError(format!("unknown status column `{}`", self.status)))?;
         let config: Map<String, Value> = serde_json::from_str(&self.config).map_err(|e| StoreError(format!("config column: {e}")))?;
         Ok(ProviderRecord {
@@ -158,7 +159,13 @@ impl ProviderStore for D1Store {
         Ok(won.is_some_and(|rows| !rows.is_empty()))
     }
 
-    async fn remove_provider(&self, workspace_id: &str, provider: ProviderId, now_ms: i64, audit: &AuditEvent) -> Result<Option<ProviderRecord>, StoreError> {
+    async fn remove_provider(
+        &self,
+        workspace_id: &str,
+        provider: ProviderId,
+        now_ms: i64,
+        audit: &AuditEvent,
+    ) -> Result<Option<ProviderRecord>, StoreError> {
         let args = [text(workspace_id), text(provider.as_str())];
         let retire = self.statement(
             "INSERT OR IGNORE INTO retired_blobs (blob_name, retired_at) \
@@ -174,7 +181,14 @@ impl ProviderStore for D1Store {
         first_record(results.get(1))
     }
 
-    async fn set_provider_status(&self, workspace_id: &str, provider: ProviderId, version: i64, status: KeyStatus, validated_at: i64) -> Result<(), StoreError> {
+    async fn set_provider_status(
+        &self,
+        workspace_id: &str,
+        provider: ProviderId,
+        version: i64,
+        status: KeyStatus,
+        validated_at: i64,
+    ) -> Result<(), StoreError> {
         self.statement(
             "UPDATE provider_configs SET status = ?4, validated_at = ?5 WHERE workspace_id = ?1 AND provider = ?2 AND version = ?3",
             &[text(workspace_id), text(provider.as_str()), int(version), text(status.as_str()), int(validated_at)],
@@ -256,7 +270,14 @@ impl ProviderStore for D1Store {
         result.results::<ProviderRow>().map_err(store_error)?.into_iter().map(ProviderRow::into_record).collect()
     }
 
-    async fn repoint_blob(&self, record: &ProviderRecord, old_blob: &str, new_blob: &str, new_kek: &str, now_ms: i64) -> Result<bool, StoreError> {
+    async fn repoint_blob(
+        &self,
+        record: &ProviderRecord,
+        old_blob: &str,
+        new_blob: &str,
+        new_kek: &str,
+        now_ms: i64,
+    ) -> Result<bool, StoreError> {
         let repoint = self.statement(
             "UPDATE provider_configs SET blob_name = ?4, kek_id = ?5 WHERE workspace_id = ?1 AND provider = ?2 AND blob_name = ?3",
             &[text(&record.workspace_id), text(record.provider.as_str()), text(old_blob), text(new_blob), text(new_kek)],

@@ -21,7 +21,13 @@ pub(crate) struct SecretRow {
 
 impl SecretRow {
     pub(crate) fn into_secret(self) -> SealedSecret {
-        SealedSecret { workspace_id: self.workspace_id, version: self.version, sealed: self.sealed, kek_id: self.kek_id, created_at: self.created_at }
+        SealedSecret {
+            workspace_id: self.workspace_id,
+            version: self.version,
+            sealed: self.sealed,
+            kek_id: self.kek_id,
+            created_at: self.created_at,
+        }
     }
 }
 
@@ -124,7 +130,8 @@ impl WebhookStore for D1Store {
             &[text(workspace_id), text(webhook_id)],
         )?;
         let results = self.db.batch(vec![insert, take_over, read]).await.map_err(store_error)?;
-        let row = results.get(2).map(|r| r.results::<ReceiptRow>()).transpose().map_err(store_error)?.and_then(|rows| rows.into_iter().next());
+        let row =
+            results.get(2).map(|r| r.results::<ReceiptRow>()).transpose().map_err(store_error)?.and_then(|rows| rows.into_iter().next());
         let Some(row) = row else { return Err(StoreError("receipt vanished after its insert".into())) };
         Ok(match (row.claim == claim, row.status, row.response) {
             (true, _, _) => ReceiptClaim::Won,
@@ -166,7 +173,13 @@ impl WebhookStore for D1Store {
             .map_err(store_error)?;
         Ok(row.map(|r| Endpoint {
             url: r.url,
-            secret: SealedSecret { workspace_id: r.workspace_id, version: r.version, sealed: r.sealed, kek_id: r.kek_id, created_at: r.created_at },
+            secret: SealedSecret {
+                workspace_id: r.workspace_id,
+                version: r.version,
+                sealed: r.sealed,
+                kek_id: r.kek_id,
+                created_at: r.created_at,
+            },
         }))
     }
 
@@ -203,7 +216,14 @@ impl WebhookStore for D1Store {
             .statement(
                 "INSERT INTO outbox (id, workspace_id, event_type, payload, created_at, next_attempt_at) \
                  SELECT ?1, ?2, ?3, ?4, ?5, ?6 WHERE EXISTS (SELECT 1 FROM notification_endpoints WHERE workspace_id = ?2)",
-                &[text(&event.id), text(&event.workspace_id), text(event.event_type), text(&event.body()), int(event.created_at), int(now_ms)],
+                &[
+                    text(&event.id),
+                    text(&event.workspace_id),
+                    text(event.event_type),
+                    text(&event.body()),
+                    int(event.created_at),
+                    int(now_ms),
+                ],
             )?
             .run()
             .await
@@ -240,7 +260,13 @@ impl WebhookStore for D1Store {
         }))
     }
 
-    async fn record_attempt(&self, event: &OutboxEvent, attempt: Attempt, next_attempt_at: Option<i64>, now_ms: i64) -> Result<(), StoreError> {
+    async fn record_attempt(
+        &self,
+        event: &OutboxEvent,
+        attempt: Attempt,
+        next_attempt_at: Option<i64>,
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
         let (delivered, status) = match attempt {
             Attempt::Delivered { status } => (true, Some(status)),
             Attempt::Failed { status } => (false, status),

@@ -2,7 +2,10 @@
 
 use worker::wasm_bindgen::JsValue;
 
-use super::{capabilities_text, insert_audit_statement, insert_key_statement, int, opt_int, opt_text, store_error, text, D1Store, WorkspaceRow, WORKSPACE_COLUMNS};
+use super::{
+    capabilities_text, insert_audit_statement, insert_key_statement, int, opt_int, opt_text, store_error, text, D1Store, WorkspaceRow,
+    WORKSPACE_COLUMNS,
+};
 use crate::audit::AuditEvent;
 use crate::keys::KeyRecord;
 use crate::page::Cursor;
@@ -67,4 +70,3 @@ impl WorkspaceStore for D1Store {
         row.map(WorkspaceRow::into_workspace).transpose()
     }
 }
-

@@ -6,13 +6,15 @@ use std::collections::HashMap;
 mod providers;
 mod webhooks;
 
-use super::{is_after, is_live, AuditStore, AuthFinding, AuthProbe, Endpoint, KeyStore, RateHits, SealedSecret, StoreError, WorkspaceStore};
-use crate::providers::{AgentRoute, ProviderId, ProviderRecord};
-use crate::webhooks::outbox::OutboxEvent;
-use crate::keys::limits::{window_start, FAILED_ATTEMPT_LIMIT};
+use super::{
+    is_after, is_live, AuditStore, AuthFinding, AuthProbe, Endpoint, KeyStore, RateHits, SealedSecret, StoreError, WorkspaceStore,
+};
 use crate::audit::AuditEvent;
+use crate::keys::limits::{window_start, FAILED_ATTEMPT_LIMIT};
 use crate::keys::KeyRecord;
 use crate::page::Cursor;
+use crate::providers::{AgentRoute, ProviderId, ProviderRecord};
+use crate::webhooks::outbox::OutboxEvent;
 use crate::workspaces::{Workspace, WorkspacePatch};
 
 #[derive(Default)]
@@ -120,7 +122,9 @@ impl KeyStore for MemoryStore {
         let mut rate_hits = None;
         if let Some((key, _)) = &found {
             let counts = probe.count_use_in.is_none_or(|ws| ws == key.workspace_id);
-            if let (Some(limit), true, true, true) = (key.rate_limit, counts, is_live(key, probe.now_ms), ip_failures < FAILED_ATTEMPT_LIMIT) {
+            if let (Some(limit), true, true, true) =
+                (key.rate_limit, counts, is_live(key, probe.now_ms), ip_failures < FAILED_ATTEMPT_LIMIT)
+            {
                 let start = window_start(probe.now_ms, limit.window_seconds as i64 * 1000);
                 let mut windows = self.rate_windows.borrow_mut();
                 let entry = windows.entry(key.id.clone()).or_insert((start, 0));
@@ -186,7 +190,14 @@ impl KeyStore for MemoryStore {
         Ok(Some(key.clone()))
     }
 
-    async fn reroll_key(&self, old_id: &str, successor: &KeyRecord, old_ends_at: i64, now_ms: i64, audit: &AuditEvent) -> Result<bool, StoreError> {
+    async fn reroll_key(
+        &self,
+        old_id: &str,
+        successor: &KeyRecord,
+        old_ends_at: i64,
+        now_ms: i64,
+        audit: &AuditEvent,
+    ) -> Result<bool, StoreError> {
         let mut keys = self.keys.borrow_mut();
         let Some(old) = keys.get_mut(old_id).filter(|k| is_live(k, now_ms)) else { return Ok(false) };
         old.revoked_at = Some(old.revoked_at.map_or(old_ends_at, |at| at.min(old_ends_at)));
@@ -216,9 +227,7 @@ impl KeyStore for MemoryStore {
         }
         Ok(())
     }
-
 }
-
 
 impl AuditStore for MemoryStore {
     async fn append_audit(&self, events: &[AuditEvent]) -> Result<(), StoreError> {
@@ -226,7 +235,12 @@ impl AuditStore for MemoryStore {
         Ok(())
     }
 
-    async fn audit_before(&self, workspace_id: Option<&str>, before: Option<i64>, limit: usize) -> Result<Vec<(i64, AuditEvent)>, StoreError> {
+    async fn audit_before(
+        &self,
+        workspace_id: Option<&str>,
+        before: Option<i64>,
+        limit: usize,
+    ) -> Result<Vec<(i64, AuditEvent)>, StoreError> {
         let audit = self.audit.borrow();
         let mut rows: Vec<(i64, AuditEvent)> = audit
             .iter()

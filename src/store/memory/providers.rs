@@ -45,7 +45,13 @@ impl ProviderStore for MemoryStore {
         Ok(true)
     }
 
-    async fn remove_provider(&self, workspace_id: &str, provider: ProviderId, now_ms: i64, audit: &AuditEvent) -> Result<Option<ProviderRecord>, StoreError> {
+    async fn remove_provider(
+        &self,
+        workspace_id: &str,
+        provider: ProviderId,
+        now_ms: i64,
+        audit: &AuditEvent,
+    ) -> Result<Option<ProviderRecord>, StoreError> {
         let removed = self.providers.borrow_mut().remove(&(workspace_id.to_string(), provider));
         if let Some(record) = &removed {
             self.retired_blobs.borrow_mut().push((record.blob_name.clone(), now_ms));
@@ -54,7 +60,14 @@ impl ProviderStore for MemoryStore {
         Ok(removed)
     }
 
-    async fn set_provider_status(&self, workspace_id: &str, provider: ProviderId, version: i64, status: KeyStatus, validated_at: i64) -> Result<(), StoreError> {
+    async fn set_provider_status(
+        &self,
+        workspace_id: &str,
+        provider: ProviderId,
+        version: i64,
+        status: KeyStatus,
+        validated_at: i64,
+    ) -> Result<(), StoreError> {
         if let Some(record) = self.providers.borrow_mut().get_mut(&(workspace_id.to_string(), provider)).filter(|r| r.version == version) {
             record.status = status;
             record.validated_at = Some(validated_at);
@@ -94,7 +107,14 @@ impl ProviderStore for MemoryStore {
         Ok(self.providers.borrow().values().filter(|p| p.kek_id != current_kek).take(limit).cloned().collect())
     }
 
-    async fn repoint_blob(&self, record: &ProviderRecord, old_blob: &str, new_blob: &str, new_kek: &str, now_ms: i64) -> Result<bool, StoreError> {
+    async fn repoint_blob(
+        &self,
+        record: &ProviderRecord,
+        old_blob: &str,
+        new_blob: &str,
+        new_kek: &str,
+        now_ms: i64,
+    ) -> Result<bool, StoreError> {
         Ok(self.repoint(record, old_blob, new_blob, new_kek, now_ms))
     }
 }

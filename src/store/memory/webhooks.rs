@@ -117,7 +117,13 @@ impl WebhookStore for MemoryStore {
         }))
     }
 
-    async fn record_attempt(&self, event: &OutboxEvent, attempt: Attempt, next_attempt_at: Option<i64>, now_ms: i64) -> Result<(), StoreError> {
+    async fn record_attempt(
+        &self,
+        event: &OutboxEvent,
+        attempt: Attempt,
+        next_attempt_at: Option<i64>,
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
         let mut outbox = self.outbox.borrow_mut();
         if let Some(row) = outbox.iter_mut().find(|r| r.event.id == event.id && r.event.lease == event.lease) {
             row.lease_until = None;
@@ -168,7 +174,8 @@ impl HousekeepingStore for MemoryStore {
 
     async fn providers_due_for_validation(&self, due_before: i64, limit: usize) -> Result<Vec<ProviderRecord>, StoreError> {
         let checked = self.checked.borrow();
-        let last = |p: &ProviderRecord| p.validated_at.unwrap_or(0).max(checked.get(&(p.workspace_id.clone(), p.provider)).copied().unwrap_or(0));
+        let last =
+            |p: &ProviderRecord| p.validated_at.unwrap_or(0).max(checked.get(&(p.workspace_id.clone(), p.provider)).copied().unwrap_or(0));
         let mut due: Vec<ProviderRecord> = self.providers.borrow().values().filter(|p| last(p) < due_before).cloned().collect();
         due.sort_by_key(|p| last(p));
         due.truncate(limit);
