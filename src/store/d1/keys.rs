@@ -4,8 +4,8 @@ use serde::Deserialize;
 use worker::wasm_bindgen::JsValue;
 
 use super::{
-    insert_audit_statement, insert_key_statement, int, opt_text, store_error, text, D1Store, Guard, KeyRow, KeyWithWorkspaceRow,
-    KEY_COLUMNS,
+    insert_audit_statement, insert_key_statement, int, opt_text, store_error, text, D1Store, Guard, KeyRow, WorkspaceRow, KEY_COLUMNS,
+    WORKSPACE_COLUMNS,
 };
 use crate::audit::AuditEvent;
 use crate::keys::limits::FAILED_ATTEMPT_LIMIT;
@@ -27,15 +27,6 @@ struct HitsRow {
     window_start: i64,
 }
 
-fn key_with_workspace_sql(condition: &str) -> String {
-    let key_columns: Vec<String> = KEY_COLUMNS.split(',').map(|c| format!("k.{}", c.trim())).collect();
-    format!(
-        "SELECT {}, w.name AS ws_name, w.read_only AS ws_read_only, w.default_capabilities AS ws_default_capabilities, \
-         w.created_at AS ws_created_at FROM api_keys k JOIN workspaces w ON w.id = k.workspace_id WHERE {condition}",
-        key_columns.join(", ")
-    )
-}
-
 /// The live-key condition on `api_keys k` at time `?{now}`.
 fn live(now: &str) -> String {
     format!("(k.revoked_at IS NULL OR k.revoked_at > {now}) AND (k.expires_at IS NULL OR k.expires_at > {now})")
@@ -48,7 +39,12 @@ impl KeyStore for D1Store {
             "SELECT (SELECT failures FROM auth_failures WHERE ip = ?1 AND window_start = ?2) AS failures",
             &[ip.clone(), int(probe.ip_window_start)],
         )?;
-        let key = self.statement(&key_with_workspace_sql("k.key_hash = ?1"), &[text(probe.key_hash)])?;
+        // The key and its workspace ride in the same batch: one round trip, one row type each.
+        let key = self.statement(&format!("SELECT {KEY_COLUMNS} FROM api_keys WHERE key_hash = ?1"), &[text(probe.key_hash)])?;
+        let workspace = self.statement(
+            &format!("SELECT {WORKSPACE_COLUMNS} FROM workspaces WHERE id = (SELECT workspace_id FROM api_keys WHERE key_hash = ?1)"),
+            &[text(probe.key_hash)],
+        )?;
         // Counts this use for a live key with a limit, keyed by the key, in the key's own fixed
         // window; an unknown key creates no row and a blocked IP spends nothing.
         let count_use = self.statement(
@@ -73,17 +69,16 @@ impl KeyStore for D1Store {
                 int(FAILED_ATTEMPT_LIMIT as i64),
             ],
         )?;
-        let results = self.db.batch(vec![failures, key, count_use]).await.map_err(store_error)?;
-        let [failures, key, hits] = results.as_slice() else {
+        let results = self.db.batch(vec![failures, key, workspace, count_use]).await.map_err(store_error)?;
+        let [failures, key, workspace, hits] = results.as_slice() else {
             return Err(StoreError(format!("authenticate batch returned {} results", results.len())));
         };
         let ip_failures = failures.results::<FailuresRow>().map_err(store_error)?.first().and_then(|r| r.failures).unwrap_or(0);
-        let found = match key.results::<KeyWithWorkspaceRow>().map_err(store_error)?.into_iter().next() {
-            Some(row) => {
-                let (key, workspace) = row.split();
-                Some((key.into_record()?, workspace.into_workspace()?))
-            }
-            None => None,
+        let key = key.results::<KeyRow>().map_err(store_error)?.into_iter().next();
+        let workspace = workspace.results::<WorkspaceRow>().map_err(store_error)?.into_iter().next();
+        let found = match (key, workspace) {
+            (Some(key), Some(workspace)) => Some((key.into_record()?, workspace.into_workspace()?)),
+            _ => None,
         };
         let rate_hits = hits
             .results::<HitsRow>()

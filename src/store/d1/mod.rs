@@ -135,60 +135,6 @@ impl KeyRow {
     }
 }
 
-/// A key row joined with its workspace (`ws_` columns), read in one round trip.
-#[derive(Deserialize)]
-pub(crate) struct KeyWithWorkspaceRow {
-    id: String,
-    workspace_id: String,
-    name: String,
-    key_hash: String,
-    prefix: String,
-    last4: String,
-    capabilities: String,
-    subject: Option<String>,
-    rate_limit: Option<i64>,
-    rate_window_seconds: Option<i64>,
-    created_at: i64,
-    expires_at: Option<i64>,
-    revoked_at: Option<i64>,
-    last_used_at: Option<i64>,
-    rerolled_from: Option<String>,
-    ws_name: String,
-    ws_read_only: i64,
-    ws_default_capabilities: String,
-    ws_created_at: i64,
-}
-
-impl KeyWithWorkspaceRow {
-    pub(crate) fn split(self) -> (KeyRow, WorkspaceRow) {
-        let workspace = WorkspaceRow {
-            id: self.workspace_id.clone(),
-            name: self.ws_name,
-            read_only: self.ws_read_only,
-            default_capabilities: self.ws_default_capabilities,
-            created_at: self.ws_created_at,
-        };
-        let key = KeyRow {
-            id: self.id,
-            workspace_id: self.workspace_id,
-            name: self.name,
-            key_hash: self.key_hash,
-            prefix: self.prefix,
-            last4: self.last4,
-            capabilities: self.capabilities,
-            subject: self.subject,
-            rate_limit: self.rate_limit,
-            rate_window_seconds: self.rate_window_seconds,
-            created_at: self.created_at,
-            expires_at: self.expires_at,
-            revoked_at: self.revoked_at,
-            last_used_at: self.last_used_at,
-            rerolled_from: self.rerolled_from,
-        };
-        (key, workspace)
-    }
-}
-
 pub(crate) const KEY_COLUMNS: &str = "id, workspace_id, name, key_hash, prefix, last4, capabilities, subject, \
     rate_limit, rate_window_seconds, created_at, expires_at, revoked_at, last_used_at, rerolled_from";
 
