@@ -30,6 +30,9 @@ export default defineConfig(async () => {
       setupFiles: ["tests/e2e/setup.js"],
       globalSetup: ["tests/e2e/global-setup.mjs"],
       reporters: ["default"],
+      // Some tests wait on purpose: for a grace period to end, or for a fresh failed-attempt
+      // window (up to 10 s), so they get more than vitest's default 5 s.
+      testTimeout: 30_000,
       // Worker log lines are shown for failing tests only.
       silent: "passed-only",
     },
