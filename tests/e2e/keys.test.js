@@ -364,7 +364,7 @@ describe("POST /v1/keys/verify", () => {
     const revoked = await createKey(owner);
     await call("DELETE", `/v1/keys/${revoked.id}`, { token: owner });
     const brief = await createKey(owner, { expires_in: 1 });
-    const limited = await createKey(owner, { rate_limit: { limit: 1, window_seconds: 60 } });
+    const limited = await createKey(owner, { rate_limit: { limit: 1, window_seconds: 3600 } });
     await sleep(1100);
 
     expect(await verify(owner, "kw_live_garbage")).toEqual({ valid: false, code: "MALFORMED" });
