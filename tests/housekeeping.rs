@@ -32,10 +32,13 @@ impl ProviderClient for Provider {
 }
 
 /// Records deliveries and answers with the scripted outcomes, then success.
+/// (url, headers, body) of one delivery.
+type Delivery = (String, Vec<(String, String)>, String);
+
 #[derive(Default)]
 struct Receiver {
     outcomes: RefCell<Vec<Attempt>>,
-    received: RefCell<Vec<(String, Vec<(String, String)>, String)>>,
+    received: RefCell<Vec<Delivery>>,
 }
 
 impl Notifier for Receiver {
@@ -149,7 +152,7 @@ fn a_failed_notification_is_retried_with_backoff_and_signed_each_time() {
         assert_eq!(header("webhook-id"), event.id, "the same id on every attempt");
         let now = header("webhook-timestamp").parse::<i64>().unwrap();
         let verdict = signature::verify(
-            &[secret.clone()],
+            std::slice::from_ref(&secret),
             &header("webhook-id"),
             &header("webhook-timestamp"),
             &header("webhook-signature"),

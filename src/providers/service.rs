@@ -288,7 +288,7 @@ pub async fn remove_route(store: &(impl ProviderStore + KeyStore), caller: &Call
 /// What resolve answers: a key, or metered billing and why.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Resolved {
-    Byok { record: ProviderRecord, api_key: String, model: Option<String> },
+    Byok { record: Box<ProviderRecord>, api_key: String, model: Option<String> },
     Metered { reason: &'static str },
 }
 
@@ -347,7 +347,7 @@ pub async fn resolve(
     }
     let api_key = open_key(blobs, keks, &record).await?;
     let model = routed_to.and_then(|r| r.model.clone()).or_else(|| record.model.clone());
-    Ok(Resolved::Byok { record, api_key, model })
+    Ok(Resolved::Byok { record: Box::new(record), api_key, model })
 }
 
 #[cfg(test)]

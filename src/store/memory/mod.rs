@@ -37,12 +37,15 @@ pub struct MemoryStore {
     pub retired_blobs: RefCell<Vec<(String, i64)>>,
     /// (secret, expires_at)
     pub webhook_secrets: RefCell<Vec<(SealedSecret, Option<i64>)>>,
-    /// (workspace, webhook id) → (status, body), `None` while pending
-    pub receipts: RefCell<HashMap<(String, String), (i64, Option<(u16, String)>)>>,
+    /// (workspace, webhook id) → (claimed at, the first answer once there is one)
+    pub receipts: RefCell<HashMap<(String, String), Receipt>>,
     pub endpoints: RefCell<HashMap<String, Endpoint>>,
     /// (event, next attempt, lease until, delivered, gave up)
     pub outbox: RefCell<Vec<OutboxRow>>,
 }
+
+/// When a webhook id was claimed, and its first answer (status, body) once there is one.
+pub type Receipt = (i64, Option<(u16, String)>);
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct OutboxRow {
