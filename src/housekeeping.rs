@@ -2,7 +2,6 @@
 //! claims or conditionally changes what it touches, so a second run finds nothing to redo.
 //! One failing task or item is reported and skipped; it never stops the others.
 
-use serde_json::json;
 
 use crate::audit::AuditEvent;
 use crate::error::ApiError;
@@ -108,9 +107,9 @@ where
             if !store.claim_revalidation(&record, due_before, now_ms).await? {
                 return Ok(false);
             }
-            let (fresh, _) = service::revalidate(store, blobs, client, &vault, &record.workspace_id, record.provider, now_ms).await?;
-            if record.status.usable() && !fresh.status.usable() {
-                let detail = json!({"provider": record.provider.as_str(), "status": fresh.status.as_str(), "version": fresh.version});
+            let result = service::revalidate(store, blobs, client, &vault, &record.workspace_id, record.provider, now_ms).await?;
+            if result.invalidated {
+                let detail = result.invalidation_data();
                 let audit = AuditEvent::new(Some(&record.workspace_id), "provider.invalidated", now_ms)
                     .target(record.provider.as_str())
                     .detail(detail.clone());

@@ -215,7 +215,9 @@ fn an_invalidated_key_resolves_metered_byok_invalid() {
     let client = ScriptedProvider::answering(vec![models(&[]), status(401, json!({}))]);
     configure(&store, &client, &keks, request(ProviderId::OpenAi, "sk-openai")).unwrap();
     let vault = Vault { keks: &keks, allow_insecure_hosts: false };
-    let (record, error) = block_on(service::revalidate(&store, &store, &client, &vault, WS, ProviderId::OpenAi, 2_000)).unwrap();
+    let result = block_on(service::revalidate(&store, &store, &client, &vault, WS, ProviderId::OpenAi, 2_000)).unwrap();
+    let (record, error) = (result.record, result.error);
+    assert!(result.invalidated, "valid before, invalid now");
     assert_eq!(record.status, KeyStatus::Invalid);
     assert_eq!(error, Some(ApiError::InvalidKey { provider_status: 401 }));
     assert_eq!(resolve(&store, &keks, None, None), Resolved::Metered { reason: "byok_invalid" });
@@ -227,7 +229,9 @@ fn a_provider_that_cannot_answer_leaves_the_status_as_it_was() {
     let client = ScriptedProvider::answering(vec![models(&[]), Err(TransportFailure::Network)]);
     configure(&store, &client, &keks, request(ProviderId::OpenAi, "sk-openai")).unwrap();
     let vault = Vault { keks: &keks, allow_insecure_hosts: false };
-    let (record, error) = block_on(service::revalidate(&store, &store, &client, &vault, WS, ProviderId::OpenAi, 2_000)).unwrap();
+    let result = block_on(service::revalidate(&store, &store, &client, &vault, WS, ProviderId::OpenAi, 2_000)).unwrap();
+    let (record, error) = (result.record, result.error);
+    assert!(!result.invalidated);
     assert_eq!((record.status, record.validated_at), (KeyStatus::Valid, Some(1_000)));
     assert_eq!(error, Some(ApiError::ProviderUnavailable { provider_status: None }));
 }

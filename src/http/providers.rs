@@ -120,17 +120,15 @@ pub async fn validate(call: &mut Call) -> Result<Reply, ApiError> {
     let keks = keks(call)?;
     let vault = Vault { keks: &keks, allow_insecure_hosts: call.settings.allow_insecure_provider_hosts };
     let store = call.store()?;
-    let before = service::get(&store, &caller.workspace.id, provider).await?;
-    let (record, error) =
-        service::revalidate(&store, &blobs(call)?, &client(call), &vault, &caller.workspace.id, provider, call.now_ms).await?;
-    if before.status.usable() && !record.status.usable() {
-        let data = json!({"provider": provider.as_str(), "status": record.status.as_str(), "version": record.version});
+    let result = service::revalidate(&store, &blobs(call)?, &client(call), &vault, &caller.workspace.id, provider, call.now_ms).await?;
+    if result.invalidated {
+        let data = result.invalidation_data();
         let audit = caller.audit("provider.invalidated", call.now_ms).target(provider.as_str()).detail(data.clone());
         store.append_audit(&[audit]).await?;
         call.notify(OutboxEvent::new(&caller.workspace.id, "provider_key.invalidated", data, call.now_ms)).await;
     }
-    let mut body = record.to_json();
-    if let Some(error) = error {
+    let mut body = result.record.to_json();
+    if let Some(error) = result.error {
         body["error"] = error.envelope()["error"].clone();
     }
     Ok(Reply::ok(body))

@@ -182,6 +182,23 @@ pub async fn open_key(blobs: &impl BlobStore, keks: &Keks, record: &ProviderReco
     String::from_utf8(plaintext).map_err(ApiError::internal)
 }
 
+/// A re-validation's result: the config with its fresh status, why it is not valid (when the
+/// provider refused it or could not answer), and whether it just went bad.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Revalidation {
+    pub record: ProviderRecord,
+    pub error: Option<ApiError>,
+    /// The key was usable before and is not now: audit `provider.invalidated` and notify.
+    pub invalidated: bool,
+}
+
+impl Revalidation {
+    /// The `provider.invalidated` audit detail and notification data: never the key.
+    pub fn invalidation_data(&self) -> Value {
+        json!({"provider": self.record.provider.as_str(), "status": self.record.status.as_str(), "version": self.record.version})
+    }
+}
+
 /// Re-validates the stored key live and records the fresh status. Conclusive answers change
 /// the status; a provider that cannot answer leaves it as it was and says why in `error`.
 pub async fn revalidate(
@@ -192,7 +209,7 @@ pub async fn revalidate(
     workspace_id: &str,
     provider: ProviderId,
     now_ms: i64,
-) -> Result<(ProviderRecord, Option<ApiError>), ApiError> {
+) -> Result<Revalidation, ApiError> {
     let record = get(store, workspace_id, provider).await?;
     let api_key = open_key(blobs, vault.keks, &record).await?;
     // The stored host passed the policy when it was configured.
@@ -218,7 +235,8 @@ pub async fn revalidate(
         updated.status = status;
         updated.validated_at = Some(now_ms);
     }
-    Ok((updated, outcome.err()))
+    let invalidated = record.status.usable() && !updated.status.usable();
+    Ok(Revalidation { record: updated, error: outcome.err(), invalidated })
 }
 
 /// Re-wraps up to `limit` stored provider keys still sealed under an older KEK, each into a
