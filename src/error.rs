@@ -20,8 +20,10 @@ pub enum ApiError {
     Unauthorized,
     #[error("This key lacks the capability `{required}`.")]
     MissingCapability { required: String },
-    #[error("This key may not create a key with `{capability}`, which it does not hold itself.")]
+    #[error("This key may not create or manage a key with `{capability}`, which it does not hold itself.")]
     CapabilityEscalation { capability: String },
+    #[error("This key may not give a key a wider `{field}` than its own.")]
+    BoundEscalation { field: String },
     #[error("This workspace is read-only.")]
     WorkspaceReadOnly,
     #[error("No such resource.")]
@@ -91,7 +93,7 @@ impl ApiError {
             ApiError::PayloadTooLarge => "payload_too_large",
             ApiError::Unauthorized => "unauthorized",
             ApiError::MissingCapability { .. } => "missing_capability",
-            ApiError::CapabilityEscalation { .. } => "capability_escalation",
+            ApiError::CapabilityEscalation { .. } | ApiError::BoundEscalation { .. } => "capability_escalation",
             ApiError::WorkspaceReadOnly => "workspace_read_only",
             ApiError::NotFound => "not_found",
             ApiError::KeyRevoked => "key_revoked",
@@ -136,7 +138,10 @@ impl ApiError {
             ApiError::NotConfigured => 404,
             ApiError::ProviderNotConfigured { .. } | ApiError::Conflict => 409,
             ApiError::Unauthorized => 401,
-            ApiError::MissingCapability { .. } | ApiError::CapabilityEscalation { .. } | ApiError::WorkspaceReadOnly => 403,
+            ApiError::MissingCapability { .. }
+            | ApiError::CapabilityEscalation { .. }
+            | ApiError::BoundEscalation { .. }
+            | ApiError::WorkspaceReadOnly => 403,
             ApiError::NotFound => 404,
             ApiError::MethodNotAllowed { .. } => 405,
             ApiError::KeyRevoked | ApiError::KeyExpired => 409,
@@ -180,6 +185,9 @@ impl ApiError {
             }
             ApiError::CapabilityEscalation { capability } => {
                 body.insert("capability".into(), json!(capability));
+            }
+            ApiError::BoundEscalation { field } => {
+                body.insert("field".into(), json!(field));
             }
             ApiError::WrongProvider { detected } => {
                 body.insert("detected".into(), json!(detected));
@@ -275,6 +283,7 @@ mod tests {
             ApiError::NotFound,
             ApiError::MethodNotAllowed { allow: vec!["GET"] },
             ApiError::CapabilityEscalation { capability: "*".into() },
+            ApiError::BoundEscalation { field: "subject".into() },
             ApiError::WorkspaceReadOnly,
             ApiError::KeyRevoked,
             ApiError::KeyExpired,

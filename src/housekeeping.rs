@@ -2,12 +2,11 @@
 //! claims or conditionally changes what it touches, so a second run finds nothing to redo.
 //! One failing task or item is reported and skipped; it never stops the others.
 
-
 use crate::audit::AuditEvent;
 use crate::error::ApiError;
 use crate::providers::service::{self, Vault};
 use crate::providers::validation::ProviderClient;
-use crate::store::{BlobStore, HousekeepingStore, KeyStore, ProviderStore, SealedSecret, WebhookStore};
+use crate::store::{BlobStore, HousekeepingStore, KeyStore, Precondition, ProviderStore, SealedSecret, WebhookStore};
 use crate::vault::{self, Keks, SecretContext};
 use crate::webhooks::delivery;
 use crate::webhooks::outbox::{Notifier, OutboxEvent};
@@ -107,7 +106,16 @@ where
             if !store.claim_revalidation(&record, due_before, now_ms).await? {
                 return Ok(false);
             }
-            let result = service::revalidate(store, blobs, client, &vault, &record.workspace_id, record.provider, now_ms).await?;
+            let result = service::revalidate(
+                store,
+                blobs,
+                client,
+                &vault,
+                &Precondition::unconditional(&record.workspace_id),
+                record.provider,
+                now_ms,
+            )
+            .await?;
             if result.invalidated {
                 let detail = result.invalidation_data();
                 let audit = AuditEvent::new(Some(&record.workspace_id), "provider.invalidated", now_ms)

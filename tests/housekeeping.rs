@@ -10,7 +10,7 @@ use keywarden::providers::service::{self, Configure, Vault};
 use keywarden::providers::validation::{ProbeRequest, ProbeResponse, ProviderClient, TransportFailure};
 use keywarden::providers::{KeyStatus, ProviderId};
 use keywarden::store::memory::MemoryStore;
-use keywarden::store::WebhookStore;
+use keywarden::store::{Precondition, WebhookStore};
 use keywarden::vault::Keks;
 use keywarden::webhooks::outbox::{Attempt, Notifier, OutboxEvent};
 use keywarden::webhooks::secrets;
@@ -64,8 +64,17 @@ fn configure(store: &MemoryStore, provider: &Provider, keks: &Keks, key: &str, n
         make_default: false,
     };
     let vault = Vault { keks, allow_insecure_hosts: false };
-    block_on(service::configure(store, store, provider, &vault, WS, request, AuditEvent::new(Some(WS), "provider.configured", now), now))
-        .unwrap();
+    block_on(service::configure(
+        store,
+        store,
+        provider,
+        &vault,
+        &Precondition::unconditional(WS),
+        request,
+        AuditEvent::new(Some(WS), "provider.configured", now),
+        now,
+    ))
+    .unwrap();
 }
 
 fn run(store: &MemoryStore, provider: &Provider, receiver: &Receiver, keks: &Keks, now: i64) -> housekeeping::Report {
@@ -76,7 +85,9 @@ fn run(store: &MemoryStore, provider: &Provider, receiver: &Receiver, keks: &Kek
 
 fn set_endpoint(store: &MemoryStore, keks: &Keks, now: i64) -> signature::WebhookSecret {
     let audit = AuditEvent::new(Some(WS), "notifications.endpoint_set", now);
-    block_on(secrets::set_endpoint(store, keks, WS, "https://hooks.example.com/keywarden", false, audit, now)).unwrap().1
+    block_on(secrets::set_endpoint(store, keks, &Precondition::unconditional(WS), "https://hooks.example.com/keywarden", false, audit, now))
+        .unwrap()
+        .1
 }
 
 #[test]
@@ -122,7 +133,15 @@ fn secrets_under_an_old_kek_are_rewrapped_once() {
     let old = Keks::parse(K1).unwrap();
     configure(&store, &provider, &old, "sk-kept", 0);
     set_endpoint(&store, &old, 0);
-    block_on(secrets::rotate_inbound(&store, &old, WS, 60, AuditEvent::new(Some(WS), "webhook.secret_rotated", 0), 0)).unwrap();
+    block_on(secrets::rotate_inbound(
+        &store,
+        &old,
+        &Precondition::unconditional(WS),
+        60,
+        AuditEvent::new(Some(WS), "webhook.secret_rotated", 0),
+        0,
+    ))
+    .unwrap();
     let rotated = Keks::parse(&format!("{K2},{K1}")).unwrap();
     assert_eq!(run(&store, &provider, &receiver, &rotated, 1).rewrapped, 3);
     assert_eq!(run(&store, &provider, &receiver, &rotated, 2).rewrapped, 0);
@@ -175,9 +194,16 @@ fn a_notification_for_a_workspace_without_an_endpoint_is_not_queued() {
 fn the_previous_inbound_secret_is_honoured_only_for_its_grace_period() {
     let (store, keks) = (MemoryStore::default(), Keks::parse(K1).unwrap());
     let rotate = |grace, now| {
-        block_on(secrets::rotate_inbound(&store, &keks, WS, grace, AuditEvent::new(Some(WS), "webhook.secret_rotated", now), now))
-            .unwrap()
-            .0
+        block_on(secrets::rotate_inbound(
+            &store,
+            &keks,
+            &Precondition::unconditional(WS),
+            grace,
+            AuditEvent::new(Some(WS), "webhook.secret_rotated", now),
+            now,
+        ))
+        .unwrap()
+        .0
     };
     let first = rotate(3_600, 0);
     let second = rotate(10, 1_000);

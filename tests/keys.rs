@@ -194,8 +194,10 @@ fn revoking_twice_answers_the_first_time_and_audits_once() {
     let id = login(&world.store, &key, T0).key.id;
     let first = block_on(service::revoke(&world.store, &world.owner, &id, T0 + 5)).unwrap();
     let again = block_on(service::revoke(&world.store, &world.owner, &id, T0 + 9)).unwrap();
-    assert_eq!(first.revoked_at, Some(T0 + 5));
-    assert_eq!(again.revoked_at, Some(T0 + 5));
+    assert_eq!(first.key.revoked_at, Some(T0 + 5));
+    assert!(first.revoked_now, "the first revoke is the one that revoked it");
+    assert_eq!(again.key.revoked_at, Some(T0 + 5));
+    assert!(!again.revoked_now, "a repeat revokes nothing");
     let revocations = world.store.audit.borrow().iter().filter(|e| e.action == "key.revoked").count();
     assert_eq!(revocations, 1);
 }
@@ -218,7 +220,9 @@ fn reroll_keeps_the_old_key_for_its_grace_period_only() {
         NewKey { rate_limit: Some(RateLimit { limit: 9, window_seconds: 60 }), ..new_key("rolling", Some(&["desktop:read"])) },
     );
     let old_id = login(&world.store, &old, T0).key.id;
-    let (successor, new_key_text) = block_on(service::reroll(&world.store, &world.owner, &old_id, 30, &prefix(), T0)).unwrap();
+    let rerolled = block_on(service::reroll(&world.store, &world.owner, &old_id, 30, &prefix(), T0)).unwrap();
+    let (successor, new_key_text) = (rerolled.successor, rerolled.key);
+    assert_eq!(rerolled.old_key_stops_at, T0 + 30_000);
     assert_eq!(successor.rerolled_from.as_deref(), Some(old_id.as_str()));
     assert_eq!(successor.name, "rolling");
     assert_eq!(successor.capabilities, caps(&["desktop:read"]));
@@ -338,4 +342,117 @@ fn an_expired_key_reported_as_leaked_is_a_false_positive() {
     let reports = vec![LeakReport { token: brief.expose().to_string(), kind: None, url: None, source: None }];
     let labels = block_on(leaks::report(&world.store, &reports, None, &prefix(), T0 + 1_000)).unwrap().0;
     assert!(!labels[0].true_positive);
+}
+
+/// A key holding only `keys:read` and `keys:write`, as a delegated admin script would.
+fn key_manager(world: &World) -> Caller {
+    let key = issue(world, new_key("script", Some(&["keys:read", "keys:write"])));
+    login(&world.store, &key, T0)
+}
+
+#[test]
+fn a_key_writer_cannot_reroll_the_owner_key_into_its_rights() {
+    let world = world();
+    let manager = key_manager(&world);
+    let error = block_on(service::reroll(&world.store, &manager, &world.owner.key.id, 0, &prefix(), T0)).unwrap_err();
+    assert_eq!(error, ApiError::CapabilityEscalation { capability: "*".into() });
+    assert!(block_on(authenticate(&world.store, Some(world.owner_key.expose()), None, &prefix(), T0 + 1)).is_ok(), "owner key still live");
+}
+
+#[test]
+fn a_key_writer_cannot_revoke_the_owner_key() {
+    let world = world();
+    let manager = key_manager(&world);
+    let error = block_on(service::revoke(&world.store, &manager, &world.owner.key.id, T0)).unwrap_err();
+    assert_eq!(error, ApiError::CapabilityEscalation { capability: "*".into() });
+    assert!(block_on(authenticate(&world.store, Some(world.owner_key.expose()), None, &prefix(), T0 + 1)).is_ok(), "owner key still live");
+}
+
+#[test]
+fn a_key_writer_manages_keys_no_wider_than_itself() {
+    let world = world();
+    let manager = key_manager(&world);
+    let reader = issue(&world, new_key("reader", Some(&["keys:read"])));
+    let reader_id = login(&world.store, &reader, T0).key.id;
+    assert!(block_on(service::reroll(&world.store, &manager, &reader_id, 0, &prefix(), T0)).is_ok());
+    let self_id = manager.key.id.clone();
+    assert!(block_on(service::revoke(&world.store, &manager, &self_id, T0 + 1)).is_ok(), "a key may revoke itself");
+}
+
+/// A key bounded in every way a child could escape: an hour to live, 20 requests an hour,
+/// acting for a user.
+fn bounded_parent(world: &World) -> Caller {
+    let new = NewKey {
+        subject: Some(serde_json::json!({"role": "user"})),
+        expiry: Expiry::InSeconds(3_600),
+        rate_limit: Some(RateLimit { limit: 20, window_seconds: 3_600 }),
+        ..new_key("bounded", Some(&["keys:write", "keys:read"]))
+    };
+    let key = issue(world, new);
+    login(&world.store, &key, T0)
+}
+
+fn escalated_field(result: Result<(keywarden::keys::KeyRecord, PlatformKey), ApiError>) -> String {
+    match result {
+        Err(ApiError::BoundEscalation { field }) => field,
+        other => panic!("expected capability_escalation with a field, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_child_key_inherits_its_parents_expiry_rate_limit_and_subject() {
+    let world = world();
+    let parent = bounded_parent(&world);
+    let (child, _) = block_on(service::create(&world.store, &parent, new_key("child", Some(&["keys:read"])), &prefix(), T0)).unwrap();
+    assert_eq!(child.expires_at, parent.key.expires_at);
+    assert_eq!(child.rate_limit, parent.key.rate_limit);
+    assert_eq!(child.subject, Some(serde_json::json!({"role": "user"})));
+}
+
+#[test]
+fn a_child_key_may_not_outlive_loosen_or_change_the_identity_of_its_parent() {
+    let world = world();
+    let parent = bounded_parent(&world);
+    let create = |new: NewKey| block_on(service::create(&world.store, &parent, new, &prefix(), T0));
+    let later = NewKey { expiry: Expiry::InSeconds(7_200), ..new_key("later", Some(&["keys:read"])) };
+    assert_eq!(escalated_field(create(later)), "expires_at");
+    let looser = NewKey { rate_limit: Some(RateLimit { limit: 1_000, window_seconds: 3_600 }), ..new_key("looser", Some(&["keys:read"])) };
+    assert_eq!(escalated_field(create(looser)), "rate_limit");
+    let admin = NewKey { subject: Some(serde_json::json!({"role": "admin"})), ..new_key("admin", Some(&["keys:read"])) };
+    assert_eq!(escalated_field(create(admin)), "subject");
+    let keys = world.store.keys.borrow();
+    assert!(!keys.values().any(|k| ["later", "looser", "admin"].contains(&k.name.as_str())), "a refused child was stored");
+}
+
+#[test]
+fn a_bounded_key_cannot_reroll_an_unbounded_key() {
+    let world = world();
+    let parent = bounded_parent(&world);
+    let unbounded = issue(&world, new_key("unbounded", Some(&["keys:read"])));
+    let unbounded_id = login(&world.store, &unbounded, T0).key.id;
+    let error = block_on(service::reroll(&world.store, &parent, &unbounded_id, 0, &prefix(), T0)).unwrap_err();
+    assert_eq!(error, ApiError::BoundEscalation { field: "expires_at".into() });
+}
+
+#[test]
+fn a_write_by_a_key_revoked_since_it_authenticated_is_refused() {
+    let world = world();
+    let manager = key_manager(&world);
+    // Both requests arrived (and authenticated) at T0, before the revocation at T0 + 1.
+    block_on(service::revoke(&world.store, &world.owner, &manager.key.id, T0 + 1)).unwrap();
+    let error = block_on(service::create(&world.store, &manager, new_key("late", Some(&["keys:read"])), &prefix(), T0)).unwrap_err();
+    assert_eq!(error, ApiError::Unauthorized);
+    let error = block_on(service::reroll(&world.store, &manager, &manager.key.id, 0, &prefix(), T0)).unwrap_err();
+    assert_eq!(error, ApiError::Unauthorized);
+    assert!(!world.store.keys.borrow().values().any(|k| k.name == "late" || k.rerolled_from.as_deref() == Some(&manager.key.id)));
+}
+
+#[test]
+fn a_write_in_a_workspace_made_read_only_since_it_authenticated_is_refused() {
+    let world = world();
+    let patch = WorkspacePatch { read_only: Some(true), ..WorkspacePatch::default() };
+    block_on(workspaces::update(&world.store, &world.owner.workspace.id, &patch)).unwrap();
+    let error = block_on(service::create(&world.store, &world.owner, new_key("late", None), &prefix(), T0 + 1)).unwrap_err();
+    assert_eq!(error, ApiError::WorkspaceReadOnly);
+    assert!(!world.store.keys.borrow().values().any(|k| k.name == "late"));
 }

@@ -10,7 +10,7 @@ use keywarden::providers::service::{self, Configure, Resolved, Vault};
 use keywarden::providers::validation::{ProbeRequest, ProbeResponse, ProviderClient, TransportFailure};
 use keywarden::providers::{AgentRoute, KeyStatus, ProviderId};
 use keywarden::store::memory::MemoryStore;
-use keywarden::store::ProviderStore;
+use keywarden::store::{Precondition, ProviderStore};
 use keywarden::vault::Keks;
 use serde_json::json;
 
@@ -65,11 +65,20 @@ fn configure(
     request: Configure,
 ) -> Result<keywarden::providers::ProviderRecord, ApiError> {
     let vault = Vault { keks, allow_insecure_hosts: false };
-    block_on(service::configure(store, store, client, &vault, WS, request, AuditEvent::new(Some(WS), "provider.configured", 1_000), 1_000))
+    block_on(service::configure(
+        store,
+        store,
+        client,
+        &vault,
+        &Precondition::unconditional(WS),
+        request,
+        AuditEvent::new(Some(WS), "provider.configured", 1_000),
+        1_000,
+    ))
 }
 
 fn resolve(store: &MemoryStore, keks: &Keks, agent: Option<&str>, provider: Option<ProviderId>) -> Resolved {
-    block_on(service::resolve(store, store, keks, WS, agent, provider)).unwrap()
+    block_on(service::resolve(store, store, keks, &Precondition::unconditional(WS), agent, provider)).unwrap()
 }
 
 #[test]
@@ -183,13 +192,10 @@ fn resolve_follows_request_then_route_then_default_then_metered() {
     configure(&store, &client, &keks, request(ProviderId::OpenAi, "sk-openai")).unwrap();
     configure(&store, &client, &keks, request(ProviderId::Anthropic, "sk-ant-x")).unwrap();
     let route = |agent: &str, provider: Option<ProviderId>, model: Option<&str>| {
-        block_on(store.save_route(&AgentRoute {
-            workspace_id: WS.into(),
-            agent_id: agent.into(),
-            provider,
-            model: model.map(str::to_string),
-            updated_at: 1,
-        }))
+        block_on(store.save_route(
+            &AgentRoute { workspace_id: WS.into(), agent_id: agent.into(), provider, model: model.map(str::to_string), updated_at: 1 },
+            &Precondition::unconditional(WS),
+        ))
         .unwrap()
     };
     route("metered-bot", None, None);
@@ -215,7 +221,9 @@ fn an_invalidated_key_resolves_metered_byok_invalid() {
     let client = ScriptedProvider::answering(vec![models(&[]), status(401, json!({}))]);
     configure(&store, &client, &keks, request(ProviderId::OpenAi, "sk-openai")).unwrap();
     let vault = Vault { keks: &keks, allow_insecure_hosts: false };
-    let result = block_on(service::revalidate(&store, &store, &client, &vault, WS, ProviderId::OpenAi, 2_000)).unwrap();
+    let result =
+        block_on(service::revalidate(&store, &store, &client, &vault, &Precondition::unconditional(WS), ProviderId::OpenAi, 2_000))
+            .unwrap();
     let (record, error) = (result.record, result.error);
     assert!(result.invalidated, "valid before, invalid now");
     assert_eq!(record.status, KeyStatus::Invalid);
@@ -229,7 +237,9 @@ fn a_provider_that_cannot_answer_leaves_the_status_as_it_was() {
     let client = ScriptedProvider::answering(vec![models(&[]), Err(TransportFailure::Network)]);
     configure(&store, &client, &keks, request(ProviderId::OpenAi, "sk-openai")).unwrap();
     let vault = Vault { keks: &keks, allow_insecure_hosts: false };
-    let result = block_on(service::revalidate(&store, &store, &client, &vault, WS, ProviderId::OpenAi, 2_000)).unwrap();
+    let result =
+        block_on(service::revalidate(&store, &store, &client, &vault, &Precondition::unconditional(WS), ProviderId::OpenAi, 2_000))
+            .unwrap();
     let (record, error) = (result.record, result.error);
     assert!(!result.invalidated);
     assert_eq!((record.status, record.validated_at), (KeyStatus::Valid, Some(1_000)));
@@ -277,7 +287,8 @@ fn a_blob_moved_under_another_pointer_fails_to_decrypt_and_says_so() {
     let anthropic = configure(&store, &client, &keks, request(ProviderId::Anthropic, "sk-ant-x")).unwrap();
     let stolen = store.blobs.borrow().get(&openai.blob_name).cloned().unwrap();
     store.blobs.borrow_mut().insert(anthropic.blob_name.clone(), stolen);
-    let error = block_on(service::resolve(&store, &store, &keks, WS, None, Some(ProviderId::Anthropic))).unwrap_err();
+    let error =
+        block_on(service::resolve(&store, &store, &keks, &Precondition::unconditional(WS), None, Some(ProviderId::Anthropic))).unwrap_err();
     assert!(matches!(error, ApiError::DecryptionFailed { .. }), "{error:?}");
     assert_eq!(error.status(), 500);
 }
@@ -288,6 +299,6 @@ fn a_pointer_whose_blob_is_not_visible_yet_answers_retry() {
     let client = ScriptedProvider::answering(vec![models(&[])]);
     let record = configure(&store, &client, &keks, request(ProviderId::OpenAi, "sk-openai")).unwrap();
     store.blobs.borrow_mut().remove(&record.blob_name);
-    let error = block_on(service::resolve(&store, &store, &keks, WS, None, None)).unwrap_err();
+    let error = block_on(service::resolve(&store, &store, &keks, &Precondition::unconditional(WS), None, None)).unwrap_err();
     assert_eq!(error, ApiError::SecretUnavailable);
 }

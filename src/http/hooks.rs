@@ -17,7 +17,7 @@ use crate::error::ApiError;
 use crate::keys::{leaks, service as keys};
 use crate::providers::service::Configure;
 use crate::providers::ProviderId;
-use crate::store::{AuditStore, ProviderStore, ReceiptClaim, WebhookStore, WorkspaceStore};
+use crate::store::{AuditStore, Precondition, ProviderStore, ReceiptClaim, WebhookStore, WorkspaceStore};
 use crate::time::rfc3339;
 use crate::webhooks::outbox::OutboxEvent;
 use crate::webhooks::secrets;
@@ -114,8 +114,10 @@ async fn process(call: &Call, workspace: &Workspace, id: &str, body: &[u8]) -> R
         "api_key.revoke" => {
             let mut fields = Fields::new(data, &["key_id"]).map_err(in_data)?;
             let key_id = fields.required_str("key_id").map_err(in_data)?;
-            let key = keys::revoke_in(&call.store()?, workspace, &key_id, event("key.revoked"), call.now_ms).await?;
-            if key.revoked_at == Some(call.now_ms) {
+            let precondition = Precondition::workspace_writable(&workspace.id);
+            let revocation = keys::revoke_in(&call.store()?, &precondition, &key_id, event("key.revoked"), call.now_ms).await?;
+            let key = revocation.key;
+            if revocation.revoked_now {
                 call.notify(OutboxEvent::new(&workspace.id, "api_key.revoked", revoked_event(&key, "webhook"), call.now_ms)).await;
             }
             Ok(Reply::ok(json!({"status": "revoked", "key_id": key.id, "revoked_at": key.revoked_at.map(rfc3339)})))
@@ -164,7 +166,7 @@ async fn rotate_provider_key(call: &Call, workspace: &Workspace, data: Value, au
         config: current.as_ref().map(|c| c.config.clone()),
         make_default: false,
     };
-    let record = configure_for(call, &workspace.id, request, audit).await.map_err(|e| match e {
+    let record = configure_for(call, &Precondition::workspace_writable(&workspace.id), request, audit).await.map_err(|e| match e {
         ApiError::InvalidRequest { field, message } if !field.starts_with("data.") => {
             prefix(ApiError::InvalidRequest { field, message }, "data")
         }

@@ -113,9 +113,10 @@ pub async fn get(call: &mut Call) -> Result<Reply, ApiError> {
 
 pub async fn revoke(call: &mut Call) -> Result<Reply, ApiError> {
     let caller = require_key(call).await?;
-    let key = service::revoke(&call.store()?, &caller, call.param(0), call.now_ms).await?;
+    let revocation = service::revoke(&call.store()?, &caller, call.param(0), call.now_ms).await?;
+    let key = revocation.key;
     // Only the request that revoked the key tells the endpoint; a repeat answers quietly.
-    if key.revoked_at == Some(call.now_ms) {
+    if revocation.revoked_now {
         call.notify(OutboxEvent::new(&caller.workspace.id, "api_key.revoked", revoked_event(&key, "api"), call.now_ms)).await;
     }
     Ok(Reply::ok(json!({"id": key.id, "revoked_at": key.revoked_at.map(rfc3339)})))
@@ -132,14 +133,14 @@ pub async fn reroll(call: &mut Call) -> Result<Reply, ApiError> {
         Some(_) => return Err(ApiError::invalid_request("grace_seconds", format!("`grace_seconds` must be 0 to {MAX_GRACE_SECONDS}."))),
     };
     let id = call.param(0).to_string();
-    let (record, key) = service::reroll(&call.store()?, &caller, &id, grace_seconds, &call.settings.key_prefix, call.now_ms).await?;
+    let rerolled = service::reroll(&call.store()?, &caller, &id, grace_seconds, &call.settings.key_prefix, call.now_ms).await?;
     let data = json!({
         "key_id": id,
-        "successor_id": record.id,
-        "old_key_stops_at": rfc3339(call.now_ms + grace_seconds as i64 * 1000),
+        "successor_id": rerolled.successor.id,
+        "old_key_stops_at": rfc3339(rerolled.old_key_stops_at),
     });
     call.notify(OutboxEvent::new(&caller.workspace.id, "api_key.rerolled", data, call.now_ms)).await;
-    Ok(Reply::created(record.to_json_with_secret(&key)).no_store())
+    Ok(Reply::created(rerolled.successor.to_json_with_secret(&rerolled.key)).no_store())
 }
 
 pub async fn verify(call: &mut Call) -> Result<Reply, ApiError> {

@@ -14,7 +14,7 @@ use crate::keys::auth::Caller;
 use crate::providers::service::{self, check_agent_id, check_model, Configure, Vault};
 use crate::providers::{AgentRoute, ProviderId};
 use crate::store::kv::KvBlobs;
-use crate::store::{AuditStore, ProviderStore};
+use crate::store::{AuditStore, Precondition, ProviderStore};
 use crate::vault::Keks;
 use crate::webhooks::outbox::OutboxEvent;
 
@@ -63,13 +63,13 @@ async fn reader(call: &mut Call, capability: &str) -> Result<Caller, ApiError> {
 /// /v1/providers/{id}`, Waypath's configure route and the rotation webhook.
 pub async fn configure_for(
     call: &Call,
-    workspace_id: &str,
+    precondition: &Precondition,
     request: Configure,
     audit: AuditEvent,
 ) -> Result<crate::providers::ProviderRecord, ApiError> {
     let keks = keks(call)?;
     let vault = Vault { keks: &keks, allow_insecure_hosts: call.settings.allow_insecure_provider_hosts };
-    service::configure(&call.store()?, &blobs(call)?, &client(call), &vault, workspace_id, request, audit, call.now_ms).await
+    service::configure(&call.store()?, &blobs(call)?, &client(call), &vault, precondition, request, audit, call.now_ms).await
 }
 
 pub async fn put(call: &mut Call) -> Result<Reply, ApiError> {
@@ -86,7 +86,7 @@ pub async fn put(call: &mut Call) -> Result<Reply, ApiError> {
         make_default: fields.optional_bool("default")?.unwrap_or(false),
     };
     let audit = caller.audit("provider.configured", call.now_ms);
-    let record = configure_for(call, &caller.workspace.id, request, audit).await?;
+    let record = configure_for(call, &caller.write_precondition(), request, audit).await?;
     if record.version > 1 {
         let data = json!({"provider": provider.as_str(), "version": record.version, "key_hint": record.key_hint});
         call.notify(OutboxEvent::new(&caller.workspace.id, "provider_key.rotated", data, call.now_ms)).await;
@@ -120,7 +120,8 @@ pub async fn validate(call: &mut Call) -> Result<Reply, ApiError> {
     let keks = keks(call)?;
     let vault = Vault { keks: &keks, allow_insecure_hosts: call.settings.allow_insecure_provider_hosts };
     let store = call.store()?;
-    let result = service::revalidate(&store, &blobs(call)?, &client(call), &vault, &caller.workspace.id, provider, call.now_ms).await?;
+    let result =
+        service::revalidate(&store, &blobs(call)?, &client(call), &vault, &caller.live_precondition(), provider, call.now_ms).await?;
     if result.invalidated {
         let data = result.invalidation_data();
         let audit = caller.audit("provider.invalidated", call.now_ms).target(provider.as_str()).detail(data.clone());
@@ -197,7 +198,9 @@ pub async fn resolve(call: &mut Call) -> Result<Reply, ApiError> {
     };
     let keks = keks(call)?;
     let blobs = blobs(call)?;
-    let outcome = service::resolve(&call.store()?, &blobs, &keks, &caller.workspace.id, agent_id.as_deref(), provider).await;
+    // The caller is checked again now that the body is in: a key revoked while the request
+    // was in flight gets no secret.
+    let outcome = service::resolve(&call.store()?, &blobs, &keks, &caller.live_precondition(), agent_id.as_deref(), provider).await;
     let audit = caller.audit("secret.resolved", call.now_ms);
     let resolved = match outcome {
         Ok(resolved) => resolved,

@@ -54,7 +54,7 @@ pub async fn configure(call: &mut Call) -> Result<Reply, ApiError> {
         make_default: false,
     };
     let audit = caller.audit("provider.configured", call.now_ms);
-    match configure_for(call, &caller.workspace.id, request, audit).await {
+    match configure_for(call, &caller.write_precondition(), request, audit).await {
         Ok(_) => Ok(Reply::ok(json!({"status": "configured", "provider": name}))),
         Err(
             error @ (ApiError::InvalidKey { .. }

@@ -32,7 +32,7 @@ pub async fn rotate_secret(call: &mut Call) -> Result<Reply, ApiError> {
     };
     let audit = caller.audit("webhook.secret_rotated", call.now_ms);
     let (secret, created_at) =
-        secrets::rotate_inbound(&call.store()?, &keks(call)?, &caller.workspace.id, grace_seconds, audit, call.now_ms).await?;
+        secrets::rotate_inbound(&call.store()?, &keks(call)?, &caller.write_precondition(), grace_seconds, audit, call.now_ms).await?;
     Ok(Reply::created(json!({"secret": secret.expose(), "created_at": rfc3339(created_at)})).no_store())
 }
 
@@ -43,7 +43,7 @@ pub async fn put_endpoint(call: &mut Call) -> Result<Reply, ApiError> {
     let audit = caller.audit("notifications.endpoint_set", call.now_ms);
     let allow_insecure = call.settings.allow_insecure_provider_hosts;
     let (endpoint, secret) =
-        secrets::set_endpoint(&call.store()?, &keks(call)?, &caller.workspace.id, &url, allow_insecure, audit, call.now_ms).await?;
+        secrets::set_endpoint(&call.store()?, &keks(call)?, &caller.write_precondition(), &url, allow_insecure, audit, call.now_ms).await?;
     let body = json!({"url": endpoint.url, "secret": secret.expose(), "created_at": rfc3339(endpoint.secret.created_at)});
     Ok(Reply::ok(body).no_store())
 }
@@ -58,6 +58,6 @@ pub async fn get_endpoint(call: &mut Call) -> Result<Reply, ApiError> {
 pub async fn delete_endpoint(call: &mut Call) -> Result<Reply, ApiError> {
     let caller = manager(call, true).await?;
     let audit = caller.audit("notifications.endpoint_removed", call.now_ms);
-    call.store()?.remove_endpoint(&caller.workspace.id, &audit).await?;
+    call.store()?.remove_endpoint(&caller.write_precondition(), &audit).await?;
     Ok(Reply::ok(json!({"status": "removed"})))
 }

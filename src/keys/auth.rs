@@ -7,7 +7,7 @@ use super::limits::{seconds_until_window_ends, window_start, RateDecision, FAILE
 use super::{KeyPrefix, KeyRecord, PlatformKey};
 use crate::audit::AuditEvent;
 use crate::error::ApiError;
-use crate::store::{is_live, AuthProbe, KeyStore};
+use crate::store::{is_live, AuthProbe, KeyStore, Precondition};
 use crate::workspaces::Workspace;
 
 /// The address failures are counted under when the platform names none (never on Cloudflare,
@@ -39,6 +39,17 @@ impl Caller {
         } else {
             Ok(())
         }
+    }
+
+    /// What a write by this caller needs when it commits: the key still live, the workspace
+    /// still writable.
+    pub fn write_precondition(&self) -> Precondition {
+        Precondition { workspace_id: self.workspace.id.clone(), key_id: Some(self.key.id.clone()), writable: true }
+    }
+
+    /// What handing out a secret or recording what is known needs: the key still live.
+    pub fn live_precondition(&self) -> Precondition {
+        self.write_precondition().even_read_only()
     }
 
     pub fn audit(&self, action: &str, now_ms: i64) -> AuditEvent {

@@ -3,12 +3,13 @@
 use serde_json::{json, Value};
 
 use super::auth::Caller;
+use super::bounds::{check_may_manage, Terms};
 use super::record::KeySpec;
 use super::{Capabilities, KeyPrefix, KeyRecord, PlatformKey, RateLimit};
 use crate::error::ApiError;
 use crate::name::Name;
 use crate::page::{Cursor, Page, PageRequest};
-use crate::store::KeyStore;
+use crate::store::{KeyStore, Precondition, Revocation};
 
 pub const MAX_SUBJECT_BYTES: usize = 2048;
 pub const MAX_GRACE_SECONDS: u64 = 604_800;
@@ -60,13 +61,15 @@ pub async fn create(
     caller.require_writable()?;
     let capabilities = new.capabilities.unwrap_or_else(|| caller.workspace.default_capabilities.clone());
     check_escalation(caller, &capabilities)?;
+    let requested = Terms { expires_at: expires_at(new.expiry, now_ms)?, rate_limit: new.rate_limit, subject: new.subject };
+    let terms = Terms::inherit(&caller.key, requested)?;
     let spec = KeySpec {
         workspace_id: caller.workspace.id.clone(),
         name: new.name,
         capabilities,
-        subject: new.subject,
-        rate_limit: new.rate_limit,
-        expires_at: expires_at(new.expiry, now_ms)?,
+        subject: terms.subject,
+        rate_limit: terms.rate_limit,
+        expires_at: terms.expires_at,
         rerolled_from: None,
     };
     let (record, key) = KeyRecord::issue(spec, prefix, now_ms);
@@ -74,7 +77,7 @@ pub async fn create(
         .audit("key.created", now_ms)
         .target(record.id.clone())
         .detail(json!({"name": record.name, "capabilities": record.capabilities.to_strings()}));
-    store.insert_key(&record, &audit).await?;
+    store.insert_key(&record, &audit, &caller.write_precondition()).await?;
     Ok((record, key))
 }
 
@@ -95,30 +98,41 @@ pub async fn get(store: &impl KeyStore, caller: &Caller, id: &str) -> Result<Key
     store.key(&caller.workspace.id, id).await?.ok_or(ApiError::NotFound)
 }
 
-/// Revokes with effect on the next request; a repeat answers the first revocation's time.
-pub async fn revoke(store: &impl KeyStore, caller: &Caller, id: &str, now_ms: i64) -> Result<KeyRecord, ApiError> {
+/// Revokes with effect on the next request; a repeat answers the first revocation's time. A
+/// key may only revoke keys it could have made: ones whose capabilities it holds.
+pub async fn revoke(store: &impl KeyStore, caller: &Caller, id: &str, now_ms: i64) -> Result<Revocation, ApiError> {
     caller.require("keys:write")?;
+    caller.require_writable()?;
+    let target = store.key(&caller.workspace.id, id).await?.ok_or(ApiError::NotFound)?;
+    check_may_manage(&caller.key, &target)?;
     let audit = caller.audit("key.revoked", now_ms);
-    revoke_in(store, &caller.workspace, id, audit, now_ms).await
+    revoke_in(store, &caller.write_precondition(), id, audit, now_ms).await
 }
 
-/// Revokes a key of `workspace` on behalf of whoever `audit` names (a key, or a signed webhook).
+/// Revokes a key of the precondition's workspace on behalf of whoever `audit` names (a key,
+/// or a signed webhook).
 pub async fn revoke_in(
     store: &impl KeyStore,
-    workspace: &crate::workspaces::Workspace,
+    precondition: &Precondition,
     id: &str,
     audit: crate::audit::AuditEvent,
     now_ms: i64,
-) -> Result<KeyRecord, ApiError> {
-    if workspace.read_only {
-        return Err(ApiError::WorkspaceReadOnly);
-    }
+) -> Result<Revocation, ApiError> {
     let audit = audit.target(id.to_string());
-    store.revoke_key(&workspace.id, id, now_ms, &audit).await?.ok_or(ApiError::NotFound)
+    store.revoke_key(precondition, id, now_ms, &audit).await?.ok_or(ApiError::NotFound)
+}
+
+/// A reroll's outcome: the successor (its plaintext shown once) and when the old key stops.
+#[derive(Debug)]
+pub struct Rerolled {
+    pub successor: KeyRecord,
+    pub key: PlatformKey,
+    pub old_key_stops_at: i64,
 }
 
 /// Issues a successor with the same name, capabilities, subject, rate limit and expiry; the
-/// old key keeps working for `grace_seconds`.
+/// old key keeps working for `grace_seconds`. The caller must hold everything the successor
+/// will: its capabilities and, when the caller is bounded, its expiry, rate limit and subject.
 pub async fn reroll(
     store: &impl KeyStore,
     caller: &Caller,
@@ -126,10 +140,12 @@ pub async fn reroll(
     grace_seconds: u64,
     prefix: &KeyPrefix,
     now_ms: i64,
-) -> Result<(KeyRecord, PlatformKey), ApiError> {
+) -> Result<Rerolled, ApiError> {
     caller.require("keys:write")?;
     caller.require_writable()?;
     let old = store.key(&caller.workspace.id, id).await?.ok_or(ApiError::NotFound)?;
+    check_may_manage(&caller.key, &old)?;
+    Terms::of(&old).check_within(&caller.key)?;
     if old.revoked_at.is_some_and(|at| at <= now_ms) {
         return Err(ApiError::KeyRevoked);
     }
@@ -146,13 +162,14 @@ pub async fn reroll(
         rerolled_from: Some(old.id.clone()),
     };
     let (successor, key) = KeyRecord::issue(spec, prefix, now_ms);
-    let old_ends_at = now_ms + grace_seconds as i64 * 1000;
     let audit = caller
         .audit("key.rerolled", now_ms)
         .target(old.id.clone())
         .detail(json!({"successor": successor.id, "grace_seconds": grace_seconds}));
-    if !store.reroll_key(&old.id, &successor, old_ends_at, now_ms, &audit).await? {
-        return Err(ApiError::KeyRevoked);
+    let grace_ms = grace_seconds as i64 * 1000;
+    // Live is judged again when the batch commits: a revoke that committed first wins.
+    match store.reroll_key(&old.id, &successor, grace_ms, now_ms, &audit, &caller.write_precondition()).await? {
+        Some(old_key_stops_at) => Ok(Rerolled { successor, key, old_key_stops_at }),
+        None => Err(ApiError::KeyRevoked),
     }
-    Ok((successor, key))
 }

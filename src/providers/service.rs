@@ -11,7 +11,7 @@ use crate::audit::AuditEvent;
 use crate::crypto::random::random_base62;
 use crate::error::ApiError;
 use crate::keys::auth::Caller;
-use crate::store::{BlobStore, KeyStore, ProviderStore};
+use crate::store::{BlobStore, KeyStore, Precondition, ProviderStore};
 use crate::vault::{self, Keks, SecretContext};
 
 const MAX_MODEL_CHARS: usize = 200;
@@ -111,11 +111,12 @@ pub async fn configure(
     blobs: &impl BlobStore,
     client: &impl ProviderClient,
     vault: &Vault<'_>,
-    workspace_id: &str,
+    precondition: &Precondition,
     request: Configure,
     audit: AuditEvent,
     now_ms: i64,
 ) -> Result<ProviderRecord, ApiError> {
+    let workspace_id = precondition.workspace_id.as_str();
     let provider = request.provider;
     check_key(provider, &request.api_key)?;
     let host = check_host(provider, request.api_host.as_deref(), vault.allow_insecure_hosts)?;
@@ -156,9 +157,17 @@ pub async fn configure(
         audit.target(provider.as_str()).detail(json!({"version": version, "replaced": current.is_some(), "key_hint": record.key_hint}));
     let expected = current.as_ref().map(|c| c.version);
     let retired = current.as_ref().map(|c| c.blob_name.as_str());
-    if !store.save_provider(&record, expected, request.make_default, retired, &audit).await? {
-        blobs.delete_blob(&record.blob_name).await?;
-        return Err(ApiError::Conflict);
+    match store.save_provider(&record, expected, request.make_default, retired, &audit, precondition).await {
+        Ok(true) => {}
+        Ok(false) => {
+            blobs.delete_blob(&record.blob_name).await?;
+            return Err(ApiError::Conflict);
+        }
+        Err(refused) => {
+            // Nothing points at the new blob: it would only be an orphan.
+            blobs.delete_blob(&record.blob_name).await?;
+            return Err(refused.into());
+        }
     }
     store.provider(workspace_id, provider).await?.ok_or_else(|| ApiError::internal("saved provider vanished"))
 }
@@ -171,7 +180,7 @@ pub async fn remove(store: &impl ProviderStore, caller: &Caller, provider: Provi
     caller.require("providers:write")?;
     caller.require_writable()?;
     let audit = caller.audit("provider.removed", now_ms).target(provider.as_str());
-    store.remove_provider(&caller.workspace.id, provider, now_ms, &audit).await?.ok_or(ApiError::NotConfigured)
+    store.remove_provider(&caller.write_precondition(), provider, now_ms, &audit).await?.ok_or(ApiError::NotConfigured)
 }
 
 /// Reads and decrypts the current key of a config. A pointer whose blob KV does not show yet
@@ -206,11 +215,11 @@ pub async fn revalidate(
     blobs: &impl BlobStore,
     client: &impl ProviderClient,
     vault: &Vault<'_>,
-    workspace_id: &str,
+    precondition: &Precondition,
     provider: ProviderId,
     now_ms: i64,
 ) -> Result<Revalidation, ApiError> {
-    let record = get(store, workspace_id, provider).await?;
+    let record = get(store, &precondition.workspace_id, provider).await?;
     let api_key = open_key(blobs, vault.keks, &record).await?;
     // The stored host passed the policy when it was configured.
     let host = ApiHost::parse(&record.api_host, true).map_err(ApiError::internal)?;
@@ -231,7 +240,7 @@ pub async fn revalidate(
     };
     let mut updated = record.clone();
     if let Some(status) = status {
-        store.set_provider_status(workspace_id, provider, record.version, status, now_ms).await?;
+        store.set_provider_status(precondition, provider, record.version, status, now_ms).await?;
         updated.status = status;
         updated.validated_at = Some(now_ms);
     }
@@ -287,7 +296,7 @@ pub async fn set_route(store: &(impl ProviderStore + KeyStore), caller: &Caller,
             return Err(ApiError::ProviderNotConfigured { provider: provider.as_str().to_string() });
         }
     }
-    store.save_route(&route).await?;
+    store.save_route(&route, &caller.write_precondition()).await?;
     let audit = caller.audit("agent.routed", route.updated_at).target(route.agent_id.clone()).detail(route.to_json());
     store.append_audit(&[audit]).await?;
     Ok(route)
@@ -297,7 +306,7 @@ pub async fn set_route(store: &(impl ProviderStore + KeyStore), caller: &Caller,
 pub async fn remove_route(store: &(impl ProviderStore + KeyStore), caller: &Caller, agent_id: &str, now_ms: i64) -> Result<(), ApiError> {
     caller.require("providers:write")?;
     caller.require_writable()?;
-    if store.remove_route(&caller.workspace.id, agent_id).await? {
+    if store.remove_route(&caller.write_precondition(), agent_id).await? {
         store.append_audit(&[caller.audit("agent.unrouted", now_ms).target(agent_id.to_string())]).await?;
     }
     Ok(())
@@ -343,11 +352,11 @@ pub async fn resolve(
     store: &impl ProviderStore,
     blobs: &impl BlobStore,
     keks: &Keks,
-    workspace_id: &str,
+    precondition: &Precondition,
     agent_id: Option<&str>,
     provider: Option<ProviderId>,
 ) -> Result<Resolved, ApiError> {
-    let found = store.resolution(workspace_id, agent_id, provider).await?;
+    let found = store.resolution(precondition, agent_id, provider).await?;
     let routed_to = if provider.is_none() { found.route.as_ref() } else { None };
     if let Some(route) = routed_to {
         if route.provider.is_none() {

@@ -15,7 +15,7 @@ impl KvBlobs {
 }
 
 fn kv_error(error: worker::kv::KvError) -> StoreError {
-    StoreError(format!("KV: {error}"))
+    StoreError::Failed(format!("KV: {error}"))
 }
 
 impl BlobStore for KvBlobs {

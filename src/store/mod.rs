@@ -14,14 +14,66 @@ pub mod d1;
 pub mod kv;
 pub mod memory;
 
-/// A storage failure. Its text goes to the log under the request id, never to the client.
+/// Why storage did not do what it was asked.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("storage: {0}")]
-pub struct StoreError(pub String);
+pub enum StoreError {
+    /// A storage failure. Its text goes to the log under the request id, never to the client.
+    #[error("storage: {0}")]
+    Failed(String),
+    /// The write's precondition no longer held when it would have committed; nothing was written.
+    #[error("precondition: {0:?}")]
+    Refused(Refusal),
+}
+
+/// Which part of a [`Precondition`] failed at commit time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// The calling key was revoked or expired while its request was in flight.
+    CallerNotLive,
+    /// The workspace became read-only while the request was in flight.
+    WorkspaceReadOnly,
+}
 
 impl From<StoreError> for ApiError {
     fn from(error: StoreError) -> Self {
-        ApiError::internal(error)
+        match error {
+            StoreError::Failed(_) => ApiError::internal(error),
+            StoreError::Refused(Refusal::CallerNotLive) => ApiError::Unauthorized,
+            StoreError::Refused(Refusal::WorkspaceReadOnly) => ApiError::WorkspaceReadOnly,
+        }
+    }
+}
+
+/// What must still hold when a write commits, checked in the same batch as the write: the
+/// key it is made for (if a key makes it) is still live, and the workspace is still writable
+/// (for the writes a read-only workspace refuses). Authentication happens when a request
+/// arrives; this is what keeps "revoked takes effect on the next request" true for a request
+/// whose body arrives after the revocation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Precondition {
+    pub workspace_id: String,
+    pub key_id: Option<String>,
+    pub writable: bool,
+}
+
+impl Precondition {
+    /// A write made by a signed webhook or the operator: only the workspace's state counts.
+    pub fn workspace_writable(workspace_id: &str) -> Self {
+        Precondition { workspace_id: workspace_id.to_string(), key_id: None, writable: true }
+    }
+
+    /// No condition at all: the scheduled handler's own writes.
+    pub fn unconditional(workspace_id: &str) -> Self {
+        Precondition { workspace_id: workspace_id.to_string(), key_id: None, writable: false }
+    }
+
+    /// The same precondition without the read-only check (re-validation, resolve).
+    pub fn even_read_only(&self) -> Self {
+        Precondition { writable: false, ..self.clone() }
+    }
+
+    pub fn is_unconditional(&self) -> bool {
+        self.key_id.is_none() && !self.writable
     }
 }
 
@@ -91,7 +143,7 @@ pub trait KeyStore: AuditStore {
     /// Counts one failed authentication from `ip` in the window starting at `window_start`;
     /// returns the failures of that window including this one.
     async fn record_auth_failure(&self, ip: &str, window_start: i64) -> Result<u32, StoreError>;
-    async fn insert_key(&self, key: &KeyRecord, audit: &AuditEvent) -> Result<(), StoreError>;
+    async fn insert_key(&self, key: &KeyRecord, audit: &AuditEvent, precondition: &Precondition) -> Result<(), StoreError>;
     async fn key(&self, workspace_id: &str, id: &str) -> Result<Option<KeyRecord>, StoreError>;
     /// Newest first after `after`; revoked keys (grace ended) only when `include_revoked`.
     async fn keys_after(
@@ -102,24 +154,40 @@ pub trait KeyStore: AuditStore {
         after: Option<&Cursor>,
         limit: usize,
     ) -> Result<Vec<KeyRecord>, StoreError>;
-    /// Revokes a live key now and records `audit` if this call revoked it; returns the key as
-    /// stored afterwards, or `None` when the workspace has no such key.
-    async fn revoke_key(&self, workspace_id: &str, id: &str, now_ms: i64, audit: &AuditEvent) -> Result<Option<KeyRecord>, StoreError>;
-    /// Stores `successor` and ends `old_id` at `old_ends_at` (or earlier if it already ends
-    /// sooner), only if `old_id` is still live (unrevoked, unexpired); `false` when it was not.
+    /// Revokes a live key of the precondition's workspace as of the commit, and records `audit`
+    /// if this call revoked it; `None` when the workspace has no such key.
+    async fn revoke_key(
+        &self,
+        precondition: &Precondition,
+        id: &str,
+        now_ms: i64,
+        audit: &AuditEvent,
+    ) -> Result<Option<Revocation>, StoreError>;
+    /// Stores `successor` and ends `old_id` `grace_ms` after the commit (or earlier if it
+    /// already ends sooner), only if `old_id` is still live when it commits; returns when the
+    /// old key stops working, or `None` when it was no longer live.
     async fn reroll_key(
         &self,
         old_id: &str,
         successor: &KeyRecord,
-        old_ends_at: i64,
+        grace_ms: i64,
         now_ms: i64,
         audit: &AuditEvent,
-    ) -> Result<bool, StoreError>;
+        precondition: &Precondition,
+    ) -> Result<Option<i64>, StoreError>;
     /// Revokes now every live (unrevoked, unexpired) key whose hash is listed (in `workspace_id` only, when given);
     /// returns the keys it revoked.
     async fn revoke_by_hashes(&self, key_hashes: &[String], workspace_id: Option<&str>, now_ms: i64) -> Result<Vec<KeyRecord>, StoreError>;
     /// Records a use; skipped by the store when one was recorded within the last minute.
     async fn touch_last_used(&self, key_id: &str, now_ms: i64) -> Result<(), StoreError>;
+}
+
+/// A revoke's outcome: the key as stored afterwards, and whether this call revoked it (a
+/// repeat finds it revoked already and answers the first revocation's time).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Revocation {
+    pub key: KeyRecord,
+    pub revoked_now: bool,
 }
 
 /// Newest-first order shared by every list: (created_at, id) descending.
@@ -151,11 +219,13 @@ pub trait ProviderStore {
         make_default: bool,
         retired_blob: Option<&str>,
         audit: &AuditEvent,
+        precondition: &Precondition,
     ) -> Result<bool, StoreError>;
-    /// Removes the config (retiring its blob) and returns it; `None` if not configured.
+    /// Removes the config of the precondition's workspace (retiring its blob) and returns it;
+    /// `None` if not configured.
     async fn remove_provider(
         &self,
-        workspace_id: &str,
+        precondition: &Precondition,
         provider: ProviderId,
         now_ms: i64,
         audit: &AuditEvent,
@@ -163,16 +233,23 @@ pub trait ProviderStore {
     /// Records a validation result for the config at `version` (a replaced config is left alone).
     async fn set_provider_status(
         &self,
-        workspace_id: &str,
+        precondition: &Precondition,
         provider: ProviderId,
         version: i64,
         status: KeyStatus,
         validated_at: i64,
     ) -> Result<(), StoreError>;
     async fn route(&self, workspace_id: &str, agent_id: &str) -> Result<Option<AgentRoute>, StoreError>;
-    async fn save_route(&self, route: &AgentRoute) -> Result<(), StoreError>;
-    async fn remove_route(&self, workspace_id: &str, agent_id: &str) -> Result<bool, StoreError>;
-    async fn resolution(&self, workspace_id: &str, agent_id: Option<&str>, provider: Option<ProviderId>) -> Result<Resolution, StoreError>;
+    async fn save_route(&self, route: &AgentRoute, precondition: &Precondition) -> Result<(), StoreError>;
+    async fn remove_route(&self, precondition: &Precondition, agent_id: &str) -> Result<bool, StoreError>;
+    /// Reads what resolving needs for the precondition's workspace, only if the precondition
+    /// still holds: a key revoked while its resolve was in flight gets no secret.
+    async fn resolution(
+        &self,
+        precondition: &Precondition,
+        agent_id: Option<&str>,
+        provider: Option<ProviderId>,
+    ) -> Result<Resolution, StoreError>;
     /// Configs whose blob is sealed under another KEK than `current_kek`, at most `limit`.
     async fn configs_not_under(&self, current_kek: &str, limit: usize) -> Result<Vec<ProviderRecord>, StoreError>;
     /// Points a config at a re-wrapped copy of its blob, only if it still points at
@@ -235,7 +312,13 @@ pub trait WebhookStore {
     async fn latest_webhook_secret_version(&self, workspace_id: &str) -> Result<i64, StoreError>;
     /// Stores `secret` as current and lets the previous ones expire by `grace_end` (or sooner,
     /// if they already did); `false` when another rotation took that version first.
-    async fn rotate_webhook_secret(&self, secret: &SealedSecret, grace_end: i64, audit: &AuditEvent) -> Result<bool, StoreError>;
+    async fn rotate_webhook_secret(
+        &self,
+        secret: &SealedSecret,
+        grace_end: i64,
+        audit: &AuditEvent,
+        precondition: &Precondition,
+    ) -> Result<bool, StoreError>;
     /// Claims `webhook_id` for this delivery in one conditional insert; the insert decides.
     async fn claim_receipt(&self, workspace_id: &str, webhook_id: &str, now_ms: i64) -> Result<ReceiptClaim, StoreError>;
     async fn finish_receipt(&self, workspace_id: &str, webhook_id: &str, status: u16, body: &str) -> Result<(), StoreError>;
@@ -244,8 +327,14 @@ pub trait WebhookStore {
     async fn endpoint(&self, workspace_id: &str) -> Result<Option<Endpoint>, StoreError>;
     /// Stores the endpoint if the stored one is still at `expected_version` (`None`: there is
     /// none); `false` when a concurrent change won.
-    async fn save_endpoint(&self, endpoint: &Endpoint, expected_version: Option<i64>, audit: &AuditEvent) -> Result<bool, StoreError>;
-    async fn remove_endpoint(&self, workspace_id: &str, audit: &AuditEvent) -> Result<bool, StoreError>;
+    async fn save_endpoint(
+        &self,
+        endpoint: &Endpoint,
+        expected_version: Option<i64>,
+        audit: &AuditEvent,
+        precondition: &Precondition,
+    ) -> Result<bool, StoreError>;
+    async fn remove_endpoint(&self, precondition: &Precondition, audit: &AuditEvent) -> Result<bool, StoreError>;
     /// Queues `event` if the workspace has an endpoint; `false` when it has none.
     async fn enqueue(&self, event: &OutboxEvent, now_ms: i64) -> Result<bool, StoreError>;
     /// Reserves the next due delivery (or the one `only`) for `LEASE_MS` under a fresh lease; a

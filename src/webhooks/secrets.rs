@@ -8,7 +8,7 @@ use super::signature::WebhookSecret;
 use crate::audit::AuditEvent;
 use crate::error::ApiError;
 use crate::providers::host::ApiHost;
-use crate::store::{Endpoint, SealedSecret, SecretKind, WebhookStore};
+use crate::store::{Endpoint, Precondition, SealedSecret, SecretKind, WebhookStore};
 use crate::vault::{self, Keks, SecretContext};
 
 pub const DEFAULT_GRACE_SECONDS: u64 = 3_600;
@@ -41,16 +41,17 @@ pub fn open(keks: &Keks, kind: SecretKind, secret: &SealedSecret) -> Result<Webh
 pub async fn rotate_inbound(
     store: &impl WebhookStore,
     keks: &Keks,
-    workspace_id: &str,
+    precondition: &Precondition,
     grace_seconds: u64,
     audit: AuditEvent,
     now_ms: i64,
 ) -> Result<(WebhookSecret, i64), ApiError> {
+    let workspace_id = precondition.workspace_id.as_str();
     let secret = WebhookSecret::generate();
     let version = store.latest_webhook_secret_version(workspace_id).await? + 1;
     let sealed = seal(keks, SecretKind::Webhook, workspace_id, version, &secret, now_ms)?;
     let audit = audit.detail(json!({"version": version, "grace_seconds": grace_seconds}));
-    if !store.rotate_webhook_secret(&sealed, now_ms + grace_seconds as i64 * 1000, &audit).await? {
+    if !store.rotate_webhook_secret(&sealed, now_ms + grace_seconds as i64 * 1000, &audit, precondition).await? {
         return Err(ApiError::Conflict);
     }
     Ok((secret, now_ms))
@@ -65,12 +66,13 @@ pub async fn honoured(store: &impl WebhookStore, keks: &Keks, workspace_id: &str
 pub async fn set_endpoint(
     store: &impl WebhookStore,
     keks: &Keks,
-    workspace_id: &str,
+    precondition: &Precondition,
     url: &str,
     allow_insecure: bool,
     audit: AuditEvent,
     now_ms: i64,
 ) -> Result<(Endpoint, WebhookSecret), ApiError> {
+    let workspace_id = precondition.workspace_id.as_str();
     let url = ApiHost::parse(url, allow_insecure).map_err(|reason| ApiError::InvalidHost { field: "url".into(), reason })?;
     let current = store.endpoint(workspace_id).await?.map(|e| e.secret.version);
     let version = current.map_or(1, |v| v + 1);
@@ -78,7 +80,7 @@ pub async fn set_endpoint(
     let endpoint =
         Endpoint { url: url.as_str().to_string(), secret: seal(keks, SecretKind::Endpoint, workspace_id, version, &secret, now_ms)? };
     // Two registrations at once: only one secret may be the one that signs, so the other loses.
-    if !store.save_endpoint(&endpoint, current, &audit.detail(json!({"url": endpoint.url}))).await? {
+    if !store.save_endpoint(&endpoint, current, &audit.detail(json!({"url": endpoint.url})), precondition).await? {
         return Err(ApiError::Conflict);
     }
     Ok((endpoint, secret))

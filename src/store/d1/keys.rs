@@ -4,14 +4,14 @@ use serde::Deserialize;
 use worker::wasm_bindgen::JsValue;
 
 use super::{
-    insert_audit_statement, insert_key_statement, int, opt_text, store_error, text, D1Store, Guard, KeyRow, WorkspaceRow, KEY_COLUMNS,
-    WORKSPACE_COLUMNS,
+    insert_audit_statement, insert_key_statement, int, opt_text, store_error, text, D1Store, Guard, KeyRow, WorkspaceRow, DB_NOW_MS,
+    KEY_COLUMNS, WORKSPACE_COLUMNS,
 };
 use crate::audit::AuditEvent;
 use crate::keys::limits::FAILED_ATTEMPT_LIMIT;
 use crate::keys::KeyRecord;
 use crate::page::Cursor;
-use crate::store::{AuthFinding, AuthProbe, KeyStore, RateHits, StoreError};
+use crate::store::{AuthFinding, AuthProbe, KeyStore, Precondition, RateHits, Revocation, StoreError};
 
 /// D1 binds at most 100 parameters per statement.
 const HASHES_PER_STATEMENT: usize = 90;
@@ -19,6 +19,11 @@ const HASHES_PER_STATEMENT: usize = 90;
 #[derive(Deserialize)]
 struct FailuresRow {
     failures: Option<i64>,
+}
+
+#[derive(Deserialize)]
+struct RevokedAtRow {
+    revoked_at: Option<i64>,
 }
 
 #[derive(Deserialize)]
@@ -71,7 +76,7 @@ impl KeyStore for D1Store {
         )?;
         let results = self.db.batch(vec![failures, key, workspace, count_use]).await.map_err(store_error)?;
         let [failures, key, workspace, hits] = results.as_slice() else {
-            return Err(StoreError(format!("authenticate batch returned {} results", results.len())));
+            return Err(StoreError::Failed(format!("authenticate batch returned {} results", results.len())));
         };
         let ip_failures = failures.results::<FailuresRow>().map_err(store_error)?.first().and_then(|r| r.failures).unwrap_or(0);
         let key = key.results::<KeyRow>().map_err(store_error)?.into_iter().next();
@@ -104,9 +109,9 @@ impl KeyStore for D1Store {
         Ok(row.and_then(|r| r.failures).unwrap_or(1) as u32)
     }
 
-    async fn insert_key(&self, key: &KeyRecord, audit: &AuditEvent) -> Result<(), StoreError> {
+    async fn insert_key(&self, key: &KeyRecord, audit: &AuditEvent, precondition: &Precondition) -> Result<(), StoreError> {
         let statements = vec![insert_key_statement(self, key, None)?, insert_audit_statement(self, audit, None)?];
-        self.db.batch(statements).await.map_err(store_error)?;
+        self.batch_under(precondition, statements).await?;
         Ok(())
     }
 
@@ -143,10 +148,20 @@ impl KeyStore for D1Store {
         rows.into_iter().map(KeyRow::into_record).collect()
     }
 
-    async fn revoke_key(&self, workspace_id: &str, id: &str, now_ms: i64, audit: &AuditEvent) -> Result<Option<KeyRecord>, StoreError> {
+    async fn revoke_key(
+        &self,
+        precondition: &Precondition,
+        id: &str,
+        _now_ms: i64,
+        audit: &AuditEvent,
+    ) -> Result<Option<Revocation>, StoreError> {
+        let workspace_id = precondition.workspace_id.as_str();
+        // Stamped with the commit's own time, so that no later commit can see the key live.
         let revoke = self.statement(
-            "UPDATE api_keys SET revoked_at = ?3 WHERE id = ?1 AND workspace_id = ?2 AND (revoked_at IS NULL OR revoked_at > ?3)",
-            &[text(id), text(workspace_id), int(now_ms)],
+            &format!(
+                "UPDATE api_keys SET revoked_at = {DB_NOW_MS} WHERE id = ?1 AND workspace_id = ?2                  AND (revoked_at IS NULL OR revoked_at > {DB_NOW_MS}) RETURNING id"
+            ),
+            &[text(id), text(workspace_id)],
         )?;
         // Audited only by the call that revoked it: changes() is the UPDATE's row count.
         let audit = insert_audit_statement(self, audit, Some(Guard { sql: "changes() > 0", args: vec![] }))?;
@@ -154,35 +169,46 @@ impl KeyStore for D1Store {
             &format!("SELECT {KEY_COLUMNS} FROM api_keys WHERE id = ?1 AND workspace_id = ?2"),
             &[text(id), text(workspace_id)],
         )?;
-        let results = self.db.batch(vec![revoke, audit, read]).await.map_err(store_error)?;
+        let results = self.batch_under(precondition, vec![revoke, audit, read]).await?;
+        let revoked_now = results
+            .first()
+            .map(|r| r.results::<serde_json::Value>())
+            .transpose()
+            .map_err(store_error)?
+            .is_some_and(|rows| !rows.is_empty());
         let row = results.get(2).map(|r| r.results::<KeyRow>()).transpose().map_err(store_error)?;
-        row.and_then(|rows| rows.into_iter().next()).map(KeyRow::into_record).transpose()
+        let key = row.and_then(|rows| rows.into_iter().next()).map(KeyRow::into_record).transpose()?;
+        Ok(key.map(|key| Revocation { key, revoked_now }))
     }
 
     async fn reroll_key(
         &self,
         old_id: &str,
         successor: &KeyRecord,
-        old_ends_at: i64,
-        now_ms: i64,
+        grace_ms: i64,
+        _now_ms: i64,
         audit: &AuditEvent,
-    ) -> Result<bool, StoreError> {
-        let old_is_live = Guard {
-            sql: "EXISTS (SELECT 1 FROM api_keys WHERE id = ?16 AND workspace_id = ?17 AND (revoked_at IS NULL OR revoked_at > ?18) \
-                  AND (expires_at IS NULL OR expires_at > ?18))",
-            args: vec![text(old_id), text(&successor.workspace_id), int(now_ms)],
-        };
+        precondition: &Precondition,
+    ) -> Result<Option<i64>, StoreError> {
+        // Judged by the commit's own clock: a revoke that committed first always wins.
+        let old_is_live_sql = format!(
+            "EXISTS (SELECT 1 FROM api_keys WHERE id = ?16 AND workspace_id = ?17 \
+             AND (revoked_at IS NULL OR revoked_at > {DB_NOW_MS}) AND (expires_at IS NULL OR expires_at > {DB_NOW_MS}))"
+        );
+        let old_is_live = Guard { sql: &old_is_live_sql, args: vec![text(old_id), text(&successor.workspace_id)] };
         let insert = insert_key_statement(self, successor, Some(old_is_live))?;
         let end_old = self.statement(
-            "UPDATE api_keys SET revoked_at = MIN(COALESCE(revoked_at, ?2), ?2) \
-             WHERE id = ?1 AND EXISTS (SELECT 1 FROM api_keys WHERE id = ?3)",
-            &[text(old_id), int(old_ends_at), text(&successor.id)],
+            &format!(
+                "UPDATE api_keys SET revoked_at = MIN(COALESCE(revoked_at, {DB_NOW_MS} + ?2), {DB_NOW_MS} + ?2) \
+                 WHERE id = ?1 AND EXISTS (SELECT 1 FROM api_keys WHERE id = ?3) RETURNING revoked_at"
+            ),
+            &[text(old_id), int(grace_ms), text(&successor.id)],
         )?;
         let successor_exists = Guard { sql: "EXISTS (SELECT 1 FROM api_keys WHERE id = ?9)", args: vec![text(&successor.id)] };
         let audit = insert_audit_statement(self, audit, Some(successor_exists))?;
-        let results = self.db.batch(vec![insert, end_old, audit]).await.map_err(store_error)?;
-        let inserted = results.first().and_then(|r| r.meta().ok().flatten()).and_then(|meta| meta.changes).unwrap_or(0);
-        Ok(inserted > 0)
+        let results = self.batch_under(precondition, vec![insert, end_old, audit]).await?;
+        let ended = results.get(1).map(|r| r.results::<RevokedAtRow>()).transpose().map_err(store_error)?;
+        Ok(ended.and_then(|rows| rows.into_iter().next()).and_then(|row| row.revoked_at))
     }
 
     async fn revoke_by_hashes(&self, key_hashes: &[String], workspace_id: Option<&str>, now_ms: i64) -> Result<Vec<KeyRecord>, StoreError> {

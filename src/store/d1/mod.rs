@@ -2,7 +2,7 @@
 
 use serde::Deserialize;
 use worker::wasm_bindgen::JsValue;
-use worker::{D1Database, D1PreparedStatement};
+use worker::{D1Database, D1PreparedStatement, D1Result};
 
 mod audit;
 mod housekeeping;
@@ -11,7 +11,7 @@ mod providers;
 mod webhooks;
 mod workspaces;
 
-use super::StoreError;
+use super::{Precondition, Refusal, StoreError};
 use crate::audit::AuditEvent;
 use crate::keys::{Capabilities, KeyRecord, RateLimit};
 use crate::workspaces::Workspace;
@@ -28,10 +28,48 @@ impl D1Store {
     pub(crate) fn statement(&self, sql: &str, args: &[JsValue]) -> Result<D1PreparedStatement, StoreError> {
         self.db.prepare(sql).bind(args).map_err(store_error)
     }
+
+    /// Runs `statements` as one batch that commits only if `precondition` still holds when it
+    /// does: the batch opens with an insert into `commit_preconditions`, whose trigger aborts
+    /// it otherwise (migration 0006), and D1 rolls the whole batch back. The results are those
+    /// of `statements`, in order.
+    pub(crate) async fn batch_under(
+        &self,
+        precondition: &Precondition,
+        mut statements: Vec<D1PreparedStatement>,
+    ) -> Result<Vec<D1Result>, StoreError> {
+        if precondition.is_unconditional() {
+            return self.db.batch(statements).await.map_err(store_error);
+        }
+        let check = self.statement(
+            "INSERT INTO commit_preconditions (workspace_id, key_id, writable) VALUES (?1, ?2, ?3)",
+            &[text(&precondition.workspace_id), opt_text(precondition.key_id.as_deref()), int(precondition.writable as i64)],
+        )?;
+        statements.insert(0, check);
+        let mut results = self.db.batch(statements).await.map_err(refused_or_failed)?;
+        results.remove(0);
+        Ok(results)
+    }
+}
+
+/// The database's clock in Unix ms, for conditions that must be judged at commit time: every
+/// commit is ordered by it, so a revoke that committed first is seen by every later commit.
+pub(crate) const DB_NOW_MS: &str = "CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)";
+
+/// Tells a precondition the trigger refused from any other failure, by its message.
+fn refused_or_failed(error: worker::Error) -> StoreError {
+    let text = error.to_string();
+    if text.contains("keywarden_precondition:caller_not_live") {
+        StoreError::Refused(Refusal::CallerNotLive)
+    } else if text.contains("keywarden_precondition:workspace_read_only") {
+        StoreError::Refused(Refusal::WorkspaceReadOnly)
+    } else {
+        StoreError::Failed(text)
+    }
 }
 
 pub(crate) fn store_error(error: worker::Error) -> StoreError {
-    StoreError(error.to_string())
+    StoreError::Failed(error.to_string())
 }
 
 pub(crate) fn text(value: &str) -> JsValue {
@@ -56,8 +94,8 @@ pub(crate) fn json_text(value: &serde_json::Value) -> JsValue {
 }
 
 pub(crate) fn capabilities_from(column: &str) -> Result<Capabilities, StoreError> {
-    let items: Vec<String> = serde_json::from_str(column).map_err(|e| StoreError(format!("capabilities column: {e}")))?;
-    Capabilities::parse(&items).map_err(StoreError)
+    let items: Vec<String> = serde_json::from_str(column).map_err(|e| StoreError::Failed(format!("capabilities column: {e}")))?;
+    Capabilities::parse(&items).map_err(StoreError::Failed)
 }
 
 pub(crate) fn capabilities_text(capabilities: &Capabilities) -> JsValue {
@@ -109,7 +147,7 @@ pub(crate) struct KeyRow {
 impl KeyRow {
     pub(crate) fn into_record(self) -> Result<KeyRecord, StoreError> {
         let subject = match self.subject {
-            Some(text) => Some(serde_json::from_str(&text).map_err(|e| StoreError(format!("subject column: {e}")))?),
+            Some(text) => Some(serde_json::from_str(&text).map_err(|e| StoreError::Failed(format!("subject column: {e}")))?),
             None => None,
         };
         let rate_limit = match (self.rate_limit, self.rate_window_seconds) {

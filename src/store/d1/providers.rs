@@ -7,7 +7,7 @@ use worker::wasm_bindgen::JsValue;
 use super::{insert_audit_statement, int, opt_text, store_error, text, D1Store, Guard};
 use crate::audit::AuditEvent;
 use crate::providers::{AgentRoute, KeyStatus, ProviderId, ProviderRecord};
-use crate::store::{ProviderStore, Resolution, StoreError};
+use crate::store::{Precondition, ProviderStore, Resolution, StoreError};
 
 pub(crate) const PROVIDER_COLUMNS: &str = "workspace_id, provider, api_host, model, fallback_model, config, key_hint, status, \
     validated_at, version, blob_name, kek_id, is_default, updated_at";
@@ -33,9 +33,11 @@ pub(crate) struct ProviderRow {
 impl ProviderRow {
     pub(crate) fn into_record(self) -> Result<ProviderRecord, StoreError> {
         let provider =
-            ProviderId::parse(&self.provider).ok_or_else(|| StoreError(format!("unknown provider column `{}`", self.provider)))?;
-        let status = KeyStatus::parse(&self.status).ok_or_else(|| StoreError(format!("unknown status column `{}`", self.status)))?;
-        let config: Map<String, Value> = serde_json::from_str(&self.config).map_err(|e| StoreError(format!("config column: {e}")))?;
+            ProviderId::parse(&self.provider).ok_or_else(|| StoreError::Failed(format!("unknown provider column `{}`", self.provider)))?;
+        let status =
+            KeyStatus::parse(&self.status).ok_or_else(|| StoreError::Failed(format!("unknown status column `{}`", self.status)))?;
+        let config: Map<String, Value> =
+            serde_json::from_str(&self.config).map_err(|e| StoreError::Failed(format!("config column: {e}")))?;
         Ok(ProviderRecord {
             workspace_id: self.workspace_id,
             provider,
@@ -108,6 +110,7 @@ impl ProviderStore for D1Store {
         make_default: bool,
         retired_blob: Option<&str>,
         audit: &AuditEvent,
+        precondition: &Precondition,
     ) -> Result<bool, StoreError> {
         // Writes only if the stored version is still the one this change read (NULL: none).
         let upsert = self.statement(
@@ -154,19 +157,19 @@ impl ProviderStore for D1Store {
         let won = Guard { sql: "EXISTS (SELECT 1 FROM provider_configs WHERE blob_name = ?9)", args: vec![text(&record.blob_name)] };
         let audit = insert_audit_statement(self, audit, Some(won))?;
         let check = self.statement("SELECT 1 AS won FROM provider_configs WHERE blob_name = ?1", &[text(&record.blob_name)])?;
-        let results = self.db.batch(vec![upsert, move_default, retire, audit, check]).await.map_err(store_error)?;
+        let results = self.batch_under(precondition, vec![upsert, move_default, retire, audit, check]).await?;
         let won = results.get(4).map(|r| r.results::<Won>()).transpose().map_err(store_error)?;
         Ok(won.is_some_and(|rows| !rows.is_empty()))
     }
 
     async fn remove_provider(
         &self,
-        workspace_id: &str,
+        precondition: &Precondition,
         provider: ProviderId,
         now_ms: i64,
         audit: &AuditEvent,
     ) -> Result<Option<ProviderRecord>, StoreError> {
-        let args = [text(workspace_id), text(provider.as_str())];
+        let args = [text(&precondition.workspace_id), text(provider.as_str())];
         let retire = self.statement(
             "INSERT OR IGNORE INTO retired_blobs (blob_name, retired_at) \
              SELECT blob_name, ?3 FROM provider_configs WHERE workspace_id = ?1 AND provider = ?2",
@@ -177,25 +180,23 @@ impl ProviderStore for D1Store {
             &args,
         )?;
         let audit = insert_audit_statement(self, audit, Some(Guard { sql: "changes() > 0", args: vec![] }))?;
-        let results = self.db.batch(vec![retire, delete, audit]).await.map_err(store_error)?;
+        let results = self.batch_under(precondition, vec![retire, delete, audit]).await?;
         first_record(results.get(1))
     }
 
     async fn set_provider_status(
         &self,
-        workspace_id: &str,
+        precondition: &Precondition,
         provider: ProviderId,
         version: i64,
         status: KeyStatus,
         validated_at: i64,
     ) -> Result<(), StoreError> {
-        self.statement(
+        let update = self.statement(
             "UPDATE provider_configs SET status = ?4, validated_at = ?5 WHERE workspace_id = ?1 AND provider = ?2 AND version = ?3",
-            &[text(workspace_id), text(provider.as_str()), int(version), text(status.as_str()), int(validated_at)],
-        )?
-        .run()
-        .await
-        .map_err(store_error)?;
+            &[text(&precondition.workspace_id), text(provider.as_str()), int(version), text(status.as_str()), int(validated_at)],
+        )?;
+        self.batch_under(precondition, vec![update]).await?;
         Ok(())
     }
 
@@ -211,8 +212,8 @@ impl ProviderStore for D1Store {
         Ok(row.map(RouteRow::into_route))
     }
 
-    async fn save_route(&self, route: &AgentRoute) -> Result<(), StoreError> {
-        self.statement(
+    async fn save_route(&self, route: &AgentRoute, precondition: &Precondition) -> Result<(), StoreError> {
+        let upsert = self.statement(
             "INSERT INTO agent_routes (workspace_id, agent_id, provider, model, updated_at) VALUES (?1, ?2, ?3, ?4, ?5) \
              ON CONFLICT (workspace_id, agent_id) DO UPDATE SET provider = excluded.provider, model = excluded.model, \
              updated_at = excluded.updated_at",
@@ -223,24 +224,27 @@ impl ProviderStore for D1Store {
                 opt_text(route.model.as_deref()),
                 int(route.updated_at),
             ],
-        )?
-        .run()
-        .await
-        .map_err(store_error)?;
+        )?;
+        self.batch_under(precondition, vec![upsert]).await?;
         Ok(())
     }
 
-    async fn remove_route(&self, workspace_id: &str, agent_id: &str) -> Result<bool, StoreError> {
-        let result = self
-            .statement("DELETE FROM agent_routes WHERE workspace_id = ?1 AND agent_id = ?2", &[text(workspace_id), text(agent_id)])?
-            .run()
-            .await
-            .map_err(store_error)?;
-        Ok(result.meta().map_err(store_error)?.and_then(|m| m.changes).unwrap_or(0) > 0)
+    async fn remove_route(&self, precondition: &Precondition, agent_id: &str) -> Result<bool, StoreError> {
+        let delete = self.statement(
+            "DELETE FROM agent_routes WHERE workspace_id = ?1 AND agent_id = ?2",
+            &[text(&precondition.workspace_id), text(agent_id)],
+        )?;
+        let results = self.batch_under(precondition, vec![delete]).await?;
+        Ok(results.first().and_then(|r| r.meta().ok().flatten()).and_then(|m| m.changes).unwrap_or(0) > 0)
     }
 
-    async fn resolution(&self, workspace_id: &str, agent_id: Option<&str>, provider: Option<ProviderId>) -> Result<Resolution, StoreError> {
-        let args = [text(workspace_id), opt_text(agent_id), opt_text(provider.map(ProviderId::as_str))];
+    async fn resolution(
+        &self,
+        precondition: &Precondition,
+        agent_id: Option<&str>,
+        provider: Option<ProviderId>,
+    ) -> Result<Resolution, StoreError> {
+        let args = [text(&precondition.workspace_id), opt_text(agent_id), opt_text(provider.map(ProviderId::as_str))];
         let route = self.statement(
             "SELECT workspace_id, agent_id, provider, model, updated_at FROM agent_routes WHERE workspace_id = ?1 AND agent_id = ?2",
             &args[..2],
@@ -256,7 +260,7 @@ impl ProviderStore for D1Store {
             ),
             &args,
         )?;
-        let results = self.db.batch(vec![route, config]).await.map_err(store_error)?;
+        let results = self.batch_under(precondition, vec![route, config]).await?;
         let route = match results.first() {
             Some(result) => result.results::<RouteRow>().map_err(store_error)?.into_iter().next().map(RouteRow::into_route),
             None => None,

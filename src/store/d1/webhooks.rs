@@ -7,7 +7,7 @@ use worker::wasm_bindgen::JsValue;
 use super::{insert_audit_statement, int, opt_text, store_error, text, D1Store, Guard};
 use crate::audit::AuditEvent;
 use crate::crypto::random::random_base62;
-use crate::store::{Endpoint, ReceiptClaim, SealedSecret, StoreError, WebhookStore, STALE_CLAIM_MS};
+use crate::store::{Endpoint, Precondition, ReceiptClaim, SealedSecret, StoreError, WebhookStore, STALE_CLAIM_MS};
 use crate::webhooks::outbox::{Attempt, OutboxEvent, EVENT_TYPES, LEASE_MS};
 
 #[derive(Deserialize)]
@@ -86,7 +86,13 @@ impl WebhookStore for D1Store {
         Ok(row.and_then(|r| r.latest).unwrap_or(0))
     }
 
-    async fn rotate_webhook_secret(&self, secret: &SealedSecret, grace_end: i64, audit: &AuditEvent) -> Result<bool, StoreError> {
+    async fn rotate_webhook_secret(
+        &self,
+        secret: &SealedSecret,
+        grace_end: i64,
+        audit: &AuditEvent,
+        precondition: &Precondition,
+    ) -> Result<bool, StoreError> {
         let insert = self.statement(
             "INSERT OR IGNORE INTO webhook_secrets (workspace_id, version, sealed, kek_id, created_at, expires_at) \
              VALUES (?1, ?2, ?3, ?4, ?5, NULL)",
@@ -108,7 +114,7 @@ impl WebhookStore for D1Store {
                 args: vec![text(&secret.workspace_id), int(secret.version), text(&secret.sealed)],
             }),
         )?;
-        let results = self.db.batch(vec![insert, expire_previous, audit]).await.map_err(store_error)?;
+        let results = self.batch_under(precondition, vec![insert, expire_previous, audit]).await?;
         let inserted = results.first().and_then(|r| r.meta().ok().flatten()).and_then(|m| m.changes).unwrap_or(0);
         Ok(inserted > 0)
     }
@@ -132,7 +138,7 @@ impl WebhookStore for D1Store {
         let results = self.db.batch(vec![insert, take_over, read]).await.map_err(store_error)?;
         let row =
             results.get(2).map(|r| r.results::<ReceiptRow>()).transpose().map_err(store_error)?.and_then(|rows| rows.into_iter().next());
-        let Some(row) = row else { return Err(StoreError("receipt vanished after its insert".into())) };
+        let Some(row) = row else { return Err(StoreError::Failed("receipt vanished after its insert".into())) };
         Ok(match (row.claim == claim, row.status, row.response) {
             (true, _, _) => ReceiptClaim::Won,
             (false, Some(status), Some(body)) => ReceiptClaim::Answered { status: status as u16, body },
@@ -183,7 +189,13 @@ impl WebhookStore for D1Store {
         }))
     }
 
-    async fn save_endpoint(&self, endpoint: &Endpoint, expected_version: Option<i64>, audit: &AuditEvent) -> Result<bool, StoreError> {
+    async fn save_endpoint(
+        &self,
+        endpoint: &Endpoint,
+        expected_version: Option<i64>,
+        audit: &AuditEvent,
+        precondition: &Precondition,
+    ) -> Result<bool, StoreError> {
         let secret = &endpoint.secret;
         let upsert = self.statement(
             "INSERT INTO notification_endpoints (workspace_id, url, sealed, kek_id, version, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6) \
@@ -200,14 +212,14 @@ impl WebhookStore for D1Store {
             ],
         )?;
         let audit = insert_audit_statement(self, audit, Some(Guard { sql: "changes() > 0", args: vec![] }))?;
-        let results = self.db.batch(vec![upsert, audit]).await.map_err(store_error)?;
+        let results = self.batch_under(precondition, vec![upsert, audit]).await?;
         Ok(results.first().and_then(|r| r.meta().ok().flatten()).and_then(|m| m.changes).unwrap_or(0) > 0)
     }
 
-    async fn remove_endpoint(&self, workspace_id: &str, audit: &AuditEvent) -> Result<bool, StoreError> {
-        let delete = self.statement("DELETE FROM notification_endpoints WHERE workspace_id = ?1", &[text(workspace_id)])?;
+    async fn remove_endpoint(&self, precondition: &Precondition, audit: &AuditEvent) -> Result<bool, StoreError> {
+        let delete = self.statement("DELETE FROM notification_endpoints WHERE workspace_id = ?1", &[text(&precondition.workspace_id)])?;
         let audit = insert_audit_statement(self, audit, Some(Guard { sql: "changes() > 0", args: vec![] }))?;
-        let results = self.db.batch(vec![delete, audit]).await.map_err(store_error)?;
+        let results = self.batch_under(precondition, vec![delete, audit]).await?;
         Ok(results.first().and_then(|r| r.meta().ok().flatten()).and_then(|m| m.changes).unwrap_or(0) > 0)
     }
 

@@ -7,7 +7,8 @@ mod providers;
 mod webhooks;
 
 use super::{
-    is_after, is_live, AuditStore, AuthFinding, AuthProbe, Endpoint, KeyStore, RateHits, SealedSecret, StoreError, WorkspaceStore,
+    is_after, is_live, AuditStore, AuthFinding, AuthProbe, Endpoint, KeyStore, Precondition, RateHits, Refusal, Revocation, SealedSecret,
+    StoreError, WorkspaceStore,
 };
 use crate::audit::AuditEvent;
 use crate::keys::limits::{window_start, FAILED_ATTEMPT_LIMIT};
@@ -42,6 +43,9 @@ pub struct MemoryStore {
     pub endpoints: RefCell<HashMap<String, Endpoint>>,
     /// (event, next attempt, lease until, delivered, gave up)
     pub outbox: RefCell<Vec<OutboxRow>>,
+    /// The store's own clock, as D1's: the latest time any call has shown it. Preconditions
+    /// are judged by it, so a key revoked at some time is dead for every later write.
+    pub clock: Cell<i64>,
 }
 
 /// When a webhook id was claimed, and its first answer (status, body) once there is one.
@@ -58,6 +62,27 @@ pub struct OutboxRow {
 }
 
 impl MemoryStore {
+    /// Moves the store's clock forward to `now_ms` if that is later, and returns it.
+    pub fn advance_clock(&self, now_ms: i64) -> i64 {
+        self.clock.set(self.clock.get().max(now_ms));
+        self.clock.get()
+    }
+
+    /// The commit-time check of a write, as the D1 trigger makes it.
+    pub fn hold(&self, precondition: &Precondition) -> Result<(), StoreError> {
+        let now_ms = self.clock.get();
+        if let Some(key_id) = &precondition.key_id {
+            let live = self.keys.borrow().get(key_id).is_some_and(|k| k.workspace_id == precondition.workspace_id && is_live(k, now_ms));
+            if !live {
+                return Err(StoreError::Refused(Refusal::CallerNotLive));
+            }
+        }
+        if precondition.writable && self.workspaces.borrow().get(&precondition.workspace_id).is_none_or(|w| w.read_only) {
+            return Err(StoreError::Refused(Refusal::WorkspaceReadOnly));
+        }
+        Ok(())
+    }
+
     fn newest_first(mut keys: Vec<KeyRecord>) -> Vec<KeyRecord> {
         keys.sort_by(|a, b| (b.created_at, &b.id).cmp(&(a.created_at, &a.id)));
         keys
@@ -68,7 +93,7 @@ impl WorkspaceStore for MemoryStore {
     async fn insert_workspace(&self, workspace: &Workspace, owner_key: &KeyRecord, audit: &AuditEvent) -> Result<(), StoreError> {
         let mut keys = self.keys.borrow_mut();
         if keys.values().any(|k| k.key_hash == owner_key.key_hash) {
-            return Err(StoreError("UNIQUE constraint failed: api_keys.key_hash".into()));
+            return Err(StoreError::Failed("UNIQUE constraint failed: api_keys.key_hash".into()));
         }
         self.workspaces.borrow_mut().insert(workspace.id.clone(), workspace.clone());
         keys.insert(owner_key.id.clone(), owner_key.clone());
@@ -111,6 +136,7 @@ impl WorkspaceStore for MemoryStore {
 
 impl KeyStore for MemoryStore {
     async fn authenticate(&self, probe: &AuthProbe<'_>) -> Result<AuthFinding, StoreError> {
+        self.advance_clock(probe.now_ms);
         self.lookups.set(self.lookups.get() + 1);
         let ip_failures = probe
             .ip
@@ -151,7 +177,9 @@ impl KeyStore for MemoryStore {
         Ok(entry.1)
     }
 
-    async fn insert_key(&self, key: &KeyRecord, audit: &AuditEvent) -> Result<(), StoreError> {
+    async fn insert_key(&self, key: &KeyRecord, audit: &AuditEvent, precondition: &Precondition) -> Result<(), StoreError> {
+        self.advance_clock(key.created_at);
+        self.hold(precondition)?;
         self.keys.borrow_mut().insert(key.id.clone(), key.clone());
         self.audit.borrow_mut().push(audit.clone());
         Ok(())
@@ -183,30 +211,44 @@ impl KeyStore for MemoryStore {
         Ok(keys)
     }
 
-    async fn revoke_key(&self, workspace_id: &str, id: &str, now_ms: i64, audit: &AuditEvent) -> Result<Option<KeyRecord>, StoreError> {
+    async fn revoke_key(
+        &self,
+        precondition: &Precondition,
+        id: &str,
+        now_ms: i64,
+        audit: &AuditEvent,
+    ) -> Result<Option<Revocation>, StoreError> {
+        let now_ms = self.advance_clock(now_ms);
+        self.hold(precondition)?;
         let mut keys = self.keys.borrow_mut();
-        let Some(key) = keys.get_mut(id).filter(|k| k.workspace_id == workspace_id) else { return Ok(None) };
-        if key.revoked_at.is_none_or(|at| at > now_ms) {
+        let Some(key) = keys.get_mut(id).filter(|k| k.workspace_id == precondition.workspace_id) else { return Ok(None) };
+        let revoked_now = key.revoked_at.is_none_or(|at| at > now_ms);
+        if revoked_now {
             key.revoked_at = Some(now_ms);
             self.audit.borrow_mut().push(audit.clone());
         }
-        Ok(Some(key.clone()))
+        Ok(Some(Revocation { key: key.clone(), revoked_now }))
     }
 
     async fn reroll_key(
         &self,
         old_id: &str,
         successor: &KeyRecord,
-        old_ends_at: i64,
+        grace_ms: i64,
         now_ms: i64,
         audit: &AuditEvent,
-    ) -> Result<bool, StoreError> {
+        precondition: &Precondition,
+    ) -> Result<Option<i64>, StoreError> {
+        let now_ms = self.advance_clock(now_ms);
+        self.hold(precondition)?;
         let mut keys = self.keys.borrow_mut();
-        let Some(old) = keys.get_mut(old_id).filter(|k| is_live(k, now_ms)) else { return Ok(false) };
-        old.revoked_at = Some(old.revoked_at.map_or(old_ends_at, |at| at.min(old_ends_at)));
+        let Some(old) = keys.get_mut(old_id).filter(|k| is_live(k, now_ms)) else { return Ok(None) };
+        let old_ends_at = now_ms + grace_ms;
+        let stops_at = old.revoked_at.map_or(old_ends_at, |at| at.min(old_ends_at));
+        old.revoked_at = Some(stops_at);
         keys.insert(successor.id.clone(), successor.clone());
         self.audit.borrow_mut().push(audit.clone());
-        Ok(true)
+        Ok(Some(stops_at))
     }
 
     async fn revoke_by_hashes(&self, key_hashes: &[String], workspace_id: Option<&str>, now_ms: i64) -> Result<Vec<KeyRecord>, StoreError> {

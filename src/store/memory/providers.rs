@@ -3,7 +3,7 @@
 use super::MemoryStore;
 use crate::audit::AuditEvent;
 use crate::providers::{AgentRoute, KeyStatus, ProviderId, ProviderRecord};
-use crate::store::{BlobStore, ProviderStore, Resolution, StoreError};
+use crate::store::{BlobStore, Precondition, ProviderStore, Resolution, StoreError};
 
 impl ProviderStore for MemoryStore {
     async fn provider(&self, workspace_id: &str, provider: ProviderId) -> Result<Option<ProviderRecord>, StoreError> {
@@ -23,7 +23,10 @@ impl ProviderStore for MemoryStore {
         make_default: bool,
         retired_blob: Option<&str>,
         audit: &AuditEvent,
+        precondition: &Precondition,
     ) -> Result<bool, StoreError> {
+        self.advance_clock(record.updated_at);
+        self.hold(precondition)?;
         let mut providers = self.providers.borrow_mut();
         let key = (record.workspace_id.clone(), record.provider);
         let current = providers.get(&key);
@@ -47,12 +50,14 @@ impl ProviderStore for MemoryStore {
 
     async fn remove_provider(
         &self,
-        workspace_id: &str,
+        precondition: &Precondition,
         provider: ProviderId,
         now_ms: i64,
         audit: &AuditEvent,
     ) -> Result<Option<ProviderRecord>, StoreError> {
-        let removed = self.providers.borrow_mut().remove(&(workspace_id.to_string(), provider));
+        self.advance_clock(now_ms);
+        self.hold(precondition)?;
+        let removed = self.providers.borrow_mut().remove(&(precondition.workspace_id.clone(), provider));
         if let Some(record) = &removed {
             self.retired_blobs.borrow_mut().push((record.blob_name.clone(), now_ms));
             self.audit.borrow_mut().push(audit.clone());
@@ -62,13 +67,16 @@ impl ProviderStore for MemoryStore {
 
     async fn set_provider_status(
         &self,
-        workspace_id: &str,
+        precondition: &Precondition,
         provider: ProviderId,
         version: i64,
         status: KeyStatus,
         validated_at: i64,
     ) -> Result<(), StoreError> {
-        if let Some(record) = self.providers.borrow_mut().get_mut(&(workspace_id.to_string(), provider)).filter(|r| r.version == version) {
+        self.advance_clock(validated_at);
+        self.hold(precondition)?;
+        let key = (precondition.workspace_id.clone(), provider);
+        if let Some(record) = self.providers.borrow_mut().get_mut(&key).filter(|r| r.version == version) {
             record.status = status;
             record.validated_at = Some(validated_at);
         }
@@ -79,16 +87,26 @@ impl ProviderStore for MemoryStore {
         Ok(self.routes.borrow().get(&(workspace_id.to_string(), agent_id.to_string())).cloned())
     }
 
-    async fn save_route(&self, route: &AgentRoute) -> Result<(), StoreError> {
+    async fn save_route(&self, route: &AgentRoute, precondition: &Precondition) -> Result<(), StoreError> {
+        self.advance_clock(route.updated_at);
+        self.hold(precondition)?;
         self.routes.borrow_mut().insert((route.workspace_id.clone(), route.agent_id.clone()), route.clone());
         Ok(())
     }
 
-    async fn remove_route(&self, workspace_id: &str, agent_id: &str) -> Result<bool, StoreError> {
-        Ok(self.routes.borrow_mut().remove(&(workspace_id.to_string(), agent_id.to_string())).is_some())
+    async fn remove_route(&self, precondition: &Precondition, agent_id: &str) -> Result<bool, StoreError> {
+        self.hold(precondition)?;
+        Ok(self.routes.borrow_mut().remove(&(precondition.workspace_id.clone(), agent_id.to_string())).is_some())
     }
 
-    async fn resolution(&self, workspace_id: &str, agent_id: Option<&str>, provider: Option<ProviderId>) -> Result<Resolution, StoreError> {
+    async fn resolution(
+        &self,
+        precondition: &Precondition,
+        agent_id: Option<&str>,
+        provider: Option<ProviderId>,
+    ) -> Result<Resolution, StoreError> {
+        self.hold(precondition)?;
+        let workspace_id = precondition.workspace_id.as_str();
         let route = match agent_id {
             Some(agent) => self.route(workspace_id, agent).await?,
             None => None,

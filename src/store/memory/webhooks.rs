@@ -3,7 +3,7 @@
 use super::{MemoryStore, OutboxRow};
 use crate::audit::AuditEvent;
 use crate::providers::ProviderRecord;
-use crate::store::{Endpoint, HousekeepingStore, ReceiptClaim, SealedSecret, SecretKind, StoreError, WebhookStore};
+use crate::store::{Endpoint, HousekeepingStore, Precondition, ReceiptClaim, SealedSecret, SecretKind, StoreError, WebhookStore};
 use crate::webhooks::outbox::{Attempt, OutboxEvent, LEASE_MS};
 
 impl WebhookStore for MemoryStore {
@@ -22,7 +22,15 @@ impl WebhookStore for MemoryStore {
         Ok(self.webhook_secrets.borrow().iter().filter(|(s, _)| s.workspace_id == workspace_id).map(|(s, _)| s.version).max().unwrap_or(0))
     }
 
-    async fn rotate_webhook_secret(&self, secret: &SealedSecret, grace_end: i64, audit: &AuditEvent) -> Result<bool, StoreError> {
+    async fn rotate_webhook_secret(
+        &self,
+        secret: &SealedSecret,
+        grace_end: i64,
+        audit: &AuditEvent,
+        precondition: &Precondition,
+    ) -> Result<bool, StoreError> {
+        self.advance_clock(secret.created_at);
+        self.hold(precondition)?;
         let mut secrets = self.webhook_secrets.borrow_mut();
         if secrets.iter().any(|(s, _)| s.workspace_id == secret.workspace_id && s.version == secret.version) {
             return Ok(false);
@@ -69,7 +77,15 @@ impl WebhookStore for MemoryStore {
         Ok(self.endpoints.borrow().get(workspace_id).cloned())
     }
 
-    async fn save_endpoint(&self, endpoint: &Endpoint, expected_version: Option<i64>, audit: &AuditEvent) -> Result<bool, StoreError> {
+    async fn save_endpoint(
+        &self,
+        endpoint: &Endpoint,
+        expected_version: Option<i64>,
+        audit: &AuditEvent,
+        precondition: &Precondition,
+    ) -> Result<bool, StoreError> {
+        self.advance_clock(endpoint.secret.created_at);
+        self.hold(precondition)?;
         let mut endpoints = self.endpoints.borrow_mut();
         if endpoints.get(&endpoint.secret.workspace_id).map(|e| e.secret.version) != expected_version {
             return Ok(false);
@@ -79,8 +95,10 @@ impl WebhookStore for MemoryStore {
         Ok(true)
     }
 
-    async fn remove_endpoint(&self, workspace_id: &str, audit: &AuditEvent) -> Result<bool, StoreError> {
-        let removed = self.endpoints.borrow_mut().remove(workspace_id).is_some();
+    async fn remove_endpoint(&self, precondition: &Precondition, audit: &AuditEvent) -> Result<bool, StoreError> {
+        self.advance_clock(audit.at);
+        self.hold(precondition)?;
+        let removed = self.endpoints.borrow_mut().remove(&precondition.workspace_id).is_some();
         if removed {
             self.audit.borrow_mut().push(audit.clone());
         }
