@@ -25,8 +25,9 @@ ensure_npm_packages() {
     return
   fi
   say "installing npm packages (Node 24, wrangler, vitest, binaryen, autocannon)"
-  # `npm install`, not `npm ci`: the lockfile lacks other platforms' optional binaries.
-  npm install --no-audit --no-fund --loglevel=error
+  # `npm ci`: the lockfile (which lists every platform's optional binaries) is installed as it
+  # is and never rewritten, so a first run leaves the checkout clean.
+  npm ci --no-audit --no-fund --loglevel=error
   want=$(cat package.json package-lock.json | sha256sum | cut -d' ' -f1)
   echo "$want" > "$stamp"
 }

@@ -39,7 +39,8 @@ fn request_id(incoming: Option<String>) -> String {
 pub async fn handle(req: Request, env: Env, ctx: Context) -> Response {
     let started = Date::now().as_millis() as i64;
     let request_id = request_id(req.headers().get("x-request-id").ok().flatten());
-    let method = req.method().to_string();
+    // worker 0.8.7 reads a method it does not know as GET; the request's own method decides.
+    let method = req.inner().method().to_ascii_uppercase();
     let path = req.path();
     let matched = match_path(&path);
     let route_name = matched.as_ref().map_or("unmatched", |m| m.route.template());

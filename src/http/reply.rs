@@ -35,7 +35,11 @@ impl Reply {
         Reply { status: error.status(), body: error.envelope(), headers: error.headers() }
     }
 
-    pub fn into_response(self, request_id: &str) -> worker::Result<Response> {
+    pub fn into_response(mut self, request_id: &str) -> worker::Result<Response> {
+        // An error body names its request too, so a pasted error is enough to find the log line.
+        if let Some(error) = self.body.get_mut("error").and_then(Value::as_object_mut) {
+            error.entry("request_id").or_insert_with(|| Value::String(request_id.to_string()));
+        }
         let headers = Headers::new();
         headers.set("content-type", "application/json; charset=utf-8")?;
         headers.set("x-request-id", request_id)?;

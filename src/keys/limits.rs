@@ -19,6 +19,7 @@ pub fn seconds_until_window_ends(now_ms: i64, start_ms: i64, window_ms: i64) -> 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RateDecision {
     pub limit: u32,
+    pub window_seconds: u32,
     pub remaining: u32,
     pub reset_seconds: u64,
     pub allowed: bool,
@@ -29,17 +30,23 @@ impl RateDecision {
     pub fn new(limit: u32, window_seconds: u32, hits: u32, window_start_ms: i64, now_ms: i64) -> Self {
         RateDecision {
             limit,
+            window_seconds,
             remaining: limit.saturating_sub(hits),
             reset_seconds: seconds_until_window_ends(now_ms, window_start_ms, window_seconds as i64 * 1000),
             allowed: hits <= limit,
         }
     }
 
+    /// The three fields clients already read, and the IETF draft's pair
+    /// (draft-ietf-httpapi-ratelimit-headers-11): the policy `"key"` with its quota `q` per
+    /// window `w`, and what remains of it `r` until it resets in `t` seconds.
     pub fn headers(&self) -> Vec<(&'static str, String)> {
         vec![
             ("ratelimit-limit", self.limit.to_string()),
             ("ratelimit-remaining", self.remaining.to_string()),
             ("ratelimit-reset", self.reset_seconds.to_string()),
+            ("ratelimit-policy", format!("\"key\";q={};w={}", self.limit, self.window_seconds)),
+            ("ratelimit", format!("\"key\";r={};t={}", self.remaining, self.reset_seconds)),
         ]
     }
 }
@@ -79,7 +86,13 @@ mod tests {
         let decision = RateDecision::new(10, 1, 4, 5_000, 5_200);
         assert_eq!(
             decision.headers(),
-            vec![("ratelimit-limit", "10".to_string()), ("ratelimit-remaining", "6".to_string()), ("ratelimit-reset", "1".to_string()),]
+            vec![
+                ("ratelimit-limit", "10".to_string()),
+                ("ratelimit-remaining", "6".to_string()),
+                ("ratelimit-reset", "1".to_string()),
+                ("ratelimit-policy", "\"key\";q=10;w=1".to_string()),
+                ("ratelimit", "\"key\";r=6;t=1".to_string()),
+            ]
         );
     }
 }

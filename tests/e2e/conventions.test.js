@@ -34,7 +34,24 @@ describe("errors", () => {
   it("answers an unknown path with 404 not_found in the envelope", async () => {
     const response = await call("GET", "/v1/nope");
     expect(response.status).toBe(404);
-    expect(response.body).toEqual({ error: { code: "not_found", message: expect.any(String) } });
+    expect(response.body).toEqual({ error: { code: "not_found", message: expect.any(String), request_id: expect.any(String) } });
+  });
+
+  it("names the request in every error body, as its x-request-id header does", async () => {
+    const traced = await call("GET", "/v1/nope", { headers: { "x-request-id": "trace-error-7" } });
+    expect(traced.body.error.request_id).toBe("trace-error-7");
+    const unauthorized = await call("GET", "/v1/me");
+    expect(unauthorized.body.error.request_id).toBe(unauthorized.headers.get("x-request-id"));
+  });
+
+  it("answers a method it does not know with 405, never as if it were GET", async () => {
+    const { key: owner } = await createWorkspace();
+    for (const method of ["QUERY", "PROPFIND"]) {
+      const response = await call(method, "/v1/keys", { token: owner });
+      expect(response.status, method).toBe(405);
+      expect(response.body.error.code, method).toBe("method_not_allowed");
+      expect(response.headers.get("allow"), method).toBe("GET, POST");
+    }
   });
 
   it("answers a known path with a wrong method with 405 and an Allow header", async () => {

@@ -441,6 +441,9 @@ describe("per-key rate limit", () => {
       expect(response.headers.get("ratelimit-limit")).toBe("3");
       remaining.push(response.headers.get("ratelimit-remaining"));
       expect(Number(response.headers.get("ratelimit-reset"))).toBeGreaterThanOrEqual(1);
+      // The IETF draft's pair says the same: policy "key", quota and window; remaining and reset.
+      expect(response.headers.get("ratelimit-policy")).toBe('"key";q=3;w=3600');
+      expect(response.headers.get("ratelimit")).toBe(`"key";r=${2 - i};t=${response.headers.get("ratelimit-reset")}`);
     }
     expect(remaining).toEqual(["2", "1", "0"]);
     const over = await call("GET", "/v1/me", { token: limited.key });

@@ -1,0 +1,48 @@
+//! The layering rule, checked: only the entry point, the HTTP shell and the storage adapters
+//! may use the `worker` crate; everything else is plain Rust that runs natively.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+const MAY_USE_WORKER: &[&str] = &["src/lib.rs", "src/http/", "src/store/d1/", "src/store/kv.rs"];
+
+fn rust_files(dir: &Path, found: &mut Vec<PathBuf>) {
+    for entry in fs::read_dir(dir).expect("src is readable") {
+        let path = entry.expect("a directory entry").path();
+        if path.is_dir() {
+            rust_files(&path, found);
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            found.push(path);
+        }
+    }
+}
+
+fn uses_worker(source: &str) -> bool {
+    source
+        .lines()
+        .map(str::trim_start)
+        .filter(|line| !line.starts_with("//"))
+        .any(|line| line.starts_with("use worker") || line.contains("worker::") || line.contains("extern crate worker"))
+}
+
+#[test]
+fn only_the_entry_point_the_http_shell_and_the_adapters_use_worker() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut files = Vec::new();
+    rust_files(&root.join("src"), &mut files);
+    let offenders: Vec<String> = files
+        .iter()
+        .map(|path| path.strip_prefix(root).unwrap().to_string_lossy().replace('\\', "/"))
+        .filter(|relative| !MAY_USE_WORKER.iter().any(|allowed| relative.starts_with(allowed)))
+        .filter(|relative| uses_worker(&fs::read_to_string(root.join(relative)).unwrap()))
+        .collect();
+    assert!(offenders.is_empty(), "these files use the worker crate outside the shell and adapters: {offenders:?}");
+}
+
+#[test]
+fn the_check_recognises_a_use_of_worker() {
+    assert!(uses_worker("use worker::Env;"));
+    assert!(uses_worker("    let now = worker::Date::now();"));
+    assert!(!uses_worker("// worker::Date is only for the shell"));
+    assert!(!uses_worker("let workers = 3;"));
+}
