@@ -211,9 +211,17 @@ pub async fn revalidate(
     now_ms: i64,
 ) -> Result<Revalidation, ApiError> {
     let record = get(store, workspace_id, provider).await?;
+    // The stored host passed the policy when it was configured, perhaps under an older and
+    // weaker one: check it again before the key is sent anywhere. The key itself is no worse
+    // for it, so its status stays.
+    let host = match ApiHost::parse(&record.api_host, vault.allow_insecure_hosts) {
+        Ok(host) => host,
+        Err(reason) => {
+            let error = ApiError::InvalidHost { field: "api_host".into(), reason };
+            return Ok(Revalidation { record, error: Some(error), invalidated: false });
+        }
+    };
     let api_key = open_key(blobs, vault.keks, &record).await?;
-    // The stored host passed the policy when it was configured.
-    let host = ApiHost::parse(&record.api_host, true).map_err(ApiError::internal)?;
     let candidate = Candidate {
         provider,
         api_key: &api_key,
