@@ -25,24 +25,5 @@ for _ in $(seq 1 240); do
 done
 if [ "$ready" != true ]; then say "keywarden did not answer /healthz within 2 minutes"; exit 1; fi
 
-cat <<BANNER
-
-  keywarden is running on http://127.0.0.1:$PORT
-
-  Admin token (from .dev.vars): $ADMIN_TOKEN
-
-  Create a first workspace and its owner key (the key is shown once):
-
-    curl -s -X POST http://127.0.0.1:$PORT/v1/workspaces \\
-      -H "Authorization: Bearer $ADMIN_TOKEN" \\
-      -H "Content-Type: application/json" \\
-      -d '{"name": "My workspace"}'
-
-  Then call the API with the returned key:
-
-    curl -s http://127.0.0.1:$PORT/v1/me -H "Authorization: Bearer <key.key from above>"
-
-  API reference: http://127.0.0.1:$PORT/openapi.json    Stop: Ctrl-C
-
-BANNER
+bash scripts/banner.sh "$PORT" "$ROOT"
 wait "$wrangler_pid"

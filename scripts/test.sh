@@ -9,6 +9,9 @@ bash scripts/setup.sh
 say "native tests (cargo test)"
 cargo test --quiet
 
+say "script checks"
+bash tests/scripts/banner.test.sh
+
 bash scripts/build.sh
 
 say "end-to-end tests (vitest in workerd, real local D1 and KV)"

@@ -6,6 +6,21 @@
 
 use serde_json::{json, Map, Value};
 
+/// At most this many characters of a name the client made up (an unknown field) are echoed.
+pub const MAX_ECHOED_CHARS: usize = 64;
+
+/// A name the client sent, as an error may repeat it: whole when short, else its first 64
+/// characters and `…`, so that an error never hands a client's payload back to it.
+pub fn echoed(name: &str) -> String {
+    let mut chars = name.chars();
+    let head: String = chars.by_ref().take(MAX_ECHOED_CHARS).collect();
+    if chars.next().is_some() {
+        format!("{head}…")
+    } else {
+        head
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ApiError {
     #[error("The request body is not valid JSON.")]
@@ -210,6 +225,14 @@ impl ApiError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_echoed_name_is_cut_at_64_characters_with_a_marker() {
+        assert_eq!(echoed("colour"), "colour");
+        assert_eq!(echoed(&"x".repeat(64)), "x".repeat(64), "64 characters are echoed whole");
+        assert_eq!(echoed(&"x".repeat(20_000)), format!("{}…", "x".repeat(64)));
+        assert_eq!(echoed(&"é".repeat(65)), format!("{}…", "é".repeat(64)), "cut on a character boundary");
+    }
 
     #[test]
     fn invalid_request_names_the_field_in_the_envelope() {

@@ -1,22 +1,38 @@
 //! Time as the contract writes it: Unix milliseconds inside, RFC 3339 UTC seconds outside.
 
 use time::format_description::well_known::Rfc3339;
-use time::macros::format_description;
-use time::OffsetDateTime;
+use time::{Duration, OffsetDateTime};
 
-/// `2026-11-22T17:40:14Z` for a Unix time in milliseconds.
+/// `0000-01-01T00:00:00Z`: RFC 3339 writes four-digit years, so nothing earlier can be shown.
+pub const EARLIEST_MS: i64 = -62_167_219_200_000;
+/// `9999-12-31T23:59:59Z`, the latest time RFC 3339 can write in UTC.
+pub const LATEST_MS: i64 = 253_402_300_799_000;
+
+/// `2026-11-22T17:40:14Z` for a Unix time in milliseconds, exact from `EARLIEST_MS` to
+/// `LATEST_MS`. Nothing outside can be stored (`parse_rfc3339` bounds every client-given time,
+/// and the Worker's own are now-ish); were it asked, it answers the nearer bound, never a
+/// made-up time.
 pub fn rfc3339(unix_ms: i64) -> String {
-    let format = format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]Z");
-    OffsetDateTime::from_unix_timestamp_nanos(unix_ms as i128 * 1_000_000)
-        .ok()
-        .and_then(|moment| moment.format(&format).ok())
-        .unwrap_or_else(|| "1970-01-01T00:00:00Z".to_string())
+    let moment = OffsetDateTime::UNIX_EPOCH.saturating_add(Duration::milliseconds(unix_ms.clamp(EARLIEST_MS, LATEST_MS)));
+    let (date, clock) = (moment.date(), moment.time());
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
+        date.year(),
+        u8::from(date.month()),
+        date.day(),
+        clock.hour(),
+        clock.minute(),
+        clock.second()
+    )
 }
 
-/// Unix milliseconds of an RFC 3339 timestamp with any offset, or `None` if it is not one.
+/// Unix milliseconds of an RFC 3339 timestamp with any offset, or `None` if it is not one or
+/// lies, in UTC, outside what `rfc3339` can write back (`9999-12-31T23:59:59-23:00` is year
+/// 10000 in UTC).
 pub fn parse_rfc3339(text: &str) -> Option<i64> {
-    let moment = OffsetDateTime::parse(text, &Rfc3339).ok()?;
-    i64::try_from(moment.unix_timestamp_nanos() / 1_000_000).ok()
+    let nanos = OffsetDateTime::parse(text, &Rfc3339).ok()?.unix_timestamp_nanos();
+    let admitted = i128::from(EARLIEST_MS) * 1_000_000..=i128::from(LATEST_MS) * 1_000_000;
+    admitted.contains(&nanos).then(|| i64::try_from(nanos.div_euclid(1_000_000)).ok()).flatten()
 }
 
 #[cfg(test)]
@@ -28,6 +44,7 @@ mod tests {
         assert_eq!(rfc3339(1_795_369_214_000), "2026-11-22T17:40:14Z");
         assert_eq!(rfc3339(1_795_369_214_999), "2026-11-22T17:40:14Z");
         assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339(-1), "1969-12-31T23:59:59Z", "seconds are floored, not rounded toward 1970");
     }
 
     #[test]
@@ -36,5 +53,45 @@ mod tests {
         assert_eq!(parse_rfc3339("2026-11-22T18:40:14.5+01:00"), Some(1_795_369_214_500));
         assert_eq!(parse_rfc3339("2026-11-22"), None);
         assert_eq!(parse_rfc3339("tomorrow"), None);
+    }
+
+    #[test]
+    fn the_bounds_are_the_first_and_last_second_rfc3339_writes_in_utc() {
+        assert_eq!(rfc3339(LATEST_MS), "9999-12-31T23:59:59Z");
+        assert_eq!(rfc3339(EARLIEST_MS), "0000-01-01T00:00:00Z");
+        assert_eq!(parse_rfc3339("9999-12-31T23:59:59Z"), Some(LATEST_MS));
+        assert_eq!(parse_rfc3339("0000-01-01T00:00:00Z"), Some(EARLIEST_MS));
+    }
+
+    #[test]
+    fn times_past_the_year_9999_in_utc_are_refused() {
+        for text in ["9999-12-31T23:59:59-23:00", "9999-12-31T23:59:59-00:01", "9999-12-31T23:59:59.001Z", "9999-12-31T23:59:59.000000001Z"]
+        {
+            assert_eq!(parse_rfc3339(text), None, "{text}");
+        }
+    }
+
+    #[test]
+    fn times_before_the_year_0_in_utc_are_refused() {
+        assert_eq!(parse_rfc3339("0000-01-01T00:00:00+00:01"), None);
+        assert_eq!(parse_rfc3339("0000-01-01T00:00:00.999+00:01"), None);
+    }
+
+    #[test]
+    fn every_admitted_time_is_shown_as_itself() {
+        for text in
+            ["9999-12-31T23:59:59Z", "9999-12-31T00:59:59-23:00", "0000-01-01T00:00:00Z", "1969-07-20T20:17:40Z", "2000-02-29T12:00:00Z"]
+        {
+            let unix_ms = parse_rfc3339(text).unwrap();
+            assert_eq!(parse_rfc3339(&rfc3339(unix_ms)), Some(unix_ms), "{text} came back as {}", rfc3339(unix_ms));
+        }
+        assert_eq!(rfc3339(parse_rfc3339("9999-12-31T00:59:59-23:00").unwrap()), "9999-12-31T23:59:59Z");
+    }
+
+    #[test]
+    fn a_time_outside_the_bounds_is_shown_as_the_nearer_bound_never_as_1970() {
+        assert_eq!(rfc3339(LATEST_MS + 86_400_000), "9999-12-31T23:59:59Z");
+        assert_eq!(rfc3339(i64::MAX), "9999-12-31T23:59:59Z");
+        assert_eq!(rfc3339(i64::MIN), "0000-01-01T00:00:00Z");
     }
 }

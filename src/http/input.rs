@@ -2,7 +2,7 @@
 
 use serde_json::{Map, Value};
 
-use crate::error::ApiError;
+use crate::error::{echoed, ApiError};
 
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
@@ -35,7 +35,8 @@ impl Fields {
             return Err(ApiError::invalid_request("body", "The request body must be a JSON object."));
         };
         if let Some(unknown) = map.keys().find(|key| !allowed.contains(&key.as_str())) {
-            return Err(ApiError::invalid_request(unknown.clone(), format!("`{}` is not a field of this request.", clip(unknown))));
+            let name = echoed(unknown);
+            return Err(ApiError::invalid_request(&name, format!("`{name}` is not a field of this request.")));
         }
         Ok(Fields { map })
     }
@@ -108,11 +109,6 @@ fn wrong_type(name: &str, expected: &str) -> ApiError {
     ApiError::invalid_request(name, format!("`{name}` must be {expected}."))
 }
 
-/// Field names echoed in messages are client input: keep them short.
-fn clip(text: &str) -> String {
-    text.chars().take(64).collect()
-}
-
 /// Turns a domain parser's complaint into the contract's error for that field.
 pub fn invalid(field: &str) -> impl Fn(String) -> ApiError + '_ {
     move |reason| ApiError::invalid_request(field, format!("`{field}` {reason}."))
@@ -162,6 +158,16 @@ mod tests {
     fn unknown_fields_are_named() {
         let error = Fields::new(json!({"name": "x", "colour": "red"}), &["name"]).err().unwrap();
         assert_eq!(field_of(error), "colour");
+    }
+
+    #[test]
+    fn a_long_unknown_field_is_named_by_its_first_64_characters_only() {
+        let name = "x".repeat(20_000);
+        let Err(ApiError::InvalidRequest { field, message }) = Fields::new(json!({ name.clone(): 1 }), &["name"]) else {
+            panic!("expected invalid_request")
+        };
+        assert_eq!(field, format!("{}…", "x".repeat(64)));
+        assert_eq!(message, format!("`{field}` is not a field of this request."));
     }
 
     #[test]

@@ -42,9 +42,9 @@ fn read_expiry(fields: &mut Fields) -> Result<Expiry, ApiError> {
         (Some(_), None) => {
             Err(ApiError::invalid_request("expires_in", format!("`expires_in` must be 1 to {MAX_EXPIRES_IN_SECONDS} seconds.")))
         }
-        (None, Some(text)) => parse_rfc3339(&text)
-            .map(Expiry::AtMs)
-            .ok_or_else(|| ApiError::invalid_request("expires_at", "`expires_at` must be an RFC 3339 timestamp.")),
+        (None, Some(text)) => parse_rfc3339(&text).map(Expiry::AtMs).ok_or_else(|| {
+            ApiError::invalid_request("expires_at", "`expires_at` must be an RFC 3339 timestamp no later than 9999-12-31T23:59:59Z.")
+        }),
         (None, None) => Ok(Expiry::Never),
     }
 }

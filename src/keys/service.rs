@@ -154,7 +154,7 @@ pub async fn reroll(
     }
     let spec = KeySpec {
         workspace_id: old.workspace_id.clone(),
-        name: Name::parse(&old.name).map_err(ApiError::internal)?,
+        name: Name::from_stored(&old.name),
         capabilities: old.capabilities.clone(),
         subject: old.subject.clone(),
         rate_limit: old.rate_limit,

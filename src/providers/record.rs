@@ -69,9 +69,17 @@ impl ProviderRecord {
     }
 }
 
-/// `...` and the last four characters: enough to recognise a key, never enough to use it.
+/// A key shorter than this shows no characters: its last four would be a quarter of it or more.
+pub const HINT_MIN_KEY_CHARS: usize = 16;
+
+/// `...` and the last four characters: enough to recognise a key, never enough to use it. A
+/// short key gets `...` alone.
 pub fn key_hint(key: &str) -> String {
-    let tail: String = key.chars().rev().take(4).collect::<Vec<_>>().into_iter().rev().collect();
+    let length = key.chars().count();
+    if length < HINT_MIN_KEY_CHARS {
+        return "...".to_string();
+    }
+    let tail: String = key.chars().skip(length - 4).collect();
     format!("...{tail}")
 }
 
@@ -105,7 +113,15 @@ mod tests {
     #[test]
     fn the_hint_shows_only_the_last_four_characters() {
         assert_eq!(key_hint("sk-proj-abcdef123456"), "...3456");
-        assert_eq!(key_hint("abc"), "...abc");
+        assert_eq!(key_hint("0123456789abcdef"), "...cdef", "16 characters: the shortest key that shows four");
+        assert_eq!(key_hint("ééééééééééééwxyz"), "...wxyz", "characters, not bytes");
+    }
+
+    #[test]
+    fn a_key_under_sixteen_characters_shows_none_of_them() {
+        for key in ["", "abc", "abcd", "sk-x", "0123456789abcde"] {
+            assert_eq!(key_hint(key), "...", "{key:?}");
+        }
     }
 
     #[test]

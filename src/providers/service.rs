@@ -9,7 +9,7 @@ use super::record::{key_hint, AgentRoute, KeyStatus, ProviderRecord};
 use super::validation::{validate_live, Candidate, ProviderClient};
 use crate::audit::AuditEvent;
 use crate::crypto::random::random_base62;
-use crate::error::ApiError;
+use crate::error::{echoed, ApiError};
 use crate::keys::auth::Caller;
 use crate::store::{BlobStore, KeyStore, Precondition, ProviderStore};
 use crate::vault::{self, Keks, SecretContext};
@@ -49,7 +49,7 @@ pub fn check_config(provider: ProviderId, config: Option<Map<String, Value>>) ->
     let config = config.unwrap_or_default();
     let fields = provider.config_fields();
     if let Some(unknown) = config.keys().find(|k| !fields.iter().any(|f| f.name == k.as_str())) {
-        let field = format!("config.{}", unknown.chars().take(64).collect::<String>());
+        let field = format!("config.{}", echoed(unknown));
         return Err(ApiError::invalid_request(&field, format!("`{field}` is not a setting of {}.", provider.display_name())));
     }
     let mut checked = Map::new();
@@ -220,9 +220,17 @@ pub async fn revalidate(
     now_ms: i64,
 ) -> Result<Revalidation, ApiError> {
     let record = get(store, &precondition.workspace_id, provider).await?;
+    // The stored host passed the policy when it was configured, perhaps under an older and
+    // weaker one: check it again before the key is sent anywhere. The key itself is no worse
+    // for it, so its status stays.
+    let host = match ApiHost::parse(&record.api_host, vault.allow_insecure_hosts) {
+        Ok(host) => host,
+        Err(reason) => {
+            let error = ApiError::InvalidHost { field: "api_host".into(), reason };
+            return Ok(Revalidation { record, error: Some(error), invalidated: false });
+        }
+    };
     let api_key = open_key(blobs, vault.keks, &record).await?;
-    // The stored host passed the policy when it was configured.
-    let host = ApiHost::parse(&record.api_host, true).map_err(ApiError::internal)?;
     let candidate = Candidate {
         provider,
         api_key: &api_key,
@@ -397,6 +405,17 @@ mod tests {
         config.insert("region".into(), json!("us-east-1"));
         let error = check_config(ProviderId::Bedrock, Some(config)).unwrap_err();
         assert!(matches!(error, ApiError::InvalidRequest { ref field, .. } if field == "config.access_key_id"));
+    }
+
+    #[test]
+    fn a_long_unknown_config_field_is_named_by_its_first_64_characters_only() {
+        let mut config = Map::new();
+        config.insert("t".repeat(20_000), json!(0.2));
+        let Err(ApiError::InvalidRequest { field, message }) = check_config(ProviderId::OpenAi, Some(config)) else {
+            panic!("expected invalid_request")
+        };
+        assert_eq!(field, format!("config.{}…", "t".repeat(64)));
+        assert!(message.chars().count() < 200, "{message}");
     }
 
     #[test]

@@ -3,6 +3,7 @@
 use super::outbox::{next_attempt_at, Attempt, Notifier, OutboxEvent};
 use super::secrets;
 use crate::error::ApiError;
+use crate::providers::host::ApiHost;
 use crate::store::{SecretKind, WebhookStore};
 use crate::vault::Keks;
 
@@ -20,6 +21,13 @@ pub async fn attempt(
         store.record_attempt(event, give_up, None, now_ms).await?;
         return Ok(give_up);
     };
+    // The URL passed the host policy when it was registered, perhaps under an older and weaker
+    // one. Checked again under the most any deployment admits (loopback and http, for local
+    // development), so no special-purpose range is ever posted to; such an endpoint ends the event.
+    if let Err(reason) = ApiHost::parse(&endpoint.url, true) {
+        store.record_attempt(event, give_up, None, now_ms).await?;
+        return Err(ApiError::InvalidHost { field: "url".into(), reason });
+    }
     let secret = match secrets::open(keks, SecretKind::Endpoint, &endpoint.secret) {
         Ok(secret) => secret,
         Err(error) => {

@@ -1,0 +1,110 @@
+//! The host policy where the Worker sends requests to stored URLs: a provider host or a
+//! notification endpoint stored under an older, weaker policy is checked again before any
+//! request goes there.
+
+use std::cell::RefCell;
+
+use futures_executor::block_on;
+use keywarden::audit::AuditEvent;
+use keywarden::error::ApiError;
+use keywarden::providers::service::{self, Configure, Vault};
+use keywarden::providers::validation::{ProbeRequest, ProbeResponse, ProviderClient, TransportFailure};
+use keywarden::providers::{KeyStatus, ProviderId};
+use keywarden::store::memory::MemoryStore;
+use keywarden::store::{Precondition, WebhookStore};
+use keywarden::vault::Keks;
+use keywarden::webhooks::delivery;
+use keywarden::webhooks::outbox::{Attempt, Notifier, OutboxEvent};
+use keywarden::webhooks::secrets;
+use serde_json::json;
+
+const WS: &str = "ws_test";
+const K1: &str = "k1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+/// A site-local literal, which the policy before the IANA registries admitted.
+const STALE_URL: &str = "https://[fec0::1]/hook";
+
+/// Accepts every key and remembers where it was asked.
+#[derive(Default)]
+struct Provider {
+    asked: RefCell<Vec<String>>,
+}
+
+impl ProviderClient for Provider {
+    async fn send(&self, request: &ProbeRequest) -> Result<ProbeResponse, TransportFailure> {
+        self.asked.borrow_mut().push(request.url.clone());
+        Ok(ProbeResponse { status: 200, headers: vec![], body: json!({"data": []}).to_string() })
+    }
+}
+
+#[derive(Default)]
+struct Receiver {
+    posted_to: RefCell<Vec<String>>,
+}
+
+impl Notifier for Receiver {
+    async fn post(&self, url: &str, _headers: &[(String, String)], _body: &str) -> Attempt {
+        self.posted_to.borrow_mut().push(url.to_string());
+        Attempt::Delivered { status: 204 }
+    }
+}
+
+#[test]
+fn revalidation_refuses_a_stored_host_the_policy_no_longer_admits_without_sending_the_key() {
+    let (store, keks, provider) = (MemoryStore::default(), Keks::parse(K1).unwrap(), Provider::default());
+    let vault = Vault { keks: &keks, allow_insecure_hosts: false };
+    let request = Configure {
+        provider: ProviderId::OpenAi,
+        api_key: "sk-proj-abcdefghijklmnopqrstuvwxyz012345".into(),
+        api_host: None,
+        model: None,
+        fallback_model: None,
+        config: None,
+        make_default: false,
+    };
+    let audit = AuditEvent::new(Some(WS), "provider.configured", 0);
+    block_on(service::configure(&store, &store, &provider, &vault, &Precondition::unconditional(WS), request, audit, 0)).unwrap();
+    for record in store.providers.borrow_mut().values_mut() {
+        record.api_host = "https://[64:ff9b:1::a9fe:a9fe]".into();
+    }
+    provider.asked.borrow_mut().clear();
+
+    let outcome =
+        block_on(service::revalidate(&store, &store, &provider, &vault, &Precondition::unconditional(WS), ProviderId::OpenAi, 1_000))
+            .unwrap();
+
+    assert!(matches!(&outcome.error, Some(ApiError::InvalidHost { field, .. }) if field == "api_host"), "got {:?}", outcome.error);
+    assert_eq!(provider.asked.borrow().len(), 0, "no request may reach the refused host");
+    assert_eq!((outcome.record.status, outcome.invalidated), (KeyStatus::Valid, false), "the key is no worse for its host");
+    assert_eq!(outcome.record.validated_at, Some(0), "nothing was validated");
+}
+
+#[test]
+fn a_notification_to_an_endpoint_the_policy_no_longer_admits_is_not_posted_and_ends() {
+    let (store, keks, receiver) = (MemoryStore::default(), Keks::parse(K1).unwrap(), Receiver::default());
+    let audit = AuditEvent::new(Some(WS), "notifications.endpoint_set", 0);
+    block_on(secrets::set_endpoint(
+        &store,
+        &keks,
+        &Precondition::unconditional(WS),
+        "https://hooks.example.com/keywarden",
+        false,
+        audit,
+        0,
+    ))
+    .unwrap();
+    for endpoint in store.endpoints.borrow_mut().values_mut() {
+        endpoint.url = STALE_URL.into();
+    }
+    let event = OutboxEvent::new(WS, "api_key.revoked", json!({"key_id": "key_1"}), 0);
+    assert!(block_on(store.enqueue(&event, 0)).unwrap());
+
+    let pass = block_on(delivery::deliver_due(&store, &receiver, &keks, None, 5, &|| 1_000));
+
+    assert_eq!(receiver.posted_to.borrow().len(), 0, "nothing may be posted to {STALE_URL}");
+    assert_eq!(pass.errors.len(), 1, "the refusal is reported for the log: {:?}", pass.errors);
+    assert!(pass.errors[0].contains("special-purpose"), "{}", pass.errors[0]);
+    let row = store.outbox.borrow().iter().find(|row| row.event.id == event.id).cloned().unwrap();
+    assert!(row.gave_up_at.is_some(), "the event ends rather than being retried: {row:?}");
+    let later = block_on(delivery::deliver_due(&store, &receiver, &keks, None, 5, &|| 10 * 3_600_000));
+    assert_eq!((later.delivered, receiver.posted_to.borrow().len()), (0, 0), "and is not tried again");
+}
