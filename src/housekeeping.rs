@@ -46,7 +46,7 @@ pub async fn run<S>(
     blobs: &impl BlobStore,
     client: &impl ProviderClient,
     notifier: &impl Notifier,
-    keks: &Keks,
+    vault: &Vault<'_>,
     clock: &dyn Fn() -> i64,
 ) -> Report
 where
@@ -57,12 +57,12 @@ where
     report.history_pruned =
         report.record("history", store.prune_history(clock() - HISTORY_KEPT_MS, PER_TASK * 20).await.map_err(ApiError::from));
     report.blobs_deleted = report.record("blobs", delete_retired_blobs(store, blobs, clock()).await);
-    let (revalidated, invalidated) = revalidate_stale(store, blobs, client, keks, clock, &mut report.errors).await;
+    let (revalidated, invalidated) = revalidate_stale(store, blobs, client, vault, clock, &mut report.errors).await;
     report.revalidated = revalidated;
     report.invalidated = invalidated;
-    let provider_keys = report.record("rewrap", service::rewrap_stale(store, blobs, keks, PER_TASK, clock()).await);
-    report.rewrapped = provider_keys + rewrap_secrets(store, keks, &mut report.errors).await;
-    let pass = delivery::deliver_due(store, notifier, keks, None, PER_TASK, clock).await;
+    let provider_keys = report.record("rewrap", service::rewrap_stale(store, blobs, vault.keks, PER_TASK, clock()).await);
+    report.rewrapped = provider_keys + rewrap_secrets(store, vault.keks, &mut report.errors).await;
+    let pass = delivery::deliver_due(store, notifier, vault.keks, None, PER_TASK, clock).await;
     report.delivered = pass.delivered;
     report.errors.extend(pass.errors);
     report
@@ -83,14 +83,13 @@ async fn revalidate_stale<S>(
     store: &S,
     blobs: &impl BlobStore,
     client: &impl ProviderClient,
-    keks: &Keks,
+    vault: &Vault<'_>,
     clock: &dyn Fn() -> i64,
     errors: &mut Vec<String>,
 ) -> (usize, usize)
 where
     S: KeyStore + ProviderStore + WebhookStore + HousekeepingStore,
 {
-    let vault = Vault { keks, allow_insecure_hosts: true };
     let (mut revalidated, mut invalidated) = (0, 0);
     let due_before = clock() - REVALIDATE_AFTER_MS;
     let due = match store.providers_due_for_validation(due_before, PER_TASK).await {
@@ -110,7 +109,7 @@ where
                 store,
                 blobs,
                 client,
-                &vault,
+                vault,
                 &Precondition::unconditional(&record.workspace_id),
                 record.provider,
                 now_ms,

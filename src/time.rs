@@ -1,7 +1,6 @@
 //! Time as the contract writes it: Unix milliseconds inside, RFC 3339 UTC seconds outside.
 
-use time::format_description::well_known::Rfc3339;
-use time::{Duration, OffsetDateTime};
+use chrono::{DateTime, Datelike, Timelike};
 
 /// `0000-01-01T00:00:00Z`: RFC 3339 writes four-digit years, so nothing earlier can be shown.
 pub const EARLIEST_MS: i64 = -62_167_219_200_000;
@@ -13,16 +12,19 @@ pub const LATEST_MS: i64 = 253_402_300_799_000;
 /// and the Worker's own are now-ish); were it asked, it answers the nearer bound, never a
 /// made-up time.
 pub fn rfc3339(unix_ms: i64) -> String {
-    let moment = OffsetDateTime::UNIX_EPOCH.saturating_add(Duration::milliseconds(unix_ms.clamp(EARLIEST_MS, LATEST_MS)));
-    let (date, clock) = (moment.date(), moment.time());
+    // chrono represents years -262143 to 262142, so every clamped time is there; the bound
+    // stands in only to keep this function total.
+    let Some(moment) = DateTime::from_timestamp_millis(unix_ms.clamp(EARLIEST_MS, LATEST_MS)) else {
+        return "9999-12-31T23:59:59Z".to_string();
+    };
     format!(
         "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
-        date.year(),
-        u8::from(date.month()),
-        date.day(),
-        clock.hour(),
-        clock.minute(),
-        clock.second()
+        moment.year(),
+        moment.month(),
+        moment.day(),
+        moment.hour(),
+        moment.minute(),
+        moment.second()
     )
 }
 
@@ -30,7 +32,8 @@ pub fn rfc3339(unix_ms: i64) -> String {
 /// lies, in UTC, outside what `rfc3339` can write back (`9999-12-31T23:59:59-23:00` is year
 /// 10000 in UTC).
 pub fn parse_rfc3339(text: &str) -> Option<i64> {
-    let nanos = OffsetDateTime::parse(text, &Rfc3339).ok()?.unix_timestamp_nanos();
+    let moment = DateTime::parse_from_rfc3339(text).ok()?;
+    let nanos = i128::from(moment.timestamp()) * 1_000_000_000 + i128::from(moment.timestamp_subsec_nanos());
     let admitted = i128::from(EARLIEST_MS) * 1_000_000..=i128::from(LATEST_MS) * 1_000_000;
     admitted.contains(&nanos).then(|| i64::try_from(nanos.div_euclid(1_000_000)).ok()).flatten()
 }

@@ -78,7 +78,7 @@ fn configure(store: &MemoryStore, provider: &Provider, keks: &Keks, key: &str, n
 }
 
 fn run(store: &MemoryStore, provider: &Provider, receiver: &Receiver, keks: &Keks, now: i64) -> housekeeping::Report {
-    let report = block_on(housekeeping::run(store, store, provider, receiver, keks, &|| now));
+    let report = block_on(housekeeping::run(store, store, provider, receiver, &Vault { keks, allow_insecure_hosts: false }, &|| now));
     assert_eq!(report.errors, Vec::<String>::new(), "a task failed");
     report
 }
@@ -226,7 +226,14 @@ fn one_item_that_cannot_be_opened_does_not_stop_the_other_tasks() {
     configure(&store, &provider, &old, "sk-two", 0);
     // K1 is gone: nothing sealed under it opens any more.
     let unrelated = Keks::parse(K2).unwrap();
-    let report = block_on(housekeeping::run(&store, &store, &provider, &receiver, &unrelated, &|| BLOB_GRACE_MS + 1));
+    let report = block_on(housekeeping::run(
+        &store,
+        &store,
+        &provider,
+        &receiver,
+        &Vault { keks: &unrelated, allow_insecure_hosts: false },
+        &|| BLOB_GRACE_MS + 1,
+    ));
     assert!(!report.errors.is_empty(), "the failures are reported");
     assert_eq!(report.blobs_deleted, 1, "blob clean-up still ran");
     let row = store.outbox.borrow()[0].clone();
