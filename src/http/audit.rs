@@ -3,7 +3,6 @@
 
 use serde_json::{json, Value};
 
-use super::auth::{require_admin, require_key};
 use super::call::Call;
 use super::reply::Reply;
 use crate::audit::AuditEvent;
@@ -26,16 +25,18 @@ fn to_json(event: &AuditEvent) -> Value {
 
 pub async fn list(call: &mut Call) -> Result<Reply, ApiError> {
     let query = call.query();
-    // The operator is recognised by its token; anything else must be a platform key.
-    let workspace_id = if require_admin(call).is_ok() {
-        query.get("workspace_id").filter(|w| !w.is_empty()).cloned()
-    } else {
-        let caller = require_key(call).await?;
-        caller.require("audit:read")?;
-        if query.get("workspace_id").is_some_and(|w| *w != caller.workspace.id) {
-            return Err(ApiError::invalid_request("workspace_id", "`workspace_id` is for the operator; a key reads its own workspace."));
+    // The route table admitted the operator (no caller) or a key holding `audit:read`.
+    let workspace_id = match call.caller.take() {
+        None => query.get("workspace_id").filter(|w| !w.is_empty()).cloned(),
+        Some(caller) => {
+            if query.get("workspace_id").is_some_and(|w| *w != caller.workspace.id) {
+                return Err(ApiError::invalid_request(
+                    "workspace_id",
+                    "`workspace_id` is for the operator; a key reads its own workspace.",
+                ));
+            }
+            Some(caller.workspace.id)
         }
-        Some(caller.workspace.id)
     };
     let page = PageRequest::parse(query.get("limit").map(String::as_str), query.get("cursor").map(String::as_str))?;
     // Audit cursors carry the entry's position in `created_at`: the trail is ordered by it.

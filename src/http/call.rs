@@ -7,6 +7,7 @@ use worker::{Context, Env, Request};
 
 use super::input::{self, Fields, MAX_BODY_BYTES};
 use crate::error::ApiError;
+use crate::keys::auth::Caller;
 use crate::settings::Settings;
 use crate::store::d1::D1Store;
 use crate::store::{AuditStore, KeyStore, WebhookStore};
@@ -21,9 +22,17 @@ pub struct Call {
     pub settings: Settings,
     /// Headers every response to this request carries, whatever its status (`RateLimit-*`).
     pub response_headers: Vec<(&'static str, String)>,
+    /// The platform key the route table admitted, for routes a key calls.
+    pub caller: Option<Caller>,
 }
 
 impl Call {
+    /// The key the route table admitted. Every key route has one; a route declared otherwise
+    /// that asks for it is a mistake of the table, answered 500.
+    pub fn take_caller(&mut self) -> Result<Caller, ApiError> {
+        self.caller.take().ok_or_else(|| ApiError::internal("a handler asked for a caller its route does not admit"))
+    }
+
     pub fn param(&self, index: usize) -> &str {
         self.params.get(index).map_or("", String::as_str)
     }

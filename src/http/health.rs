@@ -2,16 +2,17 @@
 
 use serde_json::{json, Value};
 
+use super::call::Call;
 use super::reply::Reply;
 use crate::error::ApiError;
 
 pub const OPENAPI: &str = include_str!("openapi.json");
 
-pub fn healthz() -> Result<Reply, ApiError> {
+pub async fn healthz(_call: &mut Call) -> Result<Reply, ApiError> {
     Ok(Reply::ok(json!({"status": "ok", "version": env!("CARGO_PKG_VERSION")})))
 }
 
-pub fn openapi() -> Result<Reply, ApiError> {
+pub async fn openapi(_call: &mut Call) -> Result<Reply, ApiError> {
     let document: Value = serde_json::from_str(OPENAPI).map_err(ApiError::internal)?;
     Ok(Reply::ok(document))
 }
@@ -19,7 +20,7 @@ pub fn openapi() -> Result<Reply, ApiError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::http::routes::Route;
+    use crate::http::routes::ROUTES;
     use std::collections::BTreeSet;
 
     #[test]
@@ -34,9 +35,9 @@ mod tests {
                 item.as_object().unwrap().keys().filter(|k| *k != "parameters").map(move |m| (path.clone(), m.to_uppercase()))
             })
             .collect();
-        let routed: BTreeSet<(String, String)> = Route::ALL
+        let routed: BTreeSet<(String, String)> = ROUTES
             .iter()
-            .flat_map(|route| route.methods().iter().map(move |m| (route.template().to_string(), m.to_string())))
+            .flat_map(|route| route.operations.iter().map(move |o| (route.template.to_string(), o.method.to_string())))
             .collect();
         assert_eq!(documented, routed, "openapi.json and the route table disagree");
     }

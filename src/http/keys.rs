@@ -1,12 +1,12 @@
 //! Platform-key routes: `/v1/keys`, `/v1/keys/{id}`, reroll and verify, and Le Bureau's
 //! `/api/auth/api-keys` routes, which behave exactly as their `/v1/keys` counterparts.
 //!
-//! Handlers check the capability (and for writes the read-only flag) before reading the body,
-//! so a caller without the right learns that first; the use cases check again.
+//! The route table admits the caller (capability, and for writes the read-only flag) before a
+//! handler reads the body, so a caller without the right learns that first; the use cases
+//! check again.
 
 use serde_json::{json, Value};
 
-use super::auth::require_key;
 use super::call::Call;
 use super::input::{invalid, Fields};
 use super::leaks::revoked_event;
@@ -80,9 +80,7 @@ fn prefix_field(error: ApiError, parent: &str) -> ApiError {
 }
 
 pub async fn create(call: &mut Call) -> Result<Reply, ApiError> {
-    let caller = require_key(call).await?;
-    caller.require("keys:write")?;
-    caller.require_writable()?;
+    let caller = call.take_caller()?;
     let mut fields = call.fields(&["name", "capabilities", "subject", "expires_in", "expires_at", "rate_limit"]).await?;
     let new = NewKey {
         name: Name::parse(&fields.required_str("name")?).map_err(invalid("name"))?,
@@ -96,7 +94,7 @@ pub async fn create(call: &mut Call) -> Result<Reply, ApiError> {
 }
 
 pub async fn list(call: &mut Call) -> Result<Reply, ApiError> {
-    let caller = require_key(call).await?;
+    let caller = call.take_caller()?;
     let query = call.query();
     let page = PageRequest::parse(query.get("limit").map(String::as_str), query.get("cursor").map(String::as_str))?;
     let include_revoked = call.query_flag(&query, "include_revoked")?;
@@ -106,13 +104,13 @@ pub async fn list(call: &mut Call) -> Result<Reply, ApiError> {
 }
 
 pub async fn get(call: &mut Call) -> Result<Reply, ApiError> {
-    let caller = require_key(call).await?;
+    let caller = call.take_caller()?;
     let key = service::get(&call.store()?, &caller, call.param(0)).await?;
     Ok(Reply::ok(key.to_json()))
 }
 
 pub async fn revoke(call: &mut Call) -> Result<Reply, ApiError> {
-    let caller = require_key(call).await?;
+    let caller = call.take_caller()?;
     let revocation = service::revoke(&call.store()?, &caller, call.param(0), call.now_ms).await?;
     let key = revocation.key;
     // Only the request that revoked the key tells the endpoint; a repeat answers quietly.
@@ -123,9 +121,7 @@ pub async fn revoke(call: &mut Call) -> Result<Reply, ApiError> {
 }
 
 pub async fn reroll(call: &mut Call) -> Result<Reply, ApiError> {
-    let caller = require_key(call).await?;
-    caller.require("keys:write")?;
-    caller.require_writable()?;
+    let caller = call.take_caller()?;
     let mut fields = call.fields(&["grace_seconds"]).await?;
     let grace_seconds = match fields.optional_u64("grace_seconds")? {
         None => 0,
@@ -144,8 +140,7 @@ pub async fn reroll(call: &mut Call) -> Result<Reply, ApiError> {
 }
 
 pub async fn verify(call: &mut Call) -> Result<Reply, ApiError> {
-    let caller = require_key(call).await?;
-    caller.require("keys:verify")?;
+    let caller = call.take_caller()?;
     let mut fields = call.fields(&["key", "capabilities"]).await?;
     let presented = fields.required_str("key")?;
     let required = read_capabilities(&mut fields, "capabilities")?.unwrap_or_default();

@@ -2,14 +2,13 @@
 
 use serde_json::json;
 
-use super::auth::require_key;
 use super::call::Call;
 use super::reply::Reply;
 use crate::error::ApiError;
 use crate::time::rfc3339;
 
 pub async fn me(call: &mut Call) -> Result<Reply, ApiError> {
-    let caller = require_key(call).await?;
+    let caller = call.take_caller()?;
     let key = &caller.key;
     Ok(Reply::ok(json!({
         "key": {

@@ -24,10 +24,11 @@ use worker::{console_error, console_log, Context, Date, Env, Request, Response};
 
 use crate::crypto::random::random_base62;
 use crate::error::ApiError;
+use crate::keys::auth::Caller;
 use crate::settings::Settings;
 use call::Call;
 use reply::Reply;
-use routes::{match_path, Route};
+use routes::{match_path, Access, Operation};
 
 /// Keeps a caller's `x-request-id` when it is a plain token, so traces join up across services.
 fn request_id(incoming: Option<String>) -> String {
@@ -43,38 +44,39 @@ pub async fn handle(req: Request, env: Env, ctx: Context) -> Response {
     let method = req.inner().method().to_ascii_uppercase();
     let path = req.path();
     let matched = match_path(&path);
-    let route_name = matched.as_ref().map_or("unmatched", |m| m.route.template());
+    let route_name = matched.as_ref().map_or("unmatched", |m| m.route.template);
     let mut response_headers = Vec::new();
 
     let result = match matched {
         None => Err(ApiError::NotFound),
-        Some(matched) if !matched.route.methods().contains(&method.as_str()) => {
-            Err(ApiError::MethodNotAllowed { allow: matched.route.methods().to_vec() })
-        }
-        Some(matched) => {
-            let settings = Settings::from_vars(
-                env.var("KEY_PREFIX").ok().map(|v| v.to_string()).as_deref(),
-                env.var("ALLOW_INSECURE_PROVIDER_HOSTS").ok().map(|v| v.to_string()).as_deref(),
-            );
-            match settings {
-                Err(problem) => Err(ApiError::internal(problem)),
-                Ok(settings) => {
-                    let mut call = Call {
-                        req,
-                        env,
-                        ctx,
-                        request_id: request_id.clone(),
-                        now_ms: started,
-                        params: matched.params,
-                        settings,
-                        response_headers: Vec::new(),
-                    };
-                    let result = dispatch(matched.route, &method, &mut call).await;
-                    response_headers = call.response_headers;
-                    result
+        Some(matched) => match matched.route.operation(&method) {
+            None => Err(ApiError::MethodNotAllowed { allow: matched.route.methods() }),
+            Some(operation) => {
+                let settings = Settings::from_vars(
+                    env.var("KEY_PREFIX").ok().map(|v| v.to_string()).as_deref(),
+                    env.var("ALLOW_INSECURE_PROVIDER_HOSTS").ok().map(|v| v.to_string()).as_deref(),
+                );
+                match settings {
+                    Err(problem) => Err(ApiError::internal(problem)),
+                    Ok(settings) => {
+                        let mut call = Call {
+                            req,
+                            env,
+                            ctx,
+                            request_id: request_id.clone(),
+                            now_ms: started,
+                            params: matched.params,
+                            settings,
+                            response_headers: Vec::new(),
+                            caller: None,
+                        };
+                        let result = run(operation, &mut call).await;
+                        response_headers = call.response_headers;
+                        result
+                    }
                 }
             }
-        }
+        },
     };
 
     let (mut reply, error) = match result {
@@ -93,41 +95,31 @@ pub async fn handle(req: Request, env: Env, ctx: Context) -> Response {
     })
 }
 
-async fn dispatch(route: Route, method: &str, call: &mut Call) -> Result<Reply, ApiError> {
-    match (route, method) {
-        (Route::Health, _) => health::healthz(),
-        (Route::OpenApi, _) => health::openapi(),
-        (Route::Workspaces, "POST") => workspaces::create(call).await,
-        (Route::Workspaces, _) => workspaces::list(call).await,
-        (Route::Workspace, "PATCH") => workspaces::update(call).await,
-        (Route::Workspace, _) => workspaces::get(call).await,
-        (Route::Me, _) => me::me(call).await,
-        (Route::Keys | Route::LegacyKeys, "POST") => keys::create(call).await,
-        (Route::Keys | Route::LegacyKeys, _) => keys::list(call).await,
-        (Route::Key | Route::LegacyKey, "DELETE") => keys::revoke(call).await,
-        (Route::Key | Route::LegacyKey, _) => keys::get(call).await,
-        (Route::KeyReroll, _) => keys::reroll(call).await,
-        (Route::KeysVerify, _) => keys::verify(call).await,
-        (Route::Leaks, _) => leaks::report(call).await,
-        (Route::ProvidersCatalog, _) => providers::catalog(call).await,
-        (Route::Providers, _) => providers::list(call).await,
-        (Route::Provider, "PUT") => providers::put(call).await,
-        (Route::Provider, "DELETE") => providers::remove(call).await,
-        (Route::Provider, _) => providers::get(call).await,
-        (Route::ProviderValidate, _) => providers::validate(call).await,
-        (Route::AgentRouting, "PUT") => providers::put_route(call).await,
-        (Route::AgentRouting, "DELETE") => providers::delete_route(call).await,
-        (Route::AgentRouting, _) => providers::get_route(call).await,
-        (Route::Resolve, _) => providers::resolve(call).await,
-        (Route::WaypathConfigure, _) => waypath::configure(call).await,
-        (Route::WaypathIntegration, _) => waypath::remove(call).await,
-        (Route::WebhookSecret, _) => webhooks::rotate_secret(call).await,
-        (Route::WebhookEndpoint, "PUT") => webhooks::put_endpoint(call).await,
-        (Route::WebhookEndpoint, "DELETE") => webhooks::delete_endpoint(call).await,
-        (Route::WebhookEndpoint, _) => webhooks::get_endpoint(call).await,
-        (Route::Hook, _) => hooks::receive(call).await,
-        (Route::Audit, _) => audit::list(call).await,
+/// Admits the caller the operation's access names, then runs its handler.
+async fn run(operation: &Operation, call: &mut Call) -> Result<Reply, ApiError> {
+    match operation.access {
+        Access::Public | Access::Signed => {}
+        Access::Operator => auth::require_admin(call)?,
+        Access::Key { capability, writes } => call.caller = Some(admit_key(call, capability, writes).await?),
+        // The operator is recognised by its token; anything else must be a platform key.
+        Access::OperatorOrKey(capability) => {
+            if auth::require_admin(call).is_err() {
+                call.caller = Some(admit_key(call, Some(capability), false).await?);
+            }
+        }
     }
+    (operation.handler)(call).await
+}
+
+async fn admit_key(call: &mut Call, capability: Option<&str>, writes: bool) -> Result<Caller, ApiError> {
+    let caller = auth::require_key(call).await?;
+    if let Some(capability) = capability {
+        caller.require(capability)?;
+    }
+    if writes {
+        caller.require_writable()?;
+    }
+    Ok(caller)
 }
 
 /// One structured line per request. It names the route template, never the raw path or any

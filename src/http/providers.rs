@@ -4,13 +4,11 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use super::auth::require_key;
 use super::call::Call;
 use super::outbound::FetchClient;
 use super::reply::Reply;
 use crate::audit::AuditEvent;
 use crate::error::ApiError;
-use crate::keys::auth::Caller;
 use crate::providers::service::{self, check_agent_id, check_model, Configure, Vault};
 use crate::providers::{AgentRoute, ProviderId};
 use crate::store::kv::KvBlobs;
@@ -46,19 +44,6 @@ pub async fn catalog(_call: &mut Call) -> Result<Reply, ApiError> {
     Ok(Reply::ok(json!({"providers": providers})))
 }
 
-async fn writer(call: &mut Call) -> Result<Caller, ApiError> {
-    let caller = require_key(call).await?;
-    caller.require("providers:write")?;
-    caller.require_writable()?;
-    Ok(caller)
-}
-
-async fn reader(call: &mut Call, capability: &str) -> Result<Caller, ApiError> {
-    let caller = require_key(call).await?;
-    caller.require(capability)?;
-    Ok(caller)
-}
-
 /// Configures a provider for the caller's workspace: the shared path of `PUT
 /// /v1/providers/{id}`, Waypath's configure route and the rotation webhook.
 pub async fn configure_for(
@@ -73,7 +58,7 @@ pub async fn configure_for(
 }
 
 pub async fn put(call: &mut Call) -> Result<Reply, ApiError> {
-    let caller = writer(call).await?;
+    let caller = call.take_caller()?;
     let provider = path_provider(call)?;
     let mut fields = call.fields(&["api_key", "api_host", "model", "fallback_model", "config", "default"]).await?;
     let request = Configure {
@@ -95,19 +80,19 @@ pub async fn put(call: &mut Call) -> Result<Reply, ApiError> {
 }
 
 pub async fn get(call: &mut Call) -> Result<Reply, ApiError> {
-    let caller = reader(call, "providers:read").await?;
+    let caller = call.take_caller()?;
     let record = service::get(&call.store()?, &caller.workspace.id, path_provider(call)?).await?;
     Ok(Reply::ok(record.to_json()))
 }
 
 pub async fn list(call: &mut Call) -> Result<Reply, ApiError> {
-    let caller = reader(call, "providers:read").await?;
+    let caller = call.take_caller()?;
     let items: Vec<Value> = call.store()?.providers(&caller.workspace.id).await?.iter().map(|r| r.to_json()).collect();
     Ok(Reply::ok(json!({"items": items})))
 }
 
 pub async fn remove(call: &mut Call) -> Result<Reply, ApiError> {
-    let caller = writer(call).await?;
+    let caller = call.take_caller()?;
     let provider = path_provider(call)?;
     service::remove(&call.store()?, &caller, provider, call.now_ms).await?;
     Ok(Reply::ok(json!({"status": "removed", "provider": provider.as_str()})))
@@ -115,7 +100,7 @@ pub async fn remove(call: &mut Call) -> Result<Reply, ApiError> {
 
 /// Re-validation is allowed in a read-only workspace: it changes no key, only what is known.
 pub async fn validate(call: &mut Call) -> Result<Reply, ApiError> {
-    let caller = reader(call, "providers:write").await?;
+    let caller = call.take_caller()?;
     let provider = path_provider(call)?;
     let keks = keks(call)?;
     let vault = Vault { keks: &keks, allow_insecure_hosts: call.settings.allow_insecure_provider_hosts };
@@ -142,7 +127,7 @@ fn agent_id(call: &Call) -> Result<String, ApiError> {
 }
 
 pub async fn put_route(call: &mut Call) -> Result<Reply, ApiError> {
-    let caller = writer(call).await?;
+    let caller = call.take_caller()?;
     let agent_id = agent_id(call)?;
     let mut fields = call.fields(&["mode", "provider", "model"]).await?;
     let mode = fields.required_str("mode")?;
@@ -167,14 +152,14 @@ pub async fn put_route(call: &mut Call) -> Result<Reply, ApiError> {
 }
 
 pub async fn get_route(call: &mut Call) -> Result<Reply, ApiError> {
-    let caller = reader(call, "providers:read").await?;
+    let caller = call.take_caller()?;
     let agent_id = agent_id(call)?;
     let route = call.store()?.route(&caller.workspace.id, &agent_id).await?.ok_or(ApiError::NotConfigured)?;
     Ok(Reply::ok(route.to_json()))
 }
 
 pub async fn delete_route(call: &mut Call) -> Result<Reply, ApiError> {
-    let caller = writer(call).await?;
+    let caller = call.take_caller()?;
     let agent_id = agent_id(call)?;
     service::remove_route(&call.store()?, &caller, &agent_id, call.now_ms).await?;
     Ok(Reply::ok(json!({"status": "removed", "agent_id": agent_id})))
@@ -183,7 +168,7 @@ pub async fn delete_route(call: &mut Call) -> Result<Reply, ApiError> {
 /// Hands the runtime the key to use, or tells it to bill metered and why. The audit entry is
 /// written after the response so the hot path is one D1 read, one KV read, one decryption.
 pub async fn resolve(call: &mut Call) -> Result<Reply, ApiError> {
-    let caller = reader(call, "secrets:resolve").await?;
+    let caller = call.take_caller()?;
     let mut fields = call.fields(&["agent_id", "provider"]).await?;
     let agent_id = fields.optional_str("agent_id")?;
     if let Some(agent_id) = &agent_id {

@@ -1,117 +1,155 @@
-//! The route table: every path of the contract, the methods it takes, and its parameters.
-//! Matching is pure so that 404 and 405 (with `Allow`) are decided in one place.
+//! The route table: every path of the contract, once, with each method it takes, who may call
+//! it and the handler that answers. Dispatch, 404 and 405 (with `Allow`) all come from this
+//! table, so a new route is one entry here and its handler.
 
+use std::future::Future;
+use std::pin::Pin;
+
+use super::call::Call;
+use super::reply::Reply;
+use super::{audit, health, hooks, keys, leaks, me, providers, waypath, webhooks, workspaces};
+use crate::error::ApiError;
+
+/// A handler's answer, still to be awaited.
+pub type Pending<'a> = Pin<Box<dyn Future<Output = Result<Reply, ApiError>> + 'a>>;
+pub type Handler = for<'a> fn(&'a mut Call) -> Pending<'a>;
+
+/// Who may call an operation. The shell checks it before the handler runs, in the contract's
+/// order: the credential (401, 429), the capability (403 `missing_capability`), then for
+/// writes the read-only flag (403 `workspace_read_only`); the handler reads the body after.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Route {
-    Health,
-    OpenApi,
-    Workspaces,
-    Workspace,
-    Me,
-    Keys,
-    KeysVerify,
-    Key,
-    KeyReroll,
-    Leaks,
-    LegacyKeys,
-    LegacyKey,
-    ProvidersCatalog,
-    Providers,
-    Provider,
-    ProviderValidate,
-    AgentRouting,
-    Resolve,
-    WaypathConfigure,
-    WaypathIntegration,
-    WebhookSecret,
-    WebhookEndpoint,
-    Hook,
-    Audit,
+pub enum Access {
+    /// No credentials: health, the spec, the provider catalog.
+    Public,
+    /// The admin token.
+    Operator,
+    /// A live platform key holding `capability` (`None`: any live key); `writes` also needs a
+    /// writable workspace.
+    Key { capability: Option<&'static str>, writes: bool },
+    /// The admin token, or else a key holding the capability (the audit trail).
+    OperatorOrKey(&'static str),
+    /// A Standard Webhooks signature, which the handler checks: it is over the raw body.
+    Signed,
 }
 
-impl Route {
-    /// In matching order: `/v1/keys/verify` comes before `/v1/keys/{id}`, and
-    /// `/v1/providers/catalog` before `/v1/providers/{id}`.
-    pub const ALL: [Route; 24] = [
-        Route::Health,
-        Route::OpenApi,
-        Route::Workspaces,
-        Route::Workspace,
-        Route::Me,
-        Route::Keys,
-        Route::KeysVerify,
-        Route::Key,
-        Route::KeyReroll,
-        Route::Leaks,
-        Route::LegacyKeys,
-        Route::LegacyKey,
-        Route::ProvidersCatalog,
-        Route::Providers,
-        Route::Provider,
-        Route::ProviderValidate,
-        Route::AgentRouting,
-        Route::Resolve,
-        Route::WaypathConfigure,
-        Route::WaypathIntegration,
-        Route::WebhookSecret,
-        Route::WebhookEndpoint,
-        Route::Hook,
-        Route::Audit,
-    ];
+impl Access {
+    const fn read(capability: &'static str) -> Access {
+        Access::Key { capability: Some(capability), writes: false }
+    }
 
+    const fn write(capability: &'static str) -> Access {
+        Access::Key { capability: Some(capability), writes: true }
+    }
+}
+
+pub struct Operation {
+    pub method: &'static str,
+    pub access: Access,
+    pub handler: Handler,
+}
+
+pub struct RouteSpec {
     /// The path template as API.md and the OpenAPI document write it.
-    pub fn template(self) -> &'static str {
-        match self {
-            Route::Health => "/healthz",
-            Route::OpenApi => "/openapi.json",
-            Route::Workspaces => "/v1/workspaces",
-            Route::Workspace => "/v1/workspaces/{id}",
-            Route::Me => "/v1/me",
-            Route::Keys => "/v1/keys",
-            Route::KeysVerify => "/v1/keys/verify",
-            Route::Key => "/v1/keys/{id}",
-            Route::KeyReroll => "/v1/keys/{id}/reroll",
-            Route::Leaks => "/v1/leaks",
-            Route::LegacyKeys => "/api/auth/api-keys",
-            Route::LegacyKey => "/api/auth/api-keys/{id}",
-            Route::ProvidersCatalog => "/v1/providers/catalog",
-            Route::Providers => "/v1/providers",
-            Route::Provider => "/v1/providers/{id}",
-            Route::ProviderValidate => "/v1/providers/{id}/validate",
-            Route::AgentRouting => "/v1/agents/{id}/routing",
-            Route::Resolve => "/v1/resolve",
-            Route::WaypathConfigure => "/api/integrations/{id}/configure",
-            Route::WaypathIntegration => "/api/integrations/{id}",
-            Route::WebhookSecret => "/v1/webhooks/secret",
-            Route::WebhookEndpoint => "/v1/webhooks/endpoint",
-            Route::Hook => "/v1/hooks/{id}",
-            Route::Audit => "/v1/audit",
-        }
+    pub template: &'static str,
+    pub operations: &'static [Operation],
+}
+
+impl RouteSpec {
+    pub fn methods(&self) -> Vec<&'static str> {
+        self.operations.iter().map(|o| o.method).collect()
     }
 
-    pub fn methods(self) -> &'static [&'static str] {
-        match self {
-            Route::Health | Route::OpenApi | Route::Me => &["GET"],
-            Route::Workspaces => &["GET", "POST"],
-            Route::Workspace => &["GET", "PATCH"],
-            Route::Keys => &["GET", "POST"],
-            Route::Key => &["GET", "DELETE"],
-            Route::KeysVerify | Route::KeyReroll | Route::Leaks => &["POST"],
-            Route::LegacyKeys => &["GET"],
-            Route::LegacyKey | Route::WaypathIntegration => &["DELETE"],
-            Route::ProvidersCatalog | Route::Providers => &["GET"],
-            Route::Provider => &["GET", "PUT", "DELETE"],
-            Route::ProviderValidate | Route::Resolve | Route::WaypathConfigure => &["POST"],
-            Route::AgentRouting | Route::WebhookEndpoint => &["GET", "PUT", "DELETE"],
-            Route::WebhookSecret | Route::Hook => &["POST"],
-            Route::Audit => &["GET"],
-        }
+    pub fn operation(&self, method: &str) -> Option<&'static Operation> {
+        self.operations.iter().find(|o| o.method == method)
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Turns `async fn(&mut Call) -> Result<Reply, ApiError>` into a [`Handler`].
+macro_rules! handler {
+    ($function:path) => {{
+        fn run(call: &mut Call) -> Pending<'_> {
+            Box::pin($function(call))
+        }
+        run
+    }};
+}
+
+macro_rules! op {
+    ($method:literal, $access:expr, $function:path) => {
+        Operation { method: $method, access: $access, handler: handler!($function) }
+    };
+}
+
+const ANY_KEY: Access = Access::Key { capability: None, writes: false };
+
+/// In matching order: `/v1/keys/verify` comes before `/v1/keys/{id}`, and
+/// `/v1/providers/catalog` before `/v1/providers/{id}`.
+pub static ROUTES: &[RouteSpec] = &[
+    RouteSpec { template: "/healthz", operations: &[op!("GET", Access::Public, health::healthz)] },
+    RouteSpec { template: "/openapi.json", operations: &[op!("GET", Access::Public, health::openapi)] },
+    RouteSpec {
+        template: "/v1/workspaces",
+        operations: &[op!("GET", Access::Operator, workspaces::list), op!("POST", Access::Operator, workspaces::create)],
+    },
+    RouteSpec {
+        template: "/v1/workspaces/{id}",
+        operations: &[op!("GET", Access::Operator, workspaces::get), op!("PATCH", Access::Operator, workspaces::update)],
+    },
+    RouteSpec { template: "/v1/me", operations: &[op!("GET", ANY_KEY, me::me)] },
+    RouteSpec {
+        template: "/v1/keys",
+        operations: &[op!("GET", Access::read("keys:read"), keys::list), op!("POST", Access::write("keys:write"), keys::create)],
+    },
+    RouteSpec { template: "/v1/keys/verify", operations: &[op!("POST", Access::read("keys:verify"), keys::verify)] },
+    RouteSpec {
+        template: "/v1/keys/{id}",
+        operations: &[op!("GET", Access::read("keys:read"), keys::get), op!("DELETE", Access::write("keys:write"), keys::revoke)],
+    },
+    RouteSpec { template: "/v1/keys/{id}/reroll", operations: &[op!("POST", Access::write("keys:write"), keys::reroll)] },
+    RouteSpec { template: "/v1/leaks", operations: &[op!("POST", Access::Operator, leaks::report)] },
+    RouteSpec { template: "/api/auth/api-keys", operations: &[op!("GET", Access::read("keys:read"), keys::list)] },
+    RouteSpec { template: "/api/auth/api-keys/{id}", operations: &[op!("DELETE", Access::write("keys:write"), keys::revoke)] },
+    RouteSpec { template: "/v1/providers/catalog", operations: &[op!("GET", Access::Public, providers::catalog)] },
+    RouteSpec { template: "/v1/providers", operations: &[op!("GET", Access::read("providers:read"), providers::list)] },
+    RouteSpec {
+        template: "/v1/providers/{id}",
+        operations: &[
+            op!("GET", Access::read("providers:read"), providers::get),
+            op!("PUT", Access::write("providers:write"), providers::put),
+            op!("DELETE", Access::write("providers:write"), providers::remove),
+        ],
+    },
+    // Re-validation changes no key, only what is known of it: allowed in a read-only workspace.
+    RouteSpec { template: "/v1/providers/{id}/validate", operations: &[op!("POST", Access::read("providers:write"), providers::validate)] },
+    RouteSpec {
+        template: "/v1/agents/{id}/routing",
+        operations: &[
+            op!("GET", Access::read("providers:read"), providers::get_route),
+            op!("PUT", Access::write("providers:write"), providers::put_route),
+            op!("DELETE", Access::write("providers:write"), providers::delete_route),
+        ],
+    },
+    RouteSpec { template: "/v1/resolve", operations: &[op!("POST", Access::read("secrets:resolve"), providers::resolve)] },
+    RouteSpec {
+        template: "/api/integrations/{id}/configure",
+        operations: &[op!("POST", Access::write("providers:write"), waypath::configure)],
+    },
+    RouteSpec { template: "/api/integrations/{id}", operations: &[op!("DELETE", Access::write("providers:write"), waypath::remove)] },
+    RouteSpec { template: "/v1/webhooks/secret", operations: &[op!("POST", Access::write("webhooks:manage"), webhooks::rotate_secret)] },
+    RouteSpec {
+        template: "/v1/webhooks/endpoint",
+        operations: &[
+            op!("GET", Access::read("webhooks:manage"), webhooks::get_endpoint),
+            op!("PUT", Access::write("webhooks:manage"), webhooks::put_endpoint),
+            op!("DELETE", Access::write("webhooks:manage"), webhooks::delete_endpoint),
+        ],
+    },
+    RouteSpec { template: "/v1/hooks/{id}", operations: &[op!("POST", Access::Signed, hooks::receive)] },
+    RouteSpec { template: "/v1/audit", operations: &[op!("GET", Access::OperatorOrKey("audit:read"), audit::list)] },
+];
+
 pub struct Matched {
-    pub route: Route,
+    pub route: &'static RouteSpec,
     /// The `{...}` segments of the template, in order.
     pub params: Vec<String>,
 }
@@ -120,8 +158,8 @@ pub struct Matched {
 pub fn match_path(path: &str) -> Option<Matched> {
     let path = if path.len() > 1 { path.strip_suffix('/').unwrap_or(path) } else { path };
     let segments: Vec<&str> = path.split('/').skip(1).collect();
-    Route::ALL.into_iter().find_map(|route| {
-        let template: Vec<&str> = route.template().split('/').skip(1).collect();
+    ROUTES.iter().find_map(|route| {
+        let template: Vec<&str> = route.template.split('/').skip(1).collect();
         if template.len() != segments.len() {
             return None;
         }
@@ -142,43 +180,69 @@ pub fn match_path(path: &str) -> Option<Matched> {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeSet;
+
     use super::*;
+
+    fn template_of(path: &str) -> Option<&'static str> {
+        match_path(path).map(|m| m.route.template)
+    }
 
     #[test]
     fn matches_static_and_parameterised_paths() {
-        assert_eq!(match_path("/healthz").map(|m| m.route), Some(Route::Health));
+        assert_eq!(template_of("/healthz"), Some("/healthz"));
         let matched = match_path("/v1/workspaces/ws_123").unwrap();
-        assert_eq!(matched.route, Route::Workspace);
+        assert_eq!(matched.route.template, "/v1/workspaces/{id}");
         assert_eq!(matched.params, vec!["ws_123"]);
     }
 
     #[test]
     fn verify_is_not_taken_for_a_key_id() {
-        assert_eq!(match_path("/v1/keys/verify").map(|m| m.route), Some(Route::KeysVerify));
-        assert_eq!(match_path("/v1/keys/key_abc").map(|m| m.route), Some(Route::Key));
+        assert_eq!(template_of("/v1/keys/verify"), Some("/v1/keys/verify"));
+        assert_eq!(template_of("/v1/keys/key_abc"), Some("/v1/keys/{id}"));
         let reroll = match_path("/v1/keys/key_abc/reroll").unwrap();
-        assert_eq!((reroll.route, reroll.params), (Route::KeyReroll, vec!["key_abc".to_string()]));
+        assert_eq!((reroll.route.template, reroll.params), ("/v1/keys/{id}/reroll", vec!["key_abc".to_string()]));
     }
 
     #[test]
     fn forgives_one_trailing_slash_only() {
-        assert_eq!(match_path("/v1/workspaces/").map(|m| m.route), Some(Route::Workspaces));
-        assert_eq!(match_path("/v1/workspaces//"), None);
+        assert_eq!(template_of("/v1/workspaces/"), Some("/v1/workspaces"));
+        assert!(match_path("/v1/workspaces//").is_none());
     }
 
     #[test]
     fn unknown_paths_and_empty_parameters_do_not_match() {
-        assert_eq!(match_path("/"), None);
-        assert_eq!(match_path("/v2/workspaces"), None);
-        assert_eq!(match_path("/v1/workspaces/ws_1/extra"), None);
-        assert_eq!(match_path("/v1/workspaces//x"), None);
+        for path in ["/", "/v2/workspaces", "/v1/workspaces/ws_1/extra", "/v1/workspaces//x"] {
+            assert!(match_path(path).is_none(), "{path}");
+        }
     }
 
     #[test]
     fn every_route_is_reachable_by_its_own_template() {
-        for route in Route::ALL {
-            let path = route.template().replace("{id}", "x");
-            assert_eq!(match_path(&path).map(|m| m.route), Some(route), "{path}");
+        for route in ROUTES {
+            let path = route.template.replace("{id}", "x");
+            assert_eq!(template_of(&path), Some(route.template), "{path}");
+        }
+    }
+
+    #[test]
+    fn each_route_and_each_of_its_methods_is_declared_once() {
+        let templates: BTreeSet<&str> = ROUTES.iter().map(|r| r.template).collect();
+        assert_eq!(templates.len(), ROUTES.len(), "a template is declared twice");
+        for route in ROUTES {
+            let methods: BTreeSet<&str> = route.methods().into_iter().collect();
+            assert_eq!(methods.len(), route.operations.len(), "{} declares a method twice", route.template);
+        }
+    }
+
+    #[test]
+    fn every_write_names_the_capability_it_needs() {
+        for route in ROUTES {
+            for operation in route.operations {
+                if let Access::Key { capability, writes: true } = operation.access {
+                    assert!(capability.is_some(), "{} {} writes without a capability", operation.method, route.template);
+                }
+            }
         }
     }
 }

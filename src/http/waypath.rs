@@ -4,12 +4,10 @@
 
 use serde_json::json;
 
-use super::auth::require_key;
 use super::call::Call;
 use super::providers::configure_for;
 use super::reply::Reply;
 use crate::error::ApiError;
-use crate::keys::auth::Caller;
 use crate::providers::service::{self, Configure};
 use crate::providers::ProviderId;
 use crate::store::ProviderStore;
@@ -23,19 +21,12 @@ fn integration(call: &Call) -> Result<(&'static str, ProviderId, &'static str), 
     }
 }
 
-async fn writer(call: &mut Call) -> Result<Caller, ApiError> {
-    let caller = require_key(call).await?;
-    caller.require("providers:write")?;
-    caller.require_writable()?;
-    Ok(caller)
-}
-
 fn invalid(name: &str, reason: &str) -> Reply {
     Reply { status: 401, body: json!({"error": format!("Invalid {name} key: {reason}")}), headers: Vec::new() }
 }
 
 pub async fn configure(call: &mut Call) -> Result<Reply, ApiError> {
-    let caller = writer(call).await?;
+    let caller = call.take_caller()?;
     let (name, provider, prefix) = integration(call)?;
     let mut fields = call.fields(&["apiKey"]).await?;
     let api_key = fields.required_str("apiKey")?;
@@ -69,7 +60,7 @@ pub async fn configure(call: &mut Call) -> Result<Reply, ApiError> {
 
 /// Removing an integration that is not configured is not an error: the outcome is the same.
 pub async fn remove(call: &mut Call) -> Result<Reply, ApiError> {
-    let caller = writer(call).await?;
+    let caller = call.take_caller()?;
     let (name, provider, _) = integration(call)?;
     match service::remove(&call.store()?, &caller, provider, call.now_ms).await {
         Ok(_) | Err(ApiError::NotConfigured) => Ok(Reply::ok(json!({"status": "removed", "provider": name}))),

@@ -3,27 +3,16 @@
 
 use serde_json::json;
 
-use super::auth::require_key;
 use super::call::Call;
 use super::providers::keks;
 use super::reply::Reply;
 use crate::error::ApiError;
-use crate::keys::auth::Caller;
 use crate::store::WebhookStore;
 use crate::time::rfc3339;
 use crate::webhooks::secrets::{self, DEFAULT_GRACE_SECONDS, MAX_GRACE_SECONDS};
 
-async fn manager(call: &mut Call, writes: bool) -> Result<Caller, ApiError> {
-    let caller = require_key(call).await?;
-    caller.require("webhooks:manage")?;
-    if writes {
-        caller.require_writable()?;
-    }
-    Ok(caller)
-}
-
 pub async fn rotate_secret(call: &mut Call) -> Result<Reply, ApiError> {
-    let caller = manager(call, true).await?;
+    let caller = call.take_caller()?;
     let mut fields = call.fields(&["grace_seconds"]).await?;
     let grace_seconds = match fields.optional_u64("grace_seconds")? {
         None => DEFAULT_GRACE_SECONDS,
@@ -37,7 +26,7 @@ pub async fn rotate_secret(call: &mut Call) -> Result<Reply, ApiError> {
 }
 
 pub async fn put_endpoint(call: &mut Call) -> Result<Reply, ApiError> {
-    let caller = manager(call, true).await?;
+    let caller = call.take_caller()?;
     let mut fields = call.fields(&["url"]).await?;
     let url = fields.required_str("url")?;
     let audit = caller.audit("notifications.endpoint_set", call.now_ms);
@@ -49,14 +38,14 @@ pub async fn put_endpoint(call: &mut Call) -> Result<Reply, ApiError> {
 }
 
 pub async fn get_endpoint(call: &mut Call) -> Result<Reply, ApiError> {
-    let caller = manager(call, false).await?;
+    let caller = call.take_caller()?;
     let endpoint = call.store()?.endpoint(&caller.workspace.id).await?.ok_or(ApiError::NotConfigured)?;
     Ok(Reply::ok(json!({"url": endpoint.url, "created_at": rfc3339(endpoint.secret.created_at)})))
 }
 
 /// Idempotent: removing an endpoint that is not there answers the same.
 pub async fn delete_endpoint(call: &mut Call) -> Result<Reply, ApiError> {
-    let caller = manager(call, true).await?;
+    let caller = call.take_caller()?;
     let audit = caller.audit("notifications.endpoint_removed", call.now_ms);
     call.store()?.remove_endpoint(&caller.write_precondition(), &audit).await?;
     Ok(Reply::ok(json!({"status": "removed"})))

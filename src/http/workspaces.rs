@@ -2,7 +2,6 @@
 
 use serde_json::json;
 
-use super::auth::require_admin;
 use super::call::Call;
 use super::input::{invalid, Fields};
 use super::reply::Reply;
@@ -23,7 +22,6 @@ fn read_capabilities(fields: &mut Fields, field: &str) -> Result<Option<Capabili
 }
 
 pub async fn create(call: &mut Call) -> Result<Reply, ApiError> {
-    require_admin(call)?;
     let mut fields = call.fields(&["name", "default_capabilities"]).await?;
     let new = NewWorkspace {
         name: read_name(&mut fields, true)?.ok_or(ApiError::internal("required name missing"))?,
@@ -38,7 +36,6 @@ pub async fn create(call: &mut Call) -> Result<Reply, ApiError> {
 }
 
 pub async fn list(call: &mut Call) -> Result<Reply, ApiError> {
-    require_admin(call)?;
     let query = call.query();
     let page = PageRequest::parse(query.get("limit").map(String::as_str), query.get("cursor").map(String::as_str))?;
     let page = workspaces::list(&call.store()?, &page).await?;
@@ -47,13 +44,11 @@ pub async fn list(call: &mut Call) -> Result<Reply, ApiError> {
 }
 
 pub async fn get(call: &mut Call) -> Result<Reply, ApiError> {
-    require_admin(call)?;
     let workspace = workspaces::get(&call.store()?, call.param(0)).await?;
     Ok(Reply::ok(workspace.to_json()))
 }
 
 pub async fn update(call: &mut Call) -> Result<Reply, ApiError> {
-    require_admin(call)?;
     let mut fields = call.fields(&["name", "read_only", "default_capabilities"]).await?;
     let patch = WorkspacePatch {
         name: read_name(&mut fields, false)?,
