@@ -5,7 +5,7 @@ source "$(dirname "$0")/env.sh"
 cd "$ROOT"
 
 output=build/index_bg.wasm
-if [ -f "$output" ] && [ -z "$(find src migrations Cargo.toml Cargo.lock -newer "$output" -print -quit)" ]; then
+if [ -f "$output" ] && [ -z "$(find src migrations build.rs Cargo.toml Cargo.lock -newer "$output" -print -quit)" ]; then
   exit 0
 fi
 say "building the Worker (wasm32, release)"

@@ -6,7 +6,8 @@ use super::call::Call;
 use super::reply::Reply;
 use crate::error::ApiError;
 
-pub const OPENAPI: &str = include_str!("openapi.json");
+/// `openapi.json` as `build.rs` minified it.
+pub const OPENAPI: &str = include_str!(concat!(env!("OUT_DIR"), "/openapi.min.json"));
 
 pub async fn healthz(_call: &mut Call) -> Result<Reply, ApiError> {
     Ok(Reply::ok(json!({"status": "ok", "version": env!("CARGO_PKG_VERSION")})))
