@@ -118,6 +118,7 @@ fn every_refusal_stores_nothing() {
         (status(429, json!({"error": {"code": "insufficient_quota"}})), ApiError::QuotaExceeded { provider_status: 429 }),
         (status(503, json!({})), ApiError::ProviderUnavailable { provider_status: Some(503) }),
         (Err(TransportFailure::Timeout), ApiError::ProviderUnavailable { provider_status: None }),
+        (Err(TransportFailure::TooLarge), ApiError::ProviderUnavailable { provider_status: None }),
         (models(&["gpt-4o"]), ApiError::InvalidModel { field: "model".into() }),
     ];
     for (answer, expected) in cases {
@@ -129,6 +130,17 @@ fn every_refusal_stores_nothing() {
         assert_eq!(error, expected);
         assert!(store.providers.borrow().is_empty() && store.blobs.borrow().is_empty(), "stored after {expected:?}");
     }
+}
+
+#[test]
+fn a_long_model_list_is_checked_for_the_wanted_models_wherever_they_sit() {
+    let (store, keks) = (MemoryStore::default(), Keks::parse(K1).unwrap());
+    let mut ids: Vec<String> = (0..30_000).map(|i| format!("filler-model-{i:06}")).collect();
+    ids.push("gpt-4o-2024-08-06".into());
+    let id_refs: Vec<&str> = ids.iter().map(String::as_str).collect();
+    let client = ScriptedProvider::answering(vec![models(&id_refs)]);
+    let record = configure(&store, &client, &keks, Configure { model: Some("gpt-4o".into()), ..request(ProviderId::OpenAi, "sk-abc") });
+    assert_eq!(record.map(|r| r.status), Ok(KeyStatus::Valid));
 }
 
 #[test]
