@@ -120,6 +120,50 @@ pub trait KeyStore: AuditStore {
     async fn revoke_by_hashes(&self, key_hashes: &[String], workspace_id: Option<&str>, now_ms: i64) -> Result<Vec<KeyRecord>, StoreError>;
     /// Records a use; skipped by the store when one was recorded within the last minute.
     async fn touch_last_used(&self, key_id: &str, now_ms: i64) -> Result<(), StoreError>;
+    /// The keys whose hash is listed (in `workspace_id` only, when given) that are live at
+    /// `now_ms`: what a leak report will revoke, read before its writes are planned.
+    async fn live_keys_by_hashes(
+        &self,
+        key_hashes: &[String],
+        workspace_id: Option<&str>,
+        now_ms: i64,
+    ) -> Result<Vec<KeyRecord>, StoreError>;
+    /// Commits a leak report in one atomic batch of multi-row statements, whatever its size:
+    /// revokes (as leaked) those of the planned keys still live, with exactly their audit entries
+    /// and queued notifications (those of a key something else revoked in between are dropped),
+    /// and the report's summary entry with the ids it revoked. Returns the keys revoked and the
+    /// listed hashes whose keys are now revoked because of a leak report, this one or an earlier.
+    async fn revoke_leaked(&self, plan: &LeakPlan<'_>) -> Result<LeakRevocation, StoreError>;
+}
+
+/// `api_keys.revoked_reason` of a key revoked by a leak report.
+pub const REVOKED_AS_LEAKED: &str = "leaked";
+
+/// The writes of one leak report, planned from the live keys it names.
+#[derive(Debug, Clone)]
+pub struct LeakPlan<'a> {
+    /// The hashes of every well-formed reported token, for the labels.
+    pub key_hashes: &'a [String],
+    pub workspace_id: Option<&'a str>,
+    pub now_ms: i64,
+    pub revocations: Vec<PlannedRevocation>,
+    /// The report's own entry; the store sets its detail's `revoked` to the ids it revoked.
+    pub summary: Option<AuditEvent>,
+}
+
+/// A live key to revoke, with what its revocation brings: written only if it is revoked.
+#[derive(Debug, Clone)]
+pub struct PlannedRevocation {
+    pub key_id: String,
+    pub audit: Vec<AuditEvent>,
+    /// Queued only when the key's workspace has a notification endpoint.
+    pub notification: OutboxEvent,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct LeakRevocation {
+    pub revoked: Vec<KeyRecord>,
+    pub leaked_hashes: Vec<String>,
 }
 
 /// Newest-first order shared by every list: (created_at, id) descending.
