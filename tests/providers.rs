@@ -295,6 +295,20 @@ fn a_blob_moved_under_another_pointer_fails_to_decrypt_and_says_so() {
 }
 
 #[test]
+fn a_blob_retired_by_a_removal_does_not_open_under_the_next_config_of_the_same_version() {
+    let (store, keks) = (MemoryStore::default(), Keks::parse(K1).unwrap());
+    let client = ScriptedProvider::answering(vec![models(&[]), models(&[])]);
+    let first = configure(&store, &client, &keks, request(ProviderId::OpenAi, "sk-first-owner")).unwrap();
+    let retired = store.blobs.borrow().get(&first.blob_name).cloned().unwrap();
+    block_on(store.remove_provider(WS, ProviderId::OpenAi, 1_500, &AuditEvent::new(Some(WS), "provider.removed", 1_500))).unwrap();
+    let second = configure(&store, &client, &keks, request(ProviderId::OpenAi, "sk-second-owner")).unwrap();
+    assert_eq!((second.workspace_id.as_str(), second.provider, second.version), (WS, ProviderId::OpenAi, 1), "the same context");
+    store.blobs.borrow_mut().insert(second.blob_name.clone(), retired);
+    let error = block_on(service::resolve(&store, &store, &keks, WS, None, Some(ProviderId::OpenAi))).unwrap_err();
+    assert!(matches!(error, ApiError::DecryptionFailed { .. }), "the retired key opened: {error:?}");
+}
+
+#[test]
 fn a_pointer_whose_blob_is_not_visible_yet_answers_retry() {
     let (store, keks) = (MemoryStore::default(), Keks::parse(K1).unwrap());
     let client = ScriptedProvider::answering(vec![models(&[])]);

@@ -217,7 +217,8 @@ pub trait ProviderStore {
     async fn save_route(&self, route: &AgentRoute) -> Result<(), StoreError>;
     async fn remove_route(&self, workspace_id: &str, agent_id: &str) -> Result<bool, StoreError>;
     async fn resolution(&self, workspace_id: &str, agent_id: Option<&str>, provider: Option<ProviderId>) -> Result<Resolution, StoreError>;
-    /// Configs whose blob is sealed under another KEK than `current_kek`, at most `limit`.
+    /// Configs whose blob is sealed under another KEK than `current_kek`, or whose blob name is
+    /// of before names were bound (outside `BOUND_BLOB_PREFIX`), at most `limit`.
     async fn configs_not_under(&self, current_kek: &str, limit: usize) -> Result<Vec<ProviderRecord>, StoreError>;
     /// Points a config at a re-wrapped copy of its blob, only if it still points at
     /// `old_blob` (a replacement in between wins); retires the old blob. `false` if it did not.
@@ -247,6 +248,10 @@ pub struct SealedSecret {
     pub sealed: String,
     pub kek_id: String,
     pub created_at: i64,
+    /// The never reused name its encryption binds (`sealed_name` in D1): an endpoint's version
+    /// restarts at 1 after a removal, so the row's key alone could be reused. `None` for a
+    /// secret stored before names were bound, until the cron's re-wrap gives it one.
+    pub name: Option<String>,
 }
 
 /// A workspace's notification endpoint.
@@ -323,9 +328,10 @@ pub trait HousekeepingStore {
     /// Takes a config for re-validation if it is still due, marking it checked at `now_ms`
     /// (its `validated_at` moves only with a conclusive answer); of concurrent runs, one wins.
     async fn claim_revalidation(&self, record: &ProviderRecord, due_before: i64, now_ms: i64) -> Result<bool, StoreError>;
-    /// Sealed webhook and endpoint secrets under another KEK than `current_kek`.
+    /// Sealed webhook and endpoint secrets under another KEK than `current_kek`, or without a
+    /// `name` (sealed before names were bound).
     async fn secrets_not_under(&self, current_kek: &str, limit: usize) -> Result<Vec<(SecretKind, SealedSecret)>, StoreError>;
-    /// Replaces a sealed secret by its re-wrapped form, only if it is still `old_sealed`.
+    /// Replaces a sealed secret (and its name) by its re-wrapped form, only if it is still `old_sealed`.
     async fn replace_sealed(&self, kind: SecretKind, secret: &SealedSecret, old_sealed: &str) -> Result<bool, StoreError>;
 }
 

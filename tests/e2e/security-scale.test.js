@@ -22,6 +22,21 @@ async function configureOpenAi(owner, apiKey) {
   return call("PUT", "/v1/providers/openai", { token: owner, body: { api_key: apiKey, api_host: OPENAI_HOST, model: "gpt-4o" } });
 }
 
+/**
+ * Configures through a Worker with the production 10 s provider timeout rather than the suite's
+ * 1.5 s: sending and reading 4 MiB on a loaded machine must not turn into a timeout here.
+ */
+async function configureOpenAiPatiently(owner, apiKey) {
+  const ctx = createExecutionContext();
+  const instance = new worker(ctx, { ...env, PROVIDER_TIMEOUT_MS: "10000" });
+  const headers = { "content-type": "application/json", authorization: `Bearer ${owner}`, "cf-connecting-ip": "10.9.8.7" };
+  const body = JSON.stringify({ api_key: apiKey, api_host: OPENAI_HOST, model: "gpt-4o" });
+  const response = await instance.fetch(new Request("http://keywarden.test/v1/providers/openai", { method: "PUT", headers, body }));
+  await waitOnExecutionContext(ctx);
+  const text = await response.text();
+  return { status: response.status, text, body: JSON.parse(text) };
+}
+
 async function blobsOf(workspaceId) {
   const { keys } = await env.SECRETS.list();
   return keys.map((k) => k.name).filter((name) => name.includes(workspaceId));
@@ -36,13 +51,13 @@ async function growList(apiKey, bytes) {
 describe("provider model lists: read within a 4 MiB cap", () => {
   it("reads a list just under 4 MiB for the model at its very end, and refuses one just over it, declared or chunked, storing nothing", async () => {
     const under = await createWorkspace();
-    const accepted = await configureOpenAi(under.key, `sk-listbytes-${4 * MIB - 4096}`);
+    const accepted = await configureOpenAiPatiently(under.key, `sk-listbytes-${4 * MIB - 4096}`);
     expect(accepted.status, accepted.text).toBe(200);
     expect(accepted.body).toMatchObject({ status: "valid", model: "gpt-4o", version: 1 });
 
     for (const apiKey of [`sk-listbytes-${4 * MIB + 4096}`, `sk-listbytes-${4 * MIB + 4096}-chunked`]) {
       const over = await createWorkspace();
-      const refused = await configureOpenAi(over.key, apiKey);
+      const refused = await configureOpenAiPatiently(over.key, apiKey);
       expect(refused.status, `${apiKey}: ${refused.text}`).toBe(502);
       expect(refused.body.error.code).toBe("provider_unavailable");
       expect(await dbRow("SELECT * FROM provider_configs WHERE workspace_id = ?", over.workspace.id)).toBeNull();
@@ -157,5 +172,77 @@ describe("leak reports of 1,000 live keys", () => {
     }
     expect(await count("SELECT 1 FROM api_keys WHERE workspace_id = ? AND name LIKE 'scale %' AND revoked_at IS NULL", workspace.id)).toBe(0);
     expect(await count("SELECT 1 FROM audit_events WHERE workspace_id = ? AND action = 'key.leaked'", workspace.id)).toBe(1000);
+  });
+});
+
+const bytesToBase64 = (bytes) => btoa(String.fromCharCode(...new Uint8Array(bytes)));
+
+/** Seals `plaintext` exactly as keywarden did before names were bound: a `v: 1` envelope. */
+async function sealUnbound(plaintext, workspaceId, kind, version) {
+  const [kekId, kekBase64] = env.VAULT_KEKS.split(",")[0].split(":");
+  const aesGcm = async (raw) => crypto.subtle.importKey("raw", raw, "AES-GCM", false, ["encrypt"]);
+  const context = `keywarden/v1|${workspaceId}|${kind}|${version}`;
+  const dataKey = crypto.getRandomValues(new Uint8Array(32));
+  const nonce = crypto.getRandomValues(new Uint8Array(12));
+  const ct = await crypto.subtle.encrypt({ name: "AES-GCM", iv: nonce, additionalData: new TextEncoder().encode(context) }, await aesGcm(dataKey), new TextEncoder().encode(plaintext));
+  const wrapNonce = crypto.getRandomValues(new Uint8Array(12));
+  const wrapped = await crypto.subtle.encrypt(
+    { name: "AES-GCM", iv: wrapNonce, additionalData: new TextEncoder().encode(`${context}|kek=${kekId}`) },
+    await aesGcm(base64ToBytes(kekBase64)),
+    dataKey,
+  );
+  const dek = bytesToBase64([...wrapNonce, ...new Uint8Array(wrapped)]);
+  return JSON.stringify({ v: 1, kek: kekId, dek, nonce: bytesToBase64(nonce), ct: bytesToBase64(ct) });
+}
+
+describe("encryption bound to each secret's storage name", () => {
+  it("does not open a key retired by a removal under the next config of the same workspace, provider and version", async () => {
+    const { key: owner, workspace } = await createWorkspace();
+    const put = (apiKey) => call("PUT", "/v1/providers/openai", { token: owner, body: { api_key: apiKey, api_host: OPENAI_HOST } });
+    expect((await put("sk-first-owner-key")).status).toBe(200);
+    const first = await dbRow("SELECT blob_name FROM provider_configs WHERE workspace_id = ?", workspace.id);
+    const retired = await env.SECRETS.get(first.blob_name);
+    expect((await call("DELETE", "/v1/providers/openai", { token: owner })).status).toBe(200);
+    const again = await put("sk-second-owner-key");
+    expect(again.body).toMatchObject({ status: "valid", version: 1 });
+
+    const second = await dbRow("SELECT blob_name FROM provider_configs WHERE workspace_id = ?", workspace.id);
+    await env.SECRETS.put(second.blob_name, retired);
+    const resolved = await call("POST", "/v1/resolve", { token: owner, body: { provider: "openai" } });
+    expect(resolved.status, `the retired key opened: ${resolved.text}`).toBe(500);
+    expect(resolved.body.error.code).toBe("internal");
+  });
+
+  it("keeps a provider key and a webhook secret sealed before names were bound working, and the cron's re-wrap binds them", async () => {
+    const { key: owner, workspace } = await createWorkspace();
+    const apiKey = "sk-sealed-long-ago";
+    const legacyName = `pk/${workspace.id}/openai/1-Legacy01`;
+    await env.SECRETS.put(legacyName, await sealUnbound(apiKey, workspace.id, "openai", 1));
+    await env.DB.prepare(
+      `INSERT INTO provider_configs (workspace_id, provider, api_host, config, key_hint, status, validated_at, checked_at, version, blob_name, kek_id, is_default, updated_at)
+       VALUES (?1, 'openai', ?2, '{}', '...ago', 'valid', ?3, ?3, 1, ?4, 'k1', 1, ?3)`,
+    )
+      .bind(workspace.id, OPENAI_HOST, Date.now(), legacyName)
+      .run();
+    const whsec = `whsec_${bytesToBase64(crypto.getRandomValues(new Uint8Array(32)))}`;
+    await env.DB.prepare("INSERT INTO webhook_secrets (workspace_id, version, sealed, kek_id, created_at, expires_at) VALUES (?1, 1, ?2, 'k1', ?3, NULL)")
+      .bind(workspace.id, await sealUnbound(whsec, workspace.id, "webhook", 1), Date.now())
+      .run();
+    const works = async (when) => {
+      const resolved = await call("POST", "/v1/resolve", { token: owner, body: { provider: "openai" } });
+      expect(resolved.body, `resolve ${when}: ${resolved.text}`).toMatchObject({ mode: "byok", api_key: apiKey });
+      const hook = await deliver(workspace.id, whsec, { type: "api_key.leaked", data: { tokens: [] } });
+      expect(hook.status, `signed delivery ${when}: ${hook.text}`).toBe(200);
+    };
+    await works("before the re-wrap");
+
+    await runScheduled();
+    const config = await dbRow("SELECT blob_name FROM provider_configs WHERE workspace_id = ?", workspace.id);
+    expect(config.blob_name).toMatch(new RegExp(`^pk/v2/${workspace.id}/openai/1-`));
+    expect(JSON.parse(await env.SECRETS.get(config.blob_name)).v).toBe(2);
+    const secret = await dbRow("SELECT sealed, sealed_name FROM webhook_secrets WHERE workspace_id = ?", workspace.id);
+    expect(secret.sealed_name).toMatch(new RegExp(`^webhook/${workspace.id}/1-`));
+    expect(JSON.parse(secret.sealed).v).toBe(2);
+    await works("after the re-wrap");
   });
 });
