@@ -2,7 +2,8 @@
 // loopback with the mock provider, configures a provider whose /models answers lists of growing
 // size (under the 4 MiB cap, then past it, declared and chunked), and prints workerd's resident
 // memory (VmRSS) and its peak (VmHWM) from /proc after each step. It prints figures; it asserts
-// nothing. Run it with `bash scripts/model-list-memory.sh`.
+// nothing. Run it with `bash scripts/model-list-memory.sh`; MEMORY_ROUNDS (calls per step, 5),
+// MEMORY_SERIES (calls per series, 100) and MEMORY_LOGS=1 (show the Worker's log lines) tune it.
 import { spawn } from "node:child_process";
 import { readFileSync, readdirSync } from "node:fs";
 import { startMockProvider } from "../tests/e2e/mock-provider.mjs";
