@@ -7,9 +7,9 @@ use crate::error::ApiError;
 use crate::providers::service::{self, Vault};
 use crate::providers::validation::ProviderClient;
 use crate::store::{BlobStore, HousekeepingStore, KeyStore, Precondition, ProviderStore, SealedSecret, WebhookStore};
-use crate::vault::{self, Keks, SecretContext};
-use crate::webhooks::delivery;
+use crate::vault::{self, Keks};
 use crate::webhooks::outbox::{Notifier, OutboxEvent};
+use crate::webhooks::{delivery, secrets};
 
 /// How much each task may do in one run; the cron comes back in five minutes.
 pub const PER_TASK: usize = 25;
@@ -141,7 +141,8 @@ where
     (revalidated, invalidated)
 }
 
-/// Re-wraps webhook and endpoint secrets still sealed under an older KEK.
+/// Re-wraps webhook and endpoint secrets still sealed under an older KEK, and gives those sealed
+/// before names were bound a name, binding it.
 async fn rewrap_secrets(store: &impl HousekeepingStore, keks: &Keks, errors: &mut Vec<String>) -> usize {
     let stale = match store.secrets_not_under(keks.current_id(), PER_TASK).await {
         Ok(stale) => stale,
@@ -152,8 +153,8 @@ async fn rewrap_secrets(store: &impl HousekeepingStore, keks: &Keks, errors: &mu
     };
     let mut moved = 0;
     for (kind, secret) in stale {
-        let context = SecretContext { workspace_id: &secret.workspace_id, kind: kind.context_kind(), version: secret.version };
-        let rewrapped = match vault::rewrap(keks, &secret.sealed, &context) {
+        let name = secret.name.clone().unwrap_or_else(|| secrets::new_sealed_name(kind, &secret.workspace_id, secret.version));
+        let rewrapped = match vault::rewrap(keks, &secret.sealed, &secrets::context(kind, &secret), &name) {
             Ok(Some(rewrapped)) => rewrapped,
             Ok(None) => continue,
             Err(error) => {
@@ -161,7 +162,7 @@ async fn rewrap_secrets(store: &impl HousekeepingStore, keks: &Keks, errors: &mu
                 continue;
             }
         };
-        let updated = SealedSecret { sealed: rewrapped, kek_id: keks.current_id().to_string(), ..secret.clone() };
+        let updated = SealedSecret { sealed: rewrapped, kek_id: keks.current_id().to_string(), name: Some(name), ..secret.clone() };
         match store.replace_sealed(kind, &updated, &secret.sealed).await {
             Ok(true) => moved += 1,
             Ok(false) => {}
@@ -169,4 +170,56 @@ async fn rewrap_secrets(store: &impl HousekeepingStore, keks: &Keks, errors: &mu
         }
     }
     moved
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::memory::MemoryStore;
+    use crate::store::{Endpoint, SecretKind};
+    use crate::webhooks::signature::WebhookSecret;
+    use futures_executor::block_on;
+
+    const K1: &str = "k1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+
+    /// A secret as stored before names were bound: no name, an unbound envelope.
+    fn sealed_of_before(keks: &Keks, kind: SecretKind, secret: &WebhookSecret) -> SealedSecret {
+        let mut stored = SealedSecret {
+            workspace_id: "ws_old".into(),
+            version: 1,
+            sealed: String::new(),
+            kek_id: "k1".into(),
+            created_at: 0,
+            name: None,
+        };
+        stored.sealed = vault::seal_unbound(keks, secret.expose().as_bytes(), &secrets::context(kind, &stored));
+        stored
+    }
+
+    #[test]
+    fn secrets_sealed_before_names_were_bound_open_and_the_rewrap_names_and_binds_them_once() {
+        let (store, keks) = (MemoryStore::default(), Keks::parse(K1).unwrap());
+        let (inbound, outbound) = (WebhookSecret::generate(), WebhookSecret::generate());
+        store.webhook_secrets.borrow_mut().push((sealed_of_before(&keks, SecretKind::Webhook, &inbound), None));
+        let endpoint =
+            Endpoint { url: "https://hooks.example.com/k".into(), secret: sealed_of_before(&keks, SecretKind::Endpoint, &outbound) };
+        store.endpoints.borrow_mut().insert("ws_old".into(), endpoint);
+        let read = |kind, stored: &SealedSecret| secrets::open(&keks, kind, stored).map(|s| s.expose().to_string());
+        assert_eq!(read(SecretKind::Webhook, &store.webhook_secrets.borrow()[0].0), Ok(inbound.expose().to_string()));
+
+        let mut errors = Vec::new();
+        assert_eq!(block_on(rewrap_secrets(&store, &keks, &mut errors)), 2, "{errors:?}");
+        let upgraded = [
+            (SecretKind::Webhook, store.webhook_secrets.borrow()[0].0.clone()),
+            (SecretKind::Endpoint, store.endpoints.borrow()["ws_old"].secret.clone()),
+        ];
+        for ((kind, stored), plain) in upgraded.iter().zip([&inbound, &outbound]) {
+            assert!(stored.name.as_deref().is_some_and(|n| n.starts_with(&format!("{}/ws_old/1-", kind.context_kind()))), "{stored:?}");
+            assert!(vault::binds_name(&stored.sealed).unwrap());
+            assert_eq!(read(*kind, stored), Ok(plain.expose().to_string()));
+            let unnamed = SealedSecret { name: None, ..stored.clone() };
+            assert!(read(*kind, &unnamed).is_err(), "a bound secret does not open without its name");
+        }
+        assert_eq!(block_on(rewrap_secrets(&store, &keks, &mut errors)), 0, "nothing left to upgrade");
+    }
 }

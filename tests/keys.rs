@@ -2,6 +2,7 @@
 //! creation rules, revocation, reroll, verify and leak reports.
 
 use futures_executor::block_on;
+use keywarden::audit::AuditEvent;
 use keywarden::error::ApiError;
 use keywarden::keys::auth::{authenticate, Caller};
 use keywarden::keys::leaks::{self, LeakReport};
@@ -10,6 +11,10 @@ use keywarden::keys::verify::{verify, VerifyCode};
 use keywarden::keys::{Capabilities, KeyPrefix, PlatformKey, RateLimit};
 use keywarden::name::Name;
 use keywarden::store::memory::MemoryStore;
+use keywarden::store::{KeyStore, LeakPlan, LeakRevocation, PlannedRevocation, Precondition};
+use keywarden::vault::Keks;
+use keywarden::webhooks::outbox::OutboxEvent;
+use keywarden::webhooks::secrets;
 use keywarden::workspaces::{self, NewWorkspace, WorkspacePatch};
 
 const T0: i64 = 1_800_000_000_000; // on a minute boundary
@@ -301,8 +306,8 @@ fn a_leak_report_revokes_live_keys_of_any_workspace_and_labels_each_token() {
     assert_eq!(positives, vec![true, true, false, false]);
     assert_eq!(labels[0].token_hash, world.owner_key.hash());
     assert!(block_on(authenticate(&world.store, Some(world.owner_key.expose()), None, &prefix(), T0)).is_err());
-    let again = block_on(leaks::report(&world.store, &reports[..1], None, &prefix(), T0 + 1)).unwrap().0;
-    assert!(!again[0].true_positive, "an already revoked key is no longer live");
+    let again = block_on(leaks::report(&world.store, &reports, None, &prefix(), T0 + 1)).unwrap().0;
+    assert_eq!(again.iter().map(|l| l.true_positive).collect::<Vec<_>>(), positives, "a retried report labels the same");
     let audit = format!("{:?}", world.store.audit.borrow());
     assert!(!audit.contains(world.owner_key.expose()), "token in audit");
     assert_eq!(world.store.audit.borrow().iter().filter(|e| e.action == "leaks.reported").count(), 2, "each report on the operator trail");
@@ -455,4 +460,87 @@ fn a_write_in_a_workspace_made_read_only_since_it_authenticated_is_refused() {
     let error = block_on(service::create(&world.store, &world.owner, new_key("late", None), &prefix(), T0 + 1)).unwrap_err();
     assert_eq!(error, ApiError::WorkspaceReadOnly);
     assert!(!world.store.keys.borrow().values().any(|k| k.name == "late"));
+}
+
+fn leaked(token: &str) -> LeakReport {
+    LeakReport { token: token.to_string(), kind: None, url: None, source: None }
+}
+
+fn set_endpoint(world: &World) {
+    let keks = Keks::parse("k1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=").unwrap();
+    let workspace = &world.owner.workspace.id;
+    let audit = AuditEvent::new(Some(workspace), "notifications.endpoint_set", T0);
+    block_on(secrets::set_endpoint(
+        &world.store,
+        &keks,
+        &Precondition::unconditional(workspace),
+        "https://hooks.example.com/k",
+        false,
+        audit,
+        T0,
+    ))
+    .unwrap();
+}
+
+#[test]
+fn a_key_revoked_by_a_leak_report_stays_a_true_positive_and_one_revoked_otherwise_a_false_one() {
+    let world = world();
+    let (by_leak, by_hand) = (issue(&world, new_key("leaked", None)), issue(&world, new_key("revoked", None)));
+    let by_hand_id = login(&world.store, &by_hand, T0).key.id;
+    block_on(service::revoke(&world.store, &world.owner, &by_hand_id, T0)).unwrap();
+    let first = block_on(leaks::report(&world.store, &[leaked(by_leak.expose())], None, &prefix(), T0 + 1)).unwrap().0;
+    assert!(first[0].true_positive);
+    for scope in [None, Some(world.owner.workspace.id.as_str())] {
+        let retried =
+            block_on(leaks::report(&world.store, &[leaked(by_leak.expose()), leaked(by_hand.expose())], scope, &prefix(), T0 + 2));
+        let labels: Vec<bool> = retried.unwrap().0.iter().map(|l| l.true_positive).collect();
+        assert_eq!(labels, vec![true, false], "scope {scope:?}");
+    }
+    let leaked_entries = world.store.audit.borrow().iter().filter(|e| e.action == "key.leaked").count();
+    assert_eq!(leaked_entries, 2, "a retry audits nothing again (one workspace and one operator entry)");
+}
+
+#[test]
+fn a_report_of_a_thousand_live_keys_revokes_audits_and_queues_every_one() {
+    let world = world();
+    set_endpoint(&world);
+    let tokens: Vec<PlatformKey> = (0..1_000).map(|i| issue(&world, new_key(&format!("k{i}"), None))).collect();
+    let reports: Vec<LeakReport> = tokens.iter().map(|t| leaked(t.expose())).collect();
+    let (labels, revoked) = block_on(leaks::report(&world.store, &reports, None, &prefix(), T0 + 1)).unwrap();
+    assert!(labels.iter().all(|l| l.true_positive));
+    assert_eq!(revoked.len(), 1_000);
+    let audit = world.store.audit.borrow();
+    let count = |action: &str, operator: bool| audit.iter().filter(|e| e.action == action && e.workspace_id.is_none() == operator).count();
+    assert_eq!((count("key.leaked", false), count("key.leaked", true)), (1_000, 1_000));
+    let summary = audit.iter().find(|e| e.action == "leaks.reported").expect("summary");
+    assert_eq!((summary.detail["tokens"].as_u64(), summary.detail["revoked"].as_array().map(Vec::len)), (Some(1_000), Some(1_000)));
+    let outbox = world.store.outbox.borrow();
+    assert_eq!(outbox.iter().filter(|row| row.event.event_type == "api_key.revoked").count(), 1_000);
+    assert_eq!(outbox[0].event.payload["data"]["reason"], "leaked");
+}
+
+#[test]
+fn a_planned_revocation_whose_key_was_revoked_meanwhile_writes_nothing_for_it() {
+    let world = world();
+    let key = issue(&world, new_key("raced", None));
+    let live = block_on(world.store.live_keys_by_hashes(&[key.hash()], None, T0)).unwrap();
+    assert_eq!(live.len(), 1);
+    block_on(service::revoke(&world.store, &world.owner, &live[0].id, T0)).unwrap();
+    let before = world.store.audit.borrow().len();
+    let plan = LeakPlan {
+        key_hashes: &[key.hash()],
+        workspace_id: None,
+        now_ms: T0 + 1,
+        revocations: vec![PlannedRevocation {
+            key_id: live[0].id.clone(),
+            audit: vec![AuditEvent::new(None, "key.leaked", T0 + 1)],
+            notification: OutboxEvent::new(&live[0].workspace_id, "api_key.revoked", serde_json::json!({}), T0 + 1),
+        }],
+        summary: Some(AuditEvent::new(None, "leaks.reported", T0 + 1)),
+    };
+    let outcome = block_on(world.store.revoke_leaked(&plan)).unwrap();
+    assert_eq!(outcome, LeakRevocation::default(), "nothing revoked, and not a leak's revocation");
+    let audit = world.store.audit.borrow();
+    assert_eq!(audit.len(), before + 1, "only the summary");
+    assert_eq!(audit.last().unwrap().detail["revoked"], serde_json::json!([]));
 }

@@ -127,6 +127,7 @@ fn every_refusal_stores_nothing() {
         (status(429, json!({"error": {"code": "insufficient_quota"}})), ApiError::QuotaExceeded { provider_status: 429 }),
         (status(503, json!({})), ApiError::ProviderUnavailable { provider_status: Some(503) }),
         (Err(TransportFailure::Timeout), ApiError::ProviderUnavailable { provider_status: None }),
+        (Err(TransportFailure::TooLarge), ApiError::ProviderUnavailable { provider_status: None }),
         (models(&["gpt-4o"]), ApiError::InvalidModel { field: "model".into() }),
     ];
     for (answer, expected) in cases {
@@ -138,6 +139,17 @@ fn every_refusal_stores_nothing() {
         assert_eq!(error, expected);
         assert!(store.providers.borrow().is_empty() && store.blobs.borrow().is_empty(), "stored after {expected:?}");
     }
+}
+
+#[test]
+fn a_long_model_list_is_checked_for_the_wanted_models_wherever_they_sit() {
+    let (store, keks) = (MemoryStore::default(), Keks::parse(K1).unwrap());
+    let mut ids: Vec<String> = (0..30_000).map(|i| format!("filler-model-{i:06}")).collect();
+    ids.push("gpt-4o-2024-08-06".into());
+    let id_refs: Vec<&str> = ids.iter().map(String::as_str).collect();
+    let client = ScriptedProvider::answering(vec![models(&id_refs)]);
+    let record = configure(&store, &client, &keks, Configure { model: Some("gpt-4o".into()), ..request(ProviderId::OpenAi, "sk-abc") });
+    assert_eq!(record.map(|r| r.status), Ok(KeyStatus::Valid));
 }
 
 #[test]
@@ -291,6 +303,27 @@ fn a_blob_moved_under_another_pointer_fails_to_decrypt_and_says_so() {
         block_on(service::resolve(&store, &store, &keks, &Precondition::unconditional(WS), None, Some(ProviderId::Anthropic))).unwrap_err();
     assert!(matches!(error, ApiError::DecryptionFailed { .. }), "{error:?}");
     assert_eq!(error.status(), 500);
+}
+
+#[test]
+fn a_blob_retired_by_a_removal_does_not_open_under_the_next_config_of_the_same_version() {
+    let (store, keks) = (MemoryStore::default(), Keks::parse(K1).unwrap());
+    let client = ScriptedProvider::answering(vec![models(&[]), models(&[])]);
+    let first = configure(&store, &client, &keks, request(ProviderId::OpenAi, "sk-first-owner")).unwrap();
+    let retired = store.blobs.borrow().get(&first.blob_name).cloned().unwrap();
+    block_on(store.remove_provider(
+        &Precondition::unconditional(WS),
+        ProviderId::OpenAi,
+        1_500,
+        &AuditEvent::new(Some(WS), "provider.removed", 1_500),
+    ))
+    .unwrap();
+    let second = configure(&store, &client, &keks, request(ProviderId::OpenAi, "sk-second-owner")).unwrap();
+    assert_eq!((second.workspace_id.as_str(), second.provider, second.version), (WS, ProviderId::OpenAi, 1), "the same context");
+    store.blobs.borrow_mut().insert(second.blob_name.clone(), retired);
+    let error =
+        block_on(service::resolve(&store, &store, &keks, &Precondition::unconditional(WS), None, Some(ProviderId::OpenAi))).unwrap_err();
+    assert!(matches!(error, ApiError::DecryptionFailed { .. }), "the retired key opened: {error:?}");
 }
 
 #[test]

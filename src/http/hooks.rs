@@ -9,7 +9,7 @@ use worker::Delay;
 
 use super::call::Call;
 use super::input::Fields;
-use super::leaks::{read_reports, revoked_event};
+use super::leaks::{deliver_after_response, read_reports, revoked_event};
 use super::providers::{configure_for, keks};
 use super::reply::Reply;
 use crate::audit::AuditEvent;
@@ -133,9 +133,7 @@ async fn process(call: &Call, workspace: &Workspace, id: &str, body: &[u8]) -> R
             let reports = read_reports(tokens).map_err(|e| prefix(e, "data.tokens"))?;
             let (labels, revoked) =
                 leaks::report(&call.store()?, &reports, Some(&workspace.id), &call.settings.key_prefix, call.now_ms).await?;
-            for key in &revoked {
-                call.notify(OutboxEvent::new(&workspace.id, "api_key.revoked", revoked_event(key, "leaked"), call.now_ms)).await;
-            }
+            deliver_after_response(call, revoked.len());
             Ok(Reply::ok(Value::Array(labels.iter().map(|l| l.to_json()).collect())))
         }
         other => Err(ApiError::UnsupportedEvent { event: other.chars().take(64).collect() }),

@@ -2,19 +2,55 @@
 
 use serde_json::Value;
 
-use super::auth::require_admin;
 use super::call::Call;
 use super::input::Fields;
+use super::outbound::FetchClient;
 use super::reply::Reply;
 use crate::error::ApiError;
 use crate::keys::leaks::{self, LeakReport};
 use crate::keys::KeyRecord;
-use crate::time::rfc3339;
-use crate::webhooks::outbox::OutboxEvent;
+use crate::store::d1::D1Store;
+use crate::webhooks::delivery::deliver_due;
+use crate::webhooks::outbox::key_revoked_data;
+
+/// The revocations' notifications are queued with them; the first attempts are made after the
+/// response, for at most this many (each costs about three queries and a subrequest of the
+/// invocation's budget), and the scheduled handler delivers the rest.
+const FIRST_ATTEMPTS: usize = 25;
 
 /// The `api_key.revoked` notification's data: ids and times, never the key.
 pub fn revoked_event(key: &KeyRecord, reason: &str) -> Value {
-    serde_json::json!({"key_id": key.id, "name": key.name, "revoked_at": key.revoked_at.map(rfc3339), "reason": reason})
+    key_revoked_data(key, reason)
+}
+
+/// Makes the first delivery attempts of `queued` notifications after the response.
+pub fn deliver_after_response(call: &Call, queued: usize) {
+    let Some(keks) = call.env_string("VAULT_KEKS").and_then(|text| crate::vault::Keks::parse(&text).ok()) else { return };
+    if queued == 0 {
+        return;
+    }
+    let (db, now_ms, request_id) = (call.env.d1("DB"), call.now_ms, call.request_id.clone());
+    call.ctx.wait_until(async move {
+        let outcome = match db {
+            Ok(db) => {
+                let store = D1Store::new(db);
+                let clock = move || now_ms.max(worker::Date::now().as_millis() as i64);
+                let pass = deliver_due(&store, &FetchClient::default(), &keks, None, queued.min(FIRST_ATTEMPTS), &clock).await;
+                if pass.errors.is_empty() {
+                    Ok(())
+                } else {
+                    Err(pass.errors.join("; "))
+                }
+            }
+            Err(error) => Err(error.to_string()),
+        };
+        if let Err(detail) = outcome {
+            worker::console_error!(
+                "{}",
+                serde_json::json!({"level": "error", "request_id": request_id, "msg": "notification attempt failed", "detail": detail})
+            );
+        }
+    });
 }
 
 /// Reads `[{token, type?, url?, source?}]`, naming a bad field by its index, e.g. `[2].token`.
@@ -46,11 +82,8 @@ pub fn read_reports(body: Value) -> Result<Vec<LeakReport>, ApiError> {
 }
 
 pub async fn report(call: &mut Call) -> Result<Reply, ApiError> {
-    require_admin(call)?;
     let reports = read_reports(call.json().await?)?;
     let (labels, revoked) = leaks::report(&call.store()?, &reports, None, &call.settings.key_prefix, call.now_ms).await?;
-    for key in &revoked {
-        call.notify(OutboxEvent::new(&key.workspace_id, "api_key.revoked", revoked_event(key, "leaked"), call.now_ms)).await;
-    }
+    deliver_after_response(call, revoked.len());
     Ok(Reply::ok(Value::Array(labels.iter().map(|l| l.to_json()).collect())))
 }

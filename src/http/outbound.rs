@@ -3,24 +3,52 @@
 use std::time::Duration;
 
 use futures_util::future::{select, Either};
-use futures_util::pin_mut;
+use futures_util::{pin_mut, StreamExt};
 use worker::{AbortController, Delay, Fetch, Headers, Method, Request, RequestInit, RequestRedirect};
 
+use crate::providers::model_list::{AnswerBuffer, OverCap, MAX_ANSWER_BYTES};
 use crate::providers::validation::{ProbeRequest, ProbeResponse, ProviderClient, TransportFailure, TIMEOUT_MS};
 use crate::webhooks::outbox::{Attempt, Notifier};
 
-/// At most this much of a provider's answer is read: enough for any model list. A longer
-/// answer is read as empty, which validation treats as a list it cannot check.
-const MAX_BODY_BYTES: usize = 8 * 1024 * 1024;
-
 pub struct FetchClient {
     pub timeout: Duration,
+    /// Joins this client's log lines to the request's own, when there is a request.
+    pub request_id: Option<String>,
 }
 
 impl Default for FetchClient {
     fn default() -> Self {
-        FetchClient { timeout: Duration::from_millis(TIMEOUT_MS) }
+        FetchClient { timeout: Duration::from_millis(TIMEOUT_MS), request_id: None }
     }
+}
+
+impl FetchClient {
+    /// A provider answer refused for its size is a 502 for the caller; the log says why.
+    fn log_over_cap(&self, url: &str, declared: Option<usize>) {
+        let origin = url::Url::parse(url).map(|u| u.origin().ascii_serialization()).unwrap_or_default();
+        worker::console_warn!(
+            "{}",
+            serde_json::json!({
+                "level": "warn",
+                "request_id": self.request_id,
+                "msg": format!("provider answer refused: larger than the {} MiB model-list cap", MAX_ANSWER_BYTES / (1024 * 1024)),
+                "cap_bytes": MAX_ANSWER_BYTES,
+                "declared_bytes": declared,
+                "provider_origin": origin,
+            })
+        );
+    }
+}
+
+/// Reads the answer into one buffer of at most the cap; past it, nothing more is read.
+async fn read_answer(response: &mut worker::Response, declared: Option<usize>) -> Result<String, TransportFailure> {
+    let mut buffer = AnswerBuffer::new(MAX_ANSWER_BYTES, declared).map_err(|OverCap| TransportFailure::TooLarge)?;
+    let Ok(mut stream) = response.stream() else { return Ok(String::new()) };
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|_| TransportFailure::Network)?;
+        buffer.push(&chunk).map_err(|OverCap| TransportFailure::TooLarge)?;
+    }
+    Ok(buffer.into_text())
 }
 
 impl ProviderClient for FetchClient {
@@ -37,21 +65,27 @@ impl ProviderClient for FetchClient {
         let exchange = async {
             let mut response = Fetch::Request(request).send_with_signal(&signal).await.map_err(|_| TransportFailure::Network)?;
             let status = response.status_code();
-            let headers = response.headers().entries().map(|(n, v)| (n.to_ascii_lowercase(), v)).collect();
-            let body = match response.stream() {
-                Ok(stream) => match super::body::read_capped(stream, MAX_BODY_BYTES).await {
-                    Ok(super::body::Capped::Whole(bytes)) => String::from_utf8_lossy(&bytes).into_owned(),
-                    Ok(super::body::Capped::TooLarge) => String::new(),
-                    Err(_) => return Err(TransportFailure::Network),
-                },
-                Err(_) => String::new(),
-            };
-            Ok(ProbeResponse { status, headers, body })
+            let headers: Vec<(String, String)> = response.headers().entries().map(|(n, v)| (n.to_ascii_lowercase(), v)).collect();
+            let declared = headers.iter().find(|(n, _)| n == "content-length").and_then(|(_, v)| v.trim().parse::<usize>().ok());
+            match read_answer(&mut response, declared).await {
+                Ok(body) => Ok(ProbeResponse { status, headers, body }),
+                Err(TransportFailure::TooLarge) => {
+                    self.log_over_cap(&probe.url, declared);
+                    Err(TransportFailure::TooLarge)
+                }
+                Err(failure) => Err(failure),
+            }
         };
         let timeout = Delay::from(self.timeout);
         pin_mut!(exchange);
         match select(exchange, timeout).await {
-            Either::Left((outcome, _)) => outcome,
+            Either::Left((outcome, _)) => {
+                if outcome == Err(TransportFailure::TooLarge) {
+                    // Stop the download of the rest of the answer.
+                    controller.abort();
+                }
+                outcome
+            }
             Either::Right(_) => {
                 controller.abort();
                 Err(TransportFailure::Timeout)

@@ -32,7 +32,7 @@ pub fn blobs(call: &Call) -> Result<KvBlobs, ApiError> {
 
 /// `PROVIDER_TIMEOUT_MS` shortens the 10 s provider timeout in tests; it never lengthens it.
 pub fn client(call: &Call) -> FetchClient {
-    let mut client = FetchClient::default();
+    let mut client = FetchClient { request_id: Some(call.request_id.clone()), ..FetchClient::default() };
     if let Some(ms) = call.env_string("PROVIDER_TIMEOUT_MS").and_then(|v| v.trim().parse::<u64>().ok()) {
         client.timeout = client.timeout.min(Duration::from_millis(ms.max(1)));
     }

@@ -1,12 +1,15 @@
 //! Secret-scanning reports: every reported token that is a live key is revoked at once.
 
+use std::collections::{HashMap, HashSet};
+
 use serde_json::{json, Value};
 
 use super::{KeyPrefix, KeyRecord, PlatformKey};
 use crate::audit::AuditEvent;
 use crate::crypto::digest::sha256_hex;
 use crate::error::ApiError;
-use crate::store::KeyStore;
+use crate::store::{KeyStore, LeakPlan, LeakRevocation, PlannedRevocation};
+use crate::webhooks::outbox::{key_revoked_data, OutboxEvent};
 
 /// One reported token, as secret scanners send them (`type`, `url`, `source` are optional).
 #[derive(Debug, Clone)]
@@ -30,7 +33,12 @@ impl LeakLabel {
 }
 
 /// Revokes the live keys among `reports` (of `workspace_id` only, when given), labels each
-/// token, and returns the labels with the keys it revoked. Audited per revoked key in its workspace, and at operator level for operator reports.
+/// token, and returns the labels with the keys it revoked. Each revoked key is audited as
+/// `key.leaked` in its workspace (and at operator level for operator reports) and queued as an
+/// `api_key.revoked` notification, all in the batch that revokes it, so a report of any size
+/// either commits whole or not at all. A token whose key a leak report revoked before, this
+/// one or an earlier (a retried delivery), is a true positive again; a key revoked otherwise
+/// is not.
 pub async fn report(
     store: &impl KeyStore,
     reports: &[LeakReport],
@@ -38,49 +46,79 @@ pub async fn report(
     prefix: &KeyPrefix,
     now_ms: i64,
 ) -> Result<(Vec<LeakLabel>, Vec<KeyRecord>), ApiError> {
-    // Only well-formed keys can be ours; the others are labelled without a lookup.
-    let candidate_hashes: Vec<String> =
-        reports.iter().filter_map(|r| PlatformKey::parse(prefix, &r.token).ok()).map(|key| key.hash()).collect();
-    let revoked =
-        if candidate_hashes.is_empty() { Vec::new() } else { store.revoke_by_hashes(&candidate_hashes, workspace_id, now_ms).await? };
-
-    // A scanner's url or source may quote the token itself; no reported token reaches the trail.
-    let redact = |text: &Option<String>| {
-        text.as_ref()
-            .map(|t| reports.iter().fold(t.clone(), |acc, r| if r.token.is_empty() { acc } else { acc.replace(&r.token, "[redacted]") }))
-    };
-    let mut events = Vec::new();
-    for key in &revoked {
-        let report = reports.iter().find(|r| sha256_hex(r.token.as_bytes()) == key.key_hash);
-        let detail = json!({
-            "type": report.and_then(|r| redact(&r.kind)),
-            "url": report.and_then(|r| redact(&r.url)),
-            "source": report.and_then(|r| redact(&r.source)),
-            "reported_by": if workspace_id.is_some() { "webhook" } else { "operator" },
-        });
-        events.push(AuditEvent::new(Some(&key.workspace_id), "key.leaked", now_ms).target(key.id.clone()).detail(detail.clone()));
-        if workspace_id.is_none() {
-            let mut operator_detail = detail;
-            operator_detail["workspace_id"] = json!(key.workspace_id);
-            events.push(AuditEvent::new(None, "key.leaked", now_ms).target(key.id.clone()).detail(operator_detail));
+    let token_hashes: Vec<String> = reports.iter().map(|r| sha256_hex(r.token.as_bytes())).collect();
+    // Only well-formed keys can be ours; the others are labelled without a lookup. The first
+    // report of a token is the one its audit entry quotes.
+    let mut first_report: HashMap<&str, &LeakReport> = HashMap::new();
+    for (report, hash) in reports.iter().zip(&token_hashes) {
+        if PlatformKey::parse(prefix, &report.token).is_ok() {
+            first_report.entry(hash.as_str()).or_insert(report);
         }
     }
-    if workspace_id.is_none() {
-        // Every operator report is on the operator trail, even one that revoked nothing.
-        let summary = json!({"tokens": reports.len(), "revoked": revoked.iter().map(|k| k.id.clone()).collect::<Vec<_>>()});
-        events.push(AuditEvent::new(None, "leaks.reported", now_ms).detail(summary));
-    }
-    if !events.is_empty() {
-        store.append_audit(&events).await?;
-    }
+    let candidate_hashes: Vec<String> = first_report.keys().map(|h| h.to_string()).collect();
+    let live =
+        if candidate_hashes.is_empty() { Vec::new() } else { store.live_keys_by_hashes(&candidate_hashes, workspace_id, now_ms).await? };
 
-    let labels = reports
+    let revocations = live
         .iter()
-        .map(|r| {
-            let token_hash = sha256_hex(r.token.as_bytes());
-            let true_positive = revoked.iter().any(|k| k.key_hash == token_hash);
+        .map(|key| {
+            let report = first_report.get(key.key_hash.as_str()).copied();
+            planned_revocation(key, report, reports, workspace_id, now_ms)
+        })
+        .collect();
+    // Every operator report is on the operator trail, even one that revokes nothing.
+    let summary = workspace_id.is_none().then(|| AuditEvent::new(None, "leaks.reported", now_ms).detail(json!({"tokens": reports.len()})));
+    let outcome = if candidate_hashes.is_empty() && summary.is_none() {
+        LeakRevocation::default()
+    } else {
+        let plan = LeakPlan { key_hashes: &candidate_hashes, workspace_id, now_ms, revocations, summary };
+        store.revoke_leaked(&plan).await?
+    };
+
+    let leaked: HashSet<&str> = outcome.leaked_hashes.iter().map(String::as_str).collect();
+    let labels = token_hashes
+        .into_iter()
+        .map(|token_hash| {
+            let true_positive = leaked.contains(token_hash.as_str());
             LeakLabel { token_hash, true_positive }
         })
         .collect();
-    Ok((labels, revoked))
+    Ok((labels, outcome.revoked))
+}
+
+/// The audit entries and notification that revoking `key` brings.
+fn planned_revocation(
+    key: &KeyRecord,
+    report: Option<&LeakReport>,
+    reports: &[LeakReport],
+    workspace_id: Option<&str>,
+    now_ms: i64,
+) -> PlannedRevocation {
+    let detail = json!({
+        "type": report.and_then(|r| redact(r.kind.as_deref(), reports)),
+        "url": report.and_then(|r| redact(r.url.as_deref(), reports)),
+        "source": report.and_then(|r| redact(r.source.as_deref(), reports)),
+        "reported_by": if workspace_id.is_some() { "webhook" } else { "operator" },
+    });
+    let mut audit = vec![AuditEvent::new(Some(&key.workspace_id), "key.leaked", now_ms).target(key.id.clone()).detail(detail.clone())];
+    if workspace_id.is_none() {
+        let mut operator_detail = detail;
+        operator_detail["workspace_id"] = json!(key.workspace_id);
+        audit.push(AuditEvent::new(None, "key.leaked", now_ms).target(key.id.clone()).detail(operator_detail));
+    }
+    let revoked = KeyRecord { revoked_at: Some(now_ms), ..key.clone() };
+    let notification = OutboxEvent::new(&key.workspace_id, "api_key.revoked", key_revoked_data(&revoked, "leaked"), now_ms);
+    PlannedRevocation { key_id: key.id.clone(), audit, notification }
+}
+
+/// A scanner's url or source may quote the token itself, or another reported one: no reported
+/// token reaches the trail. Only the tokens the text holds are replaced.
+fn redact(text: Option<&str>, reports: &[LeakReport]) -> Option<String> {
+    let mut text = text?.to_string();
+    for token in reports.iter().map(|r| r.token.as_str()).filter(|t| !t.is_empty()) {
+        if text.contains(token) {
+            text = text.replace(token, "[redacted]");
+        }
+    }
+    Some(text)
 }

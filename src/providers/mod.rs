@@ -3,6 +3,7 @@
 
 pub mod catalog;
 pub mod host;
+pub mod model_list;
 pub mod record;
 pub mod service;
 pub mod validation;

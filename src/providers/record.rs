@@ -33,6 +33,12 @@ impl KeyStatus {
     }
 }
 
+/// How the names of provider-key blobs begin since their encryption binds the name (see
+/// `vault`): `pk/v2/<workspace>/<provider>/<version>-<random>`. A config whose blob name has the
+/// older form, `pk/<workspace>/...`, was stored before, so its blob may still be unbound; the
+/// cron's re-wrap moves it to a name of this form.
+pub const BOUND_BLOB_PREFIX: &str = "pk/v2/";
+
 /// A configured provider. The key lives encrypted in KV under `blob_name`; this holds a hint.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ProviderRecord {

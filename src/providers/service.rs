@@ -5,7 +5,7 @@ use serde_json::{json, Map, Value};
 
 use super::catalog::{detect_other_provider, key_shape_ok, ProviderId};
 use super::host::ApiHost;
-use super::record::{key_hint, AgentRoute, KeyStatus, ProviderRecord};
+use super::record::{key_hint, AgentRoute, KeyStatus, ProviderRecord, BOUND_BLOB_PREFIX};
 use super::validation::{validate_live, Candidate, ProviderClient};
 use crate::audit::AuditEvent;
 use crate::crypto::random::random_base62;
@@ -98,8 +98,21 @@ fn check_host(provider: ProviderId, api_host: Option<&str>, allow_insecure: bool
     ApiHost::parse(text, allow_insecure).map_err(|reason| ApiError::InvalidHost { field: "api_host".into(), reason })
 }
 
+/// The key's encryption context binds the blob's name; a config stored before names were bound
+/// (a blob name of the old form) may still point at an unbound blob.
 fn context<'a>(record: &'a ProviderRecord) -> SecretContext<'a> {
-    SecretContext { workspace_id: &record.workspace_id, kind: record.provider.as_str(), version: record.version }
+    SecretContext {
+        workspace_id: &record.workspace_id,
+        kind: record.provider.as_str(),
+        version: record.version,
+        name: &record.blob_name,
+        accepts_unbound: !record.blob_name.starts_with(BOUND_BLOB_PREFIX),
+    }
+}
+
+/// A fresh, never reused name for a blob of this config version.
+fn new_blob_name(workspace_id: &str, provider: ProviderId, version: i64) -> String {
+    format!("{BOUND_BLOB_PREFIX}{workspace_id}/{}/{version}-{}", provider.as_str(), random_base62(8))
 }
 
 /// Validates and stores a provider key, replacing the current one atomically: the new blob is
@@ -146,7 +159,7 @@ pub async fn configure(
         status: KeyStatus::Valid,
         validated_at: Some(now_ms),
         version,
-        blob_name: format!("pk/{workspace_id}/{}/{version}-{}", provider.as_str(), random_base62(8)),
+        blob_name: new_blob_name(workspace_id, provider, version),
         kek_id: vault.keks.current_id().to_string(),
         is_default: false,
         updated_at: now_ms,
@@ -256,9 +269,10 @@ pub async fn revalidate(
     Ok(Revalidation { record: updated, error: outcome.err(), invalidated })
 }
 
-/// Re-wraps up to `limit` stored provider keys still sealed under an older KEK, each into a
-/// blob under a new name that the config then points at; the ciphertext of the key is kept.
-/// Returns how many moved. Safe to run twice at once: a repoint only lands on the blob it read.
+/// Re-wraps up to `limit` stored provider keys still sealed under an older KEK, or in a blob of
+/// before names were bound (which comes out bound to its new name), each into a blob under a new
+/// name that the config then points at; the ciphertext of the key is kept. Returns how many
+/// moved. Safe to run twice at once: a repoint only lands on the blob it read.
 pub async fn rewrap_stale(
     store: &impl ProviderStore,
     blobs: &impl BlobStore,
@@ -269,12 +283,12 @@ pub async fn rewrap_stale(
     let mut moved = 0;
     for record in store.configs_not_under(keks.current_id(), limit).await? {
         let Some(blob) = blobs.get_blob(&record.blob_name).await? else { continue };
+        let new_name = new_blob_name(&record.workspace_id, record.provider, record.version);
         let Some(rewrapped) =
-            vault::rewrap(keks, &blob, &context(&record)).map_err(|e| ApiError::DecryptionFailed { detail: e.to_string() })?
+            vault::rewrap(keks, &blob, &context(&record), &new_name).map_err(|e| ApiError::DecryptionFailed { detail: e.to_string() })?
         else {
             continue;
         };
-        let new_name = format!("pk/{}/{}/{}-{}", record.workspace_id, record.provider.as_str(), record.version, random_base62(8));
         blobs.put_blob(&new_name, &rewrapped).await?;
         if store.repoint_blob(&record, &record.blob_name, &new_name, keks.current_id(), now_ms).await? {
             moved += 1;
@@ -388,6 +402,64 @@ pub async fn resolve(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::memory::MemoryStore;
+    use futures_executor::block_on;
+
+    const K1: &str = "k1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+
+    /// A config as stored before names were bound: a blob name of the old form, an unbound blob.
+    fn config_of_before(store: &MemoryStore, keks: &Keks, api_key: &str) -> ProviderRecord {
+        let record = ProviderRecord {
+            workspace_id: "ws_old".into(),
+            provider: ProviderId::OpenAi,
+            api_host: "https://api.openai.com/v1".into(),
+            model: None,
+            fallback_model: None,
+            config: Map::new(),
+            key_hint: key_hint(api_key),
+            status: KeyStatus::Valid,
+            validated_at: Some(1_000),
+            version: 1,
+            blob_name: "pk/ws_old/openai/1-Ab3dEf9h".into(),
+            kek_id: keks.current_id().into(),
+            is_default: true,
+            updated_at: 1_000,
+        };
+        store.blobs.borrow_mut().insert(record.blob_name.clone(), vault::seal_unbound(keks, api_key.as_bytes(), &context(&record)));
+        store.providers.borrow_mut().insert((record.workspace_id.clone(), record.provider), record.clone());
+        record
+    }
+
+    #[test]
+    fn a_key_stored_before_names_were_bound_still_resolves() {
+        let (store, keks) = (MemoryStore::default(), Keks::parse(K1).unwrap());
+        config_of_before(&store, &keks, "sk-stored-long-ago");
+        let resolved = block_on(resolve(&store, &store, &keks, &Precondition::unconditional("ws_old"), None, None)).unwrap();
+        assert!(matches!(resolved, Resolved::Byok { ref api_key, .. } if api_key == "sk-stored-long-ago"), "{resolved:?}");
+    }
+
+    #[test]
+    fn the_rewrap_moves_a_key_of_before_to_a_bound_blob_once() {
+        let (store, keks) = (MemoryStore::default(), Keks::parse(K1).unwrap());
+        let old = config_of_before(&store, &keks, "sk-stored-long-ago");
+        assert_eq!(block_on(rewrap_stale(&store, &store, &keks, 25, 2_000)), Ok(1), "upgraded though its KEK is current");
+        let moved = block_on(store.provider("ws_old", ProviderId::OpenAi)).unwrap().unwrap();
+        assert!(moved.blob_name.starts_with("pk/v2/ws_old/openai/1-"), "{}", moved.blob_name);
+        assert!(vault::binds_name(&store.blobs.borrow()[&moved.blob_name]).unwrap());
+        assert_eq!(block_on(open_key(&store, &keks, &moved)).unwrap(), "sk-stored-long-ago");
+        assert!(store.retired_blobs.borrow().iter().any(|(name, _)| *name == old.blob_name), "the unbound blob is retired");
+        assert_eq!(block_on(rewrap_stale(&store, &store, &keks, 25, 3_000)), Ok(0), "nothing left to upgrade");
+    }
+
+    #[test]
+    fn an_unbound_blob_slipped_under_a_config_stored_since_does_not_open() {
+        let (store, keks) = (MemoryStore::default(), Keks::parse(K1).unwrap());
+        let old = config_of_before(&store, &keks, "sk-retired");
+        let current = ProviderRecord { blob_name: new_blob_name("ws_old", ProviderId::OpenAi, 1), ..old.clone() };
+        let stolen = store.blobs.borrow()[&old.blob_name].clone();
+        store.blobs.borrow_mut().insert(current.blob_name.clone(), stolen);
+        assert!(matches!(block_on(open_key(&store, &keks, &current)), Err(ApiError::DecryptionFailed { .. })));
+    }
 
     #[test]
     fn azure_needs_a_deployment_and_defaults_its_api_version() {

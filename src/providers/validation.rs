@@ -5,6 +5,7 @@ use serde_json::{Map, Value};
 
 use super::catalog::{Family, ProviderId, AZURE_API_VERSION};
 use super::host::ApiHost;
+use super::model_list;
 use crate::crypto::sigv4;
 
 /// How long a provider may take to answer a validation request.
@@ -122,10 +123,9 @@ fn url_encode(text: &str) -> String {
 /// What a provider's answer to the probe means.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
-    /// The key works; `models` are the ids the answer listed, when it lists any.
-    Accepted {
-        models: Option<Vec<String>>,
-    },
+    /// The key works. Whether it is offered the wanted models is read from the list afterwards,
+    /// and only when a model is wanted.
+    Accepted,
     InvalidKey {
         provider_status: u16,
     },
@@ -165,47 +165,27 @@ fn retry_after(response: &ProbeResponse) -> u64 {
     response.header("retry-after").and_then(|v| v.trim().parse::<u64>().ok()).map_or(DEFAULT_RETRY_AFTER, |seconds| seconds.clamp(1, 3600))
 }
 
+/// OpenRouter's `/key` answer, read for the one field that matters: whatever else it holds
+/// is skipped, never built into a tree.
+#[derive(serde::Deserialize)]
+struct KeyInfo {
+    data: Option<KeyLimits>,
+}
+
+#[derive(serde::Deserialize)]
+struct KeyLimits {
+    limit_remaining: Option<f64>,
+}
+
 fn accepted(family: Family, body: &str) -> Outcome {
-    let json: Value = serde_json::from_str(body).unwrap_or(Value::Null);
     if family == Family::OpenRouter {
         // A key whose credit limit is used up answers 200 but cannot serve a request.
-        let remaining = json.pointer("/data/limit_remaining").and_then(Value::as_f64);
+        let remaining = serde_json::from_str::<KeyInfo>(body).ok().and_then(|info| info.data).and_then(|data| data.limit_remaining);
         if remaining.is_some_and(|left| left <= 0.0) {
             return Outcome::QuotaExceeded { provider_status: 200 };
         }
-        return Outcome::Accepted { models: None };
     }
-    Outcome::Accepted { models: listed_models(&json) }
-}
-
-/// Model ids from the list shapes providers answer with: `data[].id` (OpenAI, Anthropic,
-/// Azure, Gemini's OpenAI endpoint), `models[].name` (Gemini native), `modelSummaries[].modelId`
-/// (Bedrock).
-pub fn listed_models(json: &Value) -> Option<Vec<String>> {
-    let pick = |list: &str, field: &str| {
-        json.get(list)
-            .and_then(Value::as_array)
-            .map(|items| items.iter().filter_map(|item| item.get(field).and_then(Value::as_str).map(str::to_string)).collect::<Vec<_>>())
-    };
-    pick("data", "id").or_else(|| pick("models", "name")).or_else(|| pick("modelSummaries", "modelId"))
-}
-
-/// Whether `model` is offered: listed exactly, listed as `models/<model>` (Gemini), or listed
-/// as a dated version of which it is the alias (`claude-sonnet-4-5` for
-/// `claude-sonnet-4-5-20250929`, `gpt-4o` for `gpt-4o-2024-08-06`).
-pub fn model_offered(model: &str, listed: &[String]) -> bool {
-    let bare = model.strip_prefix("models/").unwrap_or(model);
-    listed.iter().any(|id| {
-        let id = id.strip_prefix("models/").unwrap_or(id);
-        id == bare || id.strip_prefix(bare).and_then(|rest| rest.strip_prefix('-')).is_some_and(is_date_suffix)
-    })
-}
-
-fn is_date_suffix(suffix: &str) -> bool {
-    let digits = suffix.bytes().filter(u8::is_ascii_digit).count();
-    let compact = suffix.len() == 8 && digits == 8;
-    let dashed = suffix.len() == 10 && digits == 8 && suffix.as_bytes()[4] == b'-' && suffix.as_bytes()[7] == b'-';
-    compact || dashed
+    Outcome::Accepted
 }
 
 #[cfg(test)]
@@ -338,34 +318,10 @@ mod tests {
     }
 
     #[test]
-    fn model_lists_are_read_from_every_shape() {
-        let shapes = [
-            json!({"data": [{"id": "gpt-4o"}]}),
-            json!({"models": [{"name": "gpt-4o"}]}),
-            json!({"modelSummaries": [{"modelId": "gpt-4o"}]}),
-        ];
-        for shape in shapes {
-            assert_eq!(listed_models(&shape), Some(vec!["gpt-4o".to_string()]), "{shape}");
+    fn an_openrouter_key_with_credit_left_or_no_limit_is_accepted() {
+        for body in [json!({"data": {"label": "x", "limit_remaining": null}}), json!({"data": {"limit_remaining": 3.5}}), json!({})] {
+            assert_eq!(classify(Family::OpenRouter, &response(200, body.clone())), Outcome::Accepted, "{body}");
         }
-        assert_eq!(
-            classify(Family::OpenRouter, &response(200, json!({"data": {"label": "x", "limit_remaining": null}}))),
-            Outcome::Accepted { models: None }
-        );
-    }
-
-    #[test]
-    fn models_are_offered_exactly_with_prefix_or_as_dated_aliases() {
-        let listed: Vec<String> =
-            ["claude-sonnet-4-5-20250929", "models/gemini-2.5-flash", "gpt-4o-2024-08-06", "o3"].iter().map(|s| s.to_string()).collect();
-        assert!(model_offered("claude-sonnet-4-5-20250929", &listed));
-        assert!(model_offered("claude-sonnet-4-5", &listed));
-        assert!(model_offered("gemini-2.5-flash", &listed));
-        assert!(model_offered("models/gemini-2.5-flash", &listed));
-        assert!(model_offered("gpt-4o", &listed));
-        assert!(!model_offered("claude-sonnet-4", &listed), "not a dated alias");
-        assert!(!model_offered("claude-sonnet-4-5-2025", &listed));
-        assert!(!model_offered("o", &listed));
-        assert!(!model_offered("gpt-5", &listed));
     }
 }
 
@@ -374,6 +330,8 @@ mod tests {
 pub enum TransportFailure {
     Timeout,
     Network,
+    /// The answer declared or sent more than `model_list::MAX_ANSWER_BYTES`; it was not read.
+    TooLarge,
 }
 
 /// Performs a probe request; the Worker's adapter uses `fetch` with the timeout above.
@@ -387,38 +345,35 @@ pub trait ProviderClient {
 pub async fn validate_live(client: &impl ProviderClient, candidate: &Candidate<'_>, now_ms: i64) -> Result<(), crate::error::ApiError> {
     use crate::error::ApiError;
     let family = candidate.provider.family();
-    let outcome = match client.send(&probe_request(candidate, now_ms)).await {
-        Ok(response) => classify(family, &response),
-        Err(_) => Outcome::Unavailable { provider_status: None },
+    let (outcome, probed) = match client.send(&probe_request(candidate, now_ms)).await {
+        Ok(response) => (classify(family, &response), Some(response)),
+        Err(_) => (Outcome::Unavailable { provider_status: None }, None),
     };
-    let listed = match outcome {
-        Outcome::Accepted { models } => models,
-        Outcome::InvalidKey { provider_status } => return Err(ApiError::InvalidKey { provider_status }),
-        Outcome::QuotaExceeded { provider_status } => return Err(ApiError::QuotaExceeded { provider_status }),
-        Outcome::RateLimited { retry_after, .. } => return Err(ApiError::ProviderRateLimited { retry_after }),
-        Outcome::Unavailable { provider_status } => return Err(ApiError::ProviderUnavailable { provider_status }),
+    let probed = match (outcome, probed) {
+        (Outcome::Accepted, probed) => probed,
+        (Outcome::InvalidKey { provider_status }, _) => return Err(ApiError::InvalidKey { provider_status }),
+        (Outcome::QuotaExceeded { provider_status }, _) => return Err(ApiError::QuotaExceeded { provider_status }),
+        (Outcome::RateLimited { retry_after, .. }, _) => return Err(ApiError::ProviderRateLimited { retry_after }),
+        (Outcome::Unavailable { provider_status }, _) => return Err(ApiError::ProviderUnavailable { provider_status }),
     };
-    let listed = match (listed, models_request(candidate)) {
-        (Some(models), _) => Some(models),
-        (None, Some(request)) => match client.send(&request).await {
-            Ok(response) if (200..300).contains(&response.status) => {
-                listed_models(&serde_json::from_str(&response.body).unwrap_or(Value::Null))
-            }
+    let wanted: Vec<(&str, &str)> =
+        [("model", candidate.model), ("fallback_model", candidate.fallback_model)].into_iter().filter_map(|(f, m)| Some((f, m?))).collect();
+    if wanted.is_empty() {
+        return Ok(());
+    }
+    let list = match models_request(candidate) {
+        Some(request) => match client.send(&request).await {
+            Ok(response) if (200..300).contains(&response.status) => response.body,
             Ok(response) => return Err(ApiError::ProviderUnavailable { provider_status: Some(response.status) }),
             Err(_) => return Err(ApiError::ProviderUnavailable { provider_status: None }),
         },
-        (None, None) => None,
+        None => probed.map(|response| response.body).unwrap_or_default(),
     };
-    let wanted = [("model", candidate.model), ("fallback_model", candidate.fallback_model)];
-    if wanted.iter().all(|(_, model)| model.is_none()) {
-        return Ok(());
-    }
+    let models: Vec<&str> = wanted.iter().map(|(_, model)| *model).collect();
     // A model was named but no list could be read: it cannot be proven, so nothing is stored.
-    let Some(listed) = listed else { return Err(ApiError::ProviderUnavailable { provider_status: None }) };
-    for (field, model) in wanted {
-        if model.is_some_and(|m| !model_offered(m, &listed)) {
-            return Err(ApiError::InvalidModel { field: field.to_string() });
-        }
+    let Some(offered) = model_list::offered(&list, &models) else { return Err(ApiError::ProviderUnavailable { provider_status: None }) };
+    match wanted.iter().zip(offered).find(|(_, offered)| !offered) {
+        Some(((field, _), _)) => Err(ApiError::InvalidModel { field: field.to_string() }),
+        None => Ok(()),
     }
-    Ok(())
 }

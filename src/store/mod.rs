@@ -175,11 +175,52 @@ pub trait KeyStore: AuditStore {
         audit: &AuditEvent,
         precondition: &Precondition,
     ) -> Result<Option<i64>, StoreError>;
-    /// Revokes now every live (unrevoked, unexpired) key whose hash is listed (in `workspace_id` only, when given);
-    /// returns the keys it revoked.
-    async fn revoke_by_hashes(&self, key_hashes: &[String], workspace_id: Option<&str>, now_ms: i64) -> Result<Vec<KeyRecord>, StoreError>;
     /// Records a use; skipped by the store when one was recorded within the last minute.
     async fn touch_last_used(&self, key_id: &str, now_ms: i64) -> Result<(), StoreError>;
+    /// The keys whose hash is listed (in `workspace_id` only, when given) that are live at
+    /// `now_ms`: what a leak report will revoke, read before its writes are planned.
+    async fn live_keys_by_hashes(
+        &self,
+        key_hashes: &[String],
+        workspace_id: Option<&str>,
+        now_ms: i64,
+    ) -> Result<Vec<KeyRecord>, StoreError>;
+    /// Commits a leak report in one atomic batch of multi-row statements, whatever its size:
+    /// revokes (as leaked) those of the planned keys still live, with exactly their audit entries
+    /// and queued notifications (those of a key something else revoked in between are dropped),
+    /// and the report's summary entry with the ids it revoked. Returns the keys revoked and the
+    /// listed hashes whose keys are now revoked because of a leak report, this one or an earlier.
+    async fn revoke_leaked(&self, plan: &LeakPlan<'_>) -> Result<LeakRevocation, StoreError>;
+}
+
+/// `api_keys.revoked_reason` of a key revoked by a leak report.
+pub const REVOKED_AS_LEAKED: &str = "leaked";
+
+/// The writes of one leak report, planned from the live keys it names.
+#[derive(Debug, Clone)]
+pub struct LeakPlan<'a> {
+    /// The hashes of every well-formed reported token, for the labels.
+    pub key_hashes: &'a [String],
+    pub workspace_id: Option<&'a str>,
+    pub now_ms: i64,
+    pub revocations: Vec<PlannedRevocation>,
+    /// The report's own entry; the store sets its detail's `revoked` to the ids it revoked.
+    pub summary: Option<AuditEvent>,
+}
+
+/// A live key to revoke, with what its revocation brings: written only if it is revoked.
+#[derive(Debug, Clone)]
+pub struct PlannedRevocation {
+    pub key_id: String,
+    pub audit: Vec<AuditEvent>,
+    /// Queued only when the key's workspace has a notification endpoint.
+    pub notification: OutboxEvent,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct LeakRevocation {
+    pub revoked: Vec<KeyRecord>,
+    pub leaked_hashes: Vec<String>,
 }
 
 /// A revoke's outcome: the key as stored afterwards, and whether this call revoked it (a
@@ -250,7 +291,8 @@ pub trait ProviderStore {
         agent_id: Option<&str>,
         provider: Option<ProviderId>,
     ) -> Result<Resolution, StoreError>;
-    /// Configs whose blob is sealed under another KEK than `current_kek`, at most `limit`.
+    /// Configs whose blob is sealed under another KEK than `current_kek`, or whose blob name is
+    /// of before names were bound (outside `BOUND_BLOB_PREFIX`), at most `limit`.
     async fn configs_not_under(&self, current_kek: &str, limit: usize) -> Result<Vec<ProviderRecord>, StoreError>;
     /// Points a config at a re-wrapped copy of its blob, only if it still points at
     /// `old_blob` (a replacement in between wins); retires the old blob. `false` if it did not.
@@ -280,6 +322,10 @@ pub struct SealedSecret {
     pub sealed: String,
     pub kek_id: String,
     pub created_at: i64,
+    /// The never reused name its encryption binds (`sealed_name` in D1): an endpoint's version
+    /// restarts at 1 after a removal, so the row's key alone could be reused. `None` for a
+    /// secret stored before names were bound, until the cron's re-wrap gives it one.
+    pub name: Option<String>,
 }
 
 /// A workspace's notification endpoint.
@@ -368,9 +414,10 @@ pub trait HousekeepingStore {
     /// Takes a config for re-validation if it is still due, marking it checked at `now_ms`
     /// (its `validated_at` moves only with a conclusive answer); of concurrent runs, one wins.
     async fn claim_revalidation(&self, record: &ProviderRecord, due_before: i64, now_ms: i64) -> Result<bool, StoreError>;
-    /// Sealed webhook and endpoint secrets under another KEK than `current_kek`.
+    /// Sealed webhook and endpoint secrets under another KEK than `current_kek`, or without a
+    /// `name` (sealed before names were bound).
     async fn secrets_not_under(&self, current_kek: &str, limit: usize) -> Result<Vec<(SecretKind, SealedSecret)>, StoreError>;
-    /// Replaces a sealed secret by its re-wrapped form, only if it is still `old_sealed`.
+    /// Replaces a sealed secret (and its name) by its re-wrapped form, only if it is still `old_sealed`.
     async fn replace_sealed(&self, kind: SecretKind, secret: &SealedSecret, old_sealed: &str) -> Result<bool, StoreError>;
 }
 

@@ -4,6 +4,7 @@
 use serde_json::{json, Value};
 
 use crate::crypto::random::random_base62;
+use crate::keys::KeyRecord;
 use crate::time::rfc3339;
 
 pub const EVENT_TYPES: [&str; 4] = ["api_key.revoked", "api_key.rerolled", "provider_key.rotated", "provider_key.invalidated"];
@@ -45,6 +46,11 @@ impl OutboxEvent {
     pub fn body(&self) -> String {
         self.payload.to_string()
     }
+}
+
+/// The `api_key.revoked` notification's data: ids and times, never the key.
+pub fn key_revoked_data(key: &KeyRecord, reason: &str) -> Value {
+    json!({"key_id": key.id, "name": key.name, "revoked_at": key.revoked_at.map(rfc3339), "reason": reason})
 }
 
 /// When the next attempt is due after `attempts` failed ones: 30 s, 1 min, 2 min, ... capped

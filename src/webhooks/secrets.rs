@@ -6,6 +6,7 @@ use serde_json::json;
 
 use super::signature::WebhookSecret;
 use crate::audit::AuditEvent;
+use crate::crypto::random::random_base62;
 use crate::error::ApiError;
 use crate::providers::host::ApiHost;
 use crate::store::{Endpoint, Precondition, SealedSecret, SecretKind, WebhookStore};
@@ -14,8 +15,20 @@ use crate::vault::{self, Keks, SecretContext};
 pub const DEFAULT_GRACE_SECONDS: u64 = 3_600;
 pub const MAX_GRACE_SECONDS: u64 = 604_800;
 
-fn context<'a>(kind: SecretKind, workspace_id: &'a str, version: i64) -> SecretContext<'a> {
-    SecretContext { workspace_id, kind: kind.context_kind(), version }
+/// A secret stored without a name was sealed before names were bound, and opens the old way.
+pub fn context<'a>(kind: SecretKind, secret: &'a SealedSecret) -> SecretContext<'a> {
+    SecretContext {
+        workspace_id: &secret.workspace_id,
+        kind: kind.context_kind(),
+        version: secret.version,
+        name: secret.name.as_deref().unwrap_or_default(),
+        accepts_unbound: secret.name.is_none(),
+    }
+}
+
+/// A fresh, never reused name for a sealed secret of this kind and version.
+pub fn new_sealed_name(kind: SecretKind, workspace_id: &str, version: i64) -> String {
+    format!("{}/{workspace_id}/{version}-{}", kind.context_kind(), random_base62(12))
 }
 
 pub fn seal(
@@ -26,13 +39,21 @@ pub fn seal(
     secret: &WebhookSecret,
     now_ms: i64,
 ) -> Result<SealedSecret, ApiError> {
-    let sealed = vault::seal(keks, secret.expose().as_bytes(), &context(kind, workspace_id, version)).map_err(ApiError::internal)?;
-    Ok(SealedSecret { workspace_id: workspace_id.to_string(), version, sealed, kek_id: keks.current_id().to_string(), created_at: now_ms })
+    let mut stored = SealedSecret {
+        workspace_id: workspace_id.to_string(),
+        version,
+        sealed: String::new(),
+        kek_id: keks.current_id().to_string(),
+        created_at: now_ms,
+        name: Some(new_sealed_name(kind, workspace_id, version)),
+    };
+    stored.sealed = vault::seal(keks, secret.expose().as_bytes(), &context(kind, &stored)).map_err(ApiError::internal)?;
+    Ok(stored)
 }
 
 pub fn open(keks: &Keks, kind: SecretKind, secret: &SealedSecret) -> Result<WebhookSecret, ApiError> {
-    let plaintext = vault::open(keks, &secret.sealed, &context(kind, &secret.workspace_id, secret.version))
-        .map_err(|e| ApiError::DecryptionFailed { detail: e.to_string() })?;
+    let plaintext =
+        vault::open(keks, &secret.sealed, &context(kind, secret)).map_err(|e| ApiError::DecryptionFailed { detail: e.to_string() })?;
     let text = String::from_utf8(plaintext).map_err(ApiError::internal)?;
     WebhookSecret::parse(&text).ok_or_else(|| ApiError::internal("a sealed webhook secret is not a whsec_ secret"))
 }

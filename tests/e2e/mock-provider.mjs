@@ -11,6 +11,8 @@
 //   DELETE /__requests   204, forgets them
 //   PUT    /__keys/<key> {status, body}   from now on, answer every request carrying exactly
 //                        this key with that status and JSON body (a key that goes bad later)
+//   PUT    /__keys/<key> {list_bytes}     from now on, answer it with the provider's success
+//                        list padded to exactly list_bytes bytes (a list that grows later)
 //   DELETE /__keys/<key> 204, back to the answer its family gives
 //
 // Notification receiver (recorded like provider calls):
@@ -50,6 +52,13 @@
 //   servererror  500 with a JSON error in the provider's shape
 //   (other)      success; on OpenRouter's /key a key containing `exhausted` succeeds with a
 //                spent credit limit (limit_remaining 0)
+//
+// A key containing `listbytes-<N>` (checked before the families) gets the provider's success
+// answer with its `data` list led by filler models and padded to exactly N bytes of JSON, the
+// real models last: a long list whose wanted model is at the very end. It is sent with a
+// Content-Length, or, when the key also contains `chunked`, in 64 KiB chunks without one. Only
+// providers whose success answer has a `data` list (OpenAI style, Gemini, Anthropic, Azure,
+// OpenRouter's public list) do this; the others answer as usual.
 
 import http from "node:http";
 
@@ -389,6 +398,34 @@ const ROUTES = [
 
 const NOT_FOUND = json(404, { error: { message: "not found" } });
 
+// ---------------------------------------------------------------------------------------------
+// Long lists
+
+const FILLER_MODEL = (i) => ({ id: `filler-model-${String(i).padStart(7, "0")}`, object: "model", created: 1715367049, owned_by: "system" });
+const CHUNK_BYTES = 64 * 1024;
+
+/**
+ * The provider's success answer with filler models ahead of its own in `data`, padded with a
+ * top-level `padding` string to exactly `bytes` bytes; null when its answer has no `data` list.
+ */
+export function paddedList(success, bytes) {
+  if (!Array.isArray(success?.data)) return null;
+  const shell = JSON.stringify({ ...success, padding: "" });
+  const fillerBytes = JSON.stringify(FILLER_MODEL(0)).length + 1;
+  const count = Math.max(0, Math.floor((bytes - shell.length) / fillerBytes) - 1);
+  const data = [...Array.from({ length: count }, (_, i) => FILLER_MODEL(i)), ...success.data];
+  const unpadded = JSON.stringify({ ...success, data, padding: "" });
+  if (unpadded.length > bytes) throw new Error(`a list of ${bytes} bytes cannot hold the provider's own models`);
+  const text = JSON.stringify({ ...success, data, padding: "x".repeat(bytes - unpadded.length) });
+  return text;
+}
+
+function longList(provider, key, bytes, chunked) {
+  const success = provider.success(key);
+  const text = success.status === 200 ? paddedList(success.body, bytes) : null;
+  return text === null ? success : { status: 200, text, chunked, headers: success.headers };
+}
+
 function route(request) {
   if (request.method !== "GET") return null;
   return ROUTES.find((row) => row.matches(request))?.provider ?? null;
@@ -436,8 +473,19 @@ function readBody(req) {
   });
 }
 
-function send(res, { status, body, headers = {} }) {
+function send(res, { status, body, text: raw, chunked = false, headers = {} }) {
   if (res.destroyed || res.headersSent) return;
+  if (raw !== undefined) {
+    if (!chunked) {
+      res.writeHead(status, { "content-type": "application/json", "content-length": Buffer.byteLength(raw), ...headers }).end(raw);
+      return;
+    }
+    // No Content-Length: Node sends it with Transfer-Encoding: chunked.
+    res.writeHead(status, { "content-type": "application/json", ...headers });
+    for (let at = 0; at < raw.length && !res.destroyed; at += CHUNK_BYTES) res.write(raw.slice(at, at + CHUNK_BYTES));
+    res.end();
+    return;
+  }
   if (body === undefined) {
     res.writeHead(status, headers).end();
     return;
@@ -456,10 +504,13 @@ function send(res, { status, body, headers = {} }) {
 function answerFor(provider, request, overrides) {
   if (provider.public) return provider.success();
   const override = overrides.get(extractKey(request.headers));
+  if (override?.listBytes !== undefined) return longList(provider, extractKey(request.headers), override.listBytes, false);
   if (override) return json(override.status, override.body);
   const rejected = provider.checkRequest?.(request);
   if (rejected) return rejected;
   const key = extractKey(request.headers);
+  const listBytes = /listbytes-(\d+)/.exec(key ?? "");
+  if (listBytes) return longList(provider, key, Number(listBytes[1]), key.includes("chunked"));
   const family = familyOf(key, { caseInsensitive: provider.caseInsensitiveKey });
   // "slow" is answered like success, later: the Worker must give up before it arrives.
   if (family === "slow") return { ...provider.success(key), slow: true };
@@ -503,8 +554,8 @@ export async function startMockProvider({ port = 0, host = "127.0.0.1", slowMs =
 
   async function handleOverride(req, res, key) {
     if (req.method === "PUT") {
-      const { status, body } = JSON.parse((await readBody(req)) || "{}");
-      overrides.set(key, { status: status ?? 401, body: body ?? {} });
+      const { status, body, list_bytes: listBytes } = JSON.parse((await readBody(req)) || "{}");
+      overrides.set(key, listBytes !== undefined ? { listBytes } : { status: status ?? 401, body: body ?? {} });
       return send(res, { status: 204 });
     }
     if (req.method === "DELETE") {

@@ -366,6 +366,46 @@ async function bedrock() {
   });
 }
 
+async function longLists() {
+  await check("listbytes-N: exactly N bytes, fillers first, the provider's own models last, with Content-Length", async () => {
+    const { status, headers, text, body } = await get("/openai/v1/models", bearer("sk-listbytes-300000"));
+    assert.equal(status, 200);
+    assert.equal(Buffer.byteLength(text), 300_000);
+    assert.equal(headers.get("content-length"), "300000");
+    const listed = ids(body.data);
+    assert.ok(listed.length > 2000, `${listed.length} models`);
+    assert.ok(listed[0].startsWith("filler-model-"));
+    assert.deepEqual(listed.slice(-5), ["gpt-4o", "gpt-4o-mini", "gpt-4o-2024-08-06", "o3-mini", "deepseek-chat"]);
+  });
+
+  await check("listbytes-N with chunked: the same length sent without Content-Length", async () => {
+    const { status, headers, text } = await get("/openai/v1/models", bearer("sk-listbytes-200000-chunked"));
+    assert.equal(status, 200);
+    assert.equal(Buffer.byteLength(text), 200_000);
+    assert.equal(headers.get("content-length"), null);
+    assert.equal(headers.get("transfer-encoding"), "chunked");
+  });
+
+  await check("listbytes-N: Anthropic pads its own list; Bedrock, without a data list, answers as usual", async () => {
+    const claude = await get("/anthropic/v1/models", anthropic("sk-ant-listbytes-50000"));
+    assert.equal(Buffer.byteLength(claude.text), 50_000);
+    assert.equal(ids(claude.body.data).at(-1), "claude-3-5-haiku-20241022");
+    const aws = await get("/foundation-models", sigv4("AKIDLISTBYTES-50000"));
+    assert.equal(aws.status, 200);
+    assert.ok(Buffer.byteLength(aws.text) < 50_000);
+  });
+
+  await check("PUT /__keys/<key> {list_bytes}: the key's list grows from then on; DELETE restores it", async () => {
+    const key = "sk-grows-later";
+    assert.equal((await get("/models", bearer(key))).body.data.length, 5);
+    const put = await fetch(`${server.url}/__keys/${key}`, { method: "PUT", body: JSON.stringify({ list_bytes: 100_000 }) });
+    assert.equal(put.status, 204);
+    assert.equal(Buffer.byteLength((await get("/models", bearer(key))).text), 100_000);
+    await fetch(`${server.url}/__keys/${key}`, { method: "DELETE" });
+    assert.equal((await get("/models", bearer(key))).body.data.length, 5);
+  });
+}
+
 async function notFound() {
   await check("other paths and methods -> 404 not found (and recorded)", async () => {
     await fetch(server.url + "/__requests", { method: "DELETE" });
@@ -471,7 +511,7 @@ function runNode(source, timeoutMs) {
 async function main() {
   server = await startMockProvider();
   try {
-    for (const group of [controlRoutes, openAiStyle, gemini, anthropicRoutes, openRouter, azure, bedrock, notFound, slow, loopbackOnly]) {
+    for (const group of [controlRoutes, openAiStyle, gemini, anthropicRoutes, openRouter, azure, bedrock, longLists, notFound, slow, loopbackOnly]) {
       await group();
     }
   } finally {

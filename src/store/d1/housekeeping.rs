@@ -3,8 +3,8 @@
 use serde::Deserialize;
 
 use super::providers::{ProviderRow, PROVIDER_COLUMNS};
-use super::webhooks::SecretRow;
-use super::{int, store_error, text, D1Store};
+use super::webhooks::{SecretRow, SECRET_COLUMNS};
+use super::{int, opt_text, store_error, text, D1Store};
 use crate::keys::limits::FAILED_ATTEMPT_WINDOW_MS;
 use crate::providers::ProviderRecord;
 use crate::store::{HousekeepingStore, SealedSecret, SecretKind, StoreError};
@@ -96,11 +96,11 @@ impl HousekeepingStore for D1Store {
 
     async fn secrets_not_under(&self, current_kek: &str, limit: usize) -> Result<Vec<(SecretKind, SealedSecret)>, StoreError> {
         let webhook = self.statement(
-            "SELECT workspace_id, version, sealed, kek_id, created_at FROM webhook_secrets WHERE kek_id != ?1 LIMIT ?2",
+            &format!("SELECT {SECRET_COLUMNS} FROM webhook_secrets WHERE kek_id != ?1 OR sealed_name IS NULL LIMIT ?2"),
             &[text(current_kek), int(limit as i64)],
         )?;
         let endpoint = self.statement(
-            "SELECT workspace_id, version, sealed, kek_id, created_at FROM notification_endpoints WHERE kek_id != ?1 LIMIT ?2",
+            &format!("SELECT {SECRET_COLUMNS} FROM notification_endpoints WHERE kek_id != ?1 OR sealed_name IS NULL LIMIT ?2"),
             &[text(current_kek), int(limit as i64)],
         )?;
         let results = self.db.batch(vec![webhook, endpoint]).await.map_err(store_error)?;
@@ -117,16 +117,24 @@ impl HousekeepingStore for D1Store {
     async fn replace_sealed(&self, kind: SecretKind, secret: &SealedSecret, old_sealed: &str) -> Result<bool, StoreError> {
         let sql = match kind {
             SecretKind::Webhook => {
-                "UPDATE webhook_secrets SET sealed = ?3, kek_id = ?4 WHERE workspace_id = ?1 AND version = ?2 AND sealed = ?5"
+                "UPDATE webhook_secrets SET sealed = ?3, kek_id = ?4, sealed_name = ?6 WHERE workspace_id = ?1 AND version = ?2 AND sealed = ?5"
             }
             SecretKind::Endpoint => {
-                "UPDATE notification_endpoints SET sealed = ?3, kek_id = ?4 WHERE workspace_id = ?1 AND version = ?2 AND sealed = ?5"
+                "UPDATE notification_endpoints SET sealed = ?3, kek_id = ?4, sealed_name = ?6 \
+                 WHERE workspace_id = ?1 AND version = ?2 AND sealed = ?5"
             }
         };
         let result = self
             .statement(
                 sql,
-                &[text(&secret.workspace_id), int(secret.version), text(&secret.sealed), text(&secret.kek_id), text(old_sealed)],
+                &[
+                    text(&secret.workspace_id),
+                    int(secret.version),
+                    text(&secret.sealed),
+                    text(&secret.kek_id),
+                    text(old_sealed),
+                    opt_text(secret.name.as_deref()),
+                ],
             )?
             .run()
             .await

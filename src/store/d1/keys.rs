@@ -1,6 +1,7 @@
 //! Platform keys, their counters and the audit trail in D1.
 
 use serde::Deserialize;
+use serde_json::{json, Value};
 use worker::wasm_bindgen::JsValue;
 
 use super::{
@@ -11,10 +12,30 @@ use crate::audit::AuditEvent;
 use crate::keys::limits::FAILED_ATTEMPT_LIMIT;
 use crate::keys::KeyRecord;
 use crate::page::Cursor;
-use crate::store::{AuthFinding, AuthProbe, KeyStore, Precondition, RateHits, Revocation, StoreError};
+use crate::store::{
+    AuthFinding, AuthProbe, KeyStore, LeakPlan, LeakRevocation, Precondition, RateHits, Revocation, StoreError, REVOKED_AS_LEAKED,
+};
 
-/// D1 binds at most 100 parameters per statement.
-const HASHES_PER_STATEMENT: usize = 90;
+/// Rows carried by one multi-row statement's JSON parameter. A leak report's rows are bounded by
+/// its 64 KiB body plus a few hundred bytes each, so a chunk stays far below D1's 2 MB value
+/// limit, and a report of 1,000 keys costs about 20 queries of the invocation's 1,000.
+const ROWS_PER_STATEMENT: usize = 200;
+
+#[derive(Deserialize)]
+struct HashRow {
+    key_hash: String,
+}
+
+/// A list bound as one JSON text parameter, read back in SQL with `json_each`.
+fn json_param(items: &[impl serde::Serialize]) -> Result<JsValue, StoreError> {
+    serde_json::to_string(items).map(|json| text(&json)).map_err(|e| StoreError::Failed(format!("json parameter: {e}")))
+}
+
+/// An audit event as a JSON row for a multi-row insert, with the key it depends on.
+fn audit_row(event: &AuditEvent, key_id: Option<&str>) -> Value {
+    json!({"key_id": key_id, "id": event.id, "workspace_id": event.workspace_id, "at": event.at, "action": event.action,
+           "actor_key_id": event.actor_key_id, "target": event.target, "ip": event.ip, "detail": event.detail})
+}
 
 #[derive(Deserialize)]
 struct FailuresRow {
@@ -211,27 +232,111 @@ impl KeyStore for D1Store {
         Ok(ended.and_then(|rows| rows.into_iter().next()).and_then(|row| row.revoked_at))
     }
 
-    async fn revoke_by_hashes(&self, key_hashes: &[String], workspace_id: Option<&str>, now_ms: i64) -> Result<Vec<KeyRecord>, StoreError> {
+    async fn live_keys_by_hashes(
+        &self,
+        key_hashes: &[String],
+        workspace_id: Option<&str>,
+        now_ms: i64,
+    ) -> Result<Vec<KeyRecord>, StoreError> {
+        // One JSON parameter carries any number of hashes: D1 binds at most 100 per statement.
+        let sql = format!(
+            "SELECT {KEY_COLUMNS} FROM api_keys k WHERE k.key_hash IN (SELECT value FROM json_each(?1)) AND {} \
+             AND (?3 IS NULL OR k.workspace_id = ?3)",
+            live("?2")
+        );
+        let args = [json_param(key_hashes)?, int(now_ms), opt_text(workspace_id)];
+        let result = self.statement(&sql, &args)?.all().await.map_err(store_error)?;
+        result.results::<KeyRow>().map_err(store_error)?.into_iter().map(KeyRow::into_record).collect()
+    }
+
+    async fn revoke_leaked(&self, plan: &LeakPlan<'_>) -> Result<LeakRevocation, StoreError> {
+        let (now, scope) = (int(plan.now_ms), opt_text(plan.workspace_id));
+        // Every write that depends on a revocation comes before the UPDATE in the batch and is
+        // guarded by its key being live and in scope: inside the atomic batch that is exactly
+        // "revoked by this batch", so a key revoked in between by anything else gets nothing.
+        let still_live = format!(
+            "EXISTS (SELECT 1 FROM api_keys k WHERE k.id = json_extract(r.value, '$.key_id') AND {} \
+             AND (?3 IS NULL OR k.workspace_id = ?3))",
+            live("?2")
+        );
         let mut statements = Vec::new();
-        for chunk in key_hashes.chunks(HASHES_PER_STATEMENT) {
-            let placeholders: Vec<String> = (0..chunk.len()).map(|i| format!("?{}", i + 3)).collect();
+        let audit_rows: Vec<Value> =
+            plan.revocations.iter().flat_map(|planned| planned.audit.iter().map(|event| audit_row(event, Some(&planned.key_id)))).collect();
+        for rows in audit_rows.chunks(ROWS_PER_STATEMENT) {
             let sql = format!(
-                "UPDATE api_keys SET revoked_at = ?1 WHERE key_hash IN ({}) \
-                 AND (revoked_at IS NULL OR revoked_at > ?1) AND (expires_at IS NULL OR expires_at > ?1) \
-                 AND (?2 IS NULL OR workspace_id = ?2) RETURNING {KEY_COLUMNS}",
-                placeholders.join(", ")
+                "INSERT INTO audit_events (id, workspace_id, at, action, actor_key_id, target, ip, detail) \
+                 SELECT json_extract(r.value, '$.id'), json_extract(r.value, '$.workspace_id'), json_extract(r.value, '$.at'), \
+                 json_extract(r.value, '$.action'), json_extract(r.value, '$.actor_key_id'), json_extract(r.value, '$.target'), \
+                 json_extract(r.value, '$.ip'), json_extract(r.value, '$.detail') \
+                 FROM json_each(?1) r WHERE {still_live} ORDER BY r.key"
             );
-            let mut args = vec![int(now_ms), opt_text(workspace_id)];
-            args.extend(chunk.iter().map(|hash| text(hash)));
+            statements.push(self.statement(&sql, &[json_param(rows)?, now.clone(), scope.clone()])?);
+        }
+        let outbox_rows: Vec<Value> = plan
+            .revocations
+            .iter()
+            .map(|planned| {
+                let event = &planned.notification;
+                json!({"key_id": planned.key_id, "id": event.id, "workspace_id": event.workspace_id, "event_type": event.event_type,
+                       "payload": event.body(), "created_at": event.created_at})
+            })
+            .collect();
+        for rows in outbox_rows.chunks(ROWS_PER_STATEMENT) {
+            // Queued like `enqueue`: only for a workspace with an endpoint.
+            let sql = format!(
+                "INSERT INTO outbox (id, workspace_id, event_type, payload, created_at, next_attempt_at) \
+                 SELECT json_extract(r.value, '$.id'), json_extract(r.value, '$.workspace_id'), json_extract(r.value, '$.event_type'), \
+                 json_extract(r.value, '$.payload'), json_extract(r.value, '$.created_at'), ?2 \
+                 FROM json_each(?1) r WHERE {still_live} \
+                 AND EXISTS (SELECT 1 FROM notification_endpoints n WHERE n.workspace_id = json_extract(r.value, '$.workspace_id')) \
+                 ORDER BY r.key"
+            );
+            statements.push(self.statement(&sql, &[json_param(rows)?, now.clone(), scope.clone()])?);
+        }
+        let key_ids: Vec<&str> = plan.revocations.iter().map(|planned| planned.key_id.as_str()).collect();
+        if let Some(summary) = &plan.summary {
+            let sql = format!(
+                "INSERT INTO audit_events (id, workspace_id, at, action, actor_key_id, target, ip, detail) \
+                 SELECT ?4, ?5, ?6, ?7, ?8, ?9, ?10, json_set(?11, '$.revoked', json((SELECT json_group_array(k.id) FROM api_keys k \
+                 WHERE k.id IN (SELECT value FROM json_each(?1)) AND {} AND (?3 IS NULL OR k.workspace_id = ?3))))",
+                live("?2")
+            );
+            let args = [
+                json_param(&key_ids)?,
+                now.clone(),
+                scope.clone(),
+                text(&summary.id),
+                opt_text(summary.workspace_id.as_deref()),
+                int(summary.at),
+                text(&summary.action),
+                opt_text(summary.actor_key_id.as_deref()),
+                opt_text(summary.target.as_deref()),
+                opt_text(summary.ip.as_deref()),
+                text(&summary.detail.to_string()),
+            ];
             statements.push(self.statement(&sql, &args)?);
         }
-        let mut revoked = Vec::new();
-        for result in self.db.batch(statements).await.map_err(store_error)? {
-            for row in result.results::<KeyRow>().map_err(store_error)? {
-                revoked.push(row.into_record()?);
-            }
-        }
-        Ok(revoked)
+        let revoke_at = statements.len();
+        statements.push(self.statement(
+            &format!(
+                "UPDATE api_keys SET revoked_at = ?2, revoked_reason = ?4 WHERE id IN (SELECT value FROM json_each(?1)) \
+                 AND (revoked_at IS NULL OR revoked_at > ?2) AND (expires_at IS NULL OR expires_at > ?2) \
+                 AND (?3 IS NULL OR workspace_id = ?3) RETURNING {KEY_COLUMNS}"
+            ),
+            &[json_param(&key_ids)?, now.clone(), scope.clone(), text(REVOKED_AS_LEAKED)],
+        )?);
+        statements.push(self.statement(
+            "SELECT key_hash FROM api_keys WHERE key_hash IN (SELECT value FROM json_each(?1)) AND revoked_reason = ?2 \
+             AND (?3 IS NULL OR workspace_id = ?3)",
+            &[json_param(plan.key_hashes)?, text(REVOKED_AS_LEAKED), scope],
+        )?);
+        let results = self.db.batch(statements).await.map_err(store_error)?;
+        let (Some(revoked), Some(leaked)) = (results.get(revoke_at), results.get(revoke_at + 1)) else {
+            return Err(StoreError::Failed(format!("leak batch returned {} results", results.len())));
+        };
+        let revoked = revoked.results::<KeyRow>().map_err(store_error)?.into_iter().map(KeyRow::into_record).collect::<Result<_, _>>()?;
+        let leaked_hashes = leaked.results::<HashRow>().map_err(store_error)?.into_iter().map(|row| row.key_hash).collect();
+        Ok(LeakRevocation { revoked, leaked_hashes })
     }
 
     async fn touch_last_used(&self, key_id: &str, now_ms: i64) -> Result<(), StoreError> {

@@ -31,7 +31,7 @@ impl D1Store {
 
     /// Runs `statements` as one batch that commits only if `precondition` still holds when it
     /// does: the batch opens with an insert into `commit_preconditions`, whose trigger aborts
-    /// it otherwise (migration 0006), and D1 rolls the whole batch back. The results are those
+    /// it otherwise (migration 0007), and D1 rolls the whole batch back. The results are those
     /// of `statements`, in order.
     pub(crate) async fn batch_under(
         &self,

@@ -6,6 +6,7 @@ use worker::wasm_bindgen::JsValue;
 
 use super::{insert_audit_statement, int, opt_text, store_error, text, D1Store, Guard};
 use crate::audit::AuditEvent;
+use crate::providers::record::BOUND_BLOB_PREFIX;
 use crate::providers::{AgentRoute, KeyStatus, ProviderId, ProviderRecord};
 use crate::store::{Precondition, ProviderStore, Resolution, StoreError};
 
@@ -269,8 +270,11 @@ impl ProviderStore for D1Store {
     }
 
     async fn configs_not_under(&self, current_kek: &str, limit: usize) -> Result<Vec<ProviderRecord>, StoreError> {
-        let sql = format!("SELECT {PROVIDER_COLUMNS} FROM provider_configs WHERE kek_id != ?1 LIMIT ?2");
-        let result = self.statement(&sql, &[text(current_kek), int(limit as i64)])?.all().await.map_err(store_error)?;
+        let sql = format!(
+            "SELECT {PROVIDER_COLUMNS} FROM provider_configs WHERE kek_id != ?1 OR substr(blob_name, 1, length(?3)) != ?3 LIMIT ?2"
+        );
+        let result =
+            self.statement(&sql, &[text(current_kek), int(limit as i64), text(BOUND_BLOB_PREFIX)])?.all().await.map_err(store_error)?;
         result.results::<ProviderRow>().map_err(store_error)?.into_iter().map(ProviderRow::into_record).collect()
     }
 

@@ -17,7 +17,10 @@ pub(crate) struct SecretRow {
     pub sealed: String,
     pub kek_id: String,
     pub created_at: i64,
+    pub sealed_name: Option<String>,
 }
+
+pub(crate) const SECRET_COLUMNS: &str = "workspace_id, version, sealed, kek_id, created_at, sealed_name";
 
 impl SecretRow {
     pub(crate) fn into_secret(self) -> SealedSecret {
@@ -27,6 +30,7 @@ impl SecretRow {
             sealed: self.sealed,
             kek_id: self.kek_id,
             created_at: self.created_at,
+            name: self.sealed_name,
         }
     }
 }
@@ -39,6 +43,7 @@ struct EndpointRow {
     sealed: String,
     kek_id: String,
     created_at: i64,
+    sealed_name: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -67,8 +72,10 @@ impl WebhookStore for D1Store {
     async fn webhook_secrets(&self, workspace_id: &str, now_ms: i64) -> Result<Vec<SealedSecret>, StoreError> {
         let result = self
             .statement(
-                "SELECT workspace_id, version, sealed, kek_id, created_at FROM webhook_secrets \
-                 WHERE workspace_id = ?1 AND (expires_at IS NULL OR expires_at > ?2) ORDER BY version DESC",
+                &format!(
+                    "SELECT {SECRET_COLUMNS} FROM webhook_secrets \
+                     WHERE workspace_id = ?1 AND (expires_at IS NULL OR expires_at > ?2) ORDER BY version DESC"
+                ),
                 &[text(workspace_id), int(now_ms)],
             )?
             .all()
@@ -94,9 +101,16 @@ impl WebhookStore for D1Store {
         precondition: &Precondition,
     ) -> Result<bool, StoreError> {
         let insert = self.statement(
-            "INSERT OR IGNORE INTO webhook_secrets (workspace_id, version, sealed, kek_id, created_at, expires_at) \
-             VALUES (?1, ?2, ?3, ?4, ?5, NULL)",
-            &[text(&secret.workspace_id), int(secret.version), text(&secret.sealed), text(&secret.kek_id), int(secret.created_at)],
+            "INSERT OR IGNORE INTO webhook_secrets (workspace_id, version, sealed, kek_id, created_at, expires_at, sealed_name) \
+             VALUES (?1, ?2, ?3, ?4, ?5, NULL, ?6)",
+            &[
+                text(&secret.workspace_id),
+                int(secret.version),
+                text(&secret.sealed),
+                text(&secret.kek_id),
+                int(secret.created_at),
+                opt_text(secret.name.as_deref()),
+            ],
         )?;
         let won = "EXISTS (SELECT 1 FROM webhook_secrets WHERE workspace_id = ?1 AND version = ?2 AND sealed = ?3)";
         let expire_previous = self.statement(
@@ -171,7 +185,8 @@ impl WebhookStore for D1Store {
     async fn endpoint(&self, workspace_id: &str) -> Result<Option<Endpoint>, StoreError> {
         let row: Option<EndpointRow> = self
             .statement(
-                "SELECT url, workspace_id, version, sealed, kek_id, created_at FROM notification_endpoints WHERE workspace_id = ?1",
+                "SELECT url, workspace_id, version, sealed, kek_id, created_at, sealed_name FROM notification_endpoints \
+                 WHERE workspace_id = ?1",
                 &[text(workspace_id)],
             )?
             .first(None)
@@ -185,6 +200,7 @@ impl WebhookStore for D1Store {
                 sealed: r.sealed,
                 kek_id: r.kek_id,
                 created_at: r.created_at,
+                name: r.sealed_name,
             },
         }))
     }
@@ -198,9 +214,11 @@ impl WebhookStore for D1Store {
     ) -> Result<bool, StoreError> {
         let secret = &endpoint.secret;
         let upsert = self.statement(
-            "INSERT INTO notification_endpoints (workspace_id, url, sealed, kek_id, version, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6) \
+            "INSERT INTO notification_endpoints (workspace_id, url, sealed, kek_id, version, created_at, sealed_name) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?8) \
              ON CONFLICT (workspace_id) DO UPDATE SET url = excluded.url, sealed = excluded.sealed, kek_id = excluded.kek_id, \
-             version = excluded.version, created_at = excluded.created_at WHERE notification_endpoints.version = ?7",
+             version = excluded.version, created_at = excluded.created_at, sealed_name = excluded.sealed_name \
+             WHERE notification_endpoints.version = ?7",
             &[
                 text(&secret.workspace_id),
                 text(&endpoint.url),
@@ -209,6 +227,7 @@ impl WebhookStore for D1Store {
                 int(secret.version),
                 int(secret.created_at),
                 expected_version.map_or(JsValue::NULL, int),
+                opt_text(secret.name.as_deref()),
             ],
         )?;
         let audit = insert_audit_statement(self, audit, Some(Guard { sql: "changes() > 0", args: vec![] }))?;

@@ -1,14 +1,14 @@
 //! In-memory storage for native tests: the same contract as the D1 adapter, over maps.
 
 use std::cell::{Cell, RefCell};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 mod providers;
 mod webhooks;
 
 use super::{
-    is_after, is_live, AuditStore, AuthFinding, AuthProbe, Endpoint, KeyStore, Precondition, RateHits, Refusal, Revocation, SealedSecret,
-    StoreError, WorkspaceStore,
+    is_after, is_live, AuditStore, AuthFinding, AuthProbe, Endpoint, KeyStore, LeakPlan, LeakRevocation, Precondition, RateHits, Refusal,
+    Revocation, SealedSecret, StoreError, WorkspaceStore,
 };
 use crate::audit::AuditEvent;
 use crate::keys::limits::{window_start, FAILED_ATTEMPT_LIMIT};
@@ -29,6 +29,8 @@ pub struct MemoryStore {
     pub rate_windows: RefCell<HashMap<String, (i64, u32)>>,
     /// How many authentication lookups reached the store.
     pub lookups: Cell<u32>,
+    /// Ids of the keys a leak report revoked (`api_keys.revoked_reason = 'leaked'` in D1).
+    pub revoked_as_leaked: RefCell<HashSet<String>>,
     pub providers: RefCell<HashMap<(String, ProviderId), ProviderRecord>>,
     pub routes: RefCell<HashMap<(String, String), AgentRoute>>,
     pub blobs: RefCell<HashMap<String, String>>,
@@ -251,17 +253,50 @@ impl KeyStore for MemoryStore {
         Ok(Some(stops_at))
     }
 
-    async fn revoke_by_hashes(&self, key_hashes: &[String], workspace_id: Option<&str>, now_ms: i64) -> Result<Vec<KeyRecord>, StoreError> {
+    async fn live_keys_by_hashes(
+        &self,
+        key_hashes: &[String],
+        workspace_id: Option<&str>,
+        now_ms: i64,
+    ) -> Result<Vec<KeyRecord>, StoreError> {
+        let keys = self.keys.borrow();
+        let in_scope = |key: &KeyRecord| workspace_id.is_none_or(|ws| ws == key.workspace_id);
+        Ok(keys.values().filter(|k| key_hashes.contains(&k.key_hash) && in_scope(k) && is_live(k, now_ms)).cloned().collect())
+    }
+
+    async fn revoke_leaked(&self, plan: &LeakPlan<'_>) -> Result<LeakRevocation, StoreError> {
+        let mut keys = self.keys.borrow_mut();
+        let in_scope = |key: &KeyRecord| plan.workspace_id.is_none_or(|ws| ws == key.workspace_id);
         let mut revoked = Vec::new();
-        for key in self.keys.borrow_mut().values_mut() {
-            let listed = key_hashes.contains(&key.key_hash);
-            let in_scope = workspace_id.is_none_or(|ws| ws == key.workspace_id);
-            if listed && in_scope && is_live(key, now_ms) {
-                key.revoked_at = Some(now_ms);
-                revoked.push(key.clone());
+        for planned in &plan.revocations {
+            let Some(key) = keys.get_mut(&planned.key_id).filter(|k| in_scope(k) && is_live(k, plan.now_ms)) else { continue };
+            key.revoked_at = Some(plan.now_ms);
+            self.revoked_as_leaked.borrow_mut().insert(key.id.clone());
+            self.audit.borrow_mut().extend_from_slice(&planned.audit);
+            if self.endpoints.borrow().contains_key(&key.workspace_id) {
+                self.outbox.borrow_mut().push(OutboxRow {
+                    event: planned.notification.clone(),
+                    next_attempt_at: plan.now_ms,
+                    lease_until: None,
+                    delivered_at: None,
+                    gave_up_at: None,
+                    last_status: None,
+                });
             }
+            revoked.push(key.clone());
         }
-        Ok(revoked)
+        if let Some(summary) = &plan.summary {
+            let mut summary = summary.clone();
+            summary.detail["revoked"] = serde_json::json!(revoked.iter().map(|k| k.id.clone()).collect::<Vec<_>>());
+            self.audit.borrow_mut().push(summary);
+        }
+        let leaked = self.revoked_as_leaked.borrow();
+        let leaked_hashes = keys
+            .values()
+            .filter(|k| plan.key_hashes.contains(&k.key_hash) && in_scope(k) && leaked.contains(&k.id))
+            .map(|k| k.key_hash.clone())
+            .collect();
+        Ok(LeakRevocation { revoked, leaked_hashes })
     }
 
     async fn touch_last_used(&self, key_id: &str, now_ms: i64) -> Result<(), StoreError> {

@@ -2,6 +2,7 @@
 
 use super::MemoryStore;
 use crate::audit::AuditEvent;
+use crate::providers::record::BOUND_BLOB_PREFIX;
 use crate::providers::{AgentRoute, KeyStatus, ProviderId, ProviderRecord};
 use crate::store::{BlobStore, Precondition, ProviderStore, Resolution, StoreError};
 
@@ -122,7 +123,8 @@ impl ProviderStore for MemoryStore {
     }
 
     async fn configs_not_under(&self, current_kek: &str, limit: usize) -> Result<Vec<ProviderRecord>, StoreError> {
-        Ok(self.providers.borrow().values().filter(|p| p.kek_id != current_kek).take(limit).cloned().collect())
+        let stale = |p: &&ProviderRecord| p.kek_id != current_kek || !p.blob_name.starts_with(BOUND_BLOB_PREFIX);
+        Ok(self.providers.borrow().values().filter(stale).take(limit).cloned().collect())
     }
 
     async fn repoint_blob(

@@ -216,7 +216,7 @@ impl HousekeepingStore for MemoryStore {
     async fn secrets_not_under(&self, current_kek: &str, limit: usize) -> Result<Vec<(SecretKind, SealedSecret)>, StoreError> {
         let webhook = self.webhook_secrets.borrow().iter().map(|(s, _)| (SecretKind::Webhook, s.clone())).collect::<Vec<_>>();
         let endpoint = self.endpoints.borrow().values().map(|e| (SecretKind::Endpoint, e.secret.clone())).collect::<Vec<_>>();
-        Ok(webhook.into_iter().chain(endpoint).filter(|(_, s)| s.kek_id != current_kek).take(limit).collect())
+        Ok(webhook.into_iter().chain(endpoint).filter(|(_, s)| s.kek_id != current_kek || s.name.is_none()).take(limit).collect())
     }
 
     async fn replace_sealed(&self, kind: SecretKind, secret: &SealedSecret, old_sealed: &str) -> Result<bool, StoreError> {
