@@ -180,7 +180,8 @@ impl KeyStore for D1Store {
         // Stamped with the commit's own time, so that no later commit can see the key live.
         let revoke = self.statement(
             &format!(
-                "UPDATE api_keys SET revoked_at = {DB_NOW_MS} WHERE id = ?1 AND workspace_id = ?2                  AND (revoked_at IS NULL OR revoked_at > {DB_NOW_MS}) RETURNING id"
+                "UPDATE api_keys SET revoked_at = {DB_NOW_MS} WHERE id = ?1 AND workspace_id = ?2 \
+                 AND (revoked_at IS NULL OR revoked_at > {DB_NOW_MS}) RETURNING id"
             ),
             &[text(id), text(workspace_id)],
         )?;
