@@ -62,7 +62,7 @@ where
     report.invalidated = invalidated;
     let provider_keys = report.record("rewrap", service::rewrap_stale(store, blobs, vault.keks, PER_TASK, clock()).await);
     report.rewrapped = provider_keys + rewrap_secrets(store, vault.keks, &mut report.errors).await;
-    let pass = delivery::deliver_due(store, notifier, vault.keks, None, PER_TASK, clock).await;
+    let pass = delivery::deliver_due(store, notifier, vault, None, PER_TASK, clock).await;
     report.delivered = pass.delivered;
     report.errors.extend(pass.errors);
     report

@@ -13,8 +13,9 @@ impl Name {
         if length == 0 || length > MAX_CHARS {
             return Err(format!("must be 1 to {MAX_CHARS} characters"));
         }
-        if trimmed.chars().any(char::is_control) {
-            return Err("must not contain control characters".into());
+        // Line and paragraph separators are not `is_control`, but break a name over lines.
+        if trimmed.chars().any(|c| c.is_control() || matches!(c, '\u{2028}' | '\u{2029}')) {
+            return Err("must not contain control characters or line breaks".into());
         }
         if trimmed.chars().any(is_invisible) {
             return Err("must not contain invisible or bidirectional formatting characters".into());
@@ -78,6 +79,8 @@ mod tests {
         assert!(Name::parse("   ").is_err());
         assert!(Name::parse(&"x".repeat(101)).is_err());
         assert!(Name::parse("line\nbreak").is_err());
+        assert!(Name::parse("Owner\u{2028}key").is_err(), "a line separator");
+        assert!(Name::parse("Owner\u{2029}key").is_err(), "a paragraph separator");
     }
 
     #[test]

@@ -98,13 +98,14 @@ fn a_notification_to_an_endpoint_the_policy_no_longer_admits_is_not_posted_and_e
     let event = OutboxEvent::new(WS, "api_key.revoked", json!({"key_id": "key_1"}), 0);
     assert!(block_on(store.enqueue(&event, 0)).unwrap());
 
-    let pass = block_on(delivery::deliver_due(&store, &receiver, &keks, None, 5, &|| 1_000));
+    let vault = Vault { keks: &keks, allow_insecure_hosts: false };
+    let pass = block_on(delivery::deliver_due(&store, &receiver, &vault, None, 5, &|| 1_000));
 
     assert_eq!(receiver.posted_to.borrow().len(), 0, "nothing may be posted to {STALE_URL}");
     assert_eq!(pass.errors.len(), 1, "the refusal is reported for the log: {:?}", pass.errors);
     assert!(pass.errors[0].contains("special-purpose"), "{}", pass.errors[0]);
     let row = store.outbox.borrow().iter().find(|row| row.event.id == event.id).cloned().unwrap();
     assert!(row.gave_up_at.is_some(), "the event ends rather than being retried: {row:?}");
-    let later = block_on(delivery::deliver_due(&store, &receiver, &keks, None, 5, &|| 10 * 3_600_000));
+    let later = block_on(delivery::deliver_due(&store, &receiver, &vault, None, 5, &|| 10 * 3_600_000));
     assert_eq!((later.delivered, receiver.posted_to.borrow().len()), (0, 0), "and is not tried again");
 }

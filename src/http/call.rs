@@ -33,6 +33,11 @@ impl Call {
         self.caller.take().ok_or_else(|| ApiError::internal("a handler asked for a caller its route does not admit"))
     }
 
+    /// The time now, not when the request arrived: a body may have taken a while to come.
+    pub fn clock_ms(&self) -> i64 {
+        self.now_ms.max(worker::Date::now().as_millis() as i64)
+    }
+
     pub fn param(&self, index: usize) -> &str {
         self.params.get(index).map_or("", String::as_str)
     }
@@ -96,6 +101,7 @@ impl Call {
         }
         let keks = self.env_string("VAULT_KEKS").and_then(|text| crate::vault::Keks::parse(&text).ok());
         let (db, now_ms, request_id) = (self.env.d1("DB"), self.now_ms, self.request_id.clone());
+        let allow_insecure_hosts = self.settings.allow_insecure_provider_hosts;
         let Some(keks) = keks else { return };
         self.ctx.wait_until(async move {
             let outcome = match db {
@@ -103,7 +109,8 @@ impl Call {
                     let store = D1Store::new(db);
                     let notifier = super::outbound::FetchClient::default();
                     let clock = move || now_ms.max(worker::Date::now().as_millis() as i64);
-                    let pass = crate::webhooks::delivery::deliver_due(&store, &notifier, &keks, Some(&event.id), 1, &clock).await;
+                    let vault = crate::providers::service::Vault { keks: &keks, allow_insecure_hosts };
+                    let pass = crate::webhooks::delivery::deliver_due(&store, &notifier, &vault, Some(&event.id), 1, &clock).await;
                     if pass.errors.is_empty() {
                         Ok(())
                     } else {

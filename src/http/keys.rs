@@ -111,7 +111,7 @@ pub async fn get(call: &mut Call) -> Result<Reply, ApiError> {
 
 pub async fn revoke(call: &mut Call) -> Result<Reply, ApiError> {
     let caller = call.take_caller()?;
-    let revocation = service::revoke(&call.store()?, &caller, call.param(0), call.now_ms).await?;
+    let revocation = service::revoke(&call.store()?, &caller, call.param(0), call.clock_ms()).await?;
     let key = revocation.key;
     // Only the request that revoked the key tells the endpoint; a repeat answers quietly.
     if revocation.revoked_now {
@@ -129,7 +129,7 @@ pub async fn reroll(call: &mut Call) -> Result<Reply, ApiError> {
         Some(_) => return Err(ApiError::invalid_request("grace_seconds", format!("`grace_seconds` must be 0 to {MAX_GRACE_SECONDS}."))),
     };
     let id = call.param(0).to_string();
-    let rerolled = service::reroll(&call.store()?, &caller, &id, grace_seconds, &call.settings.key_prefix, call.now_ms).await?;
+    let rerolled = service::reroll(&call.store()?, &caller, &id, grace_seconds, &call.settings.key_prefix, call.clock_ms()).await?;
     let data = json!({
         "key_id": id,
         "successor_id": rerolled.successor.id,

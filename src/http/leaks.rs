@@ -30,12 +30,14 @@ pub fn deliver_after_response(call: &Call, queued: usize) {
         return;
     }
     let (db, now_ms, request_id) = (call.env.d1("DB"), call.now_ms, call.request_id.clone());
+    let allow_insecure_hosts = call.settings.allow_insecure_provider_hosts;
     call.ctx.wait_until(async move {
         let outcome = match db {
             Ok(db) => {
                 let store = D1Store::new(db);
                 let clock = move || now_ms.max(worker::Date::now().as_millis() as i64);
-                let pass = deliver_due(&store, &FetchClient::default(), &keks, None, queued.min(FIRST_ATTEMPTS), &clock).await;
+                let vault = crate::providers::service::Vault { keks: &keks, allow_insecure_hosts };
+                let pass = deliver_due(&store, &FetchClient::default(), &vault, None, queued.min(FIRST_ATTEMPTS), &clock).await;
                 if pass.errors.is_empty() {
                     Ok(())
                 } else {

@@ -37,11 +37,22 @@ fn request_id(incoming: Option<String>) -> String {
         .unwrap_or_else(|| format!("req_{}", random_base62(20)))
 }
 
+/// The method as sent. Methods are case-sensitive (RFC 9110); only the six that Fetch itself
+/// normalises are matched without regard to case, so `patch` is not PATCH.
+fn request_method(sent: String) -> String {
+    let upper = sent.to_ascii_uppercase();
+    if ["DELETE", "GET", "HEAD", "OPTIONS", "POST", "PUT"].contains(&upper.as_str()) {
+        upper
+    } else {
+        sent
+    }
+}
+
 pub async fn handle(req: Request, env: Env, ctx: Context) -> Response {
     let started = Date::now().as_millis() as i64;
     let request_id = request_id(req.headers().get("x-request-id").ok().flatten());
     // worker 0.8.7 reads a method it does not know as GET; the request's own method decides.
-    let method = req.inner().method().to_ascii_uppercase();
+    let method = request_method(req.inner().method());
     let path = req.path();
     let matched = match_path(&path);
     let route_name = matched.as_ref().map_or("unmatched", |m| m.route.template);
@@ -149,6 +160,14 @@ fn log_request(request_id: &str, method: &str, route: &str, status: u16, duratio
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn methods_are_case_sensitive_except_the_six_fetch_normalises() {
+        assert_eq!(request_method("get".into()), "GET");
+        assert_eq!(request_method("Delete".into()), "DELETE");
+        assert_eq!(request_method("patch".into()), "patch", "not PATCH");
+        assert_eq!(request_method("QUERY".into()), "QUERY");
+    }
 
     #[test]
     fn keeps_a_plain_incoming_request_id() {

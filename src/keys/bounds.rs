@@ -20,7 +20,7 @@ impl Terms {
     /// (a bounded parent's expiry, rate limit and subject), then all of it is checked.
     pub fn inherit(parent: &KeyRecord, requested: Terms) -> Result<Terms, ApiError> {
         let terms = Terms {
-            expires_at: requested.expires_at.or(parent.expires_at),
+            expires_at: requested.expires_at.or(working_until(parent)),
             rate_limit: requested.rate_limit.or(parent.rate_limit),
             subject: requested.subject.or_else(|| parent.subject.clone()),
         };
@@ -37,7 +37,7 @@ impl Terms {
     /// than `parent`'s own. A parent without a bound leaves that field free.
     pub fn check_within(&self, parent: &KeyRecord) -> Result<(), ApiError> {
         let escalation = |field: &str| Err(ApiError::BoundEscalation { field: field.to_string() });
-        if let Some(parent_expiry) = parent.expires_at {
+        if let Some(parent_expiry) = working_until(parent) {
             if self.expires_at.is_none_or(|at| at > parent_expiry) {
                 return escalation("expires_at");
             }
@@ -55,6 +55,12 @@ impl Terms {
         }
         Ok(())
     }
+}
+
+/// When a key stops working: its expiry, or the end of a reroll's grace period if that comes
+/// first. A key being rotated out may not hand out keys that outlive it.
+fn working_until(key: &KeyRecord) -> Option<i64> {
+    key.expires_at.into_iter().chain(key.revoked_at).min()
 }
 
 /// 403 `capability_escalation` unless `manager` holds every capability of `target`
@@ -128,6 +134,17 @@ mod tests {
         assert_eq!(refused_field(Terms::inherit(&parent, later)), "expires_at");
         let same = Terms { expires_at: Some(3_600_000), ..unbounded_request() };
         assert!(Terms::inherit(&parent, same).is_ok(), "the parent's own expiry is allowed");
+    }
+
+    #[test]
+    fn a_key_in_its_reroll_grace_period_may_not_make_keys_that_outlive_it() {
+        let mut parent = key(&["*"], None, None, None);
+        parent.revoked_at = Some(600_000);
+        assert_eq!(Terms::inherit(&parent, unbounded_request()).unwrap().expires_at, Some(600_000), "inherits the grace end");
+        let later = Terms { expires_at: Some(600_001), ..unbounded_request() };
+        assert_eq!(refused_field(Terms::inherit(&parent, later)), "expires_at");
+        let successor = key(&["*"], None, None, None);
+        assert!(Terms::of(&successor).check_within(&parent).is_err(), "nor reroll a key into one that outlives it");
     }
 
     #[test]

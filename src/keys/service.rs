@@ -144,6 +144,10 @@ pub async fn reroll(
     caller.require("keys:write")?;
     caller.require_writable()?;
     let old = store.key(&caller.workspace.id, id).await?.ok_or(ApiError::NotFound)?;
+    // A key rerolling itself after its revocation is a request of a dead key: 401, as any.
+    if old.id == caller.key.id && !crate::store::is_live(&old, now_ms) {
+        return Err(ApiError::Unauthorized);
+    }
     check_may_manage(&caller.key, &old)?;
     Terms::of(&old).check_within(&caller.key)?;
     if old.revoked_at.is_some_and(|at| at <= now_ms) {

@@ -11,7 +11,7 @@ use crate::audit::AuditEvent;
 use crate::crypto::random::random_base62;
 use crate::error::{echoed, ApiError};
 use crate::keys::auth::Caller;
-use crate::store::{BlobStore, KeyStore, Precondition, ProviderStore};
+use crate::store::{BlobStore, KeyStore, Precondition, ProviderStore, StoreError};
 use crate::vault::{self, Keks, SecretContext};
 
 const MAX_MODEL_CHARS: usize = 200;
@@ -176,11 +176,13 @@ pub async fn configure(
             blobs.delete_blob(&record.blob_name).await?;
             return Err(ApiError::Conflict);
         }
-        Err(refused) => {
-            // Nothing points at the new blob: it would only be an orphan.
+        Err(refused @ StoreError::Refused(_)) => {
+            // The batch was rolled back: nothing points at the new blob.
             blobs.delete_blob(&record.blob_name).await?;
             return Err(refused.into());
         }
+        // Whether the batch committed is unknown: the blob stays, at worst an orphan.
+        Err(failed) => return Err(failed.into()),
     }
     store.provider(workspace_id, provider).await?.ok_or_else(|| ApiError::internal("saved provider vanished"))
 }

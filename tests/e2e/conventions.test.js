@@ -46,7 +46,8 @@ describe("errors", () => {
 
   it("answers a method it does not know with 405, never as if it were GET", async () => {
     const { key: owner } = await createWorkspace();
-    for (const method of ["QUERY", "PROPFIND"]) {
+    // Methods are case-sensitive: `patch` is not PATCH (Fetch upper-cases only the six it knows).
+    for (const method of ["QUERY", "PROPFIND", "patch"]) {
       const response = await call(method, "/v1/keys", { token: owner });
       expect(response.status, method).toBe(405);
       expect(response.body.error.code, method).toBe("method_not_allowed");

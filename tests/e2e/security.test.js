@@ -82,6 +82,23 @@ describe("a key creates and rerolls only keys no wider than itself", () => {
     });
   }
 
+  it("a key in its reroll grace period cannot make keys that outlive the grace", async () => {
+    const { key: owner } = await createWorkspace();
+    const rotating = await scriptKey(owner, ["keys:read", "keys:write"]);
+    const rerolled = await call("POST", `/v1/keys/${rotating.id}/reroll`, { token: owner, body: { grace_seconds: 3600 } });
+    expect(rerolled.status).toBe(201);
+    const graceEnd = (await call("GET", `/v1/keys/${rotating.id}`, { token: owner })).body.revoked_at;
+    const unbounded = await call("POST", "/v1/keys", { token: rotating.key, body: { name: "escape", capabilities: ["keys:read"], expires_in: 7200 } });
+    expect(unbounded.status).toBe(403);
+    expect(unbounded.body.error).toMatchObject({ code: "capability_escalation", field: "expires_at" });
+    const inherited = await call("POST", "/v1/keys", { token: rotating.key, body: { name: "bounded", capabilities: ["keys:read"] } });
+    expect(inherited.status).toBe(201);
+    expect(inherited.body.expires_at).toBe(graceEnd);
+    const selfReroll = await call("POST", `/v1/keys/${rotating.id}/reroll`, { token: rotating.key, body: {} });
+    expect(selfReroll.status).toBe(403);
+    expect(selfReroll.body.error).toMatchObject({ code: "capability_escalation", field: "expires_at" });
+  });
+
   it("a bounded key cannot reroll an unbounded one into a key it could not create", async () => {
     const { key: owner } = await createWorkspace();
     const parent = await bounded(owner);

@@ -173,17 +173,19 @@ impl KeyStore for D1Store {
         &self,
         precondition: &Precondition,
         id: &str,
-        _now_ms: i64,
+        now_ms: i64,
         audit: &AuditEvent,
     ) -> Result<Option<Revocation>, StoreError> {
         let workspace_id = precondition.workspace_id.as_str();
-        // Stamped with the commit's own time, so that no later commit can see the key live.
+        // Stamped with the earlier of the Worker's clock and the commit's own: no later commit
+        // (judged by the database clock) and no later request (judged by the Worker's) can see
+        // the key live, whichever of the two clocks runs ahead.
         let revoke = self.statement(
             &format!(
-                "UPDATE api_keys SET revoked_at = {DB_NOW_MS} WHERE id = ?1 AND workspace_id = ?2 \
+                "UPDATE api_keys SET revoked_at = MIN(?3, {DB_NOW_MS}) WHERE id = ?1 AND workspace_id = ?2 \
                  AND (revoked_at IS NULL OR revoked_at > {DB_NOW_MS}) RETURNING id"
             ),
-            &[text(id), text(workspace_id)],
+            &[text(id), text(workspace_id), int(now_ms)],
         )?;
         // Audited only by the call that revoked it: changes() is the UPDATE's row count.
         let audit = insert_audit_statement(self, audit, Some(Guard { sql: "changes() > 0", args: vec![] }))?;
@@ -208,7 +210,7 @@ impl KeyStore for D1Store {
         old_id: &str,
         successor: &KeyRecord,
         grace_ms: i64,
-        _now_ms: i64,
+        now_ms: i64,
         audit: &AuditEvent,
         precondition: &Precondition,
     ) -> Result<Option<i64>, StoreError> {
@@ -221,10 +223,10 @@ impl KeyStore for D1Store {
         let insert = insert_key_statement(self, successor, Some(old_is_live))?;
         let end_old = self.statement(
             &format!(
-                "UPDATE api_keys SET revoked_at = MIN(COALESCE(revoked_at, {DB_NOW_MS} + ?2), {DB_NOW_MS} + ?2) \
+                "UPDATE api_keys SET revoked_at = MIN(COALESCE(revoked_at, MIN(?4, {DB_NOW_MS}) + ?2), MIN(?4, {DB_NOW_MS}) + ?2) \
                  WHERE id = ?1 AND EXISTS (SELECT 1 FROM api_keys WHERE id = ?3) RETURNING revoked_at"
             ),
-            &[text(old_id), int(grace_ms), text(&successor.id)],
+            &[text(old_id), int(grace_ms), text(&successor.id), int(now_ms)],
         )?;
         let successor_exists = Guard { sql: "EXISTS (SELECT 1 FROM api_keys WHERE id = ?9)", args: vec![text(&successor.id)] };
         let audit = insert_audit_statement(self, audit, Some(successor_exists))?;
@@ -320,7 +322,7 @@ impl KeyStore for D1Store {
         let revoke_at = statements.len();
         statements.push(self.statement(
             &format!(
-                "UPDATE api_keys SET revoked_at = ?2, revoked_reason = ?4 WHERE id IN (SELECT value FROM json_each(?1)) \
+                "UPDATE api_keys SET revoked_at = MIN(?2, {DB_NOW_MS}), revoked_reason = ?4 WHERE id IN (SELECT value FROM json_each(?1)) \
                  AND (revoked_at IS NULL OR revoked_at > ?2) AND (expires_at IS NULL OR expires_at > ?2) \
                  AND (?3 IS NULL OR workspace_id = ?3) RETURNING {KEY_COLUMNS}"
             ),
