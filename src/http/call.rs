@@ -99,10 +99,15 @@ impl Call {
                 return;
             }
         }
-        let keks = self.env_string("VAULT_KEKS").and_then(|text| crate::vault::Keks::parse(&text).ok());
+        self.deliver_after_response(Some(event.id), 1);
+    }
+
+    /// Makes up to `limit` delivery attempts of due notifications (or only of `only`) after the
+    /// response is sent; what fails is retried by the scheduled handler, and is logged here.
+    pub fn deliver_after_response(&self, only: Option<String>, limit: usize) {
+        let Some(keks) = self.env_string("VAULT_KEKS").and_then(|text| crate::vault::Keks::parse(&text).ok()) else { return };
         let (db, now_ms, request_id) = (self.env.d1("DB"), self.now_ms, self.request_id.clone());
         let allow_insecure_hosts = self.settings.allow_insecure_provider_hosts;
-        let Some(keks) = keks else { return };
         self.ctx.wait_until(async move {
             let outcome = match db {
                 Ok(db) => {
@@ -110,7 +115,7 @@ impl Call {
                     let notifier = super::outbound::FetchClient::default();
                     let clock = move || now_ms.max(worker::Date::now().as_millis() as i64);
                     let vault = crate::providers::service::Vault { keks: &keks, allow_insecure_hosts };
-                    let pass = crate::webhooks::delivery::deliver_due(&store, &notifier, &vault, Some(&event.id), 1, &clock).await;
+                    let pass = crate::webhooks::delivery::deliver_due(&store, &notifier, &vault, only.as_deref(), limit, &clock).await;
                     if pass.errors.is_empty() {
                         Ok(())
                     } else {

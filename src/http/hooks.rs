@@ -155,15 +155,13 @@ async fn rotate_provider_key(call: &Call, workspace: &Workspace, data: Value, au
     let request = Configure {
         provider,
         api_key,
-        api_host: fields.optional_str("api_host").map_err(in_data)?.or_else(|| current.as_ref().map(|c| c.api_host.clone())),
-        model: fields.optional_str("model").map_err(in_data)?.or_else(|| current.as_ref().and_then(|c| c.model.clone())),
-        fallback_model: fields
-            .optional_str("fallback_model")
-            .map_err(in_data)?
-            .or_else(|| current.as_ref().and_then(|c| c.fallback_model.clone())),
-        config: current.as_ref().map(|c| c.config.clone()),
+        api_host: fields.optional_str("api_host").map_err(in_data)?,
+        model: fields.optional_str("model").map_err(in_data)?,
+        fallback_model: fields.optional_str("fallback_model").map_err(in_data)?,
+        config: None,
         make_default: false,
-    };
+    }
+    .keeping(current.as_ref());
     let record = configure_for(call, &Precondition::workspace_writable(&workspace.id), request, audit).await.map_err(|e| match e {
         ApiError::InvalidRequest { field, message } if !field.starts_with("data.") => {
             prefix(ApiError::InvalidRequest { field, message }, "data")

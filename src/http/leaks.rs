@@ -4,13 +4,10 @@ use serde_json::Value;
 
 use super::call::Call;
 use super::input::Fields;
-use super::outbound::FetchClient;
 use super::reply::Reply;
 use crate::error::ApiError;
 use crate::keys::leaks::{self, LeakReport};
 use crate::keys::KeyRecord;
-use crate::store::d1::D1Store;
-use crate::webhooks::delivery::deliver_due;
 use crate::webhooks::outbox::key_revoked_data;
 
 /// The revocations' notifications are queued with them; the first attempts are made after the
@@ -25,34 +22,9 @@ pub fn revoked_event(key: &KeyRecord, reason: &str) -> Value {
 
 /// Makes the first delivery attempts of `queued` notifications after the response.
 pub fn deliver_after_response(call: &Call, queued: usize) {
-    let Some(keks) = call.env_string("VAULT_KEKS").and_then(|text| crate::vault::Keks::parse(&text).ok()) else { return };
-    if queued == 0 {
-        return;
+    if queued > 0 {
+        call.deliver_after_response(None, queued.min(FIRST_ATTEMPTS));
     }
-    let (db, now_ms, request_id) = (call.env.d1("DB"), call.now_ms, call.request_id.clone());
-    let allow_insecure_hosts = call.settings.allow_insecure_provider_hosts;
-    call.ctx.wait_until(async move {
-        let outcome = match db {
-            Ok(db) => {
-                let store = D1Store::new(db);
-                let clock = move || now_ms.max(worker::Date::now().as_millis() as i64);
-                let vault = crate::providers::service::Vault { keks: &keks, allow_insecure_hosts };
-                let pass = deliver_due(&store, &FetchClient::default(), &vault, None, queued.min(FIRST_ATTEMPTS), &clock).await;
-                if pass.errors.is_empty() {
-                    Ok(())
-                } else {
-                    Err(pass.errors.join("; "))
-                }
-            }
-            Err(error) => Err(error.to_string()),
-        };
-        if let Err(detail) = outcome {
-            worker::console_error!(
-                "{}",
-                serde_json::json!({"level": "error", "request_id": request_id, "msg": "notification attempt failed", "detail": detail})
-            );
-        }
-    });
 }
 
 /// Reads `[{token, type?, url?, source?}]`, naming a bad field by its index, e.g. `[2].token`.

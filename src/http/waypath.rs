@@ -35,15 +35,8 @@ pub async fn configure(call: &mut Call) -> Result<Reply, ApiError> {
     }
     // A replacement keeps the host, models and settings already configured.
     let current = call.store()?.provider(&caller.workspace.id, provider).await?;
-    let request = Configure {
-        provider,
-        api_key,
-        api_host: current.as_ref().map(|c| c.api_host.clone()),
-        model: current.as_ref().and_then(|c| c.model.clone()),
-        fallback_model: current.as_ref().and_then(|c| c.fallback_model.clone()),
-        config: current.as_ref().map(|c| c.config.clone()),
-        make_default: false,
-    };
+    let request = Configure { provider, api_key, api_host: None, model: None, fallback_model: None, config: None, make_default: false }
+        .keeping(current.as_ref());
     let audit = caller.audit("provider.configured", call.now_ms);
     match configure_for(call, &caller.write_precondition(), request, audit).await {
         Ok(_) => Ok(Reply::ok(json!({"status": "configured", "provider": name}))),

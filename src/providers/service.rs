@@ -29,6 +29,20 @@ pub struct Configure {
     pub make_default: bool,
 }
 
+impl Configure {
+    /// A new key for a provider keeps what is configured for it (host, models, settings)
+    /// wherever the request names nothing new: Waypath's configure and the rotation webhook.
+    pub fn keeping(mut self, current: Option<&ProviderRecord>) -> Configure {
+        if let Some(current) = current {
+            self.api_host = self.api_host.or_else(|| Some(current.api_host.clone()));
+            self.model = self.model.or_else(|| current.model.clone());
+            self.fallback_model = self.fallback_model.or_else(|| current.fallback_model.clone());
+            self.config = self.config.or_else(|| Some(current.config.clone()));
+        }
+        self
+    }
+}
+
 /// What the provider use cases need from the deployment.
 pub struct Vault<'a> {
     pub keks: &'a Keks,
@@ -430,6 +444,31 @@ mod tests {
         store.blobs.borrow_mut().insert(record.blob_name.clone(), vault::seal_unbound(keks, api_key.as_bytes(), &context(&record)));
         store.providers.borrow_mut().insert((record.workspace_id.clone(), record.provider), record.clone());
         record
+    }
+
+    #[test]
+    fn a_replacement_key_keeps_what_is_configured_unless_it_names_something_new() {
+        let keks = Keks::parse(K1).unwrap();
+        let mut current = config_of_before(&MemoryStore::default(), &keks, "sk-old-key-0123456789");
+        current.api_host = "https://proxy.example.com/v1".into();
+        current.model = Some("gpt-4o".into());
+        current.fallback_model = Some("gpt-4o-mini".into());
+        let bare = Configure {
+            provider: ProviderId::OpenAi,
+            api_key: "sk-new".into(),
+            api_host: None,
+            model: None,
+            fallback_model: None,
+            config: None,
+            make_default: false,
+        };
+        let kept = bare.clone().keeping(Some(&current));
+        assert_eq!(kept.api_host.as_deref(), Some("https://proxy.example.com/v1"));
+        assert_eq!((kept.model.as_deref(), kept.fallback_model.as_deref()), (Some("gpt-4o"), Some("gpt-4o-mini")));
+        assert_eq!(kept.config, Some(Map::new()));
+        let renamed = Configure { model: Some("gpt-5".into()), ..bare.clone() }.keeping(Some(&current));
+        assert_eq!(renamed.model.as_deref(), Some("gpt-5"), "a model the request names wins");
+        assert_eq!(bare.clone().keeping(None).api_host, None, "nothing configured: the provider's defaults apply later");
     }
 
     #[test]
