@@ -206,6 +206,7 @@ fn resolve_follows_request_then_route_then_default_then_metered() {
     let route = |agent: &str, provider: Option<ProviderId>, model: Option<&str>| {
         block_on(store.save_route(
             &AgentRoute { workspace_id: WS.into(), agent_id: agent.into(), provider, model: model.map(str::to_string), updated_at: 1 },
+            &AuditEvent::new(Some(WS), "agent.routed", 1),
             &Precondition::unconditional(WS),
         ))
         .unwrap()

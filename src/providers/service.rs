@@ -334,9 +334,8 @@ pub async fn set_route(store: &(impl ProviderStore + KeyStore), caller: &Caller,
             return Err(ApiError::ProviderNotConfigured { provider: provider.as_str().to_string() });
         }
     }
-    store.save_route(&route, &caller.write_precondition()).await?;
     let audit = caller.audit("agent.routed", route.updated_at).target(route.agent_id.clone()).detail(route.to_json());
-    store.append_audit(&[audit]).await?;
+    store.save_route(&route, &audit, &caller.write_precondition()).await?;
     Ok(route)
 }
 
@@ -344,9 +343,8 @@ pub async fn set_route(store: &(impl ProviderStore + KeyStore), caller: &Caller,
 pub async fn remove_route(store: &(impl ProviderStore + KeyStore), caller: &Caller, agent_id: &str, now_ms: i64) -> Result<(), ApiError> {
     caller.require("providers:write")?;
     caller.require_writable()?;
-    if store.remove_route(&caller.write_precondition(), agent_id).await? {
-        store.append_audit(&[caller.audit("agent.unrouted", now_ms).target(agent_id.to_string())]).await?;
-    }
+    let audit = caller.audit("agent.unrouted", now_ms).target(agent_id.to_string());
+    store.remove_route(&caller.write_precondition(), agent_id, &audit).await?;
     Ok(())
 }
 

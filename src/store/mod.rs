@@ -281,8 +281,10 @@ pub trait ProviderStore {
         validated_at: i64,
     ) -> Result<(), StoreError>;
     async fn route(&self, workspace_id: &str, agent_id: &str) -> Result<Option<AgentRoute>, StoreError>;
-    async fn save_route(&self, route: &AgentRoute, precondition: &Precondition) -> Result<(), StoreError>;
-    async fn remove_route(&self, precondition: &Precondition, agent_id: &str) -> Result<bool, StoreError>;
+    /// Stores the route and its audit entry together.
+    async fn save_route(&self, route: &AgentRoute, audit: &AuditEvent, precondition: &Precondition) -> Result<(), StoreError>;
+    /// Removes the route, recording `audit` only if there was one to remove.
+    async fn remove_route(&self, precondition: &Precondition, agent_id: &str, audit: &AuditEvent) -> Result<bool, StoreError>;
     /// Reads what resolving needs for the precondition's workspace, only if the precondition
     /// still holds: a key revoked while its resolve was in flight gets no secret.
     async fn resolution(

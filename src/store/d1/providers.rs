@@ -213,7 +213,7 @@ impl ProviderStore for D1Store {
         Ok(row.map(RouteRow::into_route))
     }
 
-    async fn save_route(&self, route: &AgentRoute, precondition: &Precondition) -> Result<(), StoreError> {
+    async fn save_route(&self, route: &AgentRoute, audit: &AuditEvent, precondition: &Precondition) -> Result<(), StoreError> {
         let upsert = self.statement(
             "INSERT INTO agent_routes (workspace_id, agent_id, provider, model, updated_at) VALUES (?1, ?2, ?3, ?4, ?5) \
              ON CONFLICT (workspace_id, agent_id) DO UPDATE SET provider = excluded.provider, model = excluded.model, \
@@ -226,16 +226,18 @@ impl ProviderStore for D1Store {
                 int(route.updated_at),
             ],
         )?;
-        self.batch_under(precondition, vec![upsert]).await?;
+        let audit = insert_audit_statement(self, audit, None)?;
+        self.batch_under(precondition, vec![upsert, audit]).await?;
         Ok(())
     }
 
-    async fn remove_route(&self, precondition: &Precondition, agent_id: &str) -> Result<bool, StoreError> {
+    async fn remove_route(&self, precondition: &Precondition, agent_id: &str, audit: &AuditEvent) -> Result<bool, StoreError> {
         let delete = self.statement(
             "DELETE FROM agent_routes WHERE workspace_id = ?1 AND agent_id = ?2",
             &[text(&precondition.workspace_id), text(agent_id)],
         )?;
-        let results = self.batch_under(precondition, vec![delete]).await?;
+        let audit = insert_audit_statement(self, audit, Some(Guard { sql: "changes() > 0", args: vec![] }))?;
+        let results = self.batch_under(precondition, vec![delete, audit]).await?;
         Ok(results.first().and_then(|r| r.meta().ok().flatten()).and_then(|m| m.changes).unwrap_or(0) > 0)
     }
 

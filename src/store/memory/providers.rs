@@ -88,16 +88,21 @@ impl ProviderStore for MemoryStore {
         Ok(self.routes.borrow().get(&(workspace_id.to_string(), agent_id.to_string())).cloned())
     }
 
-    async fn save_route(&self, route: &AgentRoute, precondition: &Precondition) -> Result<(), StoreError> {
+    async fn save_route(&self, route: &AgentRoute, audit: &AuditEvent, precondition: &Precondition) -> Result<(), StoreError> {
         self.advance_clock(route.updated_at);
         self.hold(precondition)?;
         self.routes.borrow_mut().insert((route.workspace_id.clone(), route.agent_id.clone()), route.clone());
+        self.audit.borrow_mut().push(audit.clone());
         Ok(())
     }
 
-    async fn remove_route(&self, precondition: &Precondition, agent_id: &str) -> Result<bool, StoreError> {
+    async fn remove_route(&self, precondition: &Precondition, agent_id: &str, audit: &AuditEvent) -> Result<bool, StoreError> {
         self.hold(precondition)?;
-        Ok(self.routes.borrow_mut().remove(&(precondition.workspace_id.clone(), agent_id.to_string())).is_some())
+        let removed = self.routes.borrow_mut().remove(&(precondition.workspace_id.clone(), agent_id.to_string())).is_some();
+        if removed {
+            self.audit.borrow_mut().push(audit.clone());
+        }
+        Ok(removed)
     }
 
     async fn resolution(
