@@ -4,7 +4,7 @@
 
 use crate::audit::AuditEvent;
 use crate::error::ApiError;
-use crate::providers::service::{self, Vault};
+use crate::providers::service::{self, Deployment};
 use crate::providers::validation::ProviderClient;
 use crate::store::{BlobStore, HousekeepingStore, KeyStore, Precondition, ProviderStore, SealedSecret, WebhookStore};
 use crate::vault::{self, Keks};
@@ -46,7 +46,7 @@ pub async fn run<S>(
     blobs: &impl BlobStore,
     client: &impl ProviderClient,
     notifier: &impl Notifier,
-    vault: &Vault<'_>,
+    deployment: &Deployment<'_>,
     clock: &dyn Fn() -> i64,
 ) -> Report
 where
@@ -57,12 +57,12 @@ where
     report.history_pruned =
         report.record("history", store.prune_history(clock() - HISTORY_KEPT_MS, PER_TASK * 20).await.map_err(ApiError::from));
     report.blobs_deleted = report.record("blobs", delete_retired_blobs(store, blobs, clock()).await);
-    let (revalidated, invalidated) = revalidate_stale(store, blobs, client, vault, clock, &mut report.errors).await;
+    let (revalidated, invalidated) = revalidate_stale(store, blobs, client, deployment, clock, &mut report.errors).await;
     report.revalidated = revalidated;
     report.invalidated = invalidated;
-    let provider_keys = report.record("rewrap", service::rewrap_stale(store, blobs, vault.keks, PER_TASK, clock()).await);
-    report.rewrapped = provider_keys + rewrap_secrets(store, vault.keks, &mut report.errors).await;
-    let pass = delivery::deliver_due(store, notifier, vault, None, PER_TASK, clock).await;
+    let provider_keys = report.record("rewrap", service::rewrap_stale(store, blobs, deployment.keks, PER_TASK, clock()).await);
+    report.rewrapped = provider_keys + rewrap_secrets(store, deployment.keks, &mut report.errors).await;
+    let pass = delivery::deliver_due(store, notifier, deployment, None, PER_TASK, clock).await;
     report.delivered = pass.delivered;
     report.errors.extend(pass.errors);
     report
@@ -83,7 +83,7 @@ async fn revalidate_stale<S>(
     store: &S,
     blobs: &impl BlobStore,
     client: &impl ProviderClient,
-    vault: &Vault<'_>,
+    deployment: &Deployment<'_>,
     clock: &dyn Fn() -> i64,
     errors: &mut Vec<String>,
 ) -> (usize, usize)
@@ -109,7 +109,7 @@ where
                 store,
                 blobs,
                 client,
-                vault,
+                deployment,
                 &Precondition::unconditional(&record.workspace_id),
                 record.provider,
                 now_ms,

@@ -57,8 +57,8 @@ async fn run_housekeeping(env: &Env) -> std::result::Result<housekeeping::Report
         env.var("ALLOW_INSECURE_PROVIDER_HOSTS").ok().map(|v| v.to_string()).as_deref(),
     )?;
     // The cron re-checks stored hosts under the deployment's own policy, as requests do.
-    let vault = providers::service::Vault { keks: &keks, allow_insecure_hosts: settings.allow_insecure_provider_hosts };
+    let deployment = providers::service::Deployment { keks: &keks, allow_insecure_hosts: settings.allow_insecure_provider_hosts };
     let client = http::outbound::FetchClient::default();
     let clock = || worker::Date::now().as_millis() as i64;
-    Ok(housekeeping::run(&store, &blobs, &client, &client, &vault, &clock).await)
+    Ok(housekeeping::run(&store, &blobs, &client, &client, &deployment, &clock).await)
 }

@@ -7,7 +7,7 @@ use std::cell::RefCell;
 use futures_executor::block_on;
 use keywarden::audit::AuditEvent;
 use keywarden::error::ApiError;
-use keywarden::providers::service::{self, Configure, Vault};
+use keywarden::providers::service::{self, Configure, Deployment};
 use keywarden::providers::validation::{ProbeRequest, ProbeResponse, ProviderClient, TransportFailure};
 use keywarden::providers::{KeyStatus, ProviderId};
 use keywarden::store::memory::MemoryStore;
@@ -51,7 +51,7 @@ impl Notifier for Receiver {
 #[test]
 fn revalidation_refuses_a_stored_host_the_policy_no_longer_admits_without_sending_the_key() {
     let (store, keks, provider) = (MemoryStore::default(), Keks::parse(K1).unwrap(), Provider::default());
-    let vault = Vault { keks: &keks, allow_insecure_hosts: false };
+    let deployment = Deployment { keks: &keks, allow_insecure_hosts: false };
     let request = Configure {
         provider: ProviderId::OpenAi,
         api_key: "sk-proj-abcdefghijklmnopqrstuvwxyz012345".into(),
@@ -62,14 +62,14 @@ fn revalidation_refuses_a_stored_host_the_policy_no_longer_admits_without_sendin
         make_default: false,
     };
     let audit = AuditEvent::new(Some(WS), "provider.configured", 0);
-    block_on(service::configure(&store, &store, &provider, &vault, &Precondition::unconditional(WS), request, audit, 0)).unwrap();
+    block_on(service::configure(&store, &store, &provider, &deployment, &Precondition::unconditional(WS), request, audit, 0)).unwrap();
     for record in store.providers.borrow_mut().values_mut() {
         record.api_host = "https://[64:ff9b:1::a9fe:a9fe]".into();
     }
     provider.asked.borrow_mut().clear();
 
     let outcome =
-        block_on(service::revalidate(&store, &store, &provider, &vault, &Precondition::unconditional(WS), ProviderId::OpenAi, 1_000))
+        block_on(service::revalidate(&store, &store, &provider, &deployment, &Precondition::unconditional(WS), ProviderId::OpenAi, 1_000))
             .unwrap();
 
     assert!(matches!(&outcome.error, Some(ApiError::InvalidHost { field, .. }) if field == "api_host"), "got {:?}", outcome.error);
@@ -98,14 +98,14 @@ fn a_notification_to_an_endpoint_the_policy_no_longer_admits_is_not_posted_and_e
     let event = OutboxEvent::new(WS, "api_key.revoked", json!({"key_id": "key_1"}), 0);
     assert!(block_on(store.enqueue(&event, 0)).unwrap());
 
-    let vault = Vault { keks: &keks, allow_insecure_hosts: false };
-    let pass = block_on(delivery::deliver_due(&store, &receiver, &vault, None, 5, &|| 1_000));
+    let deployment = Deployment { keks: &keks, allow_insecure_hosts: false };
+    let pass = block_on(delivery::deliver_due(&store, &receiver, &deployment, None, 5, &|| 1_000));
 
     assert_eq!(receiver.posted_to.borrow().len(), 0, "nothing may be posted to {STALE_URL}");
     assert_eq!(pass.errors.len(), 1, "the refusal is reported for the log: {:?}", pass.errors);
     assert!(pass.errors[0].contains("special-purpose"), "{}", pass.errors[0]);
     let row = store.outbox.borrow().iter().find(|row| row.event.id == event.id).cloned().unwrap();
     assert!(row.gave_up_at.is_some(), "the event ends rather than being retried: {row:?}");
-    let later = block_on(delivery::deliver_due(&store, &receiver, &vault, None, 5, &|| 10 * 3_600_000));
+    let later = block_on(delivery::deliver_due(&store, &receiver, &deployment, None, 5, &|| 10 * 3_600_000));
     assert_eq!((later.delivered, receiver.posted_to.borrow().len()), (0, 0), "and is not tried again");
 }

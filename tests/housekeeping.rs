@@ -6,7 +6,7 @@ use std::cell::RefCell;
 use futures_executor::block_on;
 use keywarden::audit::AuditEvent;
 use keywarden::housekeeping::{self, BLOB_GRACE_MS, REVALIDATE_AFTER_MS};
-use keywarden::providers::service::{self, Configure, Vault};
+use keywarden::providers::service::{self, Configure, Deployment};
 use keywarden::providers::validation::{ProbeRequest, ProbeResponse, ProviderClient, TransportFailure};
 use keywarden::providers::{KeyStatus, ProviderId};
 use keywarden::store::memory::MemoryStore;
@@ -63,12 +63,12 @@ fn configure(store: &MemoryStore, provider: &Provider, keks: &Keks, key: &str, n
         config: None,
         make_default: false,
     };
-    let vault = Vault { keks, allow_insecure_hosts: false };
+    let deployment = Deployment { keks, allow_insecure_hosts: false };
     block_on(service::configure(
         store,
         store,
         provider,
-        &vault,
+        &deployment,
         &Precondition::unconditional(WS),
         request,
         AuditEvent::new(Some(WS), "provider.configured", now),
@@ -78,7 +78,7 @@ fn configure(store: &MemoryStore, provider: &Provider, keks: &Keks, key: &str, n
 }
 
 fn run(store: &MemoryStore, provider: &Provider, receiver: &Receiver, keks: &Keks, now: i64) -> housekeeping::Report {
-    let report = block_on(housekeeping::run(store, store, provider, receiver, &Vault { keks, allow_insecure_hosts: false }, &|| now));
+    let report = block_on(housekeeping::run(store, store, provider, receiver, &Deployment { keks, allow_insecure_hosts: false }, &|| now));
     assert_eq!(report.errors, Vec::<String>::new(), "a task failed");
     report
 }
@@ -231,7 +231,7 @@ fn one_item_that_cannot_be_opened_does_not_stop_the_other_tasks() {
         &store,
         &provider,
         &receiver,
-        &Vault { keks: &unrelated, allow_insecure_hosts: false },
+        &Deployment { keks: &unrelated, allow_insecure_hosts: false },
         &|| BLOB_GRACE_MS + 1,
     ));
     assert!(!report.errors.is_empty(), "the failures are reported");

@@ -6,7 +6,7 @@ use std::cell::RefCell;
 use futures_executor::block_on;
 use keywarden::audit::AuditEvent;
 use keywarden::error::ApiError;
-use keywarden::providers::service::{self, Configure, Resolved, Vault};
+use keywarden::providers::service::{self, Configure, Deployment, Resolved};
 use keywarden::providers::validation::{ProbeRequest, ProbeResponse, ProviderClient, TransportFailure};
 use keywarden::providers::{AgentRoute, KeyStatus, ProviderId};
 use keywarden::store::memory::MemoryStore;
@@ -64,12 +64,12 @@ fn configure(
     keks: &Keks,
     request: Configure,
 ) -> Result<keywarden::providers::ProviderRecord, ApiError> {
-    let vault = Vault { keks, allow_insecure_hosts: false };
+    let deployment = Deployment { keks, allow_insecure_hosts: false };
     block_on(service::configure(
         store,
         store,
         client,
-        &vault,
+        &deployment,
         &Precondition::unconditional(WS),
         request,
         AuditEvent::new(Some(WS), "provider.configured", 1_000),
@@ -233,9 +233,9 @@ fn an_invalidated_key_resolves_metered_byok_invalid() {
     let (store, keks) = (MemoryStore::default(), Keks::parse(K1).unwrap());
     let client = ScriptedProvider::answering(vec![models(&[]), status(401, json!({}))]);
     configure(&store, &client, &keks, request(ProviderId::OpenAi, "sk-openai")).unwrap();
-    let vault = Vault { keks: &keks, allow_insecure_hosts: false };
+    let deployment = Deployment { keks: &keks, allow_insecure_hosts: false };
     let result =
-        block_on(service::revalidate(&store, &store, &client, &vault, &Precondition::unconditional(WS), ProviderId::OpenAi, 2_000))
+        block_on(service::revalidate(&store, &store, &client, &deployment, &Precondition::unconditional(WS), ProviderId::OpenAi, 2_000))
             .unwrap();
     let (record, error) = (result.record, result.error);
     assert!(result.invalidated, "valid before, invalid now");
@@ -249,9 +249,9 @@ fn a_provider_that_cannot_answer_leaves_the_status_as_it_was() {
     let (store, keks) = (MemoryStore::default(), Keks::parse(K1).unwrap());
     let client = ScriptedProvider::answering(vec![models(&[]), Err(TransportFailure::Network)]);
     configure(&store, &client, &keks, request(ProviderId::OpenAi, "sk-openai")).unwrap();
-    let vault = Vault { keks: &keks, allow_insecure_hosts: false };
+    let deployment = Deployment { keks: &keks, allow_insecure_hosts: false };
     let result =
-        block_on(service::revalidate(&store, &store, &client, &vault, &Precondition::unconditional(WS), ProviderId::OpenAi, 2_000))
+        block_on(service::revalidate(&store, &store, &client, &deployment, &Precondition::unconditional(WS), ProviderId::OpenAi, 2_000))
             .unwrap();
     let (record, error) = (result.record, result.error);
     assert!(!result.invalidated);

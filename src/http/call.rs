@@ -114,8 +114,8 @@ impl Call {
                     let store = D1Store::new(db);
                     let notifier = super::outbound::FetchClient::default();
                     let clock = move || now_ms.max(worker::Date::now().as_millis() as i64);
-                    let vault = crate::providers::service::Vault { keks: &keks, allow_insecure_hosts };
-                    let pass = crate::webhooks::delivery::deliver_due(&store, &notifier, &vault, only.as_deref(), limit, &clock).await;
+                    let deployment = crate::providers::service::Deployment { keks: &keks, allow_insecure_hosts };
+                    let pass = crate::webhooks::delivery::deliver_due(&store, &notifier, &deployment, only.as_deref(), limit, &clock).await;
                     if pass.errors.is_empty() {
                         Ok(())
                     } else {

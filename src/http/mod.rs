@@ -6,7 +6,7 @@ mod auth;
 mod body;
 mod call;
 mod health;
-mod hooks;
+mod inbound_webhooks;
 mod input;
 mod keys;
 mod leaks;
@@ -16,7 +16,7 @@ mod providers;
 mod reply;
 pub mod routes;
 mod waypath;
-mod webhooks;
+mod webhook_settings;
 mod workspaces;
 
 use serde_json::json;

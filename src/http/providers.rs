@@ -9,7 +9,7 @@ use super::outbound::FetchClient;
 use super::reply::Reply;
 use crate::audit::AuditEvent;
 use crate::error::ApiError;
-use crate::providers::service::{self, check_agent_id, check_model, Configure, Vault};
+use crate::providers::service::{self, check_agent_id, check_model, Configure, Deployment};
 use crate::providers::{AgentRoute, ProviderId};
 use crate::store::kv::KvBlobs;
 use crate::store::{AuditStore, Precondition, ProviderStore};
@@ -53,8 +53,8 @@ pub async fn configure_for(
     audit: AuditEvent,
 ) -> Result<crate::providers::ProviderRecord, ApiError> {
     let keks = keks(call)?;
-    let vault = Vault { keks: &keks, allow_insecure_hosts: call.settings.allow_insecure_provider_hosts };
-    service::configure(&call.store()?, &blobs(call)?, &client(call), &vault, precondition, request, audit, call.now_ms).await
+    let deployment = Deployment { keks: &keks, allow_insecure_hosts: call.settings.allow_insecure_provider_hosts };
+    service::configure(&call.store()?, &blobs(call)?, &client(call), &deployment, precondition, request, audit, call.now_ms).await
 }
 
 pub async fn put(call: &mut Call) -> Result<Reply, ApiError> {
@@ -103,10 +103,10 @@ pub async fn validate(call: &mut Call) -> Result<Reply, ApiError> {
     let caller = call.take_caller()?;
     let provider = path_provider(call)?;
     let keks = keks(call)?;
-    let vault = Vault { keks: &keks, allow_insecure_hosts: call.settings.allow_insecure_provider_hosts };
+    let deployment = Deployment { keks: &keks, allow_insecure_hosts: call.settings.allow_insecure_provider_hosts };
     let store = call.store()?;
     let result =
-        service::revalidate(&store, &blobs(call)?, &client(call), &vault, &caller.live_precondition(), provider, call.now_ms).await?;
+        service::revalidate(&store, &blobs(call)?, &client(call), &deployment, &caller.live_precondition(), provider, call.now_ms).await?;
     if result.invalidated {
         let data = result.invalidation_data();
         let audit = caller.audit("provider.invalidated", call.now_ms).target(provider.as_str()).detail(data.clone());

@@ -7,7 +7,7 @@ use std::pin::Pin;
 
 use super::call::Call;
 use super::reply::Reply;
-use super::{audit, health, hooks, keys, leaks, me, providers, waypath, webhooks, workspaces};
+use super::{audit, health, inbound_webhooks, keys, leaks, me, providers, waypath, webhook_settings, workspaces};
 use crate::error::ApiError;
 
 /// A handler's answer, still to be awaited.
@@ -135,16 +135,19 @@ pub static ROUTES: &[RouteSpec] = &[
         operations: &[op!("POST", Access::write("providers:write"), waypath::configure)],
     },
     RouteSpec { template: "/api/integrations/{id}", operations: &[op!("DELETE", Access::write("providers:write"), waypath::remove)] },
-    RouteSpec { template: "/v1/webhooks/secret", operations: &[op!("POST", Access::write("webhooks:manage"), webhooks::rotate_secret)] },
+    RouteSpec {
+        template: "/v1/webhooks/secret",
+        operations: &[op!("POST", Access::write("webhooks:manage"), webhook_settings::rotate_secret)],
+    },
     RouteSpec {
         template: "/v1/webhooks/endpoint",
         operations: &[
-            op!("GET", Access::read("webhooks:manage"), webhooks::get_endpoint),
-            op!("PUT", Access::write("webhooks:manage"), webhooks::put_endpoint),
-            op!("DELETE", Access::write("webhooks:manage"), webhooks::delete_endpoint),
+            op!("GET", Access::read("webhooks:manage"), webhook_settings::get_endpoint),
+            op!("PUT", Access::write("webhooks:manage"), webhook_settings::put_endpoint),
+            op!("DELETE", Access::write("webhooks:manage"), webhook_settings::delete_endpoint),
         ],
     },
-    RouteSpec { template: "/v1/hooks/{id}", operations: &[op!("POST", Access::Signed, hooks::receive)] },
+    RouteSpec { template: "/v1/hooks/{id}", operations: &[op!("POST", Access::Signed, inbound_webhooks::receive)] },
     RouteSpec { template: "/v1/audit", operations: &[op!("GET", Access::OperatorOrKey("audit:read"), audit::list)] },
 ];
 

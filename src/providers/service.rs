@@ -43,8 +43,9 @@ impl Configure {
     }
 }
 
-/// What the provider use cases need from the deployment.
-pub struct Vault<'a> {
+/// What the provider use cases take from the deployment: the encryption keys and whether the
+/// host policy admits local development hosts.
+pub struct Deployment<'a> {
     pub keks: &'a Keks,
     pub allow_insecure_hosts: bool,
 }
@@ -137,7 +138,7 @@ pub async fn configure(
     store: &impl ProviderStore,
     blobs: &impl BlobStore,
     client: &impl ProviderClient,
-    vault: &Vault<'_>,
+    deployment: &Deployment<'_>,
     precondition: &Precondition,
     request: Configure,
     audit: AuditEvent,
@@ -146,7 +147,7 @@ pub async fn configure(
     let workspace_id = precondition.workspace_id.as_str();
     let provider = request.provider;
     check_key(provider, &request.api_key)?;
-    let host = check_host(provider, request.api_host.as_deref(), vault.allow_insecure_hosts)?;
+    let host = check_host(provider, request.api_host.as_deref(), deployment.allow_insecure_hosts)?;
     let config = check_config(provider, request.config)?;
     let model = check_model("model", request.model)?;
     let fallback_model = check_model("fallback_model", request.fallback_model)?;
@@ -174,11 +175,11 @@ pub async fn configure(
         validated_at: Some(now_ms),
         version,
         blob_name: new_blob_name(workspace_id, provider, version),
-        kek_id: vault.keks.current_id().to_string(),
+        kek_id: deployment.keks.current_id().to_string(),
         is_default: false,
         updated_at: now_ms,
     };
-    let blob = vault::seal(vault.keks, request.api_key.as_bytes(), &context(&record)).map_err(ApiError::internal)?;
+    let blob = vault::seal(deployment.keks, request.api_key.as_bytes(), &context(&record)).map_err(ApiError::internal)?;
     blobs.put_blob(&record.blob_name, &blob).await?;
     let audit =
         audit.target(provider.as_str()).detail(json!({"version": version, "replaced": current.is_some(), "key_hint": record.key_hint}));
@@ -243,7 +244,7 @@ pub async fn revalidate(
     store: &impl ProviderStore,
     blobs: &impl BlobStore,
     client: &impl ProviderClient,
-    vault: &Vault<'_>,
+    deployment: &Deployment<'_>,
     precondition: &Precondition,
     provider: ProviderId,
     now_ms: i64,
@@ -252,14 +253,14 @@ pub async fn revalidate(
     // The stored host passed the policy when it was configured, perhaps under an older and
     // weaker one: check it again before the key is sent anywhere. The key itself is no worse
     // for it, so its status stays.
-    let host = match ApiHost::parse(&record.api_host, vault.allow_insecure_hosts) {
+    let host = match ApiHost::parse(&record.api_host, deployment.allow_insecure_hosts) {
         Ok(host) => host,
         Err(reason) => {
             let error = ApiError::InvalidHost { field: "api_host".into(), reason };
             return Ok(Revalidation { record, error: Some(error), invalidated: false });
         }
     };
-    let api_key = open_key(blobs, vault.keks, &record).await?;
+    let api_key = open_key(blobs, deployment.keks, &record).await?;
     let candidate = Candidate {
         provider,
         api_key: &api_key,

@@ -4,7 +4,7 @@ use super::outbox::{next_attempt_at, Attempt, Notifier, OutboxEvent};
 use super::secrets;
 use crate::error::ApiError;
 use crate::providers::host::ApiHost;
-use crate::providers::service::Vault;
+use crate::providers::service::Deployment;
 use crate::store::{SecretKind, WebhookStore};
 
 /// Attempts one claimed event now. An endpoint removed since the event was queued, or one
@@ -12,7 +12,7 @@ use crate::store::{SecretKind, WebhookStore};
 pub async fn attempt(
     store: &impl WebhookStore,
     notifier: &impl Notifier,
-    vault: &Vault<'_>,
+    deployment: &Deployment<'_>,
     event: &OutboxEvent,
     now_ms: i64,
 ) -> Result<Attempt, ApiError> {
@@ -24,11 +24,11 @@ pub async fn attempt(
     // The URL passed the host policy when it was registered, perhaps under an older and weaker
     // one, or under a deployment setting since turned off: checked again under the
     // deployment's policy, so no refused host is ever posted to; such an endpoint ends the event.
-    if let Err(reason) = ApiHost::parse(&endpoint.url, vault.allow_insecure_hosts) {
+    if let Err(reason) = ApiHost::parse(&endpoint.url, deployment.allow_insecure_hosts) {
         store.record_attempt(event, give_up, None, now_ms).await?;
         return Err(ApiError::InvalidHost { field: "url".into(), reason });
     }
-    let secret = match secrets::open(vault.keks, SecretKind::Endpoint, &endpoint.secret) {
+    let secret = match secrets::open(deployment.keks, SecretKind::Endpoint, &endpoint.secret) {
         Ok(secret) => secret,
         Err(error) => {
             store.record_attempt(event, give_up, None, now_ms).await?;
@@ -65,7 +65,7 @@ pub struct Pass {
 pub async fn deliver_due(
     store: &impl WebhookStore,
     notifier: &impl Notifier,
-    vault: &Vault<'_>,
+    deployment: &Deployment<'_>,
     only: Option<&str>,
     limit: usize,
     clock: &dyn Fn() -> i64,
@@ -81,7 +81,7 @@ pub async fn deliver_due(
                 break;
             }
         };
-        match attempt(store, notifier, vault, &event, now_ms).await {
+        match attempt(store, notifier, deployment, &event, now_ms).await {
             Ok(Attempt::Delivered { .. }) => pass.delivered += 1,
             Ok(Attempt::Failed { .. }) => {}
             Err(error) => pass.errors.push(format!("delivery {}: {}", event.id, error.log_detail().unwrap_or(&error.to_string()))),
