@@ -52,10 +52,7 @@ async fn run_housekeeping(env: &Env) -> std::result::Result<housekeeping::Report
     let blobs = store::kv::KvBlobs::new(env.kv("SECRETS").map_err(|e| e.to_string())?);
     let keks_text = env.secret("VAULT_KEKS").map(|s| s.to_string()).or_else(|_| env.var("VAULT_KEKS").map(|v| v.to_string()));
     let keks = vault::Keks::parse(&keks_text.map_err(|_| "VAULT_KEKS is not set".to_string())?).map_err(|e| e.to_string())?;
-    let settings = settings::Settings::from_vars(
-        env.var("KEY_PREFIX").ok().map(|v| v.to_string()).as_deref(),
-        env.var("ALLOW_INSECURE_PROVIDER_HOSTS").ok().map(|v| v.to_string()).as_deref(),
-    )?;
+    let settings = http::settings(env)?;
     // The cron re-checks stored hosts under the deployment's own policy, as requests do.
     let deployment = providers::service::Deployment { keks: &keks, allow_insecure_hosts: settings.allow_insecure_provider_hosts };
     let client = http::outbound::FetchClient::default();

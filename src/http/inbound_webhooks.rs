@@ -9,7 +9,7 @@ use worker::Delay;
 
 use super::call::Call;
 use super::input::Fields;
-use super::leaks::{deliver_after_response, read_reports, revoked_event};
+use super::leaks::{deliver_after_response, read_reports};
 use super::providers::{configure_for, keks};
 use super::reply::Reply;
 use crate::audit::AuditEvent;
@@ -19,7 +19,7 @@ use crate::providers::service::Configure;
 use crate::providers::ProviderId;
 use crate::store::{AuditStore, Precondition, ProviderStore, ReceiptClaim, WebhookStore, WorkspaceStore};
 use crate::time::rfc3339;
-use crate::webhooks::outbox::OutboxEvent;
+use crate::webhooks::outbox::{key_revoked_data, OutboxEvent};
 use crate::webhooks::secrets;
 use crate::webhooks::signature::{self, Rejection};
 use crate::workspaces::Workspace;
@@ -86,8 +86,7 @@ pub async fn receive(call: &mut Call) -> Result<Reply, ApiError> {
 async fn claim(call: &Call, workspace_id: &str, id: &str) -> Result<Option<Reply>, ApiError> {
     let store = call.store()?;
     for _ in 0..PENDING_TRIES {
-        let now_ms = call.now_ms.max(worker::Date::now().as_millis() as i64);
-        match store.claim_receipt(workspace_id, id, now_ms).await? {
+        match store.claim_receipt(workspace_id, id, call.clock_ms()).await? {
             ReceiptClaim::Won => return Ok(None),
             ReceiptClaim::Answered { status, body } => {
                 let body: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
@@ -118,7 +117,7 @@ async fn process(call: &Call, workspace: &Workspace, id: &str, body: &[u8]) -> R
             let revocation = keys::revoke_in(&call.store()?, &precondition, &key_id, event("key.revoked"), call.now_ms).await?;
             let key = revocation.key;
             if revocation.revoked_now {
-                call.notify(OutboxEvent::new(&workspace.id, "api_key.revoked", revoked_event(&key, "webhook"), call.now_ms)).await;
+                call.notify(OutboxEvent::new(&workspace.id, "api_key.revoked", key_revoked_data(&key, "webhook"), call.now_ms)).await;
             }
             Ok(Reply::ok(json!({"status": "revoked", "key_id": key.id, "revoked_at": key.revoked_at.map(rfc3339)})))
         }

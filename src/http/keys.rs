@@ -9,7 +9,6 @@ use serde_json::{json, Value};
 
 use super::call::Call;
 use super::input::{invalid, Fields};
-use super::leaks::revoked_event;
 use super::reply::Reply;
 use crate::error::ApiError;
 use crate::keys::service::{self, Expiry, NewKey, MAX_EXPIRES_IN_SECONDS, MAX_GRACE_SECONDS, MAX_SUBJECT_BYTES};
@@ -17,7 +16,7 @@ use crate::keys::{verify as verification, Capabilities, RateLimit};
 use crate::name::Name;
 use crate::page::PageRequest;
 use crate::time::{parse_rfc3339, rfc3339};
-use crate::webhooks::outbox::OutboxEvent;
+use crate::webhooks::outbox::{key_revoked_data, OutboxEvent};
 
 fn read_capabilities(fields: &mut Fields, field: &str) -> Result<Option<Capabilities>, ApiError> {
     let Some(items) = fields.optional_string_list(field)? else { return Ok(None) };
@@ -115,7 +114,7 @@ pub async fn revoke(call: &mut Call) -> Result<Reply, ApiError> {
     let key = revocation.key;
     // Only the request that revoked the key tells the endpoint; a repeat answers quietly.
     if revocation.revoked_now {
-        call.notify(OutboxEvent::new(&caller.workspace.id, "api_key.revoked", revoked_event(&key, "api"), call.now_ms)).await;
+        call.notify(OutboxEvent::new(&caller.workspace.id, "api_key.revoked", key_revoked_data(&key, "api"), call.now_ms)).await;
     }
     Ok(Reply::ok(json!({"id": key.id, "revoked_at": key.revoked_at.map(rfc3339)})))
 }

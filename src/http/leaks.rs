@@ -7,18 +7,11 @@ use super::input::Fields;
 use super::reply::Reply;
 use crate::error::ApiError;
 use crate::keys::leaks::{self, LeakReport};
-use crate::keys::KeyRecord;
-use crate::webhooks::outbox::key_revoked_data;
 
 /// The revocations' notifications are queued with them; the first attempts are made after the
 /// response, for at most this many (each costs about three queries and a subrequest of the
 /// invocation's budget), and the scheduled handler delivers the rest.
 const FIRST_ATTEMPTS: usize = 25;
-
-/// The `api_key.revoked` notification's data: ids and times, never the key.
-pub fn revoked_event(key: &KeyRecord, reason: &str) -> Value {
-    key_revoked_data(key, reason)
-}
 
 /// Makes the first delivery attempts of `queued` notifications after the response.
 pub fn deliver_after_response(call: &Call, queued: usize) {

@@ -37,6 +37,12 @@ fn request_id(incoming: Option<String>) -> String {
         .unwrap_or_else(|| format!("req_{}", random_base62(20)))
 }
 
+/// The deployment's settings, from its variables; the same for requests and the cron.
+pub fn settings(env: &Env) -> Result<Settings, String> {
+    let var = |name: &str| env.var(name).ok().map(|v| v.to_string());
+    Settings::from_vars(var("KEY_PREFIX").as_deref(), var("ALLOW_INSECURE_PROVIDER_HOSTS").as_deref())
+}
+
 /// The method as sent. Methods are case-sensitive (RFC 9110); only the six that Fetch itself
 /// normalises are matched without regard to case, so `patch` is not PATCH.
 fn request_method(sent: String) -> String {
@@ -62,31 +68,25 @@ pub async fn handle(req: Request, env: Env, ctx: Context) -> Response {
         None => Err(ApiError::NotFound),
         Some(matched) => match matched.route.operation(&method) {
             None => Err(ApiError::MethodNotAllowed { allow: matched.route.methods() }),
-            Some(operation) => {
-                let settings = Settings::from_vars(
-                    env.var("KEY_PREFIX").ok().map(|v| v.to_string()).as_deref(),
-                    env.var("ALLOW_INSECURE_PROVIDER_HOSTS").ok().map(|v| v.to_string()).as_deref(),
-                );
-                match settings {
-                    Err(problem) => Err(ApiError::internal(problem)),
-                    Ok(settings) => {
-                        let mut call = Call {
-                            req,
-                            env,
-                            ctx,
-                            request_id: request_id.clone(),
-                            now_ms: started,
-                            params: matched.params,
-                            settings,
-                            response_headers: Vec::new(),
-                            caller: None,
-                        };
-                        let result = run(operation, &mut call).await;
-                        response_headers = call.response_headers;
-                        result
-                    }
+            Some(operation) => match settings(&env) {
+                Err(problem) => Err(ApiError::internal(problem)),
+                Ok(settings) => {
+                    let mut call = Call {
+                        req,
+                        env,
+                        ctx,
+                        request_id: request_id.clone(),
+                        now_ms: started,
+                        params: matched.params,
+                        settings,
+                        response_headers: Vec::new(),
+                        caller: None,
+                    };
+                    let result = run(operation, &mut call).await;
+                    response_headers = call.response_headers;
+                    result
                 }
-            }
+            },
         },
     };
 

@@ -4,7 +4,7 @@
 
 use serde_json::Value;
 
-use super::{KeyRecord, RateLimit};
+use super::{Capabilities, KeyRecord, RateLimit};
 use crate::error::ApiError;
 
 /// The terms a new key would be issued with, before they are checked against its maker.
@@ -63,13 +63,19 @@ fn working_until(key: &KeyRecord) -> Option<i64> {
     key.expires_at.into_iter().chain(key.revoked_at).min()
 }
 
-/// 403 `capability_escalation` unless `manager` holds every capability of `target`
-/// (wildcards count): managing a key (reroll, revoke) is as strong as holding it.
-pub fn check_may_manage(manager: &KeyRecord, target: &KeyRecord) -> Result<(), ApiError> {
-    match manager.capabilities.first_not_covered(&target.capabilities) {
+/// 403 `capability_escalation`, naming the first capability at fault, unless `holder` holds
+/// every one of `wanted` (wildcards count).
+pub fn check_holds(holder: &KeyRecord, wanted: &Capabilities) -> Result<(), ApiError> {
+    match holder.capabilities.first_not_covered(wanted) {
         Some(capability) => Err(ApiError::CapabilityEscalation { capability: capability.to_string() }),
         None => Ok(()),
     }
+}
+
+/// Managing a key (reroll, revoke) is as strong as holding it: the manager must hold every
+/// capability of the target.
+pub fn check_may_manage(manager: &KeyRecord, target: &KeyRecord) -> Result<(), ApiError> {
+    check_holds(manager, &target.capabilities)
 }
 
 #[cfg(test)]

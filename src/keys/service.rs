@@ -3,7 +3,7 @@
 use serde_json::{json, Value};
 
 use super::auth::Caller;
-use super::bounds::{check_may_manage, Terms};
+use super::bounds::{check_holds, check_may_manage, Terms};
 use super::record::KeySpec;
 use super::{Capabilities, KeyPrefix, KeyRecord, PlatformKey, RateLimit};
 use crate::error::ApiError;
@@ -42,14 +42,6 @@ fn expires_at(expiry: Expiry, now_ms: i64) -> Result<Option<i64>, ApiError> {
     }
 }
 
-/// 403 `capability_escalation` if `wanted` grants anything the caller's key does not hold.
-fn check_escalation(caller: &Caller, wanted: &Capabilities) -> Result<(), ApiError> {
-    match caller.key.capabilities.first_not_covered(wanted) {
-        Some(capability) => Err(ApiError::CapabilityEscalation { capability: capability.to_string() }),
-        None => Ok(()),
-    }
-}
-
 pub async fn create(
     store: &impl KeyStore,
     caller: &Caller,
@@ -60,7 +52,7 @@ pub async fn create(
     caller.require("keys:write")?;
     caller.require_writable()?;
     let capabilities = new.capabilities.unwrap_or_else(|| caller.workspace.default_capabilities.clone());
-    check_escalation(caller, &capabilities)?;
+    check_holds(&caller.key, &capabilities)?;
     let requested = Terms { expires_at: expires_at(new.expiry, now_ms)?, rate_limit: new.rate_limit, subject: new.subject };
     let terms = Terms::inherit(&caller.key, requested)?;
     let spec = KeySpec {

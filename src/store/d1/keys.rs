@@ -53,9 +53,18 @@ struct HitsRow {
     window_start: i64,
 }
 
-/// The live-key condition on `api_keys k` at time `?{now}`.
+/// The live-key condition on `api_keys k` at time `now` (a parameter or `DB_NOW_MS`).
 fn live(now: &str) -> String {
-    format!("(k.revoked_at IS NULL OR k.revoked_at > {now}) AND (k.expires_at IS NULL OR k.expires_at > {now})")
+    live_of("k", now)
+}
+
+/// The same condition for a statement on `api_keys` without an alias (an UPDATE's target).
+fn live_unaliased(now: &str) -> String {
+    live_of("api_keys", now)
+}
+
+fn live_of(table: &str, now: &str) -> String {
+    format!("({table}.revoked_at IS NULL OR {table}.revoked_at > {now}) AND ({table}.expires_at IS NULL OR {table}.expires_at > {now})")
 }
 
 impl KeyStore for D1Store {
@@ -215,10 +224,8 @@ impl KeyStore for D1Store {
         precondition: &Precondition,
     ) -> Result<Option<i64>, StoreError> {
         // Judged by the commit's own clock: a revoke that committed first always wins.
-        let old_is_live_sql = format!(
-            "EXISTS (SELECT 1 FROM api_keys WHERE id = ?16 AND workspace_id = ?17 \
-             AND (revoked_at IS NULL OR revoked_at > {DB_NOW_MS}) AND (expires_at IS NULL OR expires_at > {DB_NOW_MS}))"
-        );
+        let old_is_live_sql =
+            format!("EXISTS (SELECT 1 FROM api_keys k WHERE k.id = ?16 AND k.workspace_id = ?17 AND {})", live(DB_NOW_MS));
         let old_is_live = Guard { sql: &old_is_live_sql, args: vec![text(old_id), text(&successor.workspace_id)] };
         let insert = insert_key_statement(self, successor, Some(old_is_live))?;
         let end_old = self.statement(
@@ -323,8 +330,8 @@ impl KeyStore for D1Store {
         statements.push(self.statement(
             &format!(
                 "UPDATE api_keys SET revoked_at = MIN(?2, {DB_NOW_MS}), revoked_reason = ?4 WHERE id IN (SELECT value FROM json_each(?1)) \
-                 AND (revoked_at IS NULL OR revoked_at > ?2) AND (expires_at IS NULL OR expires_at > ?2) \
-                 AND (?3 IS NULL OR workspace_id = ?3) RETURNING {KEY_COLUMNS}"
+                 AND {} AND (?3 IS NULL OR workspace_id = ?3) RETURNING {KEY_COLUMNS}",
+                live_unaliased("?2")
             ),
             &[json_param(&key_ids)?, now.clone(), scope.clone(), text(REVOKED_AS_LEAKED)],
         )?);
