@@ -1,29 +1,15 @@
 // Starts `wrangler dev` on loopback, drives it with autocannon from this process, and prints
 // requests per second and p50/p99 latency per route at 1 and 8 connections, plus the wasm size.
 // It prints figures; it asserts nothing.
-import { spawn } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { gzipSync } from "node:zlib";
 import autocannon from "autocannon";
-import { startMockProvider } from "../tests/e2e/mock-provider.mjs";
+import { startLocalWorker } from "./local-worker.mjs";
 
 const port = Number(process.env.BENCH_PORT ?? 8797);
 const seconds = Number(process.env.BENCH_SECONDS ?? 8);
 const base = `http://127.0.0.1:${port}`;
 const adminToken = process.env.ADMIN_TOKEN;
-
-async function waitForHealth(child) {
-  for (let i = 0; i < 240; i++) {
-    if (child.exitCode !== null) throw new Error("wrangler dev exited");
-    try {
-      if ((await fetch(`${base}/healthz`)).ok) return;
-    } catch {
-      // not up yet
-    }
-    await new Promise((resolve) => setTimeout(resolve, 250));
-  }
-  throw new Error("wrangler dev did not become ready");
-}
 
 function run(route, connections) {
   const { path, method = "GET", headers = {}, body } = route;
@@ -35,35 +21,14 @@ function run(route, connections) {
 }
 
 // A mock provider on loopback stands in for OpenAI, so resolve has a key to hand out.
-const mock = await startMockProvider();
-const wrangler = spawn(
-  "node_modules/.bin/wrangler",
-  [
-    "dev",
-    "--port", String(port),
-    "--ip", "127.0.0.1",
-    "--persist-to", process.env.BENCH_STATE,
-    "--var", "ALLOW_INSECURE_PROVIDER_HOSTS:true",
-    "--show-interactive-dev-session=false",
-    "--log-level", "error",
-  ],
-  { stdio: ["ignore", "ignore", "inherit"], env: process.env },
-);
-const stop = () => {
-  if (wrangler.exitCode === null) wrangler.kill("SIGTERM");
-  mock.close();
-};
-process.on("exit", stop);
+const { mock, stop, createOwnerKey } = await startLocalWorker({
+  port,
+  state: process.env.BENCH_STATE,
+  adminToken,
+});
 
 try {
-  await waitForHealth(wrangler);
-  const created = await fetch(`${base}/v1/workspaces`, {
-    method: "POST",
-    headers: { authorization: `Bearer ${adminToken}`, "content-type": "application/json" },
-    body: JSON.stringify({ name: "bench" }),
-  });
-  if (created.status !== 201) throw new Error(`workspace creation answered ${created.status}`);
-  const ownerKey = (await created.json()).key.key;
+  const ownerKey = await createOwnerKey("bench");
   const owner = { authorization: `Bearer ${ownerKey}`, "content-type": "application/json" };
   const verified = await fetch(`${base}/v1/keys`, { method: "POST", headers: owner, body: JSON.stringify({ name: "verified" }) });
   const verifiedKey = (await verified.json()).key;

@@ -4,9 +4,8 @@
 // memory (VmRSS) and its peak (VmHWM) from /proc after each step. It prints figures; it asserts
 // nothing. Run it with `bash scripts/model-list-memory.sh`; MEMORY_ROUNDS (calls per step, 5),
 // MEMORY_SERIES (calls per series, 100) and MEMORY_LOGS=1 (show the Worker's log lines) tune it.
-import { spawn } from "node:child_process";
 import { readFileSync, readdirSync } from "node:fs";
-import { startMockProvider } from "../tests/e2e/mock-provider.mjs";
+import { startLocalWorker } from "./local-worker.mjs";
 
 const port = Number(process.env.MEMORY_PORT ?? 8798);
 const rounds = Number(process.env.MEMORY_ROUNDS ?? 5);
@@ -50,50 +49,18 @@ function memory(pids) {
   return { rssMb: field(largest, "VmRSS") / 1024, peakMb: field(largest, "VmHWM") / 1024 };
 }
 
-async function waitForHealth(child) {
-  for (let i = 0; i < 480; i++) {
-    if (child.exitCode !== null) throw new Error("wrangler dev exited");
-    try {
-      if ((await fetch(`${base}/healthz`)).ok) return;
-    } catch {
-      // not up yet
-    }
-    await new Promise((resolve) => setTimeout(resolve, 250));
-  }
-  throw new Error("wrangler dev did not become ready");
-}
-
-const mock = await startMockProvider();
-const wrangler = spawn(
-  "node_modules/.bin/wrangler",
-  [
-    "dev",
-    "--port", String(port),
-    "--ip", "127.0.0.1",
-    "--persist-to", process.env.MEMORY_STATE,
-    "--var", "ALLOW_INSECURE_PROVIDER_HOSTS:true",
-    "--show-interactive-dev-session=false",
-    "--log-level", "error",
-  ],
-  { stdio: ["ignore", process.env.MEMORY_LOGS ? "inherit" : "ignore", "inherit"], env: process.env },
-);
-const stop = () => {
-  if (wrangler.exitCode === null) wrangler.kill("SIGTERM");
-  mock.close();
-};
-process.on("exit", stop);
+// A mock provider on loopback stands in for OpenAI.
+const { mock, wrangler, stop, createOwnerKey } = await startLocalWorker({
+  port,
+  state: process.env.MEMORY_STATE,
+  logs: Boolean(process.env.MEMORY_LOGS),
+  adminToken,
+});
 
 try {
-  await waitForHealth(wrangler);
   const pids = workerdPids(wrangler.pid);
   if (pids.length === 0) throw new Error("no workerd process found under wrangler");
-  const created = await fetch(`${base}/v1/workspaces`, {
-    method: "POST",
-    headers: { authorization: `Bearer ${adminToken}`, "content-type": "application/json" },
-    body: JSON.stringify({ name: "memory" }),
-  });
-  if (created.status !== 201) throw new Error(`workspace creation answered ${created.status}`);
-  const owner = { authorization: `Bearer ${(await created.json()).key.key}`, "content-type": "application/json" };
+  const owner = { authorization: `Bearer ${await createOwnerKey("memory")}`, "content-type": "application/json" };
   const configure = async (apiKey) => {
     const response = await fetch(`${base}/v1/providers/openai`, {
       method: "PUT",

@@ -2,14 +2,7 @@
 # Runs the Worker locally and prints workerd's memory while providers answer long model lists
 # (see scripts/model-list-memory.mjs). Figures only; it asserts nothing.
 set -euo pipefail
-source "$(dirname "$0")/env.sh"
-cd "$ROOT"
+source "$(dirname "$0")/local-worker.sh"
 
-bash scripts/setup.sh
-bash scripts/build.sh
-source scripts/dev-vars.sh
-
-state=.wrangler/memory-state
-rm -rf "$state"
-CI=true wrangler d1 migrations apply DB --local --persist-to "$state" >/dev/null
+state=$(fresh_state memory-state)
 ADMIN_TOKEN="$ADMIN_TOKEN" MEMORY_STATE="$state" node scripts/model-list-memory.mjs

@@ -1,0 +1,59 @@
+// The built Worker under `wrangler dev` on loopback, beside the mock provider, for the scripts
+// that measure it from a second process (bench.mjs, model-list-memory.mjs). Ready once /healthz
+// answers; stopped with the process.
+import { spawn } from "node:child_process";
+import { startMockProvider } from "../tests/e2e/mock-provider.mjs";
+
+/**
+ * Starts the mock provider and `wrangler dev` on `port`, persisting local D1 and KV to `state`
+ * (already migrated). Returns { base, mock, wrangler, stop(), createOwnerKey(name) }.
+ */
+export async function startLocalWorker({ port, state, logs = false, adminToken }) {
+  const base = `http://127.0.0.1:${port}`;
+  const mock = await startMockProvider();
+  const wrangler = spawn(
+    "node_modules/.bin/wrangler",
+    [
+      "dev",
+      "--port", String(port),
+      "--ip", "127.0.0.1",
+      "--persist-to", state,
+      "--var", "ALLOW_INSECURE_PROVIDER_HOSTS:true",
+      "--show-interactive-dev-session=false",
+      "--log-level", "error",
+    ],
+    { stdio: ["ignore", logs ? "inherit" : "ignore", "inherit"], env: process.env },
+  );
+  const stop = () => {
+    if (wrangler.exitCode === null) wrangler.kill("SIGTERM");
+    mock.close();
+  };
+  process.on("exit", stop);
+  await waitForHealth(base, wrangler);
+
+  /** A new workspace's owner key, through the operator API. */
+  async function createOwnerKey(name) {
+    const created = await fetch(`${base}/v1/workspaces`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${adminToken}`, "content-type": "application/json" },
+      body: JSON.stringify({ name }),
+    });
+    if (created.status !== 201) throw new Error(`workspace creation answered ${created.status}`);
+    return (await created.json()).key.key;
+  }
+
+  return { base, mock, wrangler, stop, createOwnerKey };
+}
+
+async function waitForHealth(base, child) {
+  for (let i = 0; i < 480; i++) {
+    if (child.exitCode !== null) throw new Error("wrangler dev exited");
+    try {
+      if ((await fetch(`${base}/healthz`)).ok) return;
+    } catch {
+      // not up yet
+    }
+    await new Promise((resolve) => setTimeout(resolve, 250));
+  }
+  throw new Error("wrangler dev did not become ready");
+}
