@@ -11,7 +11,7 @@ use crate::audit::AuditEvent;
 use crate::crypto::random::random_base62;
 use crate::error::{echoed, ApiError};
 use crate::keys::auth::Caller;
-use crate::store::{BlobStore, KeyStore, Precondition, ProviderStore, StoreError};
+use crate::store::{BlobStore, Precondition, ProviderStore, StoreError};
 use crate::vault::{self, Keks, SecretContext};
 
 const MAX_MODEL_CHARS: usize = 200;
@@ -327,7 +327,7 @@ pub fn check_agent_id(agent_id: &str) -> Result<(), ApiError> {
 }
 
 /// Routes an agent to metered billing (`provider: None`) or to a configured provider.
-pub async fn set_route(store: &(impl ProviderStore + KeyStore), caller: &Caller, route: AgentRoute) -> Result<AgentRoute, ApiError> {
+pub async fn set_route(store: &impl ProviderStore, caller: &Caller, route: AgentRoute) -> Result<AgentRoute, ApiError> {
     caller.require("providers:write")?;
     caller.require_writable()?;
     if let Some(provider) = route.provider {
@@ -341,7 +341,7 @@ pub async fn set_route(store: &(impl ProviderStore + KeyStore), caller: &Caller,
 }
 
 /// Removes an agent's route (it then resolves to the workspace default); idempotent.
-pub async fn remove_route(store: &(impl ProviderStore + KeyStore), caller: &Caller, agent_id: &str, now_ms: i64) -> Result<(), ApiError> {
+pub async fn remove_route(store: &impl ProviderStore, caller: &Caller, agent_id: &str, now_ms: i64) -> Result<(), ApiError> {
     caller.require("providers:write")?;
     caller.require_writable()?;
     let audit = caller.audit("agent.unrouted", now_ms).target(agent_id.to_string());
