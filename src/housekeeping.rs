@@ -3,12 +3,13 @@
 //! One failing task or item is reported and skipped; it never stops the others.
 
 use crate::audit::AuditEvent;
+use crate::deps::Deps;
 use crate::error::ApiError;
-use crate::providers::service::{self, Deployment};
+use crate::providers::service;
 use crate::providers::validation::ProviderClient;
 use crate::store::{BlobStore, HousekeepingStore, KeyStore, Precondition, ProviderStore, SealedSecret, WebhookStore};
 use crate::vault::{self, Keks};
-use crate::webhooks::outbox::{Notifier, OutboxEvent};
+use crate::webhooks::outbox::Notifier;
 use crate::webhooks::{delivery, secrets};
 
 /// How much each task may do in one run; the cron comes back in five minutes.
@@ -40,29 +41,29 @@ impl Report {
     }
 }
 
-/// `clock` gives the current Unix time in ms; it is read afresh by each task.
-pub async fn run<S>(
-    store: &S,
-    blobs: &impl BlobStore,
-    client: &impl ProviderClient,
-    notifier: &impl Notifier,
-    deployment: &Deployment<'_>,
-    clock: &dyn Fn() -> i64,
-) -> Report
+/// The clock is read afresh by each task (`Deps::clock_ms`).
+pub async fn run<S, B, C>(deps: &Deps<'_, S, B, C>) -> Report
 where
     S: KeyStore + ProviderStore + WebhookStore + HousekeepingStore,
+    B: BlobStore,
+    C: ProviderClient + Notifier,
 {
     let mut report = Report::default();
-    report.counters_pruned = report.record("counters", store.prune_counters(clock(), PER_TASK * 20).await.map_err(ApiError::from));
+    let store = deps.store;
+    report.counters_pruned = report.record("counters", store.prune_counters(deps.clock_ms(), PER_TASK * 20).await.map_err(ApiError::from));
     report.history_pruned =
-        report.record("history", store.prune_history(clock() - HISTORY_KEPT_MS, PER_TASK * 20).await.map_err(ApiError::from));
-    report.blobs_deleted = report.record("blobs", delete_retired_blobs(store, blobs, clock()).await);
-    let (revalidated, invalidated) = revalidate_stale(store, blobs, client, deployment, clock, &mut report.errors).await;
+        report.record("history", store.prune_history(deps.clock_ms() - HISTORY_KEPT_MS, PER_TASK * 20).await.map_err(ApiError::from));
+    report.blobs_deleted = report.record("blobs", delete_retired_blobs(store, deps.blobs, deps.clock_ms()).await);
+    let (revalidated, invalidated) = revalidate_stale(deps, &mut report.errors).await;
     report.revalidated = revalidated;
     report.invalidated = invalidated;
-    let provider_keys = report.record("rewrap", service::rewrap_stale(store, blobs, deployment.keks, PER_TASK, clock()).await);
-    report.rewrapped = provider_keys + rewrap_secrets(store, deployment.keks, &mut report.errors).await;
-    let pass = delivery::deliver_due(store, notifier, deployment, None, PER_TASK, clock).await;
+    let provider_keys = report.record("rewrap", service::rewrap_stale(deps, PER_TASK).await);
+    let secrets = match deps.keks() {
+        Ok(keks) => rewrap_secrets(store, keks, &mut report.errors).await,
+        Err(error) => report.record("rewrap secrets", Err(error)),
+    };
+    report.rewrapped = provider_keys + secrets;
+    let pass = delivery::deliver_due(deps, None, PER_TASK).await;
     report.delivered = pass.delivered;
     report.errors.extend(pass.errors);
     report
@@ -79,19 +80,15 @@ async fn delete_retired_blobs(store: &impl HousekeepingStore, blobs: &impl BlobS
 
 /// Re-validates keys not checked for 24 h. A key that went bad is recorded, audited as
 /// `provider.invalidated` and notified, so resolve falls back to metered from then on.
-async fn revalidate_stale<S>(
-    store: &S,
-    blobs: &impl BlobStore,
-    client: &impl ProviderClient,
-    deployment: &Deployment<'_>,
-    clock: &dyn Fn() -> i64,
-    errors: &mut Vec<String>,
-) -> (usize, usize)
+async fn revalidate_stale<S, B, C>(deps: &Deps<'_, S, B, C>, errors: &mut Vec<String>) -> (usize, usize)
 where
     S: KeyStore + ProviderStore + WebhookStore + HousekeepingStore,
+    B: BlobStore,
+    C: ProviderClient,
 {
+    let store = deps.store;
     let (mut revalidated, mut invalidated) = (0, 0);
-    let due_before = clock() - REVALIDATE_AFTER_MS;
+    let due_before = deps.clock_ms() - REVALIDATE_AFTER_MS;
     let due = match store.providers_due_for_validation(due_before, PER_TASK).await {
         Ok(due) => due,
         Err(error) => {
@@ -100,28 +97,17 @@ where
         }
     };
     for record in due {
-        let now_ms = clock();
+        let now_ms = deps.clock_ms();
         let outcome: Result<bool, ApiError> = async {
             if !store.claim_revalidation(&record, due_before, now_ms).await? {
                 return Ok(false);
             }
-            let result = service::revalidate(
-                store,
-                blobs,
-                client,
-                deployment,
-                &Precondition::unconditional(&record.workspace_id),
-                record.provider,
-                now_ms,
-            )
-            .await?;
-            if result.invalidated {
-                let detail = result.invalidation_data();
-                let audit = AuditEvent::new(Some(&record.workspace_id), "provider.invalidated", now_ms)
-                    .target(record.provider.as_str())
-                    .detail(detail.clone());
-                store.append_audit(&[audit]).await?;
-                store.enqueue(&OutboxEvent::new(&record.workspace_id, "provider_key.invalidated", detail, now_ms), now_ms).await?;
+            let precondition = Precondition::unconditional(&record.workspace_id);
+            let invalidated_by_cron = AuditEvent::new(Some(&record.workspace_id), "provider.invalidated", now_ms);
+            let result = service::revalidate(&deps.at(now_ms), &precondition, record.provider, invalidated_by_cron).await?;
+            if let Some(notice) = result.notice {
+                // The cron's deliveries come later in this run; no first attempt is made here.
+                store.enqueue(&notice, now_ms).await?;
                 invalidated += 1;
             }
             Ok(true)

@@ -5,8 +5,10 @@
 
 pub mod audit;
 pub mod crypto;
+pub mod deps;
 pub mod error;
 pub mod housekeeping;
+pub mod input;
 pub mod keys;
 pub mod name;
 pub mod page;
@@ -48,14 +50,9 @@ async fn scheduled(event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
 }
 
 async fn run_housekeeping(env: &Env) -> std::result::Result<housekeeping::Report, String> {
-    let store = store::d1::D1Store::new(env.d1("DB").map_err(|e| e.to_string())?);
-    let blobs = store::kv::KvBlobs::new(env.kv("SECRETS").map_err(|e| e.to_string())?);
-    let keks_text = env.secret("VAULT_KEKS").map(|s| s.to_string()).or_else(|_| env.var("VAULT_KEKS").map(|v| v.to_string()));
-    let keks = vault::Keks::parse(&keks_text.map_err(|_| "VAULT_KEKS is not set".to_string())?).map_err(|e| e.to_string())?;
-    let settings = http::settings(env)?;
-    // The cron re-checks stored hosts under the deployment's own policy, as requests do.
-    let deployment = providers::service::Deployment { keks: &keks, allow_insecure_hosts: settings.allow_insecure_provider_hosts };
-    let client = http::outbound::FetchClient::default();
-    let clock = || worker::Date::now().as_millis() as i64;
-    Ok(housekeeping::run(&store, &blobs, &client, &client, &deployment, &clock).await)
+    let bindings = http::Bindings::from_env(env, None)?;
+    if !bindings.has_keks() {
+        return Err("VAULT_KEKS is not set or is invalid".to_string());
+    }
+    Ok(housekeeping::run(&bindings.deps(worker::Date::now().as_millis() as i64)).await)
 }

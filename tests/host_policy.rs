@@ -2,12 +2,14 @@
 //! notification endpoint stored under an older, weaker policy is checked again before any
 //! request goes there.
 
+mod support;
+
 use std::cell::RefCell;
 
 use futures_executor::block_on;
 use keywarden::audit::AuditEvent;
 use keywarden::error::ApiError;
-use keywarden::providers::service::{self, Configure, Deployment};
+use keywarden::providers::service::{self, Configure};
 use keywarden::providers::validation::{ProbeRequest, ProbeResponse, ProviderClient, TransportFailure};
 use keywarden::providers::{KeyStatus, ProviderId};
 use keywarden::store::memory::MemoryStore;
@@ -17,6 +19,7 @@ use keywarden::webhooks::delivery;
 use keywarden::webhooks::outbox::{Attempt, Notifier, OutboxEvent};
 use keywarden::webhooks::secrets;
 use serde_json::json;
+use support::*;
 
 const WS: &str = "ws_test";
 const K1: &str = "k1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
@@ -51,7 +54,6 @@ impl Notifier for Receiver {
 #[test]
 fn revalidation_refuses_a_stored_host_the_policy_no_longer_admits_without_sending_the_key() {
     let (store, keks, provider) = (MemoryStore::default(), Keks::parse(K1).unwrap(), Provider::default());
-    let deployment = Deployment { keks: &keks, allow_insecure_hosts: false };
     let request = Configure {
         provider: ProviderId::OpenAi,
         api_key: "sk-proj-abcdefghijklmnopqrstuvwxyz012345".into(),
@@ -62,19 +64,23 @@ fn revalidation_refuses_a_stored_host_the_policy_no_longer_admits_without_sendin
         make_default: false,
     };
     let audit = AuditEvent::new(Some(WS), "provider.configured", 0);
-    block_on(service::configure(&store, &store, &provider, &deployment, &Precondition::unconditional(WS), request, audit, 0)).unwrap();
+    block_on(service::configure(&with(&store, &provider, &keks, 0), &Precondition::unconditional(WS), request, audit)).unwrap();
     for record in store.providers.borrow_mut().values_mut() {
         record.api_host = "https://[64:ff9b:1::a9fe:a9fe]".into();
     }
     provider.asked.borrow_mut().clear();
 
-    let outcome =
-        block_on(service::revalidate(&store, &store, &provider, &deployment, &Precondition::unconditional(WS), ProviderId::OpenAi, 1_000))
-            .unwrap();
+    let outcome = block_on(service::revalidate(
+        &with(&store, &provider, &keks, 1_000),
+        &Precondition::unconditional(WS),
+        ProviderId::OpenAi,
+        AuditEvent::new(Some(WS), "provider.invalidated", 1_000),
+    ))
+    .unwrap();
 
     assert!(matches!(&outcome.error, Some(ApiError::InvalidHost { field, .. }) if field == "api_host"), "got {:?}", outcome.error);
     assert_eq!(provider.asked.borrow().len(), 0, "no request may reach the refused host");
-    assert_eq!((outcome.record.status, outcome.invalidated), (KeyStatus::Valid, false), "the key is no worse for its host");
+    assert_eq!((outcome.record.status, outcome.notice.is_none()), (KeyStatus::Valid, true), "the key is no worse for its host");
     assert_eq!(outcome.record.validated_at, Some(0), "nothing was validated");
 }
 
@@ -83,13 +89,10 @@ fn a_notification_to_an_endpoint_the_policy_no_longer_admits_is_not_posted_and_e
     let (store, keks, receiver) = (MemoryStore::default(), Keks::parse(K1).unwrap(), Receiver::default());
     let audit = AuditEvent::new(Some(WS), "notifications.endpoint_set", 0);
     block_on(secrets::set_endpoint(
-        &store,
-        &keks,
+        &with(&store, &Offline, &keks, 0),
         &Precondition::unconditional(WS),
         "https://hooks.example.com/keywarden",
-        false,
         audit,
-        0,
     ))
     .unwrap();
     for endpoint in store.endpoints.borrow_mut().values_mut() {
@@ -98,14 +101,13 @@ fn a_notification_to_an_endpoint_the_policy_no_longer_admits_is_not_posted_and_e
     let event = OutboxEvent::new(WS, "api_key.revoked", json!({"key_id": "key_1"}), 0);
     assert!(block_on(store.enqueue(&event, 0)).unwrap());
 
-    let deployment = Deployment { keks: &keks, allow_insecure_hosts: false };
-    let pass = block_on(delivery::deliver_due(&store, &receiver, &deployment, None, 5, &|| 1_000));
+    let pass = block_on(delivery::deliver_due(&with(&store, &receiver, &keks, 1_000), None, 5));
 
     assert_eq!(receiver.posted_to.borrow().len(), 0, "nothing may be posted to {STALE_URL}");
     assert_eq!(pass.errors.len(), 1, "the refusal is reported for the log: {:?}", pass.errors);
     assert!(pass.errors[0].contains("special-purpose"), "{}", pass.errors[0]);
     let row = store.outbox.borrow().iter().find(|row| row.event.id == event.id).cloned().unwrap();
     assert!(row.gave_up_at.is_some(), "the event ends rather than being retried: {row:?}");
-    let later = block_on(delivery::deliver_due(&store, &receiver, &deployment, None, 5, &|| 10 * 3_600_000));
+    let later = block_on(delivery::deliver_due(&with(&store, &receiver, &keks, 10 * 3_600_000), None, 5));
     assert_eq!((later.delivered, receiver.posted_to.borrow().len()), (0, 0), "and is not tried again");
 }

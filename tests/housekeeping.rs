@@ -1,12 +1,14 @@
 //! The scheduled handler's work and the webhook secrets over the in-memory store: each task
 //! does its job once however often it runs, and notifications are signed and retried.
 
+mod support;
+
 use std::cell::RefCell;
 
 use futures_executor::block_on;
 use keywarden::audit::AuditEvent;
 use keywarden::housekeeping::{self, BLOB_GRACE_MS, REVALIDATE_AFTER_MS};
-use keywarden::providers::service::{self, Configure, Deployment};
+use keywarden::providers::service::{self, Configure};
 use keywarden::providers::validation::{ProbeRequest, ProbeResponse, ProviderClient, TransportFailure};
 use keywarden::providers::{KeyStatus, ProviderId};
 use keywarden::store::memory::MemoryStore;
@@ -16,6 +18,7 @@ use keywarden::webhooks::outbox::{Attempt, Notifier, OutboxEvent};
 use keywarden::webhooks::secrets;
 use keywarden::webhooks::signature;
 use serde_json::json;
+use support::*;
 
 const WS: &str = "ws_test";
 const K1: &str = "k1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
@@ -63,31 +66,31 @@ fn configure(store: &MemoryStore, provider: &Provider, keks: &Keks, key: &str, n
         config: None,
         make_default: false,
     };
-    let deployment = Deployment { keks, allow_insecure_hosts: false };
     block_on(service::configure(
-        store,
-        store,
-        provider,
-        &deployment,
+        &with(store, provider, keks, now),
         &Precondition::unconditional(WS),
         request,
         AuditEvent::new(Some(WS), "provider.configured", now),
-        now,
     ))
     .unwrap();
 }
 
 fn run(store: &MemoryStore, provider: &Provider, receiver: &Receiver, keks: &Keks, now: i64) -> housekeeping::Report {
-    let report = block_on(housekeeping::run(store, store, provider, receiver, &Deployment { keks, allow_insecure_hosts: false }, &|| now));
+    let report = block_on(housekeeping::run(&with(store, &Both(provider, receiver), keks, now)));
     assert_eq!(report.errors, Vec::<String>::new(), "a task failed");
     report
 }
 
 fn set_endpoint(store: &MemoryStore, keks: &Keks, now: i64) -> signature::WebhookSecret {
     let audit = AuditEvent::new(Some(WS), "notifications.endpoint_set", now);
-    block_on(secrets::set_endpoint(store, keks, &Precondition::unconditional(WS), "https://hooks.example.com/keywarden", false, audit, now))
-        .unwrap()
-        .1
+    block_on(secrets::set_endpoint(
+        &with(store, &Offline, keks, now),
+        &Precondition::unconditional(WS),
+        "https://hooks.example.com/keywarden",
+        audit,
+    ))
+    .unwrap()
+    .1
 }
 
 #[test]
@@ -134,19 +137,17 @@ fn secrets_under_an_old_kek_are_rewrapped_once() {
     configure(&store, &provider, &old, "sk-kept", 0);
     set_endpoint(&store, &old, 0);
     block_on(secrets::rotate_inbound(
-        &store,
-        &old,
+        &with(&store, &Offline, &old, 0),
         &Precondition::unconditional(WS),
         60,
         AuditEvent::new(Some(WS), "webhook.secret_rotated", 0),
-        0,
     ))
     .unwrap();
     let rotated = Keks::parse(&format!("{K2},{K1}")).unwrap();
     assert_eq!(run(&store, &provider, &receiver, &rotated, 1).rewrapped, 3);
     assert_eq!(run(&store, &provider, &receiver, &rotated, 2).rewrapped, 0);
     let only_new = Keks::parse(K2).unwrap();
-    assert_eq!(block_on(secrets::honoured(&store, &only_new, WS, 3)).unwrap().len(), 1);
+    assert_eq!(block_on(secrets::honoured(&with(&store, &Offline, &only_new, 3), WS)).unwrap().len(), 1);
 }
 
 #[test]
@@ -195,19 +196,17 @@ fn the_previous_inbound_secret_is_honoured_only_for_its_grace_period() {
     let (store, keks) = (MemoryStore::default(), Keks::parse(K1).unwrap());
     let rotate = |grace, now| {
         block_on(secrets::rotate_inbound(
-            &store,
-            &keks,
+            &with(&store, &Offline, &keks, now),
             &Precondition::unconditional(WS),
             grace,
             AuditEvent::new(Some(WS), "webhook.secret_rotated", now),
-            now,
         ))
         .unwrap()
         .0
     };
     let first = rotate(3_600, 0);
     let second = rotate(10, 1_000);
-    let honoured = |now| block_on(secrets::honoured(&store, &keks, WS, now)).unwrap();
+    let honoured = |now| block_on(secrets::honoured(&with(&store, &Offline, &keks, now), WS)).unwrap();
     assert_eq!(honoured(10_999), vec![second.clone(), first]);
     assert_eq!(honoured(11_000), vec![second]);
     let stored = format!("{:?}", store.webhook_secrets.borrow());
@@ -226,14 +225,7 @@ fn one_item_that_cannot_be_opened_does_not_stop_the_other_tasks() {
     configure(&store, &provider, &old, "sk-two", 0);
     // K1 is gone: nothing sealed under it opens any more.
     let unrelated = Keks::parse(K2).unwrap();
-    let report = block_on(housekeeping::run(
-        &store,
-        &store,
-        &provider,
-        &receiver,
-        &Deployment { keks: &unrelated, allow_insecure_hosts: false },
-        &|| BLOB_GRACE_MS + 1,
-    ));
+    let report = block_on(housekeeping::run(&with(&store, &Both(&provider, &receiver), &unrelated, BLOB_GRACE_MS + 1)));
     assert!(!report.errors.is_empty(), "the failures are reported");
     assert_eq!(report.blobs_deleted, 1, "blob clean-up still ran");
     let row = store.outbox.borrow()[0].clone();

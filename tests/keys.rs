@@ -1,6 +1,8 @@
 //! The platform-key use cases over the in-memory store: authentication with its limits,
 //! creation rules, revocation, reroll, verify and leak reports.
 
+mod support;
+
 use futures_executor::block_on;
 use keywarden::audit::AuditEvent;
 use keywarden::error::ApiError;
@@ -16,6 +18,7 @@ use keywarden::vault::Keks;
 use keywarden::webhooks::outbox::OutboxEvent;
 use keywarden::webhooks::secrets;
 use keywarden::workspaces::{self, NewWorkspace, WorkspacePatch};
+use support::*;
 
 const T0: i64 = 1_800_000_000_000; // on a minute boundary
 
@@ -42,11 +45,11 @@ fn world() -> World {
 
 fn add_workspace(store: &MemoryStore, name: &str) -> PlatformKey {
     let new = NewWorkspace { name: Name::parse(name).unwrap(), default_capabilities: caps(&["desktop:read", "desktop:chat"]) };
-    block_on(workspaces::create(store, new, &prefix(), T0)).unwrap().plaintext
+    block_on(workspaces::create(&at(store, T0), new)).unwrap().plaintext
 }
 
 fn login(store: &MemoryStore, key: &PlatformKey, now: i64) -> Caller {
-    block_on(authenticate(store, Some(key.expose()), Some("10.0.0.1"), &prefix(), now)).expect("key authenticates").caller
+    block_on(authenticate(&at(store, now), Some(key.expose()), Some("10.0.0.1"))).expect("key authenticates").caller
 }
 
 fn new_key(name: &str, capabilities: Option<&[&str]>) -> NewKey {
@@ -60,11 +63,11 @@ fn new_key(name: &str, capabilities: Option<&[&str]>) -> NewKey {
 }
 
 fn issue(world: &World, new: NewKey) -> PlatformKey {
-    block_on(service::create(&world.store, &world.owner, new, &prefix(), T0)).unwrap().1
+    block_on(service::create(&at(&world.store, T0), &world.owner, new)).unwrap().1
 }
 
 fn auth_error(store: &MemoryStore, key: &str, ip: &str, now: i64) -> ApiError {
-    block_on(authenticate(store, Some(key), Some(ip), &prefix(), now)).expect_err("authentication should fail").error
+    block_on(authenticate(&at(store, now), Some(key), Some(ip))).expect_err("authentication should fail").error
 }
 
 fn unknown_key() -> PlatformKey {
@@ -91,21 +94,20 @@ fn unknown_revoked_and_expired_keys_get_the_same_401() {
     let expiring = issue(&world, NewKey { expiry: Expiry::InSeconds(60), ..new_key("short", None) });
     let revoked = issue(&world, new_key("gone", None));
     let revoked_id = login(&world.store, &revoked, T0).key.id;
-    block_on(service::revoke(&world.store, &world.owner, &revoked_id, T0 + 1)).unwrap();
+    block_on(service::revoke(&at(&world.store, T0 + 1), &world.owner, &revoked_id)).unwrap();
 
     assert_eq!(auth_error(&world.store, unknown_key().expose(), "10.0.0.2", T0), ApiError::Unauthorized);
     assert_eq!(auth_error(&world.store, revoked.expose(), "10.0.0.2", T0 + 2), ApiError::Unauthorized);
     assert_eq!(auth_error(&world.store, expiring.expose(), "10.0.0.2", T0 + 60_000), ApiError::Unauthorized);
-    assert!(block_on(authenticate(&world.store, Some(expiring.expose()), None, &prefix(), T0 + 59_999)).is_ok());
+    assert!(block_on(authenticate(&at(&world.store, T0 + 59_999), Some(expiring.expose()), None)).is_ok());
 }
 
 #[test]
 fn the_eleventh_failure_from_one_ip_blocks_it_for_the_rest_of_the_window_whatever_the_key() {
     let world = world();
     for attempt in 1..=10 {
-        let rejection =
-            block_on(authenticate(&world.store, Some(unknown_key().expose()), Some("203.0.113.7"), &prefix(), T0 + attempt * 100))
-                .expect_err("unknown key");
+        let rejection = block_on(authenticate(&at(&world.store, T0 + attempt * 100), Some(unknown_key().expose()), Some("203.0.113.7")))
+            .expect_err("unknown key");
         assert_eq!(rejection.error, ApiError::Unauthorized, "attempt {attempt}");
         let expected_block = (attempt == 10).then(|| "203.0.113.7".to_string());
         assert_eq!(rejection.blocked_ip, expected_block, "the tenth failure, and only it, reports the block");
@@ -114,8 +116,8 @@ fn the_eleventh_failure_from_one_ip_blocks_it_for_the_rest_of_the_window_whateve
     assert_eq!(blocked, ApiError::TooManyFailedAttempts { retry_after: 59 });
     let with_valid_key = auth_error(&world.store, world.owner_key.expose(), "203.0.113.7", T0 + 30_000);
     assert_eq!(with_valid_key, ApiError::TooManyFailedAttempts { retry_after: 30 });
-    assert!(block_on(authenticate(&world.store, Some(world.owner_key.expose()), Some("198.51.100.1"), &prefix(), T0 + 30_000)).is_ok());
-    assert!(block_on(authenticate(&world.store, Some(world.owner_key.expose()), Some("203.0.113.7"), &prefix(), T0 + 60_000)).is_ok());
+    assert!(block_on(authenticate(&at(&world.store, T0 + 30_000), Some(world.owner_key.expose()), Some("198.51.100.1"))).is_ok());
+    assert!(block_on(authenticate(&at(&world.store, T0 + 60_000), Some(world.owner_key.expose()), Some("203.0.113.7"))).is_ok());
 
     let audit = world.store.audit.borrow();
     let blocks: Vec<_> = audit.iter().filter(|e| e.action == "auth.ip_blocked").collect();
@@ -129,32 +131,32 @@ fn a_rate_limited_key_is_refused_past_its_limit_until_the_window_ends() {
     let world = world();
     let limited = issue(&world, NewKey { rate_limit: Some(RateLimit { limit: 2, window_seconds: 10 }), ..new_key("limited", None) });
     for hit in 1..=2u32 {
-        let ok = block_on(authenticate(&world.store, Some(limited.expose()), None, &prefix(), T0 + 1_000)).unwrap();
+        let ok = block_on(authenticate(&at(&world.store, T0 + 1_000), Some(limited.expose()), None)).unwrap();
         assert_eq!(ok.rate.unwrap().remaining, 2 - hit);
     }
-    let refused = block_on(authenticate(&world.store, Some(limited.expose()), None, &prefix(), T0 + 1_000)).unwrap_err();
+    let refused = block_on(authenticate(&at(&world.store, T0 + 1_000), Some(limited.expose()), None)).unwrap_err();
     assert_eq!(refused.error, ApiError::RateLimited { retry_after: 9 });
     assert_eq!(refused.rate.unwrap().remaining, 0);
-    assert!(block_on(authenticate(&world.store, Some(limited.expose()), None, &prefix(), T0 + 10_000)).is_ok());
+    assert!(block_on(authenticate(&at(&world.store, T0 + 10_000), Some(limited.expose()), None)).is_ok());
 }
 
 #[test]
 fn last_used_is_touched_at_most_once_a_minute() {
     let world = world();
-    let first = block_on(authenticate(&world.store, Some(world.owner_key.expose()), None, &prefix(), T0)).unwrap();
+    let first = block_on(authenticate(&at(&world.store, T0), Some(world.owner_key.expose()), None)).unwrap();
     assert!(first.needs_touch);
     let id = first.caller.key.id.clone();
     block_on(keywarden::store::KeyStore::touch_last_used(&world.store, &id, T0)).unwrap();
-    let soon = block_on(authenticate(&world.store, Some(world.owner_key.expose()), None, &prefix(), T0 + 59_000)).unwrap();
+    let soon = block_on(authenticate(&at(&world.store, T0 + 59_000), Some(world.owner_key.expose()), None)).unwrap();
     assert!(!soon.needs_touch);
-    let later = block_on(authenticate(&world.store, Some(world.owner_key.expose()), None, &prefix(), T0 + 60_000)).unwrap();
+    let later = block_on(authenticate(&at(&world.store, T0 + 60_000), Some(world.owner_key.expose()), None)).unwrap();
     assert!(later.needs_touch);
 }
 
 #[test]
 fn a_new_key_takes_the_workspace_defaults_when_no_capabilities_are_given() {
     let world = world();
-    let (record, _) = block_on(service::create(&world.store, &world.owner, new_key("CI", None), &prefix(), T0)).unwrap();
+    let (record, _) = block_on(service::create(&at(&world.store, T0), &world.owner, new_key("CI", None))).unwrap();
     assert_eq!(record.capabilities, caps(&["desktop:read", "desktop:chat"]));
 }
 
@@ -163,33 +165,33 @@ fn a_key_cannot_mint_a_broader_key() {
     let world = world();
     let minter = issue(&world, new_key("minter", Some(&["keys:write", "desktop:read"])));
     let minter = login(&world.store, &minter, T0);
-    let refused = block_on(service::create(&world.store, &minter, new_key("x", Some(&["desktop:*"])), &prefix(), T0));
+    let refused = block_on(service::create(&at(&world.store, T0), &minter, new_key("x", Some(&["desktop:*"]))));
     assert_eq!(refused.unwrap_err(), ApiError::CapabilityEscalation { capability: "desktop:*".into() });
-    let defaults = block_on(service::create(&world.store, &minter, new_key("x", None), &prefix(), T0));
+    let defaults = block_on(service::create(&at(&world.store, T0), &minter, new_key("x", None)));
     assert_eq!(defaults.unwrap_err(), ApiError::CapabilityEscalation { capability: "desktop:chat".into() });
-    assert!(block_on(service::create(&world.store, &minter, new_key("x", Some(&["desktop:read"])), &prefix(), T0)).is_ok());
+    assert!(block_on(service::create(&at(&world.store, T0), &minter, new_key("x", Some(&["desktop:read"])))).is_ok());
 }
 
 #[test]
 fn reserved_capabilities_gate_the_key_routes() {
     let world = world();
     let reader = login(&world.store, &issue(&world, new_key("reader", Some(&["keys:read"]))), T0);
-    let error = block_on(service::create(&world.store, &reader, new_key("x", Some(&[])), &prefix(), T0)).unwrap_err();
+    let error = block_on(service::create(&at(&world.store, T0), &reader, new_key("x", Some(&[])))).unwrap_err();
     assert_eq!(error, ApiError::MissingCapability { required: "keys:write".into() });
-    assert!(block_on(service::get(&world.store, &reader, &reader.key.id)).is_ok());
+    assert!(block_on(service::get(&at(&world.store, 0), &reader, &reader.key.id)).is_ok());
 }
 
 #[test]
 fn a_read_only_workspace_refuses_writes_but_serves_reads() {
     let world = world();
     let patch = WorkspacePatch { read_only: Some(true), ..Default::default() };
-    block_on(workspaces::update(&world.store, &world.owner.workspace.id, &patch)).unwrap();
+    block_on(workspaces::update(&at(&world.store, 0), &world.owner.workspace.id, &patch)).unwrap();
     let owner = login(&world.store, &world.owner_key, T0);
-    let create = block_on(service::create(&world.store, &owner, new_key("x", None), &prefix(), T0));
+    let create = block_on(service::create(&at(&world.store, T0), &owner, new_key("x", None)));
     assert_eq!(create.unwrap_err(), ApiError::WorkspaceReadOnly);
-    let revoke = block_on(service::revoke(&world.store, &owner, &owner.key.id, T0));
+    let revoke = block_on(service::revoke(&at(&world.store, T0), &owner, &owner.key.id));
     assert_eq!(revoke.unwrap_err(), ApiError::WorkspaceReadOnly);
-    assert!(block_on(service::get(&world.store, &owner, &owner.key.id)).is_ok());
+    assert!(block_on(service::get(&at(&world.store, 0), &owner, &owner.key.id)).is_ok());
 }
 
 #[test]
@@ -197,8 +199,8 @@ fn revoking_twice_answers_the_first_time_and_audits_once() {
     let world = world();
     let key = issue(&world, new_key("k", None));
     let id = login(&world.store, &key, T0).key.id;
-    let first = block_on(service::revoke(&world.store, &world.owner, &id, T0 + 5)).unwrap();
-    let again = block_on(service::revoke(&world.store, &world.owner, &id, T0 + 9)).unwrap();
+    let first = block_on(service::revoke(&at(&world.store, T0 + 5), &world.owner, &id)).unwrap();
+    let again = block_on(service::revoke(&at(&world.store, T0 + 9), &world.owner, &id)).unwrap();
     assert_eq!(first.key.revoked_at, Some(T0 + 5));
     assert!(first.revoked_now, "the first revoke is the one that revoked it");
     assert_eq!(again.key.revoked_at, Some(T0 + 5));
@@ -211,9 +213,9 @@ fn revoking_twice_answers_the_first_time_and_audits_once() {
 fn another_workspaces_key_is_not_found() {
     let world = world();
     let other_owner = login(&world.store, &add_workspace(&world.store, "Other"), T0);
-    let error = block_on(service::get(&world.store, &other_owner, &world.owner.key.id)).unwrap_err();
+    let error = block_on(service::get(&at(&world.store, 0), &other_owner, &world.owner.key.id)).unwrap_err();
     assert_eq!(error, ApiError::NotFound);
-    let error = block_on(service::revoke(&world.store, &other_owner, &world.owner.key.id, T0)).unwrap_err();
+    let error = block_on(service::revoke(&at(&world.store, T0), &other_owner, &world.owner.key.id)).unwrap_err();
     assert_eq!(error, ApiError::NotFound);
 }
 
@@ -225,16 +227,16 @@ fn reroll_keeps_the_old_key_for_its_grace_period_only() {
         NewKey { rate_limit: Some(RateLimit { limit: 9, window_seconds: 60 }), ..new_key("rolling", Some(&["desktop:read"])) },
     );
     let old_id = login(&world.store, &old, T0).key.id;
-    let rerolled = block_on(service::reroll(&world.store, &world.owner, &old_id, 30, &prefix(), T0)).unwrap();
+    let rerolled = block_on(service::reroll(&at(&world.store, T0), &world.owner, &old_id, 30)).unwrap();
     let (successor, new_key_text) = (rerolled.successor, rerolled.key);
     assert_eq!(rerolled.old_key_stops_at, T0 + 30_000);
     assert_eq!(successor.rerolled_from.as_deref(), Some(old_id.as_str()));
     assert_eq!(successor.name, "rolling");
     assert_eq!(successor.capabilities, caps(&["desktop:read"]));
     assert_eq!(successor.rate_limit, Some(RateLimit { limit: 9, window_seconds: 60 }));
-    assert!(block_on(authenticate(&world.store, Some(old.expose()), None, &prefix(), T0 + 29_999)).is_ok());
-    assert!(block_on(authenticate(&world.store, Some(old.expose()), None, &prefix(), T0 + 30_000)).is_err());
-    assert!(block_on(authenticate(&world.store, Some(new_key_text.expose()), None, &prefix(), T0 + 30_000)).is_ok());
+    assert!(block_on(authenticate(&at(&world.store, T0 + 29_999), Some(old.expose()), None)).is_ok());
+    assert!(block_on(authenticate(&at(&world.store, T0 + 30_000), Some(old.expose()), None)).is_err());
+    assert!(block_on(authenticate(&at(&world.store, T0 + 30_000), Some(new_key_text.expose()), None)).is_ok());
 }
 
 #[test]
@@ -242,9 +244,9 @@ fn reroll_with_no_grace_ends_the_old_key_at_once_and_a_dead_key_cannot_be_reroll
     let world = world();
     let old = issue(&world, new_key("rolling", None));
     let old_id = login(&world.store, &old, T0).key.id;
-    block_on(service::reroll(&world.store, &world.owner, &old_id, 0, &prefix(), T0)).unwrap();
-    assert!(block_on(authenticate(&world.store, Some(old.expose()), None, &prefix(), T0)).is_err());
-    let again = block_on(service::reroll(&world.store, &world.owner, &old_id, 0, &prefix(), T0 + 1));
+    block_on(service::reroll(&at(&world.store, T0), &world.owner, &old_id, 0)).unwrap();
+    assert!(block_on(authenticate(&at(&world.store, T0), Some(old.expose()), None)).is_err());
+    let again = block_on(service::reroll(&at(&world.store, T0 + 1), &world.owner, &old_id, 0));
     assert_eq!(again.unwrap_err(), ApiError::KeyRevoked);
 }
 
@@ -252,14 +254,14 @@ fn reroll_with_no_grace_ends_the_old_key_at_once_and_a_dead_key_cannot_be_reroll
 fn verify_answers_a_code_for_every_outcome() {
     let world = world();
     let verify_code = |presented: &str, required: &[&str], now: i64| {
-        block_on(verify(&world.store, &world.owner, presented, &caps(required), &prefix(), now)).unwrap().code
+        block_on(verify(&at(&world.store, now), &world.owner, presented, &caps(required))).unwrap().code
     };
     let chat = issue(&world, new_key("chat", Some(&["desktop:*"])));
     let expiring = issue(&world, NewKey { expiry: Expiry::InSeconds(1), ..new_key("e", None) });
     let limited = issue(&world, NewKey { rate_limit: Some(RateLimit { limit: 1, window_seconds: 60 }), ..new_key("l", None) });
     let revoked = issue(&world, new_key("r", None));
     let revoked_id = login(&world.store, &revoked, T0).key.id;
-    block_on(service::revoke(&world.store, &world.owner, &revoked_id, T0)).unwrap();
+    block_on(service::revoke(&at(&world.store, T0), &world.owner, &revoked_id)).unwrap();
     let foreign = add_workspace(&world.store, "Other");
 
     assert_eq!(verify_code(chat.expose(), &["desktop:chat"], T0), VerifyCode::Valid);
@@ -279,18 +281,16 @@ fn verify_does_not_spend_another_workspaces_rate_limit() {
     let other = add_workspace(&world.store, "Other");
     let other_owner = login(&world.store, &other, T0);
     let limited = block_on(service::create(
-        &world.store,
+        &at(&world.store, T0),
         &other_owner,
         NewKey { rate_limit: Some(RateLimit { limit: 1, window_seconds: 60 }), ..new_key("l", None) },
-        &prefix(),
-        T0,
     ))
     .unwrap()
     .1;
     for _ in 0..3 {
-        block_on(verify(&world.store, &world.owner, limited.expose(), &caps(&[]), &prefix(), T0)).unwrap();
+        block_on(verify(&at(&world.store, T0), &world.owner, limited.expose(), &caps(&[]))).unwrap();
     }
-    assert!(block_on(authenticate(&world.store, Some(limited.expose()), None, &prefix(), T0)).is_ok());
+    assert!(block_on(authenticate(&at(&world.store, T0), Some(limited.expose()), None)).is_ok());
 }
 
 #[test]
@@ -301,12 +301,12 @@ fn a_leak_report_revokes_live_keys_of_any_workspace_and_labels_each_token() {
         .iter()
         .map(|token| LeakReport { token: token.to_string(), kind: None, url: Some("https://gist.example/x".into()), source: None })
         .collect();
-    let labels = block_on(leaks::report(&world.store, &reports, None, &prefix(), T0)).unwrap().0;
+    let labels = block_on(leaks::report(&at(&world.store, T0), &reports, None)).unwrap().0;
     let positives: Vec<bool> = labels.iter().map(|l| l.true_positive).collect();
     assert_eq!(positives, vec![true, true, false, false]);
     assert_eq!(labels[0].token_hash, world.owner_key.hash());
-    assert!(block_on(authenticate(&world.store, Some(world.owner_key.expose()), None, &prefix(), T0)).is_err());
-    let again = block_on(leaks::report(&world.store, &reports, None, &prefix(), T0 + 1)).unwrap().0;
+    assert!(block_on(authenticate(&at(&world.store, T0), Some(world.owner_key.expose()), None)).is_err());
+    let again = block_on(leaks::report(&at(&world.store, T0 + 1), &reports, None)).unwrap().0;
     assert_eq!(again.iter().map(|l| l.true_positive).collect::<Vec<_>>(), positives, "a retried report labels the same");
     let audit = format!("{:?}", world.store.audit.borrow());
     assert!(!audit.contains(world.owner_key.expose()), "token in audit");
@@ -323,7 +323,7 @@ fn a_token_quoted_in_the_reports_url_never_reaches_the_audit_trail() {
         url: Some(format!("https://paste.example/raw?key={token}")),
         source: Some(format!("found {token} in a commit")),
     }];
-    let labels = block_on(leaks::report(&world.store, &reports, None, &prefix(), T0)).unwrap().0;
+    let labels = block_on(leaks::report(&at(&world.store, T0), &reports, None)).unwrap().0;
     assert!(labels[0].true_positive);
     let audit = format!("{:?}", world.store.audit.borrow());
     assert!(!audit.contains(&token), "token in audit: {audit}");
@@ -335,9 +335,9 @@ fn a_workspace_leak_report_touches_only_that_workspace() {
     let world = world();
     let other = add_workspace(&world.store, "Other");
     let reports = vec![LeakReport { token: other.expose().to_string(), kind: None, url: None, source: None }];
-    let labels = block_on(leaks::report(&world.store, &reports, Some(&world.owner.workspace.id), &prefix(), T0)).unwrap().0;
+    let labels = block_on(leaks::report(&at(&world.store, T0), &reports, Some(&world.owner.workspace.id))).unwrap().0;
     assert!(!labels[0].true_positive);
-    assert!(block_on(authenticate(&world.store, Some(other.expose()), None, &prefix(), T0)).is_ok());
+    assert!(block_on(authenticate(&at(&world.store, T0), Some(other.expose()), None)).is_ok());
 }
 
 #[test]
@@ -345,7 +345,7 @@ fn an_expired_key_reported_as_leaked_is_a_false_positive() {
     let world = world();
     let brief = issue(&world, NewKey { expiry: Expiry::InSeconds(1), ..new_key("brief", None) });
     let reports = vec![LeakReport { token: brief.expose().to_string(), kind: None, url: None, source: None }];
-    let labels = block_on(leaks::report(&world.store, &reports, None, &prefix(), T0 + 1_000)).unwrap().0;
+    let labels = block_on(leaks::report(&at(&world.store, T0 + 1_000), &reports, None)).unwrap().0;
     assert!(!labels[0].true_positive);
 }
 
@@ -359,18 +359,18 @@ fn key_manager(world: &World) -> Caller {
 fn a_key_writer_cannot_reroll_the_owner_key_into_its_rights() {
     let world = world();
     let manager = key_manager(&world);
-    let error = block_on(service::reroll(&world.store, &manager, &world.owner.key.id, 0, &prefix(), T0)).unwrap_err();
+    let error = block_on(service::reroll(&at(&world.store, T0), &manager, &world.owner.key.id, 0)).unwrap_err();
     assert_eq!(error, ApiError::CapabilityEscalation { capability: "*".into() });
-    assert!(block_on(authenticate(&world.store, Some(world.owner_key.expose()), None, &prefix(), T0 + 1)).is_ok(), "owner key still live");
+    assert!(block_on(authenticate(&at(&world.store, T0 + 1), Some(world.owner_key.expose()), None)).is_ok(), "owner key still live");
 }
 
 #[test]
 fn a_key_writer_cannot_revoke_the_owner_key() {
     let world = world();
     let manager = key_manager(&world);
-    let error = block_on(service::revoke(&world.store, &manager, &world.owner.key.id, T0)).unwrap_err();
+    let error = block_on(service::revoke(&at(&world.store, T0), &manager, &world.owner.key.id)).unwrap_err();
     assert_eq!(error, ApiError::CapabilityEscalation { capability: "*".into() });
-    assert!(block_on(authenticate(&world.store, Some(world.owner_key.expose()), None, &prefix(), T0 + 1)).is_ok(), "owner key still live");
+    assert!(block_on(authenticate(&at(&world.store, T0 + 1), Some(world.owner_key.expose()), None)).is_ok(), "owner key still live");
 }
 
 #[test]
@@ -379,9 +379,9 @@ fn a_key_writer_manages_keys_no_wider_than_itself() {
     let manager = key_manager(&world);
     let reader = issue(&world, new_key("reader", Some(&["keys:read"])));
     let reader_id = login(&world.store, &reader, T0).key.id;
-    assert!(block_on(service::reroll(&world.store, &manager, &reader_id, 0, &prefix(), T0)).is_ok());
+    assert!(block_on(service::reroll(&at(&world.store, T0), &manager, &reader_id, 0)).is_ok());
     let self_id = manager.key.id.clone();
-    assert!(block_on(service::revoke(&world.store, &manager, &self_id, T0 + 1)).is_ok(), "a key may revoke itself");
+    assert!(block_on(service::revoke(&at(&world.store, T0 + 1), &manager, &self_id)).is_ok(), "a key may revoke itself");
 }
 
 /// A key bounded in every way a child could escape: an hour to live, 20 requests an hour,
@@ -408,7 +408,7 @@ fn escalated_field(result: Result<(keywarden::keys::KeyRecord, PlatformKey), Api
 fn a_child_key_inherits_its_parents_expiry_rate_limit_and_subject() {
     let world = world();
     let parent = bounded_parent(&world);
-    let (child, _) = block_on(service::create(&world.store, &parent, new_key("child", Some(&["keys:read"])), &prefix(), T0)).unwrap();
+    let (child, _) = block_on(service::create(&at(&world.store, T0), &parent, new_key("child", Some(&["keys:read"])))).unwrap();
     assert_eq!(child.expires_at, parent.key.expires_at);
     assert_eq!(child.rate_limit, parent.key.rate_limit);
     assert_eq!(child.subject, Some(serde_json::json!({"role": "user"})));
@@ -418,7 +418,7 @@ fn a_child_key_inherits_its_parents_expiry_rate_limit_and_subject() {
 fn a_child_key_may_not_outlive_loosen_or_change_the_identity_of_its_parent() {
     let world = world();
     let parent = bounded_parent(&world);
-    let create = |new: NewKey| block_on(service::create(&world.store, &parent, new, &prefix(), T0));
+    let create = |new: NewKey| block_on(service::create(&at(&world.store, T0), &parent, new));
     let later = NewKey { expiry: Expiry::InSeconds(7_200), ..new_key("later", Some(&["keys:read"])) };
     assert_eq!(escalated_field(create(later)), "expires_at");
     let looser = NewKey { rate_limit: Some(RateLimit { limit: 1_000, window_seconds: 3_600 }), ..new_key("looser", Some(&["keys:read"])) };
@@ -435,7 +435,7 @@ fn a_bounded_key_cannot_reroll_an_unbounded_key() {
     let parent = bounded_parent(&world);
     let unbounded = issue(&world, new_key("unbounded", Some(&["keys:read"])));
     let unbounded_id = login(&world.store, &unbounded, T0).key.id;
-    let error = block_on(service::reroll(&world.store, &parent, &unbounded_id, 0, &prefix(), T0)).unwrap_err();
+    let error = block_on(service::reroll(&at(&world.store, T0), &parent, &unbounded_id, 0)).unwrap_err();
     assert_eq!(error, ApiError::BoundEscalation { field: "expires_at".into() });
 }
 
@@ -444,10 +444,10 @@ fn a_write_by_a_key_revoked_since_it_authenticated_is_refused() {
     let world = world();
     let manager = key_manager(&world);
     // Both requests arrived (and authenticated) at T0, before the revocation at T0 + 1.
-    block_on(service::revoke(&world.store, &world.owner, &manager.key.id, T0 + 1)).unwrap();
-    let error = block_on(service::create(&world.store, &manager, new_key("late", Some(&["keys:read"])), &prefix(), T0)).unwrap_err();
+    block_on(service::revoke(&at(&world.store, T0 + 1), &world.owner, &manager.key.id)).unwrap();
+    let error = block_on(service::create(&at(&world.store, T0), &manager, new_key("late", Some(&["keys:read"])))).unwrap_err();
     assert_eq!(error, ApiError::Unauthorized);
-    let error = block_on(service::reroll(&world.store, &manager, &manager.key.id, 0, &prefix(), T0)).unwrap_err();
+    let error = block_on(service::reroll(&at(&world.store, T0), &manager, &manager.key.id, 0)).unwrap_err();
     assert_eq!(error, ApiError::Unauthorized);
     assert!(!world.store.keys.borrow().values().any(|k| k.name == "late" || k.rerolled_from.as_deref() == Some(&manager.key.id)));
 }
@@ -456,8 +456,8 @@ fn a_write_by_a_key_revoked_since_it_authenticated_is_refused() {
 fn a_write_in_a_workspace_made_read_only_since_it_authenticated_is_refused() {
     let world = world();
     let patch = WorkspacePatch { read_only: Some(true), ..WorkspacePatch::default() };
-    block_on(workspaces::update(&world.store, &world.owner.workspace.id, &patch)).unwrap();
-    let error = block_on(service::create(&world.store, &world.owner, new_key("late", None), &prefix(), T0 + 1)).unwrap_err();
+    block_on(workspaces::update(&at(&world.store, 0), &world.owner.workspace.id, &patch)).unwrap();
+    let error = block_on(service::create(&at(&world.store, T0 + 1), &world.owner, new_key("late", None))).unwrap_err();
     assert_eq!(error, ApiError::WorkspaceReadOnly);
     assert!(!world.store.keys.borrow().values().any(|k| k.name == "late"));
 }
@@ -471,13 +471,10 @@ fn set_endpoint(world: &World) {
     let workspace = &world.owner.workspace.id;
     let audit = AuditEvent::new(Some(workspace), "notifications.endpoint_set", T0);
     block_on(secrets::set_endpoint(
-        &world.store,
-        &keks,
+        &with(&world.store, &Offline, &keks, T0),
         &Precondition::unconditional(workspace),
         "https://hooks.example.com/k",
-        false,
         audit,
-        T0,
     ))
     .unwrap();
 }
@@ -487,12 +484,11 @@ fn a_key_revoked_by_a_leak_report_stays_a_true_positive_and_one_revoked_otherwis
     let world = world();
     let (by_leak, by_hand) = (issue(&world, new_key("leaked", None)), issue(&world, new_key("revoked", None)));
     let by_hand_id = login(&world.store, &by_hand, T0).key.id;
-    block_on(service::revoke(&world.store, &world.owner, &by_hand_id, T0)).unwrap();
-    let first = block_on(leaks::report(&world.store, &[leaked(by_leak.expose())], None, &prefix(), T0 + 1)).unwrap().0;
+    block_on(service::revoke(&at(&world.store, T0), &world.owner, &by_hand_id)).unwrap();
+    let first = block_on(leaks::report(&at(&world.store, T0 + 1), &[leaked(by_leak.expose())], None)).unwrap().0;
     assert!(first[0].true_positive);
     for scope in [None, Some(world.owner.workspace.id.as_str())] {
-        let retried =
-            block_on(leaks::report(&world.store, &[leaked(by_leak.expose()), leaked(by_hand.expose())], scope, &prefix(), T0 + 2));
+        let retried = block_on(leaks::report(&at(&world.store, T0 + 2), &[leaked(by_leak.expose()), leaked(by_hand.expose())], scope));
         let labels: Vec<bool> = retried.unwrap().0.iter().map(|l| l.true_positive).collect();
         assert_eq!(labels, vec![true, false], "scope {scope:?}");
     }
@@ -506,7 +502,7 @@ fn a_report_of_a_thousand_live_keys_revokes_audits_and_queues_every_one() {
     set_endpoint(&world);
     let tokens: Vec<PlatformKey> = (0..1_000).map(|i| issue(&world, new_key(&format!("k{i}"), None))).collect();
     let reports: Vec<LeakReport> = tokens.iter().map(|t| leaked(t.expose())).collect();
-    let (labels, revoked) = block_on(leaks::report(&world.store, &reports, None, &prefix(), T0 + 1)).unwrap();
+    let (labels, revoked) = block_on(leaks::report(&at(&world.store, T0 + 1), &reports, None)).unwrap();
     assert!(labels.iter().all(|l| l.true_positive));
     assert_eq!(revoked.len(), 1_000);
     let audit = world.store.audit.borrow();
@@ -525,7 +521,7 @@ fn a_planned_revocation_whose_key_was_revoked_meanwhile_writes_nothing_for_it() 
     let key = issue(&world, new_key("raced", None));
     let live = block_on(world.store.live_keys_by_hashes(&[key.hash()], None, T0)).unwrap();
     assert_eq!(live.len(), 1);
-    block_on(service::revoke(&world.store, &world.owner, &live[0].id, T0)).unwrap();
+    block_on(service::revoke(&at(&world.store, T0), &world.owner, &live[0].id)).unwrap();
     let before = world.store.audit.borrow().len();
     let plan = LeakPlan {
         key_hashes: &[key.hash()],

@@ -1,18 +1,21 @@
 //! The provider use cases over the in-memory store and a scripted provider: configure's three
 //! checks, atomic replacement, encryption at rest, re-validation, routing and resolve.
 
+mod support;
+
 use std::cell::RefCell;
 
 use futures_executor::block_on;
 use keywarden::audit::AuditEvent;
 use keywarden::error::ApiError;
-use keywarden::providers::service::{self, Configure, Deployment, Resolved};
+use keywarden::providers::service::{self, Configure, Resolved};
 use keywarden::providers::validation::{ProbeRequest, ProbeResponse, ProviderClient, TransportFailure};
 use keywarden::providers::{AgentRoute, KeyStatus, ProviderId};
 use keywarden::store::memory::MemoryStore;
 use keywarden::store::{Precondition, ProviderStore};
 use keywarden::vault::Keks;
 use serde_json::json;
+use support::*;
 
 const WS: &str = "ws_test";
 const K1: &str = "k1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
@@ -64,21 +67,16 @@ fn configure(
     keks: &Keks,
     request: Configure,
 ) -> Result<keywarden::providers::ProviderRecord, ApiError> {
-    let deployment = Deployment { keks, allow_insecure_hosts: false };
     block_on(service::configure(
-        store,
-        store,
-        client,
-        &deployment,
+        &with(store, client, keks, 1_000),
         &Precondition::unconditional(WS),
         request,
         AuditEvent::new(Some(WS), "provider.configured", 1_000),
-        1_000,
     ))
 }
 
 fn resolve(store: &MemoryStore, keks: &Keks, agent: Option<&str>, provider: Option<ProviderId>) -> Resolved {
-    block_on(service::resolve(store, store, keks, &Precondition::unconditional(WS), agent, provider)).unwrap()
+    block_on(service::resolve(&with(store, &Offline, keks, 0), &Precondition::unconditional(WS), agent, provider)).unwrap()
 }
 
 #[test]
@@ -233,12 +231,15 @@ fn an_invalidated_key_resolves_metered_byok_invalid() {
     let (store, keks) = (MemoryStore::default(), Keks::parse(K1).unwrap());
     let client = ScriptedProvider::answering(vec![models(&[]), status(401, json!({}))]);
     configure(&store, &client, &keks, request(ProviderId::OpenAi, "sk-openai")).unwrap();
-    let deployment = Deployment { keks: &keks, allow_insecure_hosts: false };
-    let result =
-        block_on(service::revalidate(&store, &store, &client, &deployment, &Precondition::unconditional(WS), ProviderId::OpenAi, 2_000))
-            .unwrap();
+    let result = block_on(service::revalidate(
+        &with(&store, &client, &keks, 2_000),
+        &Precondition::unconditional(WS),
+        ProviderId::OpenAi,
+        AuditEvent::new(Some(WS), "provider.invalidated", 2_000),
+    ))
+    .unwrap();
     let (record, error) = (result.record, result.error);
-    assert!(result.invalidated, "valid before, invalid now");
+    assert!(result.notice.is_some(), "valid before, invalid now");
     assert_eq!(record.status, KeyStatus::Invalid);
     assert_eq!(error, Some(ApiError::InvalidKey { provider_status: 401 }));
     assert_eq!(resolve(&store, &keks, None, None), Resolved::Metered { reason: "byok_invalid" });
@@ -249,12 +250,15 @@ fn a_provider_that_cannot_answer_leaves_the_status_as_it_was() {
     let (store, keks) = (MemoryStore::default(), Keks::parse(K1).unwrap());
     let client = ScriptedProvider::answering(vec![models(&[]), Err(TransportFailure::Network)]);
     configure(&store, &client, &keks, request(ProviderId::OpenAi, "sk-openai")).unwrap();
-    let deployment = Deployment { keks: &keks, allow_insecure_hosts: false };
-    let result =
-        block_on(service::revalidate(&store, &store, &client, &deployment, &Precondition::unconditional(WS), ProviderId::OpenAi, 2_000))
-            .unwrap();
+    let result = block_on(service::revalidate(
+        &with(&store, &client, &keks, 2_000),
+        &Precondition::unconditional(WS),
+        ProviderId::OpenAi,
+        AuditEvent::new(Some(WS), "provider.invalidated", 2_000),
+    ))
+    .unwrap();
     let (record, error) = (result.record, result.error);
-    assert!(!result.invalidated);
+    assert!(result.notice.is_none());
     assert_eq!((record.status, record.validated_at), (KeyStatus::Valid, Some(1_000)));
     assert_eq!(error, Some(ApiError::ProviderUnavailable { provider_status: None }));
 }
@@ -277,9 +281,9 @@ fn rewrapping_moves_stale_keys_to_the_current_kek_and_keeps_them_resolving() {
     configure(&store, &client, &old, request(ProviderId::Anthropic, "sk-ant-kept")).unwrap();
     let rotated = Keks::parse(&format!("{K2},{K1}")).unwrap();
 
-    assert_eq!(block_on(service::rewrap_stale(&store, &store, &rotated, 1, 5_000)).unwrap(), 1, "bounded per run");
-    assert_eq!(block_on(service::rewrap_stale(&store, &store, &rotated, 10, 5_000)).unwrap(), 1);
-    assert_eq!(block_on(service::rewrap_stale(&store, &store, &rotated, 10, 5_000)).unwrap(), 0, "nothing left to do");
+    assert_eq!(block_on(service::rewrap_stale(&with(&store, &Offline, &rotated, 5_000), 1)).unwrap(), 1, "bounded per run");
+    assert_eq!(block_on(service::rewrap_stale(&with(&store, &Offline, &rotated, 5_000), 10)).unwrap(), 1);
+    assert_eq!(block_on(service::rewrap_stale(&with(&store, &Offline, &rotated, 5_000), 10)).unwrap(), 0, "nothing left to do");
     assert!(block_on(store.providers(WS)).unwrap().iter().all(|p| p.kek_id == "k2"));
     assert!(store.retired_blobs.borrow().iter().any(|(name, _)| *name == first.blob_name));
 
@@ -301,7 +305,8 @@ fn a_blob_moved_under_another_pointer_fails_to_decrypt_and_says_so() {
     let stolen = store.blobs.borrow().get(&openai.blob_name).cloned().unwrap();
     store.blobs.borrow_mut().insert(anthropic.blob_name.clone(), stolen);
     let error =
-        block_on(service::resolve(&store, &store, &keks, &Precondition::unconditional(WS), None, Some(ProviderId::Anthropic))).unwrap_err();
+        block_on(service::resolve(&with(&store, &Offline, &keks, 0), &Precondition::unconditional(WS), None, Some(ProviderId::Anthropic)))
+            .unwrap_err();
     assert!(matches!(error, ApiError::DecryptionFailed { .. }), "{error:?}");
     assert_eq!(error.status(), 500);
 }
@@ -323,7 +328,8 @@ fn a_blob_retired_by_a_removal_does_not_open_under_the_next_config_of_the_same_v
     assert_eq!((second.workspace_id.as_str(), second.provider, second.version), (WS, ProviderId::OpenAi, 1), "the same context");
     store.blobs.borrow_mut().insert(second.blob_name.clone(), retired);
     let error =
-        block_on(service::resolve(&store, &store, &keks, &Precondition::unconditional(WS), None, Some(ProviderId::OpenAi))).unwrap_err();
+        block_on(service::resolve(&with(&store, &Offline, &keks, 0), &Precondition::unconditional(WS), None, Some(ProviderId::OpenAi)))
+            .unwrap_err();
     assert!(matches!(error, ApiError::DecryptionFailed { .. }), "the retired key opened: {error:?}");
 }
 
@@ -333,6 +339,6 @@ fn a_pointer_whose_blob_is_not_visible_yet_answers_retry() {
     let client = ScriptedProvider::answering(vec![models(&[])]);
     let record = configure(&store, &client, &keks, request(ProviderId::OpenAi, "sk-openai")).unwrap();
     store.blobs.borrow_mut().remove(&record.blob_name);
-    let error = block_on(service::resolve(&store, &store, &keks, &Precondition::unconditional(WS), None, None)).unwrap_err();
+    let error = block_on(service::resolve(&with(&store, &Offline, &keks, 0), &Precondition::unconditional(WS), None, None)).unwrap_err();
     assert_eq!(error, ApiError::SecretUnavailable);
 }

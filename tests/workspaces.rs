@@ -1,11 +1,14 @@
 //! The workspace use cases over the in-memory store: what the operator routes rely on.
 
+mod support;
+
 use futures_executor::block_on;
 use keywarden::keys::{Capabilities, KeyPrefix, PlatformKey};
 use keywarden::name::Name;
 use keywarden::page::PageRequest;
 use keywarden::store::memory::MemoryStore;
 use keywarden::workspaces::{self, NewWorkspace, WorkspacePatch};
+use support::*;
 
 fn new_workspace(name: &str) -> NewWorkspace {
     NewWorkspace { name: Name::parse(name).unwrap(), default_capabilities: Capabilities::parse(&["desktop:read"]).unwrap() }
@@ -14,7 +17,7 @@ fn new_workspace(name: &str) -> NewWorkspace {
 #[test]
 fn creating_a_workspace_issues_an_owner_key_with_every_capability() {
     let store = MemoryStore::default();
-    let created = block_on(workspaces::create(&store, new_workspace("Acme"), &KeyPrefix::default(), 1_000)).unwrap();
+    let created = block_on(workspaces::create(&at(&store, 1_000), new_workspace("Acme"))).unwrap();
     assert!(created.owner_key.capabilities.grants("keys:write"));
     assert!(created.owner_key.capabilities.grants("desktop:chat"));
     assert_eq!(created.owner_key.workspace_id, created.workspace.id);
@@ -27,7 +30,7 @@ fn creating_a_workspace_issues_an_owner_key_with_every_capability() {
 #[test]
 fn the_owner_key_parses_back_and_is_stored_only_as_a_hash() {
     let store = MemoryStore::default();
-    let created = block_on(workspaces::create(&store, new_workspace("Acme"), &KeyPrefix::default(), 1_000)).unwrap();
+    let created = block_on(workspaces::create(&at(&store, 1_000), new_workspace("Acme"))).unwrap();
     assert!(PlatformKey::parse(&KeyPrefix::default(), created.plaintext.expose()).is_ok());
     let stored = format!("{:?}", store.keys.borrow().values().collect::<Vec<_>>());
     assert!(!stored.contains(created.plaintext.expose()), "plaintext stored");
@@ -36,7 +39,7 @@ fn the_owner_key_parses_back_and_is_stored_only_as_a_hash() {
 #[test]
 fn creation_is_audited_as_key_created_without_the_key() {
     let store = MemoryStore::default();
-    let created = block_on(workspaces::create(&store, new_workspace("Acme"), &KeyPrefix::default(), 1_000)).unwrap();
+    let created = block_on(workspaces::create(&at(&store, 1_000), new_workspace("Acme"))).unwrap();
     let audit = store.audit.borrow();
     assert_eq!(audit.len(), 1);
     assert_eq!(audit[0].action, "key.created");
@@ -49,7 +52,7 @@ fn listing_pages_newest_first_without_gaps_or_repeats() {
     let store = MemoryStore::default();
     let mut ids = Vec::new();
     for (i, ms) in [1_000, 2_000, 2_000, 3_000, 4_000].into_iter().enumerate() {
-        let created = block_on(workspaces::create(&store, new_workspace(&format!("w{i}")), &KeyPrefix::default(), ms)).unwrap();
+        let created = block_on(workspaces::create(&at(&store, ms), new_workspace(&format!("w{i}")))).unwrap();
         ids.push((ms, created.workspace.id));
     }
     ids.sort_by(|a, b| b.cmp(a));
@@ -59,7 +62,7 @@ fn listing_pages_newest_first_without_gaps_or_repeats() {
     let mut cursor: Option<String> = None;
     loop {
         let page = PageRequest::parse(Some("2"), cursor.as_deref()).unwrap();
-        let result = block_on(workspaces::list(&store, &page)).unwrap();
+        let result = block_on(workspaces::list(&at(&store, 0), &page)).unwrap();
         seen.extend(result.items.iter().map(|w| w.id.clone()));
         match result.next_cursor {
             Some(next) => cursor = Some(next),
@@ -72,9 +75,9 @@ fn listing_pages_newest_first_without_gaps_or_repeats() {
 #[test]
 fn a_patch_changes_only_what_it_sets() {
     let store = MemoryStore::default();
-    let created = block_on(workspaces::create(&store, new_workspace("Acme"), &KeyPrefix::default(), 1_000)).unwrap();
+    let created = block_on(workspaces::create(&at(&store, 1_000), new_workspace("Acme"))).unwrap();
     let patch = WorkspacePatch { read_only: Some(true), ..Default::default() };
-    let updated = block_on(workspaces::update(&store, &created.workspace.id, &patch)).unwrap();
+    let updated = block_on(workspaces::update(&at(&store, 0), &created.workspace.id, &patch)).unwrap();
     assert!(updated.read_only);
     assert_eq!(updated.name, "Acme");
     assert_eq!(updated.default_capabilities, created.workspace.default_capabilities);
@@ -83,8 +86,8 @@ fn a_patch_changes_only_what_it_sets() {
 #[test]
 fn unknown_workspaces_are_not_found() {
     let store = MemoryStore::default();
-    let error = block_on(workspaces::get(&store, "ws_missing")).unwrap_err();
+    let error = block_on(workspaces::get(&at(&store, 0), "ws_missing")).unwrap_err();
     assert_eq!(error.code(), "not_found");
-    let error = block_on(workspaces::update(&store, "ws_missing", &WorkspacePatch::default())).unwrap_err();
+    let error = block_on(workspaces::update(&at(&store, 0), "ws_missing", &WorkspacePatch::default())).unwrap_err();
     assert_eq!(error.status(), 404);
 }

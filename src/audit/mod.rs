@@ -1,8 +1,13 @@
 //! The audit trail: who did what to which key or provider, never holding a secret.
 
-use serde_json::Value;
+use serde_json::{json, Value};
 
 use crate::crypto::random::random_base62;
+use crate::deps::Deps;
+use crate::error::ApiError;
+use crate::page::{Cursor, Page, PageRequest};
+use crate::store::AuditStore;
+use crate::time::rfc3339;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct AuditEvent {
@@ -46,4 +51,31 @@ impl AuditEvent {
         self.detail = detail;
         self
     }
+}
+
+impl AuditEvent {
+    pub fn to_json(&self) -> Value {
+        json!({
+            "id": self.id,
+            "at": rfc3339(self.at),
+            "action": self.action,
+            "actor_key_id": self.actor_key_id,
+            "target": self.target,
+            "ip": self.ip,
+            "detail": self.detail,
+        })
+    }
+}
+
+/// A page of the trail, newest first: a workspace's entries, or the operator-level ones for
+/// `None`. Audit cursors carry the entry's position in `created_at`: the trail is ordered by it.
+pub async fn list<S: AuditStore, B, C>(
+    deps: &Deps<'_, S, B, C>,
+    workspace_id: Option<&str>,
+    page: &PageRequest,
+) -> Result<Page<AuditEvent>, ApiError> {
+    let before = page.after.as_ref().map(|c| c.created_at);
+    let rows = deps.store.audit_before(workspace_id, before, page.limit + 1).await?;
+    let page = Page::from_rows(rows, page.limit, |(seq, event)| Cursor { created_at: *seq, id: event.id.clone() });
+    Ok(Page { items: page.items.into_iter().map(|(_, event)| event).collect(), next_cursor: page.next_cursor })
 }

@@ -32,10 +32,9 @@ fn presented_key(call: &Call) -> Option<String> {
 /// Authenticates the request's platform key. The key's `RateLimit-*` headers go on whatever
 /// the response turns out to be, and `last_used_at` is written after the response.
 pub async fn require_key(call: &mut Call) -> Result<Caller, ApiError> {
-    let store = call.store()?;
     let presented = presented_key(call);
     let ip = call.client_ip();
-    let outcome = authenticate(&store, presented.as_deref(), ip.as_deref(), &call.settings.key_prefix, call.now_ms).await;
+    let outcome = authenticate(&call.deps(), presented.as_deref(), ip.as_deref()).await;
     match outcome {
         Ok(authenticated) => {
             if let Some(rate) = authenticated.rate {

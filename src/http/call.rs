@@ -1,15 +1,16 @@
-//! One request in flight: the request, its bindings, its id and clock, and helpers to read it.
+//! One request in flight: the request, its bindings, its id and arrival time, helpers to read
+//! it, and the work that runs after its response.
 
 use std::collections::HashMap;
+use std::rc::Rc;
 
 use serde_json::Value;
 use worker::{Context, Env, Request};
 
+use super::dependencies::{env_string, Bindings, LiveDeps};
 use super::input::{self, Fields, MAX_BODY_BYTES};
 use crate::error::ApiError;
 use crate::keys::auth::Caller;
-use crate::settings::Settings;
-use crate::store::d1::D1Store;
 use crate::store::{AuditStore, KeyStore, WebhookStore};
 
 pub struct Call {
@@ -19,12 +20,17 @@ pub struct Call {
     pub request_id: String,
     pub now_ms: i64,
     pub params: Vec<String>,
-    pub settings: Settings,
+    /// D1, KV, `fetch`, the KEKs and the settings, read from `env` once for this request.
+    pub bindings: Rc<Bindings>,
     /// Headers every response to this request carries, whatever its status (`RateLimit-*`).
     pub response_headers: Vec<(&'static str, String)>,
     /// The platform key the route table admitted, for routes a key calls.
     pub caller: Option<Caller>,
 }
+
+/// The first delivery attempts made after a response, at most: each costs about three queries
+/// and a subrequest of the invocation's budget, and the scheduled handler delivers the rest.
+const FIRST_ATTEMPTS: usize = 25;
 
 impl Call {
     /// The key the route table admitted. Every key route has one; a route declared otherwise
@@ -33,102 +39,83 @@ impl Call {
         self.caller.take().ok_or_else(|| ApiError::internal("a handler asked for a caller its route does not admit"))
     }
 
-    /// The time now, not when the request arrived: a body may have taken a while to come.
-    pub fn clock_ms(&self) -> i64 {
-        self.now_ms.max(worker::Date::now().as_millis() as i64)
+    /// What the use cases work with, as of this request's arrival.
+    pub fn deps(&self) -> LiveDeps<'_> {
+        self.bindings.deps(self.now_ms)
     }
 
     pub fn param(&self, index: usize) -> &str {
         self.params.get(index).map_or("", String::as_str)
     }
 
-    pub fn store(&self) -> Result<D1Store, ApiError> {
-        Ok(D1Store::new(self.env.d1("DB").map_err(ApiError::internal)?))
+    /// Runs `work` after the response is sent, so the caller never waits for it; a failure is
+    /// logged under the request id as `what` failed, never lost silently.
+    fn after_response<F>(&self, what: &'static str, work: impl FnOnce(Rc<Bindings>) -> F + 'static)
+    where
+        F: std::future::Future<Output = Result<(), String>> + 'static,
+    {
+        let (bindings, request_id) = (self.bindings.clone(), self.request_id.clone());
+        self.ctx.wait_until(async move {
+            if let Err(detail) = work(bindings).await {
+                worker::console_error!(
+                    "{}",
+                    serde_json::json!({"level": "error", "request_id": request_id, "msg": format!("{what} failed"), "detail": detail})
+                );
+            }
+        });
     }
 
-    /// Records a use of `key_id` after the response is sent, so the caller never waits for it.
+    /// Records a use of `key_id` after the response is sent.
     pub fn touch_after_response(&self, key_id: &str) {
-        let (db, key_id, now_ms, request_id) = (self.env.d1("DB"), key_id.to_string(), self.now_ms, self.request_id.clone());
-        self.ctx.wait_until(async move {
-            let outcome = match db {
-                Ok(db) => D1Store::new(db).touch_last_used(&key_id, now_ms).await.map_err(|e| e.to_string()),
-                Err(error) => Err(error.to_string()),
-            };
-            if let Err(detail) = outcome {
-                worker::console_error!(
-                    "{}",
-                    serde_json::json!({"level": "error", "request_id": request_id, "msg": "last_used_at write failed", "detail": detail})
-                );
-            }
+        let (key_id, now_ms) = (key_id.to_string(), self.now_ms);
+        self.after_response("last_used_at write", move |bindings| async move {
+            bindings.store.touch_last_used(&key_id, now_ms).await.map_err(|e| e.to_string())
         });
     }
 
-    /// Appends audit entries after the response is sent; a failure is logged, never lost silently.
+    /// Appends audit entries after the response is sent.
     pub fn audit_after_response(&self, events: Vec<crate::audit::AuditEvent>) {
-        let (db, request_id) = (self.env.d1("DB"), self.request_id.clone());
-        self.ctx.wait_until(async move {
-            let outcome = match db {
-                Ok(db) => D1Store::new(db).append_audit(&events).await.map_err(|e| e.to_string()),
-                Err(error) => Err(error.to_string()),
-            };
-            if let Err(detail) = outcome {
-                worker::console_error!(
-                    "{}",
-                    serde_json::json!({"level": "error", "request_id": request_id, "msg": "audit write failed", "detail": detail})
-                );
-            }
-        });
+        self.after_response(
+            "audit write",
+            move |bindings| async move { bindings.store.append_audit(&events).await.map_err(|e| e.to_string()) },
+        );
     }
 
     /// Queues a notification for the workspace's endpoint, if it has one, and makes the first
     /// delivery attempt after the response; the scheduled handler retries what fails. A queueing
     /// failure is logged, never turned into an error for the request that caused it.
     pub async fn notify(&self, event: crate::webhooks::outbox::OutboxEvent) {
-        let queued = match self.store() {
-            Ok(store) => store.enqueue(&event, self.now_ms).await.map_err(|e| e.to_string()),
-            Err(error) => Err(error.to_string()),
-        };
-        match queued {
-            Ok(true) => {}
-            Ok(false) => return,
-            Err(detail) => {
-                worker::console_error!(
-                    "{}",
-                    serde_json::json!({"level": "error", "request_id": self.request_id, "msg": "notification not queued", "detail": detail})
-                );
-                return;
-            }
+        match self.bindings.store.enqueue(&event, self.now_ms).await {
+            Ok(true) => self.deliver_after_response(Some(event.id), 1),
+            Ok(false) => {}
+            Err(error) => worker::console_error!(
+                "{}",
+                serde_json::json!({"level": "error", "request_id": self.request_id, "msg": "notification not queued", "detail": error.to_string()})
+            ),
         }
-        self.deliver_after_response(Some(event.id), 1);
+    }
+
+    /// Makes the first delivery attempts of `queued` notifications after the response.
+    pub fn deliver_queued_after_response(&self, queued: usize) {
+        if queued > 0 {
+            self.deliver_after_response(None, queued.min(FIRST_ATTEMPTS));
+        }
     }
 
     /// Makes up to `limit` delivery attempts of due notifications (or only of `only`) after the
     /// response is sent; what fails is retried by the scheduled handler, and is logged here.
     pub fn deliver_after_response(&self, only: Option<String>, limit: usize) {
-        let Some(keks) = self.env_string("VAULT_KEKS").and_then(|text| crate::vault::Keks::parse(&text).ok()) else { return };
-        let (db, now_ms, request_id) = (self.env.d1("DB"), self.now_ms, self.request_id.clone());
-        let allow_insecure_hosts = self.settings.allow_insecure_provider_hosts;
-        self.ctx.wait_until(async move {
-            let outcome = match db {
-                Ok(db) => {
-                    let store = D1Store::new(db);
-                    let notifier = super::outbound::FetchClient::default();
-                    let clock = move || now_ms.max(worker::Date::now().as_millis() as i64);
-                    let deployment = crate::providers::service::Deployment { keks: &keks, allow_insecure_hosts };
-                    let pass = crate::webhooks::delivery::deliver_due(&store, &notifier, &deployment, only.as_deref(), limit, &clock).await;
-                    if pass.errors.is_empty() {
-                        Ok(())
-                    } else {
-                        Err(pass.errors.join("; "))
-                    }
-                }
-                Err(error) => Err(error.to_string()),
-            };
-            if let Err(detail) = outcome {
-                worker::console_error!(
-                    "{}",
-                    serde_json::json!({"level": "error", "request_id": request_id, "msg": "notification attempt failed", "detail": detail})
-                );
+        // Without KEKs nothing can be signed: the events wait in the outbox, untouched.
+        if !self.bindings.has_keks() {
+            return;
+        }
+        let now_ms = self.now_ms;
+        self.after_response("notification attempt", move |bindings| async move {
+            let pass = crate::webhooks::delivery::deliver_due(&bindings.deps(now_ms), only.as_deref(), limit).await;
+            if pass.errors.is_empty() {
+                Ok(())
+            } else {
+                Err(pass.errors.join("; "))
             }
         });
     }
@@ -144,7 +131,7 @@ impl Call {
 
     /// A Worker secret or variable; both arrive as strings on `env`.
     pub fn env_string(&self, name: &str) -> Option<String> {
-        self.env.secret(name).map(|s| s.to_string()).or_else(|_| self.env.var(name).map(|v| v.to_string())).ok()
+        env_string(&self.env, name)
     }
 
     pub fn header(&self, name: &str) -> Option<String> {

@@ -88,7 +88,7 @@ pub async fn create(call: &mut Call) -> Result<Reply, ApiError> {
         expiry: read_expiry(&mut fields)?,
         rate_limit: read_rate_limit(&mut fields)?,
     };
-    let (record, key) = service::create(&call.store()?, &caller, new, &call.settings.key_prefix, call.now_ms).await?;
+    let (record, key) = service::create(&call.deps(), &caller, new).await?;
     Ok(Reply::created(record.to_json_with_secret(&key)).no_store())
 }
 
@@ -97,20 +97,20 @@ pub async fn list(call: &mut Call) -> Result<Reply, ApiError> {
     let query = call.query();
     let page = PageRequest::parse(query.get("limit").map(String::as_str), query.get("cursor").map(String::as_str))?;
     let include_revoked = call.query_flag(&query, "include_revoked")?;
-    let page = service::list(&call.store()?, &caller, include_revoked, &page, call.now_ms).await?;
+    let page = service::list(&call.deps(), &caller, include_revoked, &page).await?;
     let items: Vec<Value> = page.items.iter().map(|k| k.to_json()).collect();
     Ok(Reply::ok(json!({"items": items, "next_cursor": page.next_cursor})))
 }
 
 pub async fn get(call: &mut Call) -> Result<Reply, ApiError> {
     let caller = call.take_caller()?;
-    let key = service::get(&call.store()?, &caller, call.param(0)).await?;
+    let key = service::get(&call.deps(), &caller, call.param(0)).await?;
     Ok(Reply::ok(key.to_json()))
 }
 
 pub async fn revoke(call: &mut Call) -> Result<Reply, ApiError> {
     let caller = call.take_caller()?;
-    let revocation = service::revoke(&call.store()?, &caller, call.param(0), call.clock_ms()).await?;
+    let revocation = service::revoke(&call.deps(), &caller, call.param(0)).await?;
     let key = revocation.key;
     // Only the request that revoked the key tells the endpoint; a repeat answers quietly.
     if revocation.revoked_now {
@@ -128,7 +128,7 @@ pub async fn reroll(call: &mut Call) -> Result<Reply, ApiError> {
         Some(_) => return Err(ApiError::invalid_request("grace_seconds", format!("`grace_seconds` must be 0 to {MAX_GRACE_SECONDS}."))),
     };
     let id = call.param(0).to_string();
-    let rerolled = service::reroll(&call.store()?, &caller, &id, grace_seconds, &call.settings.key_prefix, call.clock_ms()).await?;
+    let rerolled = service::reroll(&call.deps(), &caller, &id, grace_seconds).await?;
     let data = json!({
         "key_id": id,
         "successor_id": rerolled.successor.id,
@@ -143,7 +143,7 @@ pub async fn verify(call: &mut Call) -> Result<Reply, ApiError> {
     let mut fields = call.fields(&["key", "capabilities"]).await?;
     let presented = fields.required_str("key")?;
     let required = read_capabilities(&mut fields, "capabilities")?.unwrap_or_default();
-    let verdict = verification::verify(&call.store()?, &caller, &presented, &required, &call.settings.key_prefix, call.now_ms).await?;
+    let verdict = verification::verify(&call.deps(), &caller, &presented, &required).await?;
     if let (true, Some(key)) = (verdict.needs_touch, &verdict.key) {
         call.touch_after_response(&key.id);
     }

@@ -5,9 +5,10 @@ mod audit;
 mod auth;
 mod body;
 mod call;
+mod dependencies;
 mod health;
 mod inbound_webhooks;
-mod input;
+use crate::input;
 mod keys;
 mod leaks;
 mod me;
@@ -19,14 +20,16 @@ mod waypath;
 mod webhook_settings;
 mod workspaces;
 
+use std::rc::Rc;
+
 use serde_json::json;
 use worker::{console_error, console_log, Context, Date, Env, Request, Response};
 
 use crate::crypto::random::random_base62;
 use crate::error::ApiError;
 use crate::keys::auth::Caller;
-use crate::settings::Settings;
 use call::Call;
+pub use dependencies::Bindings;
 use reply::Reply;
 use routes::{match_path, Access, Operation};
 
@@ -35,12 +38,6 @@ fn request_id(incoming: Option<String>) -> String {
     incoming
         .filter(|id| (1..=128).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)))
         .unwrap_or_else(|| format!("req_{}", random_base62(20)))
-}
-
-/// The deployment's settings, from its variables; the same for requests and the cron.
-pub fn settings(env: &Env) -> Result<Settings, String> {
-    let var = |name: &str| env.var(name).ok().map(|v| v.to_string());
-    Settings::from_vars(var("KEY_PREFIX").as_deref(), var("ALLOW_INSECURE_PROVIDER_HOSTS").as_deref())
 }
 
 /// The method as sent. Methods are case-sensitive (RFC 9110); only the six that Fetch itself
@@ -68,9 +65,9 @@ pub async fn handle(req: Request, env: Env, ctx: Context) -> Response {
         None => Err(ApiError::NotFound),
         Some(matched) => match matched.route.operation(&method) {
             None => Err(ApiError::MethodNotAllowed { allow: matched.route.methods() }),
-            Some(operation) => match settings(&env) {
+            Some(operation) => match Bindings::from_env(&env, Some(&request_id)) {
                 Err(problem) => Err(ApiError::internal(problem)),
-                Ok(settings) => {
+                Ok(bindings) => {
                     let mut call = Call {
                         req,
                         env,
@@ -78,7 +75,7 @@ pub async fn handle(req: Request, env: Env, ctx: Context) -> Response {
                         request_id: request_id.clone(),
                         now_ms: started,
                         params: matched.params,
-                        settings,
+                        bindings: Rc::new(bindings),
                         response_headers: Vec::new(),
                         caller: None,
                     };

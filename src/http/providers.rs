@@ -1,19 +1,12 @@
 //! Provider routes: the catalog, configure/read/remove/validate, agent routing and resolve.
 
-use std::time::Duration;
-
 use serde_json::{json, Value};
 
 use super::call::Call;
-use super::outbound::FetchClient;
 use super::reply::Reply;
-use crate::audit::AuditEvent;
 use crate::error::ApiError;
-use crate::providers::service::{self, check_agent_id, check_model, Configure, Deployment};
+use crate::providers::service::{self, check_agent_id, check_model, Configure};
 use crate::providers::{AgentRoute, ProviderId};
-use crate::store::kv::KvBlobs;
-use crate::store::{AuditStore, Precondition, ProviderStore};
-use crate::vault::Keks;
 use crate::webhooks::outbox::OutboxEvent;
 
 /// The provider named in the path; `claude` is Anthropic.
@@ -21,40 +14,9 @@ pub fn path_provider(call: &Call) -> Result<ProviderId, ApiError> {
     ProviderId::parse(call.param(0)).ok_or(ApiError::NotFound)
 }
 
-pub fn keks(call: &Call) -> Result<Keks, ApiError> {
-    let text = call.env_string("VAULT_KEKS").ok_or_else(|| ApiError::internal("VAULT_KEKS is not set"))?;
-    Keks::parse(&text).map_err(ApiError::internal)
-}
-
-pub fn blobs(call: &Call) -> Result<KvBlobs, ApiError> {
-    Ok(KvBlobs::new(call.env.kv("SECRETS").map_err(ApiError::internal)?))
-}
-
-/// `PROVIDER_TIMEOUT_MS` shortens the 10 s provider timeout in tests; it never lengthens it.
-pub fn client(call: &Call) -> FetchClient {
-    let mut client = FetchClient { request_id: Some(call.request_id.clone()), ..FetchClient::default() };
-    if let Some(ms) = call.env_string("PROVIDER_TIMEOUT_MS").and_then(|v| v.trim().parse::<u64>().ok()) {
-        client.timeout = client.timeout.min(Duration::from_millis(ms.max(1)));
-    }
-    client
-}
-
 pub async fn catalog(_call: &mut Call) -> Result<Reply, ApiError> {
     let providers: Vec<Value> = ProviderId::ALL.iter().map(|p| p.catalog_entry()).collect();
     Ok(Reply::ok(json!({"providers": providers})))
-}
-
-/// Configures a provider for the caller's workspace: the shared path of `PUT
-/// /v1/providers/{id}`, Waypath's configure route and the rotation webhook.
-pub async fn configure_for(
-    call: &Call,
-    precondition: &Precondition,
-    request: Configure,
-    audit: AuditEvent,
-) -> Result<crate::providers::ProviderRecord, ApiError> {
-    let keks = keks(call)?;
-    let deployment = Deployment { keks: &keks, allow_insecure_hosts: call.settings.allow_insecure_provider_hosts };
-    service::configure(&call.store()?, &blobs(call)?, &client(call), &deployment, precondition, request, audit, call.now_ms).await
 }
 
 pub async fn put(call: &mut Call) -> Result<Reply, ApiError> {
@@ -71,7 +33,7 @@ pub async fn put(call: &mut Call) -> Result<Reply, ApiError> {
         make_default: fields.optional_bool("default")?.unwrap_or(false),
     };
     let audit = caller.audit("provider.configured", call.now_ms);
-    let record = configure_for(call, &caller.write_precondition(), request, audit).await?;
+    let record = service::configure(&call.deps(), &caller.write_precondition(), request, audit).await?;
     if record.version > 1 {
         let data = json!({"provider": provider.as_str(), "version": record.version, "key_hint": record.key_hint});
         call.notify(OutboxEvent::new(&caller.workspace.id, "provider_key.rotated", data, call.now_ms)).await;
@@ -81,20 +43,20 @@ pub async fn put(call: &mut Call) -> Result<Reply, ApiError> {
 
 pub async fn get(call: &mut Call) -> Result<Reply, ApiError> {
     let caller = call.take_caller()?;
-    let record = service::get(&call.store()?, &caller.workspace.id, path_provider(call)?).await?;
+    let record = service::get(&call.deps(), &caller.workspace.id, path_provider(call)?).await?;
     Ok(Reply::ok(record.to_json()))
 }
 
 pub async fn list(call: &mut Call) -> Result<Reply, ApiError> {
     let caller = call.take_caller()?;
-    let items: Vec<Value> = call.store()?.providers(&caller.workspace.id).await?.iter().map(|r| r.to_json()).collect();
+    let items: Vec<Value> = service::list(&call.deps(), &caller.workspace.id).await?.iter().map(|r| r.to_json()).collect();
     Ok(Reply::ok(json!({"items": items})))
 }
 
 pub async fn remove(call: &mut Call) -> Result<Reply, ApiError> {
     let caller = call.take_caller()?;
     let provider = path_provider(call)?;
-    service::remove(&call.store()?, &caller, provider, call.now_ms).await?;
+    service::remove(&call.deps(), &caller, provider).await?;
     Ok(Reply::ok(json!({"status": "removed", "provider": provider.as_str()})))
 }
 
@@ -102,16 +64,10 @@ pub async fn remove(call: &mut Call) -> Result<Reply, ApiError> {
 pub async fn validate(call: &mut Call) -> Result<Reply, ApiError> {
     let caller = call.take_caller()?;
     let provider = path_provider(call)?;
-    let keks = keks(call)?;
-    let deployment = Deployment { keks: &keks, allow_insecure_hosts: call.settings.allow_insecure_provider_hosts };
-    let store = call.store()?;
-    let result =
-        service::revalidate(&store, &blobs(call)?, &client(call), &deployment, &caller.live_precondition(), provider, call.now_ms).await?;
-    if result.invalidated {
-        let data = result.invalidation_data();
-        let audit = caller.audit("provider.invalidated", call.now_ms).target(provider.as_str()).detail(data.clone());
-        store.append_audit(&[audit]).await?;
-        call.notify(OutboxEvent::new(&caller.workspace.id, "provider_key.invalidated", data, call.now_ms)).await;
+    let invalidated = caller.audit("provider.invalidated", call.now_ms);
+    let result = service::revalidate(&call.deps(), &caller.live_precondition(), provider, invalidated).await?;
+    if let Some(notice) = result.notice {
+        call.notify(notice).await;
     }
     let mut body = result.record.to_json();
     if let Some(error) = result.error {
@@ -147,21 +103,21 @@ pub async fn put_route(call: &mut Call) -> Result<Reply, ApiError> {
         _ => return Err(ApiError::invalid_request("mode", "`mode` must be `metered` or `byok`.")),
     };
     let route = AgentRoute { workspace_id: caller.workspace.id.clone(), agent_id, provider, model, updated_at: call.now_ms };
-    let route = service::set_route(&call.store()?, &caller, route).await?;
+    let route = service::set_route(&call.deps(), &caller, route).await?;
     Ok(Reply::ok(route.to_json()))
 }
 
 pub async fn get_route(call: &mut Call) -> Result<Reply, ApiError> {
     let caller = call.take_caller()?;
     let agent_id = agent_id(call)?;
-    let route = call.store()?.route(&caller.workspace.id, &agent_id).await?.ok_or(ApiError::NotConfigured)?;
+    let route = service::route(&call.deps(), &caller.workspace.id, &agent_id).await?;
     Ok(Reply::ok(route.to_json()))
 }
 
 pub async fn delete_route(call: &mut Call) -> Result<Reply, ApiError> {
     let caller = call.take_caller()?;
     let agent_id = agent_id(call)?;
-    service::remove_route(&call.store()?, &caller, &agent_id, call.now_ms).await?;
+    service::remove_route(&call.deps(), &caller, &agent_id).await?;
     Ok(Reply::ok(json!({"status": "removed", "agent_id": agent_id})))
 }
 
@@ -181,11 +137,9 @@ pub async fn resolve(call: &mut Call) -> Result<Reply, ApiError> {
                 .ok_or_else(|| ApiError::invalid_request("provider", "`provider` is not a provider id of the catalog."))?,
         ),
     };
-    let keks = keks(call)?;
-    let blobs = blobs(call)?;
     // The caller is checked again now that the body is in: a key revoked while the request
     // was in flight gets no secret.
-    let outcome = service::resolve(&call.store()?, &blobs, &keks, &caller.live_precondition(), agent_id.as_deref(), provider).await;
+    let outcome = service::resolve(&call.deps(), &caller.live_precondition(), agent_id.as_deref(), provider).await;
     let audit = caller.audit("secret.resolved", call.now_ms);
     let resolved = match outcome {
         Ok(resolved) => resolved,

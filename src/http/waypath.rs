@@ -5,12 +5,10 @@
 use serde_json::json;
 
 use super::call::Call;
-use super::providers::configure_for;
 use super::reply::Reply;
 use crate::error::ApiError;
 use crate::providers::service::{self, Configure};
 use crate::providers::ProviderId;
-use crate::store::ProviderStore;
 
 /// Waypath's integration name, its provider and the key prefix it documents.
 fn integration(call: &Call) -> Result<(&'static str, ProviderId, &'static str), ApiError> {
@@ -33,12 +31,9 @@ pub async fn configure(call: &mut Call) -> Result<Reply, ApiError> {
     if !api_key.starts_with(prefix) {
         return Ok(invalid(name, &format!("the key must start with {prefix}")));
     }
-    // A replacement keeps the host, models and settings already configured.
-    let current = call.store()?.provider(&caller.workspace.id, provider).await?;
-    let request = Configure { provider, api_key, api_host: None, model: None, fallback_model: None, config: None, make_default: false }
-        .keeping(current.as_ref());
+    let request = Configure { provider, api_key, api_host: None, model: None, fallback_model: None, config: None, make_default: false };
     let audit = caller.audit("provider.configured", call.now_ms);
-    match configure_for(call, &caller.write_precondition(), request, audit).await {
+    match service::replace_key(&call.deps(), &caller.write_precondition(), request, audit).await {
         Ok(_) => Ok(Reply::ok(json!({"status": "configured", "provider": name}))),
         Err(
             error @ (ApiError::InvalidKey { .. }
@@ -55,7 +50,7 @@ pub async fn configure(call: &mut Call) -> Result<Reply, ApiError> {
 pub async fn remove(call: &mut Call) -> Result<Reply, ApiError> {
     let caller = call.take_caller()?;
     let (name, provider, _) = integration(call)?;
-    match service::remove(&call.store()?, &caller, provider, call.now_ms).await {
+    match service::remove(&call.deps(), &caller, provider).await {
         Ok(_) | Err(ApiError::NotConfigured) => Ok(Reply::ok(json!({"status": "removed", "provider": name}))),
         Err(other) => Err(other),
     }

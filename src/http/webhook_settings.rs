@@ -4,10 +4,8 @@
 use serde_json::json;
 
 use super::call::Call;
-use super::providers::keks;
 use super::reply::Reply;
 use crate::error::ApiError;
-use crate::store::WebhookStore;
 use crate::time::rfc3339;
 use crate::webhooks::secrets::{self, DEFAULT_GRACE_SECONDS, MAX_GRACE_SECONDS};
 
@@ -20,8 +18,7 @@ pub async fn rotate_secret(call: &mut Call) -> Result<Reply, ApiError> {
         Some(_) => return Err(ApiError::invalid_request("grace_seconds", format!("`grace_seconds` must be 0 to {MAX_GRACE_SECONDS}."))),
     };
     let audit = caller.audit("webhook.secret_rotated", call.now_ms);
-    let (secret, created_at) =
-        secrets::rotate_inbound(&call.store()?, &keks(call)?, &caller.write_precondition(), grace_seconds, audit, call.now_ms).await?;
+    let (secret, created_at) = secrets::rotate_inbound(&call.deps(), &caller.write_precondition(), grace_seconds, audit).await?;
     Ok(Reply::created(json!({"secret": secret.expose(), "created_at": rfc3339(created_at)})).no_store())
 }
 
@@ -30,16 +27,14 @@ pub async fn put_endpoint(call: &mut Call) -> Result<Reply, ApiError> {
     let mut fields = call.fields(&["url"]).await?;
     let url = fields.required_str("url")?;
     let audit = caller.audit("notifications.endpoint_set", call.now_ms);
-    let allow_insecure = call.settings.allow_insecure_provider_hosts;
-    let (endpoint, secret) =
-        secrets::set_endpoint(&call.store()?, &keks(call)?, &caller.write_precondition(), &url, allow_insecure, audit, call.now_ms).await?;
+    let (endpoint, secret) = secrets::set_endpoint(&call.deps(), &caller.write_precondition(), &url, audit).await?;
     let body = json!({"url": endpoint.url, "secret": secret.expose(), "created_at": rfc3339(endpoint.secret.created_at)});
     Ok(Reply::ok(body).no_store())
 }
 
 pub async fn get_endpoint(call: &mut Call) -> Result<Reply, ApiError> {
     let caller = call.take_caller()?;
-    let endpoint = call.store()?.endpoint(&caller.workspace.id).await?.ok_or(ApiError::NotConfigured)?;
+    let endpoint = secrets::endpoint(&call.deps(), &caller.workspace.id).await?;
     Ok(Reply::ok(json!({"url": endpoint.url, "created_at": rfc3339(endpoint.secret.created_at)})))
 }
 
@@ -47,6 +42,6 @@ pub async fn get_endpoint(call: &mut Call) -> Result<Reply, ApiError> {
 pub async fn delete_endpoint(call: &mut Call) -> Result<Reply, ApiError> {
     let caller = call.take_caller()?;
     let audit = caller.audit("notifications.endpoint_removed", call.now_ms);
-    call.store()?.remove_endpoint(&caller.write_precondition(), &audit).await?;
+    secrets::remove_endpoint(&call.deps(), &caller.write_precondition(), audit).await?;
     Ok(Reply::ok(json!({"status": "removed"})))
 }

@@ -27,7 +27,7 @@ pub async fn create(call: &mut Call) -> Result<Reply, ApiError> {
         name: read_name(&mut fields, true)?.ok_or(ApiError::internal("required name missing"))?,
         default_capabilities: read_capabilities(&mut fields, "default_capabilities")?.unwrap_or_default(),
     };
-    let created = workspaces::create(&call.store()?, new, &call.settings.key_prefix, call.now_ms).await?;
+    let created = workspaces::create(&call.deps(), new).await?;
     let body = json!({
         "workspace": created.workspace.to_json(),
         "key": created.owner_key.to_json_with_secret(&created.plaintext),
@@ -38,13 +38,13 @@ pub async fn create(call: &mut Call) -> Result<Reply, ApiError> {
 pub async fn list(call: &mut Call) -> Result<Reply, ApiError> {
     let query = call.query();
     let page = PageRequest::parse(query.get("limit").map(String::as_str), query.get("cursor").map(String::as_str))?;
-    let page = workspaces::list(&call.store()?, &page).await?;
+    let page = workspaces::list(&call.deps(), &page).await?;
     let items: Vec<_> = page.items.iter().map(|w| w.to_json()).collect();
     Ok(Reply::ok(json!({"items": items, "next_cursor": page.next_cursor})))
 }
 
 pub async fn get(call: &mut Call) -> Result<Reply, ApiError> {
-    let workspace = workspaces::get(&call.store()?, call.param(0)).await?;
+    let workspace = workspaces::get(&call.deps(), call.param(0)).await?;
     Ok(Reply::ok(workspace.to_json()))
 }
 
@@ -55,6 +55,6 @@ pub async fn update(call: &mut Call) -> Result<Reply, ApiError> {
         read_only: fields.optional_bool("read_only")?,
         default_capabilities: read_capabilities(&mut fields, "default_capabilities")?,
     };
-    let workspace = workspaces::update(&call.store()?, call.param(0), &patch).await?;
+    let workspace = workspaces::update(&call.deps(), call.param(0), &patch).await?;
     Ok(Reply::ok(workspace.to_json()))
 }

@@ -4,8 +4,9 @@
 use serde_json::json;
 
 use super::limits::{seconds_until_window_ends, window_start, RateDecision, FAILED_ATTEMPT_LIMIT, FAILED_ATTEMPT_WINDOW_MS};
-use super::{KeyPrefix, KeyRecord, PlatformKey};
+use super::{KeyRecord, PlatformKey};
 use crate::audit::AuditEvent;
+use crate::deps::Deps;
 use crate::error::ApiError;
 use crate::store::{is_live, AuthProbe, KeyStore, Precondition};
 use crate::workspaces::Workspace;
@@ -91,13 +92,12 @@ pub fn needs_touch(key: &KeyRecord, now_ms: i64) -> bool {
     key.last_used_at.is_none_or(|at| at <= now_ms - 60_000)
 }
 
-pub async fn authenticate(
-    store: &impl KeyStore,
+pub async fn authenticate<S: KeyStore, B, C>(
+    deps: &Deps<'_, S, B, C>,
     presented: Option<&str>,
     ip: Option<&str>,
-    prefix: &KeyPrefix,
-    now_ms: i64,
 ) -> Result<Authenticated, Rejection> {
+    let (store, prefix, now_ms) = (deps.store, deps.key_prefix(), deps.now_ms);
     let presented = presented.ok_or(ApiError::Unauthorized)?;
     // A malformed key or a bad checksum is refused before any storage access.
     let key = PlatformKey::parse(prefix, presented).map_err(|_| ApiError::Unauthorized)?;

@@ -4,10 +4,12 @@ use std::collections::{HashMap, HashSet};
 
 use serde_json::{json, Value};
 
-use super::{KeyPrefix, KeyRecord, PlatformKey};
+use super::{KeyRecord, PlatformKey};
 use crate::audit::AuditEvent;
 use crate::crypto::digest::sha256_hex;
+use crate::deps::Deps;
 use crate::error::ApiError;
+use crate::input::Fields;
 use crate::store::{KeyStore, LeakPlan, LeakRevocation, PlannedRevocation};
 use crate::webhooks::outbox::{key_revoked_data, OutboxEvent};
 
@@ -18,6 +20,36 @@ pub struct LeakReport {
     pub kind: Option<String>,
     pub url: Option<String>,
     pub source: Option<String>,
+}
+
+impl LeakReport {
+    /// Reads `[{token, type?, url?, source?}]`, naming a bad field by its index, e.g. `[2].token`.
+    pub fn read_all(body: Value) -> Result<Vec<LeakReport>, ApiError> {
+        let Value::Array(items) = body else {
+            return Err(ApiError::invalid_request("body", "The request body must be a JSON array of reported tokens."));
+        };
+        items
+            .into_iter()
+            .enumerate()
+            .map(|(index, item)| {
+                let at = |error: ApiError| match error {
+                    ApiError::InvalidRequest { field, message } => ApiError::InvalidRequest {
+                        field: if field == "body" { format!("[{index}]") } else { format!("[{index}].{field}") },
+                        message,
+                    },
+                    other => other,
+                };
+                let mut fields = Fields::new(item, &["token", "type", "url", "source"]).map_err(at)?;
+                let token = fields.required_str("token").map_err(at)?;
+                Ok(LeakReport {
+                    token,
+                    kind: fields.optional_str("type").map_err(at)?,
+                    url: fields.optional_str("url").map_err(at)?,
+                    source: fields.optional_str("source").map_err(at)?,
+                })
+            })
+            .collect()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,13 +71,12 @@ impl LeakLabel {
 /// either commits whole or not at all. A token whose key a leak report revoked before, this
 /// one or an earlier (a retried delivery), is a true positive again; a key revoked otherwise
 /// is not.
-pub async fn report(
-    store: &impl KeyStore,
+pub async fn report<S: KeyStore, B, C>(
+    deps: &Deps<'_, S, B, C>,
     reports: &[LeakReport],
     workspace_id: Option<&str>,
-    prefix: &KeyPrefix,
-    now_ms: i64,
 ) -> Result<(Vec<LeakLabel>, Vec<KeyRecord>), ApiError> {
+    let (store, prefix, now_ms) = (deps.store, deps.key_prefix(), deps.now_ms);
     let token_hashes: Vec<String> = reports.iter().map(|r| sha256_hex(r.token.as_bytes())).collect();
     // Only well-formed keys can be ours; the others are labelled without a lookup. The first
     // report of a token is the one its audit entry quotes.

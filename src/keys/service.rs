@@ -5,7 +5,8 @@ use serde_json::{json, Value};
 use super::auth::Caller;
 use super::bounds::{check_holds, check_may_manage, Terms};
 use super::record::KeySpec;
-use super::{Capabilities, KeyPrefix, KeyRecord, PlatformKey, RateLimit};
+use super::{Capabilities, KeyRecord, PlatformKey, RateLimit};
+use crate::deps::Deps;
 use crate::error::ApiError;
 use crate::name::Name;
 use crate::page::{Cursor, Page, PageRequest};
@@ -42,13 +43,12 @@ fn expires_at(expiry: Expiry, now_ms: i64) -> Result<Option<i64>, ApiError> {
     }
 }
 
-pub async fn create(
-    store: &impl KeyStore,
+pub async fn create<S: KeyStore, B, C>(
+    deps: &Deps<'_, S, B, C>,
     caller: &Caller,
     new: NewKey,
-    prefix: &KeyPrefix,
-    now_ms: i64,
 ) -> Result<(KeyRecord, PlatformKey), ApiError> {
+    let (store, prefix, now_ms) = (deps.store, deps.key_prefix(), deps.now_ms);
     caller.require("keys:write")?;
     caller.require_writable()?;
     let capabilities = new.capabilities.unwrap_or_else(|| caller.workspace.default_capabilities.clone());
@@ -73,45 +73,44 @@ pub async fn create(
     Ok((record, key))
 }
 
-pub async fn list(
-    store: &impl KeyStore,
+pub async fn list<S: KeyStore, B, C>(
+    deps: &Deps<'_, S, B, C>,
     caller: &Caller,
     include_revoked: bool,
     page: &PageRequest,
-    now_ms: i64,
 ) -> Result<Page<KeyRecord>, ApiError> {
     caller.require("keys:read")?;
+    let (store, now_ms) = (deps.store, deps.now_ms);
     let rows = store.keys_after(&caller.workspace.id, include_revoked, now_ms, page.after.as_ref(), page.limit + 1).await?;
     Ok(Page::from_rows(rows, page.limit, |k| Cursor { created_at: k.created_at, id: k.id.clone() }))
 }
 
-pub async fn get(store: &impl KeyStore, caller: &Caller, id: &str) -> Result<KeyRecord, ApiError> {
+pub async fn get<S: KeyStore, B, C>(deps: &Deps<'_, S, B, C>, caller: &Caller, id: &str) -> Result<KeyRecord, ApiError> {
     caller.require("keys:read")?;
-    store.key(&caller.workspace.id, id).await?.ok_or(ApiError::NotFound)
+    deps.store.key(&caller.workspace.id, id).await?.ok_or(ApiError::NotFound)
 }
 
 /// Revokes with effect on the next request; a repeat answers the first revocation's time. A
 /// key may only revoke keys it could have made: ones whose capabilities it holds.
-pub async fn revoke(store: &impl KeyStore, caller: &Caller, id: &str, now_ms: i64) -> Result<Revocation, ApiError> {
+pub async fn revoke<S: KeyStore, B, C>(deps: &Deps<'_, S, B, C>, caller: &Caller, id: &str) -> Result<Revocation, ApiError> {
     caller.require("keys:write")?;
     caller.require_writable()?;
-    let target = store.key(&caller.workspace.id, id).await?.ok_or(ApiError::NotFound)?;
+    let target = deps.store.key(&caller.workspace.id, id).await?.ok_or(ApiError::NotFound)?;
     check_may_manage(&caller.key, &target)?;
-    let audit = caller.audit("key.revoked", now_ms);
-    revoke_in(store, &caller.write_precondition(), id, audit, now_ms).await
+    let audit = caller.audit("key.revoked", deps.clock_ms());
+    revoke_in(deps, &caller.write_precondition(), id, audit).await
 }
 
 /// Revokes a key of the precondition's workspace on behalf of whoever `audit` names (a key,
 /// or a signed webhook).
-pub async fn revoke_in(
-    store: &impl KeyStore,
+pub async fn revoke_in<S: KeyStore, B, C>(
+    deps: &Deps<'_, S, B, C>,
     precondition: &Precondition,
     id: &str,
     audit: crate::audit::AuditEvent,
-    now_ms: i64,
 ) -> Result<Revocation, ApiError> {
     let audit = audit.target(id.to_string());
-    store.revoke_key(precondition, id, now_ms, &audit).await?.ok_or(ApiError::NotFound)
+    deps.store.revoke_key(precondition, id, deps.clock_ms(), &audit).await?.ok_or(ApiError::NotFound)
 }
 
 /// A reroll's outcome: the successor (its plaintext shown once) and when the old key stops.
@@ -125,16 +124,15 @@ pub struct Rerolled {
 /// Issues a successor with the same name, capabilities, subject, rate limit and expiry; the
 /// old key keeps working for `grace_seconds`. The caller must hold everything the successor
 /// will: its capabilities and, when the caller is bounded, its expiry, rate limit and subject.
-pub async fn reroll(
-    store: &impl KeyStore,
+pub async fn reroll<S: KeyStore, B, C>(
+    deps: &Deps<'_, S, B, C>,
     caller: &Caller,
     id: &str,
     grace_seconds: u64,
-    prefix: &KeyPrefix,
-    now_ms: i64,
 ) -> Result<Rerolled, ApiError> {
     caller.require("keys:write")?;
     caller.require_writable()?;
+    let (store, prefix, now_ms) = (deps.store, deps.key_prefix(), deps.clock_ms());
     let old = store.key(&caller.workspace.id, id).await?.ok_or(ApiError::NotFound)?;
     // A key rerolling itself after its revocation is a request of a dead key: 401, as any.
     if old.id == caller.key.id && !crate::store::is_live(&old, now_ms) {

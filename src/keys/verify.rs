@@ -4,7 +4,8 @@ use serde_json::{json, Value};
 
 use super::auth::{needs_touch, Caller};
 use super::limits::RateDecision;
-use super::{Capabilities, KeyPrefix, KeyRecord, PlatformKey};
+use super::{Capabilities, KeyRecord, PlatformKey};
+use crate::deps::Deps;
 use crate::error::ApiError;
 use crate::store::{AuthProbe, KeyStore};
 use crate::time::rfc3339;
@@ -67,15 +68,14 @@ impl Verdict {
     }
 }
 
-pub async fn verify(
-    store: &impl KeyStore,
+pub async fn verify<S: KeyStore, B, C>(
+    deps: &Deps<'_, S, B, C>,
     caller: &Caller,
     presented: &str,
     required: &Capabilities,
-    prefix: &KeyPrefix,
-    now_ms: i64,
 ) -> Result<Verdict, ApiError> {
     caller.require("keys:verify")?;
+    let (store, prefix, now_ms) = (deps.store, deps.key_prefix(), deps.now_ms);
     let Ok(key) = PlatformKey::parse(prefix, presented) else {
         return Ok(Verdict::without_key(VerifyCode::Malformed));
     };

@@ -9,10 +9,12 @@ use super::record::{key_hint, AgentRoute, KeyStatus, ProviderRecord, BOUND_BLOB_
 use super::validation::{validate_live, Candidate, ProviderClient};
 use crate::audit::AuditEvent;
 use crate::crypto::random::random_base62;
+use crate::deps::Deps;
 use crate::error::{echoed, ApiError};
 use crate::keys::auth::Caller;
-use crate::store::{BlobStore, Precondition, ProviderStore, StoreError};
+use crate::store::{AuditStore, BlobStore, Precondition, ProviderStore, StoreError};
 use crate::vault::{self, Keks, SecretContext};
+use crate::webhooks::outbox::OutboxEvent;
 
 const MAX_MODEL_CHARS: usize = 200;
 const MAX_CONFIG_VALUE_CHARS: usize = 200;
@@ -41,13 +43,6 @@ impl Configure {
         }
         self
     }
-}
-
-/// What the provider use cases take from the deployment: the encryption keys and whether the
-/// host policy admits local development hosts.
-pub struct Deployment<'a> {
-    pub keks: &'a Keks,
-    pub allow_insecure_hosts: bool,
 }
 
 pub fn check_model(field: &str, model: Option<String>) -> Result<Option<String>, ApiError> {
@@ -133,21 +128,17 @@ fn new_blob_name(workspace_id: &str, provider: ProviderId, version: i64) -> Stri
 /// Validates and stores a provider key, replacing the current one atomically: the new blob is
 /// written under a fresh name before the pointer moves, and the old blob stays readable until
 /// the scheduled handler deletes it after a grace period.
-#[allow(clippy::too_many_arguments)]
-pub async fn configure(
-    store: &impl ProviderStore,
-    blobs: &impl BlobStore,
-    client: &impl ProviderClient,
-    deployment: &Deployment<'_>,
+pub async fn configure<S: ProviderStore, B: BlobStore, C: ProviderClient>(
+    deps: &Deps<'_, S, B, C>,
     precondition: &Precondition,
     request: Configure,
     audit: AuditEvent,
-    now_ms: i64,
 ) -> Result<ProviderRecord, ApiError> {
+    let (store, blobs, keks, now_ms) = (deps.store, deps.blobs, deps.keks()?, deps.now_ms);
     let workspace_id = precondition.workspace_id.as_str();
     let provider = request.provider;
     check_key(provider, &request.api_key)?;
-    let host = check_host(provider, request.api_host.as_deref(), deployment.allow_insecure_hosts)?;
+    let host = check_host(provider, request.api_host.as_deref(), deps.allow_insecure_hosts())?;
     let config = check_config(provider, request.config)?;
     let model = check_model("model", request.model)?;
     let fallback_model = check_model("fallback_model", request.fallback_model)?;
@@ -159,7 +150,7 @@ pub async fn configure(
         model: model.as_deref(),
         fallback_model: fallback_model.as_deref(),
     };
-    validate_live(client, &candidate, now_ms).await?;
+    validate_live(deps.client, &candidate, now_ms).await?;
 
     let current = store.provider(workspace_id, provider).await?;
     let version = current.as_ref().map_or(1, |c| c.version + 1);
@@ -175,11 +166,11 @@ pub async fn configure(
         validated_at: Some(now_ms),
         version,
         blob_name: new_blob_name(workspace_id, provider, version),
-        kek_id: deployment.keks.current_id().to_string(),
+        kek_id: keks.current_id().to_string(),
         is_default: false,
         updated_at: now_ms,
     };
-    let blob = vault::seal(deployment.keks, request.api_key.as_bytes(), &context(&record)).map_err(ApiError::internal)?;
+    let blob = vault::seal(keks, request.api_key.as_bytes(), &context(&record)).map_err(ApiError::internal)?;
     blobs.put_blob(&record.blob_name, &blob).await?;
     let audit =
         audit.target(provider.as_str()).detail(json!({"version": version, "replaced": current.is_some(), "key_hint": record.key_hint}));
@@ -202,15 +193,41 @@ pub async fn configure(
     store.provider(workspace_id, provider).await?.ok_or_else(|| ApiError::internal("saved provider vanished"))
 }
 
-pub async fn get(store: &impl ProviderStore, workspace_id: &str, provider: ProviderId) -> Result<ProviderRecord, ApiError> {
-    store.provider(workspace_id, provider).await?.ok_or(ApiError::NotConfigured)
+/// A new key for a provider, keeping what is configured for it (host, models, settings)
+/// wherever the request names nothing new: Waypath's configure and the rotation webhook.
+pub async fn replace_key<S: ProviderStore, B: BlobStore, C: ProviderClient>(
+    deps: &Deps<'_, S, B, C>,
+    precondition: &Precondition,
+    request: Configure,
+    audit: AuditEvent,
+) -> Result<ProviderRecord, ApiError> {
+    let current = deps.store.provider(&precondition.workspace_id, request.provider).await?;
+    configure(deps, precondition, request.keeping(current.as_ref()), audit).await
 }
 
-pub async fn remove(store: &impl ProviderStore, caller: &Caller, provider: ProviderId, now_ms: i64) -> Result<ProviderRecord, ApiError> {
+pub async fn get<S: ProviderStore, B, C>(
+    deps: &Deps<'_, S, B, C>,
+    workspace_id: &str,
+    provider: ProviderId,
+) -> Result<ProviderRecord, ApiError> {
+    deps.store.provider(workspace_id, provider).await?.ok_or(ApiError::NotConfigured)
+}
+
+/// The workspace's configured providers.
+pub async fn list<S: ProviderStore, B, C>(deps: &Deps<'_, S, B, C>, workspace_id: &str) -> Result<Vec<ProviderRecord>, ApiError> {
+    Ok(deps.store.providers(workspace_id).await?)
+}
+
+pub async fn remove<S: ProviderStore, B, C>(
+    deps: &Deps<'_, S, B, C>,
+    caller: &Caller,
+    provider: ProviderId,
+) -> Result<ProviderRecord, ApiError> {
     caller.require("providers:write")?;
     caller.require_writable()?;
+    let now_ms = deps.now_ms;
     let audit = caller.audit("provider.removed", now_ms).target(provider.as_str());
-    store.remove_provider(&caller.write_precondition(), provider, now_ms, &audit).await?.ok_or(ApiError::NotConfigured)
+    deps.store.remove_provider(&caller.write_precondition(), provider, now_ms, &audit).await?.ok_or(ApiError::NotConfigured)
 }
 
 /// Reads and decrypts the current key of a config. A pointer whose blob KV does not show yet
@@ -227,40 +244,40 @@ pub async fn open_key(blobs: &impl BlobStore, keks: &Keks, record: &ProviderReco
 pub struct Revalidation {
     pub record: ProviderRecord,
     pub error: Option<ApiError>,
-    /// The key was usable before and is not now: audit `provider.invalidated` and notify.
-    pub invalidated: bool,
+    /// The key was usable before and is not now: it was audited, and this tells the endpoint.
+    pub notice: Option<OutboxEvent>,
 }
 
 impl Revalidation {
     /// The `provider.invalidated` audit detail and notification data: never the key.
-    pub fn invalidation_data(&self) -> Value {
+    fn invalidation_data(&self) -> Value {
         json!({"provider": self.record.provider.as_str(), "status": self.record.status.as_str(), "version": self.record.version})
     }
 }
 
 /// Re-validates the stored key live and records the fresh status. Conclusive answers change
-/// the status; a provider that cannot answer leaves it as it was and says why in `error`.
-pub async fn revalidate(
-    store: &impl ProviderStore,
-    blobs: &impl BlobStore,
-    client: &impl ProviderClient,
-    deployment: &Deployment<'_>,
+/// the status; a provider that cannot answer leaves it as it was and says why in `error`. A
+/// key that just went bad is audited as `invalidated` says (who asked) and comes back with
+/// the `provider_key.invalidated` notice to send: the route and the cron do the same.
+pub async fn revalidate<S: ProviderStore + AuditStore, B: BlobStore, C: ProviderClient>(
+    deps: &Deps<'_, S, B, C>,
     precondition: &Precondition,
     provider: ProviderId,
-    now_ms: i64,
+    invalidated: AuditEvent,
 ) -> Result<Revalidation, ApiError> {
-    let record = get(store, &precondition.workspace_id, provider).await?;
+    let (store, now_ms) = (deps.store, deps.now_ms);
+    let record = get(deps, &precondition.workspace_id, provider).await?;
     // The stored host passed the policy when it was configured, perhaps under an older and
     // weaker one: check it again before the key is sent anywhere. The key itself is no worse
     // for it, so its status stays.
-    let host = match ApiHost::parse(&record.api_host, deployment.allow_insecure_hosts) {
+    let host = match ApiHost::parse(&record.api_host, deps.allow_insecure_hosts()) {
         Ok(host) => host,
         Err(reason) => {
             let error = ApiError::InvalidHost { field: "api_host".into(), reason };
-            return Ok(Revalidation { record, error: Some(error), invalidated: false });
+            return Ok(Revalidation { record, error: Some(error), notice: None });
         }
     };
-    let api_key = open_key(blobs, deployment.keks, &record).await?;
+    let api_key = open_key(deps.blobs, deps.keks()?, &record).await?;
     let candidate = Candidate {
         provider,
         api_key: &api_key,
@@ -269,7 +286,7 @@ pub async fn revalidate(
         model: record.model.as_deref(),
         fallback_model: record.fallback_model.as_deref(),
     };
-    let outcome = validate_live(client, &candidate, now_ms).await;
+    let outcome = validate_live(deps.client, &candidate, now_ms).await;
     let status = match &outcome {
         Ok(()) => Some(KeyStatus::Valid),
         Err(ApiError::InvalidKey { .. } | ApiError::InvalidModel { .. }) => Some(KeyStatus::Invalid),
@@ -282,21 +299,21 @@ pub async fn revalidate(
         updated.status = status;
         updated.validated_at = Some(now_ms);
     }
-    let invalidated = record.status.usable() && !updated.status.usable();
-    Ok(Revalidation { record: updated, error: outcome.err(), invalidated })
+    let mut revalidation = Revalidation { record: updated, error: outcome.err(), notice: None };
+    if record.status.usable() && !revalidation.record.status.usable() {
+        let data = revalidation.invalidation_data();
+        store.append_audit(&[invalidated.target(provider.as_str()).detail(data.clone())]).await?;
+        revalidation.notice = Some(OutboxEvent::new(&record.workspace_id, "provider_key.invalidated", data, now_ms));
+    }
+    Ok(revalidation)
 }
 
 /// Re-wraps up to `limit` stored provider keys still sealed under an older KEK, or in a blob of
 /// before names were bound (which comes out bound to its new name), each into a blob under a new
 /// name that the config then points at; the ciphertext of the key is kept. Returns how many
 /// moved. Safe to run twice at once: a repoint only lands on the blob it read.
-pub async fn rewrap_stale(
-    store: &impl ProviderStore,
-    blobs: &impl BlobStore,
-    keks: &Keks,
-    limit: usize,
-    now_ms: i64,
-) -> Result<usize, ApiError> {
+pub async fn rewrap_stale<S: ProviderStore, B: BlobStore, C>(deps: &Deps<'_, S, B, C>, limit: usize) -> Result<usize, ApiError> {
+    let (store, blobs, keks, now_ms) = (deps.store, deps.blobs, deps.keks()?, deps.clock_ms());
     let mut moved = 0;
     for record in store.configs_not_under(keks.current_id(), limit).await? {
         let Some(blob) = blobs.get_blob(&record.blob_name).await? else { continue };
@@ -327,9 +344,14 @@ pub fn check_agent_id(agent_id: &str) -> Result<(), ApiError> {
 }
 
 /// Routes an agent to metered billing (`provider: None`) or to a configured provider.
-pub async fn set_route(store: &impl ProviderStore, caller: &Caller, route: AgentRoute) -> Result<AgentRoute, ApiError> {
+pub async fn set_route<S: ProviderStore, B, C>(
+    deps: &Deps<'_, S, B, C>,
+    caller: &Caller,
+    route: AgentRoute,
+) -> Result<AgentRoute, ApiError> {
     caller.require("providers:write")?;
     caller.require_writable()?;
+    let store = deps.store;
     if let Some(provider) = route.provider {
         if store.provider(&caller.workspace.id, provider).await?.is_none() {
             return Err(ApiError::ProviderNotConfigured { provider: provider.as_str().to_string() });
@@ -341,11 +363,16 @@ pub async fn set_route(store: &impl ProviderStore, caller: &Caller, route: Agent
 }
 
 /// Removes an agent's route (it then resolves to the workspace default); idempotent.
-pub async fn remove_route(store: &impl ProviderStore, caller: &Caller, agent_id: &str, now_ms: i64) -> Result<(), ApiError> {
+/// An agent's route.
+pub async fn route<S: ProviderStore, B, C>(deps: &Deps<'_, S, B, C>, workspace_id: &str, agent_id: &str) -> Result<AgentRoute, ApiError> {
+    deps.store.route(workspace_id, agent_id).await?.ok_or(ApiError::NotConfigured)
+}
+
+pub async fn remove_route<S: ProviderStore, B, C>(deps: &Deps<'_, S, B, C>, caller: &Caller, agent_id: &str) -> Result<(), ApiError> {
     caller.require("providers:write")?;
     caller.require_writable()?;
-    let audit = caller.audit("agent.unrouted", now_ms).target(agent_id.to_string());
-    store.remove_route(&caller.write_precondition(), agent_id, &audit).await?;
+    let audit = caller.audit("agent.unrouted", deps.now_ms).target(agent_id.to_string());
+    deps.store.remove_route(&caller.write_precondition(), agent_id, &audit).await?;
     Ok(())
 }
 
@@ -385,15 +412,13 @@ impl Resolved {
 
 /// The resolution order: the request's provider; else the agent's routing; else the
 /// workspace default; else metered.
-pub async fn resolve(
-    store: &impl ProviderStore,
-    blobs: &impl BlobStore,
-    keks: &Keks,
+pub async fn resolve<S: ProviderStore, B: BlobStore, C>(
+    deps: &Deps<'_, S, B, C>,
     precondition: &Precondition,
     agent_id: Option<&str>,
     provider: Option<ProviderId>,
 ) -> Result<Resolved, ApiError> {
-    let found = store.resolution(precondition, agent_id, provider).await?;
+    let found = deps.store.resolution(precondition, agent_id, provider).await?;
     let routed_to = if provider.is_none() { found.route.as_ref() } else { None };
     if let Some(route) = routed_to {
         if route.provider.is_none() {
@@ -409,7 +434,7 @@ pub async fn resolve(
     if !record.status.usable() {
         return Ok(Resolved::Metered { reason: "byok_invalid" });
     }
-    let api_key = open_key(blobs, keks, &record).await?;
+    let api_key = open_key(deps.blobs, deps.keks()?, &record).await?;
     let model = routed_to.and_then(|r| r.model.clone()).or_else(|| record.model.clone());
     Ok(Resolved::Byok { record: Box::new(record), api_key, model })
 }
@@ -474,7 +499,8 @@ mod tests {
     fn a_key_stored_before_names_were_bound_still_resolves() {
         let (store, keks) = (MemoryStore::default(), Keks::parse(K1).unwrap());
         config_of_before(&store, &keks, "sk-stored-long-ago");
-        let resolved = block_on(resolve(&store, &store, &keks, &Precondition::unconditional("ws_old"), None, None)).unwrap();
+        let resolved =
+            block_on(resolve(&Deps::for_tests(&store, &store, &keks, 0), &Precondition::unconditional("ws_old"), None, None)).unwrap();
         assert!(matches!(resolved, Resolved::Byok { ref api_key, .. } if api_key == "sk-stored-long-ago"), "{resolved:?}");
     }
 
@@ -482,13 +508,13 @@ mod tests {
     fn the_rewrap_moves_a_key_of_before_to_a_bound_blob_once() {
         let (store, keks) = (MemoryStore::default(), Keks::parse(K1).unwrap());
         let old = config_of_before(&store, &keks, "sk-stored-long-ago");
-        assert_eq!(block_on(rewrap_stale(&store, &store, &keks, 25, 2_000)), Ok(1), "upgraded though its KEK is current");
+        assert_eq!(block_on(rewrap_stale(&Deps::for_tests(&store, &store, &keks, 2_000), 25)), Ok(1), "upgraded though its KEK is current");
         let moved = block_on(store.provider("ws_old", ProviderId::OpenAi)).unwrap().unwrap();
         assert!(moved.blob_name.starts_with("pk/v2/ws_old/openai/1-"), "{}", moved.blob_name);
         assert!(vault::binds_name(&store.blobs.borrow()[&moved.blob_name]).unwrap());
         assert_eq!(block_on(open_key(&store, &keks, &moved)).unwrap(), "sk-stored-long-ago");
         assert!(store.retired_blobs.borrow().iter().any(|(name, _)| *name == old.blob_name), "the unbound blob is retired");
-        assert_eq!(block_on(rewrap_stale(&store, &store, &keks, 25, 3_000)), Ok(0), "nothing left to upgrade");
+        assert_eq!(block_on(rewrap_stale(&Deps::for_tests(&store, &store, &keks, 3_000), 25)), Ok(0), "nothing left to upgrade");
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! and outbound notifications delivered from an outbox.
 
 pub mod delivery;
+pub mod inbound;
 pub mod outbox;
 pub mod secrets;
 pub mod signature;

@@ -7,6 +7,7 @@ use serde_json::json;
 use super::signature::WebhookSecret;
 use crate::audit::AuditEvent;
 use crate::crypto::random::random_base62;
+use crate::deps::Deps;
 use crate::error::ApiError;
 use crate::providers::host::ApiHost;
 use crate::store::{Endpoint, Precondition, SealedSecret, SecretKind, WebhookStore};
@@ -59,14 +60,13 @@ pub fn open(keks: &Keks, kind: SecretKind, secret: &SealedSecret) -> Result<Webh
 }
 
 /// Issues a new inbound secret; the previous one keeps verifying for `grace_seconds`.
-pub async fn rotate_inbound(
-    store: &impl WebhookStore,
-    keks: &Keks,
+pub async fn rotate_inbound<S: WebhookStore, B, C>(
+    deps: &Deps<'_, S, B, C>,
     precondition: &Precondition,
     grace_seconds: u64,
     audit: AuditEvent,
-    now_ms: i64,
 ) -> Result<(WebhookSecret, i64), ApiError> {
+    let (store, keks, now_ms) = (deps.store, deps.keks()?, deps.now_ms);
     let workspace_id = precondition.workspace_id.as_str();
     let secret = WebhookSecret::generate();
     let version = store.latest_webhook_secret_version(workspace_id).await? + 1;
@@ -79,22 +79,21 @@ pub async fn rotate_inbound(
 }
 
 /// The inbound secrets still honoured: the current one and any within its grace period.
-pub async fn honoured(store: &impl WebhookStore, keks: &Keks, workspace_id: &str, now_ms: i64) -> Result<Vec<WebhookSecret>, ApiError> {
-    store.webhook_secrets(workspace_id, now_ms).await?.iter().map(|s| open(keks, SecretKind::Webhook, s)).collect()
+pub async fn honoured<S: WebhookStore, B, C>(deps: &Deps<'_, S, B, C>, workspace_id: &str) -> Result<Vec<WebhookSecret>, ApiError> {
+    let keks = deps.keks()?;
+    deps.store.webhook_secrets(workspace_id, deps.now_ms).await?.iter().map(|s| open(keks, SecretKind::Webhook, s)).collect()
 }
 
 /// Registers (or replaces) the workspace's notification endpoint with a fresh secret.
-pub async fn set_endpoint(
-    store: &impl WebhookStore,
-    keks: &Keks,
+pub async fn set_endpoint<S: WebhookStore, B, C>(
+    deps: &Deps<'_, S, B, C>,
     precondition: &Precondition,
     url: &str,
-    allow_insecure: bool,
     audit: AuditEvent,
-    now_ms: i64,
 ) -> Result<(Endpoint, WebhookSecret), ApiError> {
+    let (store, keks, now_ms) = (deps.store, deps.keks()?, deps.now_ms);
     let workspace_id = precondition.workspace_id.as_str();
-    let url = ApiHost::parse(url, allow_insecure).map_err(|reason| ApiError::InvalidHost { field: "url".into(), reason })?;
+    let url = ApiHost::parse(url, deps.allow_insecure_hosts()).map_err(|reason| ApiError::InvalidHost { field: "url".into(), reason })?;
     let current = store.endpoint(workspace_id).await?.map(|e| e.secret.version);
     let version = current.map_or(1, |v| v + 1);
     let secret = WebhookSecret::generate();
@@ -105,4 +104,19 @@ pub async fn set_endpoint(
         return Err(ApiError::Conflict);
     }
     Ok((endpoint, secret))
+}
+
+/// The workspace's notification endpoint.
+pub async fn endpoint<S: WebhookStore, B, C>(deps: &Deps<'_, S, B, C>, workspace_id: &str) -> Result<Endpoint, ApiError> {
+    deps.store.endpoint(workspace_id).await?.ok_or(ApiError::NotConfigured)
+}
+
+/// Removes the notification endpoint; idempotent, and audited only when there was one.
+pub async fn remove_endpoint<S: WebhookStore, B, C>(
+    deps: &Deps<'_, S, B, C>,
+    precondition: &Precondition,
+    audit: AuditEvent,
+) -> Result<(), ApiError> {
+    deps.store.remove_endpoint(precondition, &audit).await?;
+    Ok(())
 }

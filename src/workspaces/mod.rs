@@ -4,9 +4,10 @@ use serde_json::{json, Value};
 
 use crate::audit::AuditEvent;
 use crate::crypto::random::random_base62;
+use crate::deps::Deps;
 use crate::error::ApiError;
 use crate::keys::record::KeySpec;
-use crate::keys::{Capabilities, KeyPrefix, KeyRecord, PlatformKey};
+use crate::keys::{Capabilities, KeyRecord, PlatformKey};
 use crate::name::Name;
 use crate::page::{Cursor, Page, PageRequest};
 use crate::store::WorkspaceStore;
@@ -59,7 +60,8 @@ pub struct CreatedWorkspace {
 
 pub const OWNER_KEY_NAME: &str = "Owner key";
 
-pub async fn create(store: &impl WorkspaceStore, new: NewWorkspace, prefix: &KeyPrefix, now_ms: i64) -> Result<CreatedWorkspace, ApiError> {
+pub async fn create<S: WorkspaceStore, B, C>(deps: &Deps<'_, S, B, C>, new: NewWorkspace) -> Result<CreatedWorkspace, ApiError> {
+    let (store, prefix, now_ms) = (deps.store, deps.key_prefix(), deps.now_ms);
     let workspace = Workspace {
         id: format!("ws_{}", random_base62(20)),
         name: new.name.into_string(),
@@ -84,15 +86,15 @@ pub async fn create(store: &impl WorkspaceStore, new: NewWorkspace, prefix: &Key
     Ok(CreatedWorkspace { workspace, owner_key, plaintext })
 }
 
-pub async fn get(store: &impl WorkspaceStore, id: &str) -> Result<Workspace, ApiError> {
-    store.workspace(id).await?.ok_or(ApiError::NotFound)
+pub async fn get<S: WorkspaceStore, B, C>(deps: &Deps<'_, S, B, C>, id: &str) -> Result<Workspace, ApiError> {
+    deps.store.workspace(id).await?.ok_or(ApiError::NotFound)
 }
 
-pub async fn list(store: &impl WorkspaceStore, page: &PageRequest) -> Result<Page<Workspace>, ApiError> {
-    let rows = store.workspaces_after(page.after.as_ref(), page.limit + 1).await?;
+pub async fn list<S: WorkspaceStore, B, C>(deps: &Deps<'_, S, B, C>, page: &PageRequest) -> Result<Page<Workspace>, ApiError> {
+    let rows = deps.store.workspaces_after(page.after.as_ref(), page.limit + 1).await?;
     Ok(Page::from_rows(rows, page.limit, Workspace::cursor))
 }
 
-pub async fn update(store: &impl WorkspaceStore, id: &str, patch: &WorkspacePatch) -> Result<Workspace, ApiError> {
-    store.update_workspace(id, patch).await?.ok_or(ApiError::NotFound)
+pub async fn update<S: WorkspaceStore, B, C>(deps: &Deps<'_, S, B, C>, id: &str, patch: &WorkspacePatch) -> Result<Workspace, ApiError> {
+    deps.store.update_workspace(id, patch).await?.ok_or(ApiError::NotFound)
 }

@@ -1,0 +1,76 @@
+//! The Worker's bindings as the use cases see them: D1, KV, `fetch`, the KEKs and the
+//! settings, read from `env` once per request (or per scheduled run).
+
+use std::time::Duration;
+
+use futures_util::future::LocalBoxFuture;
+use worker::{Date, Delay, Env};
+
+use super::outbound::FetchClient;
+use crate::deps::{Clock, Deps};
+use crate::settings::Settings;
+use crate::store::d1::D1Store;
+use crate::store::kv::KvBlobs;
+use crate::vault::Keks;
+
+/// The dependencies of a use case in the Worker.
+pub type LiveDeps<'a> = Deps<'a, D1Store, KvBlobs, FetchClient>;
+
+pub struct Bindings {
+    pub store: D1Store,
+    pub blobs: KvBlobs,
+    pub client: FetchClient,
+    keks: Result<Keks, String>,
+    pub settings: Settings,
+}
+
+/// The Worker's clock and timers; `Deps` never lets the clock run behind the request's arrival.
+struct WorkerClock;
+
+impl Clock for WorkerClock {
+    fn now_ms(&self) -> i64 {
+        Date::now().as_millis() as i64
+    }
+
+    fn pause(&self, duration: Duration) -> LocalBoxFuture<'_, ()> {
+        Box::pin(Delay::from(duration))
+    }
+}
+
+/// A Worker secret or variable; both arrive as strings on `env`.
+pub fn env_string(env: &Env, name: &str) -> Option<String> {
+    env.secret(name).map(|s| s.to_string()).or_else(|_| env.var(name).map(|v| v.to_string())).ok()
+}
+
+/// The deployment's settings, from its variables; the same for requests and the cron.
+pub fn settings(env: &Env) -> Result<Settings, String> {
+    let var = |name: &str| env.var(name).ok().map(|v| v.to_string());
+    Settings::from_vars(var("KEY_PREFIX").as_deref(), var("ALLOW_INSECURE_PROVIDER_HOSTS").as_deref())
+}
+
+impl Bindings {
+    /// A missing D1 or KV binding, or invalid settings, is a deployment error: every route
+    /// that gets this far answers 500 and the log says which.
+    pub fn from_env(env: &Env, request_id: Option<&str>) -> Result<Bindings, String> {
+        let store = D1Store::new(env.d1("DB").map_err(|e| format!("the DB binding: {e}"))?);
+        let blobs = KvBlobs::new(env.kv("SECRETS").map_err(|e| format!("the SECRETS binding: {e}"))?);
+        let keks = match env_string(env, "VAULT_KEKS") {
+            Some(text) => Keks::parse(&text).map_err(|e| format!("VAULT_KEKS: {e}")),
+            None => Err("VAULT_KEKS is not set".to_string()),
+        };
+        let mut client = FetchClient { request_id: request_id.map(str::to_string), ..FetchClient::default() };
+        // `PROVIDER_TIMEOUT_MS` shortens the 10 s provider timeout in tests; it never lengthens it.
+        if let Some(ms) = env_string(env, "PROVIDER_TIMEOUT_MS").and_then(|v| v.trim().parse::<u64>().ok()) {
+            client.timeout = client.timeout.min(Duration::from_millis(ms.max(1)));
+        }
+        Ok(Bindings { store, blobs, client, keks, settings: settings(env)? })
+    }
+
+    pub fn deps(&self, now_ms: i64) -> LiveDeps<'_> {
+        Deps::new(&self.store, &self.blobs, &self.client, self.keks.as_ref().map_err(String::as_str), &self.settings, now_ms, &WorkerClock)
+    }
+
+    pub fn has_keks(&self) -> bool {
+        self.keks.is_ok()
+    }
+}
