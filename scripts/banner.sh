@@ -8,7 +8,9 @@ root=$2
 
 cat <<BANNER
 
-  keywarden is running on http://127.0.0.1:$port
+  keywarden console: http://127.0.0.1:$port/   (sign in with a workspace's owner key, or the admin token)
+
+  The API is on the same origin, http://127.0.0.1:$port
 
   Admin token: in $root/.dev.vars, the ADMIN_TOKEN= line (not shown here, to keep it out of logs).
 

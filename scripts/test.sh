@@ -9,6 +9,10 @@ bash scripts/setup.sh
 say "native tests (cargo test)"
 cargo test --quiet
 
+say "typed client and console checks"
+bash scripts/client.sh --check
+tsc -p console/tsconfig.json
+
 say "script checks"
 bash tests/scripts/banner.test.sh
 
@@ -16,4 +20,6 @@ bash scripts/build.sh
 
 say "end-to-end tests (vitest in workerd, real local D1 and KV)"
 vitest run
+
+bash scripts/browser-test.sh
 say "all tests passed"

@@ -17,4 +17,5 @@ grep -qF "$scratch/.dev.vars, the ADMIN_TOKEN= line" <<<"$banner" || fail "the b
 header=$(grep -o '"Authorization: Bearer \$(grep .*)"' <<<"$banner" | head -n1)
 [ -n "$header" ] || fail "the printed curl does not read the token from .dev.vars"
 [ "$(eval "echo $header")" = "Authorization: Bearer $token" ] || fail "the printed curl's header does not expand to the token: $header"
+head -n 3 <<<"$banner" | grep -qF "console: http://127.0.0.1:8787/" || fail "the banner does not print the console URL first"
 echo "banner check passed: the token is read from .dev.vars, never printed"

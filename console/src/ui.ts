@@ -1,0 +1,39 @@
+// What every page shares: the html tag, the session, and how an API error is shown.
+import { h } from "preact";
+import htm from "htm";
+import type { KeywardenClient, ApiError, components } from "../../clients/typescript/index";
+
+// htm renders every interpolated value as text: no page ever sets HTML from data.
+export const html = htm.bind(h);
+
+export type Me = components["schemas"]["Me"];
+
+export interface Session {
+  api: KeywardenClient;
+  /** `key`: a workspace key (what `/v1/me` says it may do); `operator`: the admin token. */
+  kind: "key" | "operator";
+  me?: Me;
+}
+
+/** Whether the signed-in key holds `capability` (`*` and `ns:*` cover what they name). */
+export function holds(session: Session, capability: string): boolean {
+  const held = session.me?.key.capabilities ?? [];
+  const [namespace] = capability.split(":");
+  return held.includes("*") || held.includes(capability) || held.includes(`${namespace}:*`);
+}
+
+/** The envelope's message, with its code, for any failed call. */
+export function describe(error: unknown): string {
+  const envelope = (error as { error?: ApiError } | undefined)?.error;
+  if (envelope?.message) return `${envelope.message} (${envelope.code})`;
+  return error instanceof Error ? error.message : "The request failed.";
+}
+
+export function when(at: string | null | undefined): string {
+  if (!at) return "—";
+  return new Date(at).toLocaleString();
+}
+
+export function ErrorLine({ error }: { error: string | null }) {
+  return error ? html`<p class="error" role="alert">${error}</p>` : null;
+}

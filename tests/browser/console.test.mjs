@@ -1,0 +1,146 @@
+// The console in a real headless Chromium against the local Worker (wrangler dev, real local D1
+// and KV) and the mock provider: what a person does on the page, checked against the API.
+import { after, before, describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { existsSync, mkdirSync } from "node:fs";
+import puppeteer from "puppeteer-core";
+import { startLocalWorker } from "../../scripts/local-worker.mjs";
+
+const CHROMIUM = process.env.CHROMIUM_PATH || ["/usr/bin/chromium", "/usr/bin/chromium-browser"].find((p) => existsSync(p));
+const SCREENSHOTS = process.env.SCREENSHOTS === "1";
+
+let worker, browser, page, ownerKey;
+
+before(async () => {
+  assert.ok(CHROMIUM, "No Chromium: install Debian's chromium package or set CHROMIUM_PATH to a Chromium binary.");
+  worker = await startLocalWorker({ port: Number(process.env.PORT), state: process.env.STATE, adminToken: process.env.ADMIN_TOKEN });
+  ownerKey = await worker.createOwnerKey("Acme console");
+  browser = await puppeteer.launch({ executablePath: CHROMIUM, headless: true, args: ["--no-sandbox", "--disable-gpu"] });
+  const context = browser.defaultBrowserContext();
+  await context.overridePermissions(worker.base, ["clipboard-read", "clipboard-write", "clipboard-sanitized-write"]);
+  page = await browser.newPage();
+  await page.setViewport({ width: 1280, height: 900 });
+  page.on("dialog", (dialog) => dialog.accept(dialog.type() === "prompt" ? "0" : undefined));
+});
+
+after(async () => {
+  await browser?.close();
+  worker?.stop();
+});
+
+async function api(path, key, init = {}) {
+  return fetch(`${worker.base}${path}`, { ...init, headers: { authorization: `Bearer ${key}`, ...(init.headers || {}) } });
+}
+
+async function textOf(selector) {
+  return page.$eval(selector, (element) => element.textContent);
+}
+
+async function signIn(token) {
+  await page.goto(worker.base, { waitUntil: "networkidle0" });
+  await page.type("#token", token);
+  await page.click("button[type=submit]");
+  await page.waitForSelector("nav");
+}
+
+async function createKey(name) {
+  await page.$eval("#key-name", (input) => (input.value = ""));
+  await page.type("#key-name", name);
+  await page.click("form button[type=submit]:not([disabled])");
+  await page.waitForSelector("[data-testid=new-key]");
+  return (await textOf("[data-testid=new-key]")).trim();
+}
+
+async function rowOf(name) {
+  await page.waitForFunction((n) => [...document.querySelectorAll("td.key-name")].some((td) => td.textContent === n), {}, name);
+  return page.evaluateHandle((n) => [...document.querySelectorAll("td.key-name")].find((td) => td.textContent === n).closest("tr"), name);
+}
+
+async function screenshot(name) {
+  if (!SCREENSHOTS) return;
+  mkdirSync("docs/screenshots", { recursive: true });
+  await page.screenshot({ path: `docs/screenshots/${name}.png`, fullPage: true });
+}
+
+describe("the console", () => {
+  test("is served at / with a strict Content-Security-Policy and no third-party request", async () => {
+    const response = await fetch(worker.base + "/");
+    assert.equal(response.status, 200);
+    const csp = response.headers.get("content-security-policy") ?? "";
+    assert.match(csp, /default-src 'self'/, csp);
+    assert.match(csp, /frame-ancestors 'none'/, csp);
+    assert.doesNotMatch(csp, /unsafe-inline/, csp);
+    const requested = [];
+    page.on("request", (request) => requested.push(request.url()));
+    await page.goto(worker.base, { waitUntil: "networkidle0" });
+    const elsewhere = requested.filter((url) => !url.startsWith(worker.base));
+    assert.deepEqual(elsewhere, [], "the console only talks to the Worker");
+    await screenshot("sign-in");
+  });
+
+  test("signs in with an owner key and shows the keys page", async () => {
+    await signIn(ownerKey);
+    assert.match(await textOf("header"), /Acme console/);
+    await page.waitForSelector("td.key-name");
+    assert.equal(await textOf("td.key-name"), "Owner key");
+  });
+
+  test("creates a key, shows it once with a copy button, lists it masked, and the key works", async () => {
+    const plaintext = await createKey("CI deploy");
+    assert.match(plaintext, /^kw_live_[0-9A-Za-z]{38}$/);
+    assert.match(await textOf(".notice"), /cannot be shown again/);
+    await page.click("xpath/.//button[contains(., 'Copy key')]");
+    assert.equal(await page.evaluate(() => navigator.clipboard.readText()), plaintext, "the copy button copies the key");
+    await screenshot("keys-created");
+    await page.click("xpath/.//button[contains(., 'I have saved it')]");
+    assert.equal(await page.$("[data-testid=new-key]"), null, "once dismissed, the key is gone from the page");
+    const row = await rowOf("CI deploy");
+    const masked = await row.$eval("code", (code) => code.textContent);
+    assert.equal(masked, `kw_live_...${plaintext.slice(-4)}`);
+    assert.ok(!(await page.content()).includes(plaintext), "the plaintext is nowhere on the page any more");
+    const me = await api("/v1/me", plaintext);
+    assert.equal(me.status, 200, "the new key works against the API");
+    assert.equal((await me.json()).key.name, "CI deploy");
+  });
+
+  test("revokes a key after confirming, marks it revoked, and the API refuses it", async () => {
+    const plaintext = await createKey("Short-lived");
+    await page.click("xpath/.//button[contains(., 'I have saved it')]");
+    const row = await rowOf("Short-lived");
+    await (await row.$("button.danger")).click();
+    await page.waitForFunction(() => ![...document.querySelectorAll("td.key-name")].some((td) => td.textContent === "Short-lived"));
+    await page.click("xpath/.//label[contains(., 'Show revoked keys')]/input");
+    const revoked = await rowOf("Short-lived");
+    assert.equal(await revoked.$eval("td[class^=status]", (td) => td.textContent), "revoked");
+    assert.equal((await api("/v1/me", plaintext)).status, 401, "the revoked key gets 401");
+    await page.click("xpath/.//label[contains(., 'Show revoked keys')]/input");
+  });
+
+  test("shows a key name with HTML as the text it is", async () => {
+    const name = "<img src=x onerror=alert(1)>";
+    await createKey(name);
+    await page.click("xpath/.//button[contains(., 'I have saved it')]");
+    const row = await rowOf(name);
+    assert.equal(await row.$eval("td.key-name", (td) => td.textContent), name);
+    assert.equal(await page.$("td img"), null, "no element was made from the name");
+  });
+
+  test("shows an API error with its envelope's message", async () => {
+    await page.type("#key-name", "x".repeat(5));
+    await page.click("xpath/.//label[contains(., \"default capabilities\")]/input");
+    await page.type("#key-custom", "Not A Capability!");
+    await page.click("form button[type=submit]");
+    await page.waitForSelector("form .error");
+    assert.match(await textOf("form .error"), /\(invalid_request\)$/);
+    await screenshot("keys");
+  });
+
+  test("signs out and leaves no key in localStorage, sessionStorage or cookies", async () => {
+    await page.click("xpath/.//button[contains(., 'Sign out')]");
+    await page.waitForSelector("#token");
+    const stored = await page.evaluate(() => ({ local: localStorage.length, session: sessionStorage.length, cookie: document.cookie }));
+    assert.deepEqual(stored, { local: 0, session: 0, cookie: "" });
+    const cookies = await browser.defaultBrowserContext().cookies();
+    assert.deepEqual(cookies, []);
+  });
+});
