@@ -3,7 +3,10 @@
 import { render } from "preact";
 import { useEffect, useState } from "preact/hooks";
 import { keywarden } from "../../clients/typescript/index";
+import { AgentsPage } from "./agents";
+import { AuditPage } from "./audit";
 import { KeysPage } from "./keys";
+import { ProvidersPage } from "./providers";
 import { describe, ErrorLine, holds, html, type Session } from "./ui";
 
 interface Page {
@@ -14,7 +17,13 @@ interface Page {
   view: (props: { session: Session }) => unknown;
 }
 
-const PAGES: Page[] = [{ path: "keys", title: "Keys", needs: "keys:read", view: KeysPage }];
+const PAGES: Page[] = [
+  { path: "keys", title: "Keys", needs: "keys:read", view: KeysPage },
+  { path: "providers", title: "Providers", needs: "providers:read", view: ProvidersPage },
+  { path: "agents", title: "Agents", needs: "providers:read", view: AgentsPage },
+  { path: "audit", title: "Audit", needs: "audit:read", view: AuditPage },
+  { path: "operator-audit", title: "Audit", needs: null, view: AuditPage },
+];
 
 function SignIn({ onSignedIn }: { onSignedIn: (session: Session) => void }) {
   const [token, setToken] = useState("");

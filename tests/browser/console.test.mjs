@@ -135,6 +135,60 @@ describe("the console", () => {
     await screenshot("keys");
   });
 
+  test("shows the provider's refusal beside the key, then saves a good key as valid and default", async () => {
+    await page.goto(`${worker.base}/#/providers`);
+    const card = "section[data-provider=openai]";
+    await page.waitForSelector(`${card} form`);
+    await page.$eval(`${card} input[id$=api_host]`, (input) => (input.value = ""));
+    await page.type(`${card} input[id$=api_host]`, `${worker.mock.url}/openai/v1`);
+    await page.type(`${card} input[id$=api_key]`, `sk-proj-invalid-${Date.now()}`);
+    await page.click(`${card} button[type=submit]`);
+    await page.waitForSelector(`${card} .error`, { timeout: 15_000 });
+    assert.match(await textOf(`${card} .error`), /^Invalid key\. Validation failed\./);
+    assert.equal(await page.$(`${card} [data-testid=status]`), null, "nothing was stored");
+
+    await page.$eval(`${card} input[id$=api_key]`, (input) => (input.value = ""));
+    await page.type(`${card} input[id$=api_key]`, `sk-proj-good-${Date.now()}`);
+    await page.click(`xpath/.//section[@data-provider='openai']//label[contains(., 'Set as the workspace default')]/input`);
+    await page.click(`${card} button[type=submit]`);
+    await page.waitForSelector(`${card} [data-testid=status]`, { timeout: 15_000 });
+    assert.equal(await textOf(`${card} [data-testid=status]`), "valid");
+    assert.match(await textOf(`${card} h2`), /default/);
+    const stored = await (await api("/v1/providers/openai", ownerKey)).json();
+    assert.deepEqual([stored.status, stored.default], ["valid", true], "the API agrees");
+    await screenshot("providers");
+  });
+
+  test("routes an agent to the provider and previews the resolve without the key", async () => {
+    await page.goto(`${worker.base}/#/agents`);
+    await page.waitForSelector("#agent-id");
+    await page.type("#agent-id", "support-bot");
+    await page.click("xpath/.//button[contains(., 'Load')]");
+    await page.waitForFunction(() => document.querySelector("[data-testid=routing]")?.textContent.startsWith("Not routed"));
+    await page.type("#agent-provider", "openai");
+    await page.type("#agent-model", "gpt-4o-mini");
+    await page.click("xpath/.//button[contains(., 'Set routing')]");
+    await page.waitForFunction(() => document.querySelector("[data-testid=routing]")?.textContent.startsWith("Routed byok to openai"));
+    await page.click("xpath/.//button[contains(., 'Preview resolve')]");
+    await page.waitForSelector("[data-testid=preview]");
+    assert.equal(await textOf("[data-testid=preview]"), "Resolve: byok · openai · gpt-4o-mini");
+    assert.ok(!(await page.content()).includes("sk-proj-good-"), "the provider key is not on the page");
+    const routing = await (await api("/v1/agents/support-bot/routing", ownerKey)).json();
+    assert.deepEqual([routing.mode, routing.provider, routing.model], ["byok", "openai", "gpt-4o-mini"]);
+    await screenshot("agents");
+  });
+
+  test("shows those actions in the audit trail, newest first", async () => {
+    await page.goto(`${worker.base}/#/audit`);
+    await page.waitForSelector("td.audit-action");
+    const actions = await page.$$eval("td.audit-action", (cells) => cells.map((cell) => cell.textContent));
+    for (const action of ["secret.resolved", "agent.routed", "provider.configured", "key.revoked", "key.created"]) {
+      assert.ok(actions.includes(action), `${action} is missing from ${actions.join(", ")}`);
+    }
+    assert.ok(actions.indexOf("agent.routed") < actions.indexOf("provider.configured"), "newest first");
+    await screenshot("audit");
+  });
+
   test("signs out and leaves no key in localStorage, sessionStorage or cookies", async () => {
     await page.click("xpath/.//button[contains(., 'Sign out')]");
     await page.waitForSelector("#token");
