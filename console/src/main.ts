@@ -6,7 +6,9 @@ import { keywarden } from "../../clients/typescript/index";
 import { AgentsPage } from "./agents";
 import { AuditPage } from "./audit";
 import { KeysPage } from "./keys";
+import { LeaksPage, WorkspacesPage } from "./operator";
 import { ProvidersPage } from "./providers";
+import { WebhooksPage } from "./webhooks";
 import { describe, ErrorLine, holds, html, type Session } from "./ui";
 
 interface Page {
@@ -21,7 +23,10 @@ const PAGES: Page[] = [
   { path: "keys", title: "Keys", needs: "keys:read", view: KeysPage },
   { path: "providers", title: "Providers", needs: "providers:read", view: ProvidersPage },
   { path: "agents", title: "Agents", needs: "providers:read", view: AgentsPage },
+  { path: "webhooks", title: "Webhooks", needs: "webhooks:manage", view: WebhooksPage },
   { path: "audit", title: "Audit", needs: "audit:read", view: AuditPage },
+  { path: "workspaces", title: "Workspaces", needs: null, view: WorkspacesPage },
+  { path: "leaks", title: "Leak report", needs: null, view: LeaksPage },
   { path: "operator-audit", title: "Audit", needs: null, view: AuditPage },
 ];
 

@@ -3,6 +3,7 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { existsSync, mkdirSync } from "node:fs";
+import { createHmac } from "node:crypto";
 import puppeteer from "puppeteer-core";
 import { startLocalWorker } from "../../scripts/local-worker.mjs";
 
@@ -189,6 +190,39 @@ describe("the console", () => {
     await screenshot("audit");
   });
 
+  test("rotates the signing secret once, with a signing example that the Worker accepts", async () => {
+    await page.goto(`${worker.base}/#/webhooks`);
+    await page.waitForSelector("#grace");
+    await page.click("xpath/.//button[contains(., 'Rotate the signing secret')]");
+    await page.waitForSelector("[data-testid=webhook-secret]");
+    const secret = (await textOf("[data-testid=webhook-secret]")).trim();
+    assert.match(secret, /^whsec_[A-Za-z0-9+/]{43}=$/);
+    const me = await (await api("/v1/me", ownerKey)).json();
+    assert.match(await textOf("[data-testid=signing-example]"), new RegExp(`WS=${me.workspace.id}`));
+    const id = `msg_console_${Date.now()}`;
+    const timestamp = Math.floor(Date.now() / 1000);
+    const body = JSON.stringify({ type: "api_key.revoke", data: { key_id: "key_00000000000000000000" } });
+    const hmac = createHmac("sha256", Buffer.from(secret.slice("whsec_".length), "base64")).update(`${id}.${timestamp}.${body}`).digest("base64");
+    const delivered = await fetch(`${worker.base}/v1/hooks/${me.workspace.id}`, {
+      method: "POST",
+      headers: { "content-type": "application/json", "webhook-id": id, "webhook-timestamp": String(timestamp), "webhook-signature": `v1,${hmac}` },
+      body,
+    });
+    assert.equal(delivered.status, 404, "signed with the shown secret: accepted, and the unknown key is not found");
+  });
+
+  test("sets the notification endpoint with its secret shown once", async () => {
+    const url = `${worker.mock.url}/receiver/ok/console`;
+    await page.type("#endpoint-url", url);
+    await page.click("xpath/.//button[contains(., 'Set the endpoint')]");
+    await page.waitForSelector("[data-testid=endpoint-secret]");
+    assert.match(await textOf("[data-testid=endpoint-secret]"), /^whsec_/);
+    assert.match(await textOf("[data-testid=endpoint]"), new RegExp(url.replace(/[.]/g, "\\.")));
+    const stored = await (await api("/v1/webhooks/endpoint", ownerKey)).json();
+    assert.equal(stored.url, url);
+    await screenshot("webhooks");
+  });
+
   test("signs out and leaves no key in localStorage, sessionStorage or cookies", async () => {
     await page.click("xpath/.//button[contains(., 'Sign out')]");
     await page.waitForSelector("#token");
@@ -196,5 +230,46 @@ describe("the console", () => {
     assert.deepEqual(stored, { local: 0, session: 0, cookie: "" });
     const cookies = await browser.defaultBrowserContext().cookies();
     assert.deepEqual(cookies, []);
+  });
+
+  test("the operator creates a workspace (owner key shown once), makes it read-only, and its key sees writes disabled", async () => {
+    await signIn(process.env.ADMIN_TOKEN);
+    await page.goto(`${worker.base}/#/workspaces`);
+    await page.waitForSelector("#workspace-name");
+    await page.type("#workspace-name", "Globex");
+    await page.type("#workspace-defaults", "desktop:read, desktop:chat");
+    await page.click("xpath/.//button[contains(., 'Create workspace')]");
+    await page.waitForSelector("[data-testid=owner-key]");
+    const owner = (await textOf("[data-testid=owner-key]")).trim();
+    const me = await (await api("/v1/me", owner)).json();
+    assert.equal(me.workspace.name, "Globex", "the shown owner key works");
+    await page.click("xpath/.//button[contains(., 'I have handed it over')]");
+    const row = `tr[data-workspace=${me.workspace.id}]`;
+    await page.waitForSelector(row);
+    await page.click(`xpath/.//tr[@data-workspace='${me.workspace.id}']//button[contains(., 'Make read-only')]`);
+    await page.waitForFunction((r) => document.querySelector(r)?.textContent.includes("read-only"), {}, row);
+    const stored = await (await fetch(`${worker.base}/v1/workspaces/${me.workspace.id}`, { headers: { authorization: `Bearer ${process.env.ADMIN_TOKEN}` } })).json();
+    assert.deepEqual([stored.read_only, stored.default_capabilities], [true, ["desktop:read", "desktop:chat"]]);
+    await screenshot("workspaces");
+
+    await page.click("xpath/.//button[contains(., 'Sign out')]");
+    await signIn(owner);
+    await page.waitForSelector("#key-name");
+    assert.match(await textOf("main"), /read-only/);
+    assert.equal(await page.$eval("form button[type=submit]", (b) => b.disabled), true, "create is disabled in a read-only workspace");
+    await page.click("xpath/.//button[contains(., 'Sign out')]");
+  });
+
+  test("the operator reports a leaked key and it is revoked", async () => {
+    const leaked = await worker.createOwnerKey("Initech");
+    await signIn(process.env.ADMIN_TOKEN);
+    await page.goto(`${worker.base}/#/leaks`);
+    await page.waitForSelector("#leak-tokens");
+    await page.type("#leak-tokens", leaked);
+    await page.click("xpath/.//button[contains(., 'Report and revoke')]");
+    await page.waitForSelector("[data-testid=leak-labels] li");
+    assert.match(await textOf("[data-testid=leak-labels]"), /revoked \(true positive\)/);
+    assert.equal((await api("/v1/me", leaked)).status, 401, "the leaked key no longer works");
+    await page.click("xpath/.//button[contains(., 'Sign out')]");
   });
 });
