@@ -69,7 +69,7 @@ impl Fields {
     pub fn optional_u64(&mut self, name: &str) -> Result<Option<u64>, ApiError> {
         match self.take(name) {
             None => Ok(None),
-            Some(value) => value.as_u64().map(Some).ok_or_else(|| wrong_type(name, "a non-negative integer")),
+            Some(value) => whole_number(&value).map(Some).ok_or_else(|| wrong_type(name, "a non-negative integer")),
         }
     }
 
@@ -103,6 +103,13 @@ impl Fields {
             Some(_) => Err(wrong_type(name, "a JSON object")),
         }
     }
+}
+
+/// A JSON number that is a non-negative integer, as JSON Schema's `integer` counts them: `203`,
+/// but also `203.0` and `1e2`, up to 2^53 (beyond it a float no longer names one integer).
+fn whole_number(value: &Value) -> Option<u64> {
+    const MAX_EXACT: f64 = 9_007_199_254_740_992.0;
+    value.as_u64().or_else(|| value.as_f64().filter(|f| f.fract() == 0.0 && (0.0..=MAX_EXACT).contains(f)).map(|f| f as u64))
 }
 
 fn wrong_type(name: &str, expected: &str) -> ApiError {

@@ -172,13 +172,36 @@ pub fn match_path(path: &str) -> Option<Matched> {
                 if segment.is_empty() {
                     return None;
                 }
-                params.push(segment.to_string());
+                params.push(percent_decoded(segment));
             } else if pattern != segment {
                 return None;
             }
         }
         Some(Matched { route, params })
     })
+}
+
+/// A path parameter as the client meant it: clients percent-encode what is not a plain URL
+/// character (`support%3Abot` is the agent id `support:bot`). A segment that does not decode
+/// to UTF-8 is kept as sent, and the handler refuses it like any other invalid id.
+fn percent_decoded(segment: &str) -> String {
+    let bytes = segment.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |at: usize| bytes.get(at).and_then(|b| (*b as char).to_digit(16));
+        match (bytes[i], hex(i + 1), hex(i + 2)) {
+            (b'%', Some(high), Some(low)) => {
+                out.push((high * 16 + low) as u8);
+                i += 3;
+            }
+            (byte, ..) => {
+                out.push(byte);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out).unwrap_or_else(|_| segment.to_string())
 }
 
 #[cfg(test)]
@@ -197,6 +220,14 @@ mod tests {
         let matched = match_path("/v1/workspaces/ws_123").unwrap();
         assert_eq!(matched.route.template, "/v1/workspaces/{id}");
         assert_eq!(matched.params, vec!["ws_123"]);
+    }
+
+    #[test]
+    fn parameters_are_percent_decoded() {
+        assert_eq!(match_path("/v1/agents/support%3Abot/routing").unwrap().params, vec!["support:bot"]);
+        assert_eq!(match_path("/v1/workspaces/%C3%A9%2F").unwrap().params, vec!["é/"]);
+        assert_eq!(match_path("/v1/workspaces/100%").unwrap().params, vec!["100%"]);
+        assert_eq!(match_path("/v1/workspaces/%ff").unwrap().params, vec!["%ff"]);
     }
 
     #[test]
