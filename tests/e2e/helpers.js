@@ -1,5 +1,6 @@
 // Helpers that read like the API: one call per request, JSON in and out.
 import { SELF, env } from "cloudflare:test";
+import { contractProblems, loadContract } from "./contract.js";
 
 export const ADMIN_TOKEN = "kwadmin_test_0123456789abcdefghijklmnopqrstuvwxyz";
 export const KEY_PATTERN = /^kw_live_[0-9A-Za-z]{32}[0-9A-Za-z]{6}$/;
@@ -30,6 +31,9 @@ export async function call(method, path, { body, token, apiKey, headers = {}, ip
   } catch {
     // not JSON: the test asserts on the text
   }
+  const contract = await loadContract(async () => (await SELF.fetch("http://keywarden.test/openapi.json")).json());
+  const problems = contractProblems(contract, method, path, response.status, parsed, text);
+  if (problems.length > 0) throw new Error(`the response breaks the served OpenAPI document: ${problems.join("; ")}`);
   return { status: response.status, headers: response.headers, body: parsed, text };
 }
 
