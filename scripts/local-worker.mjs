@@ -1,14 +1,15 @@
 // The built Worker under `wrangler dev` on loopback, beside the mock provider, for the scripts
-// that measure it from a second process (bench.mjs, model-list-memory.mjs). Ready once /healthz
-// answers; stopped with the process.
+// that measure or fuzz it from a second process (bench.mjs, model-list-memory.mjs, fuzz.mjs).
+// Ready once /healthz answers; stopped with the process.
 import { spawn } from "node:child_process";
 import { startMockProvider } from "../tests/e2e/mock-provider.mjs";
 
 /**
  * Starts the mock provider and `wrangler dev` on `port`, persisting local D1 and KV to `state`
- * (already migrated). Returns { base, mock, wrangler, stop(), createOwnerKey(name) }.
+ * (already migrated), with `vars` as extra Worker variables.
+ * Returns { base, mock, wrangler, stop(), createOwnerKey(name) }.
  */
-export async function startLocalWorker({ port, state, logs = false, adminToken }) {
+export async function startLocalWorker({ port, state, logs = false, adminToken, vars = {} }) {
   const base = `http://127.0.0.1:${port}`;
   const mock = await startMockProvider();
   const wrangler = spawn(
@@ -19,6 +20,7 @@ export async function startLocalWorker({ port, state, logs = false, adminToken }
       "--ip", "127.0.0.1",
       "--persist-to", state,
       "--var", "ALLOW_INSECURE_PROVIDER_HOSTS:true",
+      ...Object.entries(vars).flatMap(([name, value]) => ["--var", `${name}:${value}`]),
       "--show-interactive-dev-session=false",
       "--log-level", "error",
     ],

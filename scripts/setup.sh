@@ -43,8 +43,34 @@ ensure_cargo_tool() {
   cargo install "$crate" --version "$version" --root "$root" --quiet
 }
 
+# A Python of 3.12 or later: schemathesis crashes under the machine's 3.11.
+find_python() {
+  local candidate
+  for candidate in python3.14 python3.13 python3.12 "$HOME"/.pyenv/versions/3.1[2-9]*/bin/python3; do
+    if command -v "$candidate" >/dev/null 2>&1 &&
+      "$candidate" -c 'import sys; sys.exit(sys.version_info < (3, 12))' 2>/dev/null; then
+      command -v "$candidate"
+      return
+    fi
+  done
+  return 1
+}
+
+ensure_schemathesis() {
+  local python
+  if "$SCHEMATHESIS_ROOT/bin/schemathesis" --version 2>/dev/null | grep -q "version $SCHEMATHESIS_VERSION$"; then
+    return
+  fi
+  python=$(find_python) || { say "schemathesis needs Python 3.12 or later: none on PATH nor under ~/.pyenv/versions"; exit 1; }
+  say "installing schemathesis $SCHEMATHESIS_VERSION into $SCHEMATHESIS_ROOT ($python)"
+  rm -rf "$SCHEMATHESIS_ROOT"
+  "$python" -m venv "$SCHEMATHESIS_ROOT"
+  "$SCHEMATHESIS_ROOT/bin/pip" install --quiet --disable-pip-version-check "schemathesis==$SCHEMATHESIS_VERSION"
+}
+
 ensure_wasm_target
 ensure_npm_packages
+ensure_schemathesis
 [ -n "$WORKER_VERSION" ] && [ -n "$WASM_BINDGEN_VERSION" ] || { say "Cargo.lock lacks worker or wasm-bindgen"; exit 1; }
 ensure_cargo_tool worker-build "$WORKER_VERSION" "$WORKER_BUILD_ROOT" worker-build
 ensure_cargo_tool wasm-bindgen-cli "$WASM_BINDGEN_VERSION" "$WASM_BINDGEN_ROOT" wasm-bindgen

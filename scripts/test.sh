@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
-# `npm test`: native Rust tests, the wasm build, then the end-to-end suite in workerd.
+# `npm test`: the OpenAPI lint, native Rust tests, the client and console checks, the wasm
+# build, the end-to-end suite in workerd, the browser tests, then Schemathesis.
 set -euo pipefail
 source "$(dirname "$0")/env.sh"
 cd "$ROOT"
 
 bash scripts/setup.sh
+
+say "OpenAPI lint (redocly)"
+bash scripts/lint-openapi.sh
 
 say "native tests (cargo test)"
 cargo test --quiet
@@ -22,4 +26,7 @@ say "end-to-end tests (vitest in workerd, real local D1 and KV)"
 vitest run
 
 bash scripts/browser-test.sh
+
+say "schemathesis against the local Worker"
+bash scripts/fuzz.sh
 say "all tests passed"
