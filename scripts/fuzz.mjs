@@ -1,5 +1,6 @@
 // Schemathesis against the Worker under `wrangler dev`: every check on (but one, see
-// tests/fuzz/schemathesis.toml), a fixed seed, a bounded number of cases and a hard time bound.
+// tests/fuzz/schemathesis.toml), deterministic generation, a bounded number of cases and a
+// hard time bound.
 // Credentials: the operator token and a fresh workspace's owner key, by security scheme.
 import { spawn } from "node:child_process";
 import { startLocalWorker } from "./local-worker.mjs";
