@@ -663,25 +663,14 @@ export interface components {
          */
         Error: {
             error: {
-                /**
-                 * @description Machine-readable snake_case error code, e.g. `invalid_json`, `invalid_request`, `unsupported_media_type`, `payload_too_large`, `unauthorized`, `missing_capability`, `capability_escalation`, `workspace_read_only`, `not_found`, `method_not_allowed`, `key_revoked`, `key_expired`, `too_many_failed_attempts`, `rate_limited`, `wrong_provider`, `invalid_host`, `invalid_key`, `invalid_model`, `quota_exceeded`, `provider_rate_limited`, `provider_unavailable`, `not_configured`, `provider_not_configured`, `conflict`, `secret_unavailable`, `invalid_webhook`, `stale_webhook`, `invalid_signature`, `unsupported_event`, `internal`.
-                 * @example invalid_request
-                 */
-                code: string;
-                /** @description One human-readable sentence. Never contains a secret or internal detail. */
-                message: string;
-                /** @description With `invalid_request`: the request field or query parameter at fault (`body` when the body is not a JSON object; nested provider settings as `config.<name>`; items of an array body by index, e.g. `[2].token`; the fields of an inbound event's `data` by their path, e.g. `data.key_id`, `data.tokens[0].token`, `data.config.deployment`). An unknown field's name is echoed, here and in `message`, by its first 64 characters only, followed by `…` when it is longer (e.g. `rate_limit.` and 64 characters and `…`). With `invalid_host`: `api_host`, `url` (a notification endpoint) or `data.api_host` (an inbound rotation). With `invalid_model`: `model` or `fallback_model`. */
-                field?: string;
-                /** @description With `missing_capability`: the one capability the route needs. */
-                required?: string;
-                /** @description With `capability_escalation`: the first requested capability the calling key may not hand out. */
-                capability?: string;
-                /** @description The request's id, as in the `x-request-id` header: quote it when reporting a problem. */
-                request_id?: string;
-                /** @description With `wrong_provider`: the id of the provider whose distinctive key prefix the key carries. */
-                detected?: string;
-                /** @description With `invalid_key` and `quota_exceeded`, and with `provider_unavailable` when the provider answered at all: the HTTP status the provider answered. */
-                provider_status?: number;
+                code: components["schemas"]["ErrorCode"];
+                message: components["schemas"]["ErrorMessage"];
+                field?: components["schemas"]["ErrorField"];
+                required?: components["schemas"]["ErrorRequired"];
+                capability?: components["schemas"]["ErrorCapability"];
+                request_id?: components["schemas"]["ErrorRequestId"];
+                detected?: components["schemas"]["ErrorDetected"];
+                provider_status?: components["schemas"]["ErrorProviderStatus"];
             };
         };
         /**
@@ -698,7 +687,7 @@ export interface components {
          */
         NullableTimestamp: string | null;
         /**
-         * @description A display name: 1 to 100 characters after trimming surrounding whitespace, no control characters, and nothing that changes how a name looks without being seen: no bidirectional controls (U+061C, U+200E, U+200F, U+202A to U+202E, U+2066 to U+2069) and no other default-ignorable character (zero-width U+200B to U+200D, U+2060 to U+2064, U+FEFF, U+180E, the soft hyphen U+00AD, variation selectors, Hangul fillers, tags, ...), else 400 `invalid_request` with `field: "name"`. A reroll keeps its key's name as stored. Stored trimmed.
+         * @description A display name: 1 to 100 characters after trimming surrounding whitespace, no control characters, and nothing that changes how a name looks without being seen: no bidirectional controls (U+061C, U+200E, U+200F, U+202A to U+202E, U+2066 to U+2069) and no other default-ignorable character (zero-width U+200B to U+200D, U+2060 to U+2064, U+FEFF, U+180E, the soft hyphen U+00AD, variation selectors, Hangul fillers, tags, ...), else 400 `invalid_request` with `field: "name"`. The pattern states these rules but for the default-ignorable characters outside the Basic Multilingual Plane (shorthand format controls U+1BCA0 to U+1BCA3, musical formatting U+1D173 to U+1D17A, tags U+E0000 to U+E0FFF), which a pattern cannot name in both ECMA-262 and other regex dialects. A reroll keeps its key's name as stored. Stored trimmed.
          * @example Le Bureau
          */
         Name: string;
@@ -780,11 +769,7 @@ export interface components {
         WorkspaceCreated: {
             workspace: components["schemas"]["Workspace"];
             /** @description The workspace's owner key, capabilities `["*"]`, with its plaintext `key` shown this once. */
-            key: components["schemas"]["KeyObjectWithSecret"] & {
-                /** @constant */
-                name?: "Owner key";
-                capabilities?: "*"[];
-            };
+            key: components["schemas"]["OwnerKey"];
         };
         /** @description A platform key as the API shows it: never its plaintext or hash. Every field is always present; nullable fields are `null` when unset. */
         KeyObject: {
@@ -830,7 +815,47 @@ export interface components {
             rerolled_from: string | null;
         };
         /** @description A key object with the plaintext key, returned only by the response that creates the key (with `Cache-Control: no-store`). */
-        KeyObjectWithSecret: components["schemas"]["KeyObject"] & {
+        KeyObjectWithSecret: {
+            /** @example key_8fJ2sQw1LmZx4Tb9Vc0R */
+            id: string;
+            name: components["schemas"]["Name"];
+            capabilities: components["schemas"]["Capabilities"];
+            /**
+             * @description Who the key acts for (e.g. user id, email, role, tier): a JSON object of at most 2 KiB, or `null`.
+             * @example {
+             *       "user_id": "u_123",
+             *       "email": "ada@example.com",
+             *       "role": "member",
+             *       "tier": "pro"
+             *     }
+             */
+            subject: {
+                [key: string]: unknown;
+            } | null;
+            /**
+             * @description `<KEY_PREFIX>...<last4>`.
+             * @example kw_live_...rVR0
+             */
+            masked: string;
+            /**
+             * @description The key's last 4 characters.
+             * @example rVR0
+             */
+            last4: string;
+            created_at: components["schemas"]["Timestamp"];
+            /** @description When the key stops working, or `null` if it never expires. */
+            expires_at: components["schemas"]["NullableTimestamp"];
+            /** @description When the key was last used, or `null` if never. */
+            last_used_at: components["schemas"]["NullableTimestamp"];
+            /** @description When the key was revoked (or, after a reroll, stops working), or `null`. */
+            revoked_at: components["schemas"]["NullableTimestamp"];
+            /** @description The key's request budget, or `null` for none. */
+            rate_limit: components["schemas"]["RateLimit"] | null;
+            /**
+             * @description The id of the key this one replaced by a reroll, or `null`.
+             * @example null
+             */
+            rerolled_from: string | null;
             /**
              * @description The plaintext key, shown once: `KEY_PREFIX` (default `kw_live_`) + 32 base62 random characters + 6 base62 CRC32 checksum characters. Store it now; it cannot be shown again.
              * @example kw_live_ExampleKeyNotARealKey00000000000XXXXXX
@@ -968,33 +993,7 @@ export interface components {
          *       "code": "NOT_FOUND"
          *     }
          */
-        VerifyResult: {
-            /** @description `true` exactly when `code` is `VALID`. */
-            valid: boolean;
-            /**
-             * @description The first that applies: `MALFORMED` (format or checksum fails; no lookup), `NOT_FOUND` (unknown, or another workspace's key), `REVOKED` (revocation in effect), `EXPIRED`, `INSUFFICIENT_CAPABILITIES`, `RATE_LIMITED` (the key's own rate limit is exhausted), `VALID`.
-             * @enum {string}
-             */
-            code: "VALID" | "MALFORMED" | "NOT_FOUND" | "REVOKED" | "EXPIRED" | "INSUFFICIENT_CAPABILITIES" | "RATE_LIMITED";
-            /** @example key_T4r5yHUig43kiJfahqSI */
-            key_id?: string;
-            capabilities?: components["schemas"]["Capabilities"];
-            /** @description The key's subject, or `null` when it has none. */
-            subject?: {
-                [key: string]: unknown;
-            } | null;
-            /** @description When the key expires, or `null` if never. */
-            expires_at?: components["schemas"]["NullableTimestamp"];
-            /** @description The verified key's rate-limit state after counting this verification. */
-            rate_limit?: {
-                /** @description Requests allowed per window. */
-                limit: number;
-                /** @description Requests left in the current window, never below 0. */
-                remaining: number;
-                /** @description Whole seconds until the current window ends. */
-                reset: number;
-            };
-        } & (unknown & unknown & unknown);
+        VerifyResult: components["schemas"]["VerifyValid"] | components["schemas"]["VerifyRefusedLive"] | components["schemas"]["VerifyRefusedDead"] | components["schemas"]["VerifyRefusedUnknown"];
         /** @description One reported token, in the format secret scanners send. `null` counts as absent. */
         LeakReport: {
             /** @description The token found in public. Never stored, logged or returned; only its SHA-256 is. */
@@ -1280,21 +1279,65 @@ export interface components {
         /** @description Why a re-validation did not succeed, as the error object configure would have answered. */
         ProviderError: {
             /**
-             * @description `invalid_key`, `invalid_model` and `quota_exceeded` are conclusive and set `status`; `provider_rate_limited` and `provider_unavailable` mean the provider could not answer and leave `status` as it was.
+             * @description `invalid_key`, `invalid_model` and `quota_exceeded` are conclusive and set `status`; `provider_rate_limited` and `provider_unavailable` mean the provider could not answer, and `invalid_host` that the stored host is refused by the host policy now in force (it is not contacted): these leave `status` as it was.
              * @enum {string}
              */
-            code: "invalid_key" | "invalid_model" | "quota_exceeded" | "provider_rate_limited" | "provider_unavailable";
+            code: "invalid_key" | "invalid_model" | "quota_exceeded" | "provider_rate_limited" | "provider_unavailable" | "invalid_host";
             message: string;
             /** @description With `invalid_key` and `quota_exceeded`, and with `provider_unavailable` when the provider answered: the HTTP status it answered. */
             provider_status?: number;
             /**
-             * @description With `invalid_model`: the model that is not offered.
+             * @description With `invalid_model`: the model that is not offered; with `invalid_host`: `api_host`.
              * @enum {string}
              */
-            field?: "model" | "fallback_model";
+            field?: "model" | "fallback_model" | "api_host";
+            /** @description The request's id, as in the `x-request-id` header. */
+            request_id?: string;
         };
         /** @description The provider config after re-validation, with `error` when the validation did not succeed. */
-        ValidateResult: components["schemas"]["ProviderConfig"] & {
+        ValidateResult: {
+            provider: components["schemas"]["ProviderName"];
+            status: components["schemas"]["ProviderStatus"];
+            /**
+             * Format: uri
+             * @description The base URL requests go to: the one configured, or the provider's default host, normalised without a trailing `/`.
+             * @example https://api.openai.com/v1
+             */
+            api_host: string;
+            /**
+             * @description The model the provider config names (validated as offered to the key), or `null`.
+             * @example gpt-4o
+             */
+            model: string | null;
+            /**
+             * @description The model to fall back to (validated as offered to the key), or `null`.
+             * @example gpt-4o-mini
+             */
+            fallback_model: string | null;
+            /**
+             * @description The provider's own settings, defaults filled in: `azure` `{deployment, api_version}`, `bedrock` `{region, access_key_id}`, `{}` for every other provider.
+             * @example {
+             *       "deployment": "gpt4o-prod",
+             *       "api_version": "2024-10-21"
+             *     }
+             */
+            config: {
+                [key: string]: string;
+            };
+            /**
+             * @description `...` and the key's last 4 characters: enough to recognise a key, never enough to use it. A key shorter than 16 characters shows `...` alone, since its last 4 would be a quarter of it or more.
+             * @example ...x9Qa
+             */
+            key_hint: string;
+            /** @description When the key's `status` was last established by a live validation, or `null` if never. */
+            validated_at: components["schemas"]["NullableTimestamp"];
+            /**
+             * @description 1 for the first key stored, plus one for each replacement (a provider removed and configured again starts at 1).
+             * @example 2
+             */
+            version: number;
+            /** @description Whether this is the workspace's default provider, which resolve uses when neither the request nor the agent's routing names one. At most one provider is the default. */
+            default: boolean;
             error?: components["schemas"]["ProviderError"];
         };
         /**
@@ -1307,17 +1350,7 @@ export interface components {
          *       "updated_at": "2026-11-24T10:12:00Z"
          *     }
          */
-        AgentRouting: {
-            /** @example support-bot */
-            agent_id: string;
-            /** @enum {string} */
-            mode: "metered" | "byok";
-            /** @description With `byok`: the provider; `null` with `metered`. */
-            provider: components["schemas"]["ProviderName"] | null;
-            /** @description With `byok`: the model resolve answers for this agent instead of the provider's own, or `null`. Always `null` with `metered`. */
-            model: string | null;
-            updated_at: components["schemas"]["Timestamp"];
-        } & unknown;
+        AgentRouting: components["schemas"]["MeteredRouting"] | components["schemas"]["ByokRouting"];
         /**
          * @description Route the agent to metered billing, or to a provider configured for the workspace. `null` counts as absent.
          * @example {
@@ -1491,7 +1524,15 @@ export interface components {
          *       "created_at": "2026-12-01T09:15:00Z"
          *     }
          */
-        NotificationEndpointWithSecret: components["schemas"]["NotificationEndpoint"] & {
+        NotificationEndpointWithSecret: {
+            /**
+             * Format: uri
+             * @description The endpoint's URL, normalised without a trailing `/`.
+             * @example https://hooks.example.com/keywarden
+             */
+            url: string;
+            /** @description When the endpoint was last set, which is when its current secret was issued. */
+            created_at: components["schemas"]["Timestamp"];
             /** @description The secret deliveries to this endpoint are signed with, shown this once. */
             secret: components["schemas"]["WebhookSecretValue"];
         };
@@ -1775,6 +1816,494 @@ export interface components {
                 version: number;
             };
         };
+        /** @description One human-readable sentence. Never contains a secret or internal detail. */
+        ErrorMessage: string;
+        /** @description With `invalid_request`: the request field or query parameter at fault (`body` when the body is not a JSON object; nested provider settings as `config.<name>`; items of an array body by index, e.g. `[2].token`; the fields of an inbound event's `data` by their path, e.g. `data.key_id`, `data.tokens[0].token`, `data.config.deployment`). An unknown field's name is echoed, here and in `message`, by its first 64 characters only, followed by `…` when it is longer (e.g. `rate_limit.` and 64 characters and `…`). With `invalid_host`: `api_host`, `url` (a notification endpoint) or `data.api_host` (an inbound rotation). With `invalid_model`: `model` or `fallback_model`. */
+        ErrorField: string;
+        /** @description With `missing_capability`: the one capability the route needs. */
+        ErrorRequired: string;
+        /** @description With `capability_escalation`: the first requested capability the calling key may not hand out. */
+        ErrorCapability: string;
+        /** @description The request's id, as in the `x-request-id` header: quote it when reporting a problem. */
+        ErrorRequestId: string;
+        /** @description With `wrong_provider`: the id of the provider whose distinctive key prefix the key carries. */
+        ErrorDetected: string;
+        /** @description With `invalid_key` and `quota_exceeded`, and with `provider_unavailable` when the provider answered at all: the HTTP status the provider answered. */
+        ErrorProviderStatus: number;
+        /**
+         * @description Machine-readable snake_case error code, e.g. `invalid_json`, `invalid_request`, `unsupported_media_type`, `payload_too_large`, `unauthorized`, `missing_capability`, `capability_escalation`, `workspace_read_only`, `not_found`, `method_not_allowed`, `key_revoked`, `key_expired`, `too_many_failed_attempts`, `rate_limited`, `wrong_provider`, `invalid_host`, `invalid_key`, `invalid_model`, `quota_exceeded`, `provider_rate_limited`, `provider_unavailable`, `not_configured`, `provider_not_configured`, `conflict`, `secret_unavailable`, `invalid_webhook`, `stale_webhook`, `invalid_signature`, `unsupported_event`, `internal`.
+         * @example invalid_request
+         */
+        ErrorCode: string;
+        /** @description The error envelope with `code` `invalid_json`, `invalid_request`. */
+        BadRequestError: {
+            error: {
+                /** @enum {string} */
+                code: "invalid_json" | "invalid_request";
+                message: components["schemas"]["ErrorMessage"];
+                field?: components["schemas"]["ErrorField"];
+                required?: components["schemas"]["ErrorRequired"];
+                capability?: components["schemas"]["ErrorCapability"];
+                request_id?: components["schemas"]["ErrorRequestId"];
+                detected?: components["schemas"]["ErrorDetected"];
+                provider_status?: components["schemas"]["ErrorProviderStatus"];
+            };
+        };
+        /** @description The error envelope with `code` `unauthorized`. */
+        UnauthorizedError: {
+            error: {
+                /** @constant */
+                code: "unauthorized";
+                message: components["schemas"]["ErrorMessage"];
+                field?: components["schemas"]["ErrorField"];
+                required?: components["schemas"]["ErrorRequired"];
+                capability?: components["schemas"]["ErrorCapability"];
+                request_id?: components["schemas"]["ErrorRequestId"];
+                detected?: components["schemas"]["ErrorDetected"];
+                provider_status?: components["schemas"]["ErrorProviderStatus"];
+            };
+        };
+        /** @description The error envelope with `code` `not_found`. */
+        NotFoundError: {
+            error: {
+                /** @constant */
+                code: "not_found";
+                message: components["schemas"]["ErrorMessage"];
+                field?: components["schemas"]["ErrorField"];
+                required?: components["schemas"]["ErrorRequired"];
+                capability?: components["schemas"]["ErrorCapability"];
+                request_id?: components["schemas"]["ErrorRequestId"];
+                detected?: components["schemas"]["ErrorDetected"];
+                provider_status?: components["schemas"]["ErrorProviderStatus"];
+            };
+        };
+        /** @description The error envelope with `code` `missing_capability`, `capability_escalation`, `workspace_read_only`. */
+        ForbiddenError: {
+            error: {
+                /** @enum {string} */
+                code: "missing_capability" | "capability_escalation" | "workspace_read_only";
+                message: components["schemas"]["ErrorMessage"];
+                field?: components["schemas"]["ErrorField"];
+                required?: components["schemas"]["ErrorRequired"];
+                capability?: components["schemas"]["ErrorCapability"];
+                request_id?: components["schemas"]["ErrorRequestId"];
+                detected?: components["schemas"]["ErrorDetected"];
+                provider_status?: components["schemas"]["ErrorProviderStatus"];
+            };
+        };
+        /** @description The error envelope with `code` `key_revoked`, `key_expired`. */
+        KeyGoneError: {
+            error: {
+                /** @enum {string} */
+                code: "key_revoked" | "key_expired";
+                message: components["schemas"]["ErrorMessage"];
+                field?: components["schemas"]["ErrorField"];
+                required?: components["schemas"]["ErrorRequired"];
+                capability?: components["schemas"]["ErrorCapability"];
+                request_id?: components["schemas"]["ErrorRequestId"];
+                detected?: components["schemas"]["ErrorDetected"];
+                provider_status?: components["schemas"]["ErrorProviderStatus"];
+            };
+        };
+        /** @description The error envelope with `code` `too_many_failed_attempts`, `rate_limited`. */
+        TooManyRequestsError: {
+            error: {
+                /** @enum {string} */
+                code: "too_many_failed_attempts" | "rate_limited";
+                message: components["schemas"]["ErrorMessage"];
+                field?: components["schemas"]["ErrorField"];
+                required?: components["schemas"]["ErrorRequired"];
+                capability?: components["schemas"]["ErrorCapability"];
+                request_id?: components["schemas"]["ErrorRequestId"];
+                detected?: components["schemas"]["ErrorDetected"];
+                provider_status?: components["schemas"]["ErrorProviderStatus"];
+            };
+        };
+        /** @description The error envelope with `code` `payload_too_large`. */
+        PayloadTooLargeError: {
+            error: {
+                /** @constant */
+                code: "payload_too_large";
+                message: components["schemas"]["ErrorMessage"];
+                field?: components["schemas"]["ErrorField"];
+                required?: components["schemas"]["ErrorRequired"];
+                capability?: components["schemas"]["ErrorCapability"];
+                request_id?: components["schemas"]["ErrorRequestId"];
+                detected?: components["schemas"]["ErrorDetected"];
+                provider_status?: components["schemas"]["ErrorProviderStatus"];
+            };
+        };
+        /** @description The error envelope with `code` `unsupported_media_type`. */
+        UnsupportedMediaTypeError: {
+            error: {
+                /** @constant */
+                code: "unsupported_media_type";
+                message: components["schemas"]["ErrorMessage"];
+                field?: components["schemas"]["ErrorField"];
+                required?: components["schemas"]["ErrorRequired"];
+                capability?: components["schemas"]["ErrorCapability"];
+                request_id?: components["schemas"]["ErrorRequestId"];
+                detected?: components["schemas"]["ErrorDetected"];
+                provider_status?: components["schemas"]["ErrorProviderStatus"];
+            };
+        };
+        /** @description The error envelope with `code` `internal`. */
+        InternalError: {
+            error: {
+                /** @constant */
+                code: "internal";
+                message: components["schemas"]["ErrorMessage"];
+                field?: components["schemas"]["ErrorField"];
+                required?: components["schemas"]["ErrorRequired"];
+                capability?: components["schemas"]["ErrorCapability"];
+                request_id?: components["schemas"]["ErrorRequestId"];
+                detected?: components["schemas"]["ErrorDetected"];
+                provider_status?: components["schemas"]["ErrorProviderStatus"];
+            };
+        };
+        /** @description The error envelope with `code` `invalid_json`, `invalid_request`, `invalid_host`. */
+        ProviderBadRequestError: {
+            error: {
+                /** @enum {string} */
+                code: "invalid_json" | "invalid_request" | "invalid_host";
+                message: components["schemas"]["ErrorMessage"];
+                field?: components["schemas"]["ErrorField"];
+                required?: components["schemas"]["ErrorRequired"];
+                capability?: components["schemas"]["ErrorCapability"];
+                request_id?: components["schemas"]["ErrorRequestId"];
+                detected?: components["schemas"]["ErrorDetected"];
+                provider_status?: components["schemas"]["ErrorProviderStatus"];
+            };
+        };
+        /** @description The error envelope with `code` `wrong_provider`, `invalid_key`, `invalid_model`, `quota_exceeded`. */
+        ProviderValidationFailedError: {
+            error: {
+                /** @enum {string} */
+                code: "wrong_provider" | "invalid_key" | "invalid_model" | "quota_exceeded";
+                message: components["schemas"]["ErrorMessage"];
+                field?: components["schemas"]["ErrorField"];
+                required?: components["schemas"]["ErrorRequired"];
+                capability?: components["schemas"]["ErrorCapability"];
+                request_id?: components["schemas"]["ErrorRequestId"];
+                detected?: components["schemas"]["ErrorDetected"];
+                provider_status?: components["schemas"]["ErrorProviderStatus"];
+            };
+        };
+        /** @description The error envelope with `code` `provider_unavailable`. */
+        ProviderUnavailableError: {
+            error: {
+                /** @constant */
+                code: "provider_unavailable";
+                message: components["schemas"]["ErrorMessage"];
+                field?: components["schemas"]["ErrorField"];
+                required?: components["schemas"]["ErrorRequired"];
+                capability?: components["schemas"]["ErrorCapability"];
+                request_id?: components["schemas"]["ErrorRequestId"];
+                detected?: components["schemas"]["ErrorDetected"];
+                provider_status?: components["schemas"]["ErrorProviderStatus"];
+            };
+        };
+        /** @description The error envelope with `code` `provider_rate_limited`. */
+        ProviderRateLimitedError: {
+            error: {
+                /** @constant */
+                code: "provider_rate_limited";
+                message: components["schemas"]["ErrorMessage"];
+                field?: components["schemas"]["ErrorField"];
+                required?: components["schemas"]["ErrorRequired"];
+                capability?: components["schemas"]["ErrorCapability"];
+                request_id?: components["schemas"]["ErrorRequestId"];
+                detected?: components["schemas"]["ErrorDetected"];
+                provider_status?: components["schemas"]["ErrorProviderStatus"];
+            };
+        };
+        /** @description The error envelope with `code` `secret_unavailable`. */
+        SecretUnavailableError: {
+            error: {
+                /** @constant */
+                code: "secret_unavailable";
+                message: components["schemas"]["ErrorMessage"];
+                field?: components["schemas"]["ErrorField"];
+                required?: components["schemas"]["ErrorRequired"];
+                capability?: components["schemas"]["ErrorCapability"];
+                request_id?: components["schemas"]["ErrorRequestId"];
+                detected?: components["schemas"]["ErrorDetected"];
+                provider_status?: components["schemas"]["ErrorProviderStatus"];
+            };
+        };
+        /** @description The error envelope with `code` `not_configured`, `not_found`. */
+        ProviderNotFoundError: {
+            error: {
+                /** @enum {string} */
+                code: "not_configured" | "not_found";
+                message: components["schemas"]["ErrorMessage"];
+                field?: components["schemas"]["ErrorField"];
+                required?: components["schemas"]["ErrorRequired"];
+                capability?: components["schemas"]["ErrorCapability"];
+                request_id?: components["schemas"]["ErrorRequestId"];
+                detected?: components["schemas"]["ErrorDetected"];
+                provider_status?: components["schemas"]["ErrorProviderStatus"];
+            };
+        };
+        /** @description The error envelope with `code` `not_configured`. */
+        NotConfiguredError: {
+            error: {
+                /** @constant */
+                code: "not_configured";
+                message: components["schemas"]["ErrorMessage"];
+                field?: components["schemas"]["ErrorField"];
+                required?: components["schemas"]["ErrorRequired"];
+                capability?: components["schemas"]["ErrorCapability"];
+                request_id?: components["schemas"]["ErrorRequestId"];
+                detected?: components["schemas"]["ErrorDetected"];
+                provider_status?: components["schemas"]["ErrorProviderStatus"];
+            };
+        };
+        /** @description The error envelope with `code` `conflict`. */
+        ConflictError: {
+            error: {
+                /** @constant */
+                code: "conflict";
+                message: components["schemas"]["ErrorMessage"];
+                field?: components["schemas"]["ErrorField"];
+                required?: components["schemas"]["ErrorRequired"];
+                capability?: components["schemas"]["ErrorCapability"];
+                request_id?: components["schemas"]["ErrorRequestId"];
+                detected?: components["schemas"]["ErrorDetected"];
+                provider_status?: components["schemas"]["ErrorProviderStatus"];
+            };
+        };
+        /** @description The error envelope with `code` `provider_not_configured`. */
+        ProviderNotConfiguredError: {
+            error: {
+                /** @constant */
+                code: "provider_not_configured";
+                message: components["schemas"]["ErrorMessage"];
+                field?: components["schemas"]["ErrorField"];
+                required?: components["schemas"]["ErrorRequired"];
+                capability?: components["schemas"]["ErrorCapability"];
+                request_id?: components["schemas"]["ErrorRequestId"];
+                detected?: components["schemas"]["ErrorDetected"];
+                provider_status?: components["schemas"]["ErrorProviderStatus"];
+            };
+        };
+        /** @description The error envelope with `code` `invalid_webhook`, `stale_webhook`, `invalid_json`, `invalid_request`, `invalid_host`, `unsupported_event`. */
+        HookBadRequestError: {
+            error: {
+                /** @enum {string} */
+                code: "invalid_webhook" | "stale_webhook" | "invalid_json" | "invalid_request" | "invalid_host" | "unsupported_event";
+                message: components["schemas"]["ErrorMessage"];
+                field?: components["schemas"]["ErrorField"];
+                required?: components["schemas"]["ErrorRequired"];
+                capability?: components["schemas"]["ErrorCapability"];
+                request_id?: components["schemas"]["ErrorRequestId"];
+                detected?: components["schemas"]["ErrorDetected"];
+                provider_status?: components["schemas"]["ErrorProviderStatus"];
+            };
+        };
+        /** @description The error envelope with `code` `invalid_signature`. */
+        InvalidSignatureError: {
+            error: {
+                /** @constant */
+                code: "invalid_signature";
+                message: components["schemas"]["ErrorMessage"];
+                field?: components["schemas"]["ErrorField"];
+                required?: components["schemas"]["ErrorRequired"];
+                capability?: components["schemas"]["ErrorCapability"];
+                request_id?: components["schemas"]["ErrorRequestId"];
+                detected?: components["schemas"]["ErrorDetected"];
+                provider_status?: components["schemas"]["ErrorProviderStatus"];
+            };
+        };
+        /** @description The error envelope with `code` `workspace_read_only`. */
+        WorkspaceReadOnlyError: {
+            error: {
+                /** @constant */
+                code: "workspace_read_only";
+                message: components["schemas"]["ErrorMessage"];
+                field?: components["schemas"]["ErrorField"];
+                required?: components["schemas"]["ErrorRequired"];
+                capability?: components["schemas"]["ErrorCapability"];
+                request_id?: components["schemas"]["ErrorRequestId"];
+                detected?: components["schemas"]["ErrorDetected"];
+                provider_status?: components["schemas"]["ErrorProviderStatus"];
+            };
+        };
+        /** @description The error envelope with `code` `missing_capability`. */
+        MissingCapabilityError: {
+            error: {
+                /** @constant */
+                code: "missing_capability";
+                message: components["schemas"]["ErrorMessage"];
+                field?: components["schemas"]["ErrorField"];
+                required?: components["schemas"]["ErrorRequired"];
+                capability?: components["schemas"]["ErrorCapability"];
+                request_id?: components["schemas"]["ErrorRequestId"];
+                detected?: components["schemas"]["ErrorDetected"];
+                provider_status?: components["schemas"]["ErrorProviderStatus"];
+            };
+        };
+        /** @description A workspace's owner key, capabilities `["*"]`, with its plaintext `key` shown this once. */
+        OwnerKey: {
+            /** @example key_8fJ2sQw1LmZx4Tb9Vc0R */
+            id: string;
+            /** @constant */
+            name: "Owner key";
+            capabilities: "*"[];
+            /**
+             * @description Who the key acts for (e.g. user id, email, role, tier): a JSON object of at most 2 KiB, or `null`.
+             * @example {
+             *       "user_id": "u_123",
+             *       "email": "ada@example.com",
+             *       "role": "member",
+             *       "tier": "pro"
+             *     }
+             */
+            subject: {
+                [key: string]: unknown;
+            } | null;
+            /**
+             * @description `<KEY_PREFIX>...<last4>`.
+             * @example kw_live_...rVR0
+             */
+            masked: string;
+            /**
+             * @description The key's last 4 characters.
+             * @example rVR0
+             */
+            last4: string;
+            created_at: components["schemas"]["Timestamp"];
+            /** @description When the key stops working, or `null` if it never expires. */
+            expires_at: components["schemas"]["NullableTimestamp"];
+            /** @description When the key was last used, or `null` if never. */
+            last_used_at: components["schemas"]["NullableTimestamp"];
+            /** @description When the key was revoked (or, after a reroll, stops working), or `null`. */
+            revoked_at: components["schemas"]["NullableTimestamp"];
+            /** @description The key's request budget, or `null` for none. */
+            rate_limit: components["schemas"]["RateLimit"] | null;
+            /**
+             * @description The id of the key this one replaced by a reroll, or `null`.
+             * @example null
+             */
+            rerolled_from: string | null;
+            /**
+             * @description The plaintext key, shown once: `KEY_PREFIX` (default `kw_live_`) + 32 base62 random characters + 6 base62 CRC32 checksum characters. Store it now; it cannot be shown again.
+             * @example kw_live_ExampleKeyNotARealKey00000000000XXXXXX
+             */
+            key: string;
+        };
+        /** @description A key that passes: live, holding every capability asked for, within its rate limit. */
+        VerifyValid: {
+            /**
+             * @description `true` exactly when `code` is `VALID`.
+             * @constant
+             */
+            valid: true;
+            /**
+             * @description The first that applies: `MALFORMED` (format or checksum fails; no lookup), `NOT_FOUND` (unknown, or another workspace's key), `REVOKED` (revocation in effect), `EXPIRED`, `INSUFFICIENT_CAPABILITIES`, `RATE_LIMITED` (the key's own rate limit is exhausted), `VALID`.
+             * @enum {string}
+             */
+            code: "VALID";
+            /** @example key_T4r5yHUig43kiJfahqSI */
+            key_id: string;
+            capabilities: components["schemas"]["Capabilities"];
+            /** @description The key's subject, or `null` when it has none. */
+            subject: {
+                [key: string]: unknown;
+            } | null;
+            /** @description When the key expires, or `null` if never. */
+            expires_at: components["schemas"]["NullableTimestamp"];
+            /** @description The verified key's rate-limit state after counting this verification. */
+            rate_limit?: {
+                /** @description Requests allowed per window. */
+                limit: number;
+                /** @description Requests left in the current window, never below 0. */
+                remaining: number;
+                /** @description Whole seconds until the current window ends. */
+                reset: number;
+            };
+        };
+        /** @description A live key of the caller's workspace refused for its capabilities or its rate limit: its terms are shown. */
+        VerifyRefusedLive: {
+            /**
+             * @description `true` exactly when `code` is `VALID`.
+             * @constant
+             */
+            valid: false;
+            /**
+             * @description The first that applies: `MALFORMED` (format or checksum fails; no lookup), `NOT_FOUND` (unknown, or another workspace's key), `REVOKED` (revocation in effect), `EXPIRED`, `INSUFFICIENT_CAPABILITIES`, `RATE_LIMITED` (the key's own rate limit is exhausted), `VALID`.
+             * @enum {string}
+             */
+            code: "INSUFFICIENT_CAPABILITIES" | "RATE_LIMITED";
+            /** @example key_T4r5yHUig43kiJfahqSI */
+            key_id: string;
+            capabilities: components["schemas"]["Capabilities"];
+            /** @description The key's subject, or `null` when it has none. */
+            subject: {
+                [key: string]: unknown;
+            } | null;
+            /** @description When the key expires, or `null` if never. */
+            expires_at: components["schemas"]["NullableTimestamp"];
+            /** @description The verified key's rate-limit state after counting this verification. */
+            rate_limit?: {
+                /** @description Requests allowed per window. */
+                limit: number;
+                /** @description Requests left in the current window, never below 0. */
+                remaining: number;
+                /** @description Whole seconds until the current window ends. */
+                reset: number;
+            };
+        };
+        /** @description A key of the caller's workspace that no longer works: only its id is shown. */
+        VerifyRefusedDead: {
+            /**
+             * @description `true` exactly when `code` is `VALID`.
+             * @constant
+             */
+            valid: false;
+            /**
+             * @description The first that applies: `MALFORMED` (format or checksum fails; no lookup), `NOT_FOUND` (unknown, or another workspace's key), `REVOKED` (revocation in effect), `EXPIRED`, `INSUFFICIENT_CAPABILITIES`, `RATE_LIMITED` (the key's own rate limit is exhausted), `VALID`.
+             * @enum {string}
+             */
+            code: "REVOKED" | "EXPIRED";
+            /** @example key_T4r5yHUig43kiJfahqSI */
+            key_id: string;
+        };
+        /** @description A string that is not a key of the caller's workspace: nothing is shown. */
+        VerifyRefusedUnknown: {
+            /**
+             * @description `true` exactly when `code` is `VALID`.
+             * @constant
+             */
+            valid: false;
+            /**
+             * @description The first that applies: `MALFORMED` (format or checksum fails; no lookup), `NOT_FOUND` (unknown, or another workspace's key), `REVOKED` (revocation in effect), `EXPIRED`, `INSUFFICIENT_CAPABILITIES`, `RATE_LIMITED` (the key's own rate limit is exhausted), `VALID`.
+             * @enum {string}
+             */
+            code: "MALFORMED" | "NOT_FOUND";
+        };
+        /** @description An agent routed to metered billing. */
+        MeteredRouting: {
+            /** @example support-bot */
+            agent_id: string;
+            /** @constant */
+            mode: "metered";
+            provider: null;
+            model: null;
+            updated_at: components["schemas"]["Timestamp"];
+        };
+        /** @description An agent routed to one configured provider. */
+        ByokRouting: {
+            /** @example support-bot */
+            agent_id: string;
+            /** @constant */
+            mode: "byok";
+            /** @description With `byok`: the provider; `null` with `metered`. */
+            provider: components["schemas"]["ProviderName"];
+            /** @description With `byok`: the model resolve answers for this agent instead of the provider's own, or `null`. Always `null` with `metered`. */
+            model: string | null;
+            updated_at: components["schemas"]["Timestamp"];
+        };
     };
     responses: {
         /** @description The body is malformed JSON (`invalid_json`), or a body field or query parameter is missing, wrongly typed, invalid or unknown (`invalid_request`, naming it in `field`). */
@@ -1798,12 +2327,7 @@ export interface components {
                  *       }
                  *     }
                  */
-                "application/json": components["schemas"]["Error"] & {
-                    error?: {
-                        /** @enum {unknown} */
-                        code?: "invalid_json" | "invalid_request";
-                    };
-                };
+                "application/json": components["schemas"]["BadRequestError"];
             };
         };
         /** @description The credential is missing, malformed, unknown, revoked or expired (one message for all). */
@@ -1821,12 +2345,7 @@ export interface components {
                  *       }
                  *     }
                  */
-                "application/json": components["schemas"]["Error"] & {
-                    error?: {
-                        /** @constant */
-                        code?: "unauthorized";
-                    };
-                };
+                "application/json": components["schemas"]["UnauthorizedError"];
             };
         };
         /** @description No such resource (or, for any unknown path, no such route). */
@@ -1849,12 +2368,7 @@ export interface components {
                  *       }
                  *     }
                  */
-                "application/json": components["schemas"]["Error"] & {
-                    error?: {
-                        /** @constant */
-                        code?: "not_found";
-                    };
-                };
+                "application/json": components["schemas"]["NotFoundError"];
             };
         };
         /** @description The calling key may not do this: `missing_capability` (it lacks the capability the route needs, named in `required`), `capability_escalation` (a requested capability it does not hold itself, named in `capability`) or `workspace_read_only` (a write in a read-only workspace). */
@@ -1869,12 +2383,7 @@ export interface components {
                 [name: string]: unknown;
             };
             content: {
-                "application/json": components["schemas"]["Error"] & {
-                    error?: {
-                        /** @enum {unknown} */
-                        code?: "missing_capability" | "capability_escalation" | "workspace_read_only";
-                    };
-                };
+                "application/json": components["schemas"]["ForbiddenError"];
             };
         };
         /** @description `key_revoked`: the key's revocation has already taken effect; `key_expired`: the key has expired. Either way a successor would be dead on arrival. */
@@ -1897,12 +2406,7 @@ export interface components {
                  *       }
                  *     }
                  */
-                "application/json": components["schemas"]["Error"] & {
-                    error?: {
-                        /** @enum {unknown} */
-                        code?: "key_revoked" | "key_expired";
-                    };
-                };
+                "application/json": components["schemas"]["KeyGoneError"];
             };
         };
         /** @description `too_many_failed_attempts`: the client address (`CF-Connecting-IP`) has had 10 failed key authentications in the current 60-second window; every request from it presenting a well-formed key is refused until the window ends (no `RateLimit-*` headers). `rate_limited`: the calling key has used its `rate_limit` for the current window (with `RateLimit-*` headers). Both carry `Retry-After`. */
@@ -1918,36 +2422,7 @@ export interface components {
                 [name: string]: unknown;
             };
             content: {
-                "application/json": components["schemas"]["Error"] & {
-                    error?: {
-                        /** @enum {unknown} */
-                        code?: "too_many_failed_attempts" | "rate_limited";
-                    };
-                };
-            };
-        };
-        /** @description The path exists but does not take this method; `Allow` lists the methods it takes. Any path of this document answers it for a method it does not list. */
-        MethodNotAllowed: {
-            headers: {
-                "x-request-id": components["headers"]["XRequestId"];
-                Allow: components["headers"]["Allow"];
-                [name: string]: unknown;
-            };
-            content: {
-                /**
-                 * @example {
-                 *       "error": {
-                 *         "code": "method_not_allowed",
-                 *         "message": "This route does not accept that method."
-                 *       }
-                 *     }
-                 */
-                "application/json": components["schemas"]["Error"] & {
-                    error?: {
-                        /** @constant */
-                        code?: "method_not_allowed";
-                    };
-                };
+                "application/json": components["schemas"]["TooManyRequestsError"];
             };
         };
         /** @description The request body is larger than 64 KiB. */
@@ -1970,12 +2445,7 @@ export interface components {
                  *       }
                  *     }
                  */
-                "application/json": components["schemas"]["Error"] & {
-                    error?: {
-                        /** @constant */
-                        code?: "payload_too_large";
-                    };
-                };
+                "application/json": components["schemas"]["PayloadTooLargeError"];
             };
         };
         /** @description The request's `Content-Type` is not JSON. */
@@ -1998,12 +2468,7 @@ export interface components {
                  *       }
                  *     }
                  */
-                "application/json": components["schemas"]["Error"] & {
-                    error?: {
-                        /** @constant */
-                        code?: "unsupported_media_type";
-                    };
-                };
+                "application/json": components["schemas"]["UnsupportedMediaTypeError"];
             };
         };
         /** @description An internal failure; the detail is logged under the request id, never returned. */
@@ -2026,12 +2491,7 @@ export interface components {
                  *       }
                  *     }
                  */
-                "application/json": components["schemas"]["Error"] & {
-                    error?: {
-                        /** @constant */
-                        code?: "internal";
-                    };
-                };
+                "application/json": components["schemas"]["InternalError"];
             };
         };
         /** @description The body is malformed JSON (`invalid_json`); a body field is missing, wrongly typed, invalid or unknown (`invalid_request`, naming it in `field`, provider settings as `config.<name>`); or `api_host` fails the host policy (`invalid_host`, `field: "api_host"`). */
@@ -2046,12 +2506,7 @@ export interface components {
                 [name: string]: unknown;
             };
             content: {
-                "application/json": components["schemas"]["Error"] & {
-                    error?: {
-                        /** @enum {unknown} */
-                        code?: "invalid_json" | "invalid_request" | "invalid_host";
-                    };
-                };
+                "application/json": components["schemas"]["ProviderBadRequestError"];
             };
         };
         /** @description The key was refused and nothing was stored: `wrong_provider` (it carries another provider's distinctive prefix, named in `detected`; no request was sent), `invalid_key` (the provider rejected it: 401, 403 or Gemini's 400 `API_KEY_INVALID`; with `provider_status`), `invalid_model` (the provider accepted the key but does not offer the `model` or `fallback_model` named in `field`) or `quota_exceeded` (billing or quota: 402, a 429 about quota or billing, Anthropic's 400 billing error, or an OpenRouter key with no credit left; with `provider_status`). */
@@ -2066,12 +2521,7 @@ export interface components {
                 [name: string]: unknown;
             };
             content: {
-                "application/json": components["schemas"]["Error"] & {
-                    error?: {
-                        /** @enum {unknown} */
-                        code?: "wrong_provider" | "invalid_key" | "invalid_model" | "quota_exceeded";
-                    };
-                };
+                "application/json": components["schemas"]["ProviderValidationFailedError"];
             };
         };
         /** @description `provider_unavailable`: the provider could not be reached within 10 s, or answered something that settles nothing (a 5xx, 529, a redirect, which is never followed, or another unexpected status; `provider_status` says which). Nothing was stored; retry later. */
@@ -2086,12 +2536,7 @@ export interface components {
                 [name: string]: unknown;
             };
             content: {
-                "application/json": components["schemas"]["Error"] & {
-                    error?: {
-                        /** @constant */
-                        code?: "provider_unavailable";
-                    };
-                };
+                "application/json": components["schemas"]["ProviderUnavailableError"];
             };
         };
         /** @description `provider_rate_limited`: the provider answered 429 without mentioning quota or billing. Nothing was stored; retry after `Retry-After`. */
@@ -2115,12 +2560,7 @@ export interface components {
                  *       }
                  *     }
                  */
-                "application/json": components["schemas"]["Error"] & {
-                    error?: {
-                        /** @constant */
-                        code?: "provider_rate_limited";
-                    };
-                };
+                "application/json": components["schemas"]["ProviderRateLimitedError"];
             };
         };
         /** @description `secret_unavailable`: the ciphertext the provider config names is not visible in KV yet (it was just replaced); retry after a second. An older key is never answered instead. */
@@ -2144,12 +2584,7 @@ export interface components {
                  *       }
                  *     }
                  */
-                "application/json": components["schemas"]["Error"] & {
-                    error?: {
-                        /** @constant */
-                        code?: "secret_unavailable";
-                    };
-                };
+                "application/json": components["schemas"]["SecretUnavailableError"];
             };
         };
         /** @description `not_configured`: the provider is not configured for the workspace. `not_found`: the path's provider id is not one of the catalog (nor `claude`). */
@@ -2164,12 +2599,7 @@ export interface components {
                 [name: string]: unknown;
             };
             content: {
-                "application/json": components["schemas"]["Error"] & {
-                    error?: {
-                        /** @enum {unknown} */
-                        code?: "not_configured" | "not_found";
-                    };
-                };
+                "application/json": components["schemas"]["ProviderNotFoundError"];
             };
         };
         /** @description `not_configured`: the agent has no routing (it resolves to the workspace default). */
@@ -2192,12 +2622,7 @@ export interface components {
                  *       }
                  *     }
                  */
-                "application/json": components["schemas"]["Error"] & {
-                    error?: {
-                        /** @constant */
-                        code?: "not_configured";
-                    };
-                };
+                "application/json": components["schemas"]["NotConfiguredError"];
             };
         };
         /** @description `conflict`: another change to the same provider won a race with this one, which stored nothing; retry. */
@@ -2220,12 +2645,7 @@ export interface components {
                  *       }
                  *     }
                  */
-                "application/json": components["schemas"]["Error"] & {
-                    error?: {
-                        /** @constant */
-                        code?: "conflict";
-                    };
-                };
+                "application/json": components["schemas"]["ConflictError"];
             };
         };
         /** @description `provider_not_configured`: the routing names a provider that is not configured for the workspace. */
@@ -2248,12 +2668,7 @@ export interface components {
                  *       }
                  *     }
                  */
-                "application/json": components["schemas"]["Error"] & {
-                    error?: {
-                        /** @constant */
-                        code?: "provider_not_configured";
-                    };
-                };
+                "application/json": components["schemas"]["ProviderNotConfiguredError"];
             };
         };
         /** @description Either the credential is missing, malformed, unknown, revoked or expired (the usual `unauthorized` envelope), or the key was refused, answered in Waypath's own shape `{"error": "Invalid <integration> key: <reason>"}`: a key without the documented prefix (`sk-ant-` for `claude`, `sk-` for `openai`), or one configure refuses as `invalid_request` (key shape), `wrong_provider`, `invalid_key`, `invalid_model` or `quota_exceeded` (the reason is that error's message). Nothing was stored. */
@@ -2268,12 +2683,7 @@ export interface components {
                 [name: string]: unknown;
             };
             content: {
-                "application/json": (components["schemas"]["Error"] & {
-                    error?: {
-                        /** @constant */
-                        code?: "unauthorized";
-                    };
-                }) | components["schemas"]["WaypathError"];
+                "application/json": components["schemas"]["UnauthorizedError"] | components["schemas"]["WaypathError"];
             };
         };
         /** @description Refused before processing, never remembered: `invalid_webhook` (a Standard Webhooks header is missing or blank, or `webhook-id` is not 1 to 256 printable ASCII characters without spaces) or `stale_webhook` (`webhook-timestamp` is not an integer or is more than 300 seconds away from now). Refused by processing, and remembered for the `webhook-id`: `invalid_json` (malformed body), `invalid_request` (a missing, wrongly typed or unknown field, named by its path in `field`, e.g. `type`, `data.key_id`, `data.tokens[0].token`), `invalid_host` (`data.api_host` fails the host policy) or `unsupported_event` (a `type` this API does not handle). */
@@ -2284,12 +2694,7 @@ export interface components {
                 [name: string]: unknown;
             };
             content: {
-                "application/json": components["schemas"]["Error"] & {
-                    error?: {
-                        /** @enum {unknown} */
-                        code?: "invalid_webhook" | "stale_webhook" | "invalid_json" | "invalid_request" | "invalid_host" | "unsupported_event";
-                    };
-                };
+                "application/json": components["schemas"]["HookBadRequestError"];
             };
         };
         /** @description `invalid_signature`: no `v1` signature of `webhook-signature` matches any secret the workspace still honours, the workspace has no inbound secret, or there is no such workspace (all three answer alike). Nothing was processed or remembered. */
@@ -2307,12 +2712,7 @@ export interface components {
                  *       }
                  *     }
                  */
-                "application/json": components["schemas"]["Error"] & {
-                    error?: {
-                        /** @constant */
-                        code?: "invalid_signature";
-                    };
-                };
+                "application/json": components["schemas"]["InvalidSignatureError"];
             };
         };
         /** @description `workspace_read_only`: a `provider_key.rotated` or `api_key.revoke` event for a read-only workspace; nothing was changed. Remembered for the `webhook-id`. */
@@ -2331,12 +2731,7 @@ export interface components {
                  *       }
                  *     }
                  */
-                "application/json": components["schemas"]["Error"] & {
-                    error?: {
-                        /** @constant */
-                        code?: "workspace_read_only";
-                    };
-                };
+                "application/json": components["schemas"]["WorkspaceReadOnlyError"];
             };
         };
         /** @description `not_found`: the `api_key.revoke` event names a key that is not one of the workspace's. Remembered for the `webhook-id`. */
@@ -2355,12 +2750,7 @@ export interface components {
                  *       }
                  *     }
                  */
-                "application/json": components["schemas"]["Error"] & {
-                    error?: {
-                        /** @constant */
-                        code?: "not_found";
-                    };
-                };
+                "application/json": components["schemas"]["NotFoundError"];
             };
         };
         /** @description `conflict`: another delivery with the same `webhook-id` is still being processed and did not answer within about 6 seconds (not remembered: retry later to get its answer), or a `provider_key.rotated` event lost a race with another change to the same provider and stored nothing (remembered for the `webhook-id`; send the rotation again under a new id). */
@@ -2379,12 +2769,7 @@ export interface components {
                  *       }
                  *     }
                  */
-                "application/json": components["schemas"]["Error"] & {
-                    error?: {
-                        /** @constant */
-                        code?: "conflict";
-                    };
-                };
+                "application/json": components["schemas"]["ConflictError"];
             };
         };
         /** @description The `provider_key.rotated` key was refused exactly as `PUT /v1/providers/{id}` refuses it (`wrong_provider`, `invalid_key`, `invalid_model` naming `model` or `fallback_model`, `quota_exceeded`); nothing was stored and the old key keeps serving. Remembered for the `webhook-id`. */
@@ -2395,12 +2780,7 @@ export interface components {
                 [name: string]: unknown;
             };
             content: {
-                "application/json": components["schemas"]["Error"] & {
-                    error?: {
-                        /** @enum {unknown} */
-                        code?: "wrong_provider" | "invalid_key" | "invalid_model" | "quota_exceeded";
-                    };
-                };
+                "application/json": components["schemas"]["ProviderValidationFailedError"];
             };
         };
         /** @description `conflict`: another rotation of the workspace's inbound secret won a race with this one, which stored nothing; retry. */
@@ -2423,12 +2803,7 @@ export interface components {
                  *       }
                  *     }
                  */
-                "application/json": components["schemas"]["Error"] & {
-                    error?: {
-                        /** @constant */
-                        code?: "conflict";
-                    };
-                };
+                "application/json": components["schemas"]["ConflictError"];
             };
         };
         /** @description The body is malformed JSON (`invalid_json`); a body field is missing, wrongly typed or unknown (`invalid_request`, naming it in `field`); or `url` fails the host policy (`invalid_host`, `field: "url"`). */
@@ -2443,12 +2818,7 @@ export interface components {
                 [name: string]: unknown;
             };
             content: {
-                "application/json": components["schemas"]["Error"] & {
-                    error?: {
-                        /** @enum {unknown} */
-                        code?: "invalid_json" | "invalid_request" | "invalid_host";
-                    };
-                };
+                "application/json": components["schemas"]["ProviderBadRequestError"];
             };
         };
         /** @description `not_configured`: the workspace has no notification endpoint. */
@@ -2471,12 +2841,7 @@ export interface components {
                  *       }
                  *     }
                  */
-                "application/json": components["schemas"]["Error"] & {
-                    error?: {
-                        /** @constant */
-                        code?: "not_configured";
-                    };
-                };
+                "application/json": components["schemas"]["NotConfiguredError"];
             };
         };
         /** @description `missing_capability`: the calling key lacks `audit:read` (named in `required`). */
@@ -2500,19 +2865,14 @@ export interface components {
                  *       }
                  *     }
                  */
-                "application/json": components["schemas"]["Error"] & {
-                    error?: {
-                        /** @constant */
-                        code?: "missing_capability";
-                    };
-                };
+                "application/json": components["schemas"]["MissingCapabilityError"];
             };
         };
     };
     parameters: {
         /** @description Page size: a positive integer, default 50; values above 100 are treated as 100. Zero, negative or non-numeric values answer 400 `invalid_request` with `field: "limit"`. */
         Limit: number;
-        /** @description The `next_cursor` of the previous page, verbatim; omit it (or send it empty) for the first page. A cursor this API did not return answers 400 `invalid_request` with `field: "cursor"`. */
+        /** @description The `next_cursor` of the previous page, verbatim; omit it (or send it empty) for the first page. A cursor is opaque, but of a fixed shape (the pattern below); a string of another shape answers 400 `invalid_request` with `field: "cursor"`. */
         Cursor: string;
         /** @description The workspace id. An unknown id answers 404 `not_found`. */
         WorkspaceId: string;
@@ -2549,8 +2909,6 @@ export interface components {
         XRequestId: string;
         /** @description The response holds a secret: no cache may keep it. */
         CacheControlNoStore: "no-store";
-        /** @description The methods the path takes, comma-separated (e.g. `GET, PATCH`). */
-        Allow: string;
         /** @description Whole seconds until the window that caused the 429 ends (at least 1); retry after it. */
         RetryAfter: number;
         /** @description The calling key's `rate_limit.limit`: requests allowed per window. Sent on every response to a key with a rate limit once it has been authenticated (success or error, `rate_limited` included); absent for keys without one, on 401 and on operator routes. */
@@ -2621,6 +2979,10 @@ export interface operations {
                     "application/json": {
                         /** @constant */
                         openapi: "3.1.0";
+                        info: Record<string, never>;
+                        paths: Record<string, never>;
+                    } & {
+                        [key: string]: unknown;
                     };
                 };
             };
@@ -2632,7 +2994,7 @@ export interface operations {
             query?: {
                 /** @description Page size: a positive integer, default 50; values above 100 are treated as 100. Zero, negative or non-numeric values answer 400 `invalid_request` with `field: "limit"`. */
                 limit?: components["parameters"]["Limit"];
-                /** @description The `next_cursor` of the previous page, verbatim; omit it (or send it empty) for the first page. A cursor this API did not return answers 400 `invalid_request` with `field: "cursor"`. */
+                /** @description The `next_cursor` of the previous page, verbatim; omit it (or send it empty) for the first page. A cursor is opaque, but of a fixed shape (the pattern below); a string of another shape answers 400 `invalid_request` with `field: "cursor"`. */
                 cursor?: components["parameters"]["Cursor"];
             };
             header?: never;
@@ -2793,7 +3155,7 @@ export interface operations {
             };
             cookie?: never;
         };
-        requestBody: {
+        requestBody?: {
             content: {
                 /**
                  * @example {
@@ -2894,7 +3256,7 @@ export interface operations {
             query?: {
                 /** @description Page size: a positive integer, default 50; values above 100 are treated as 100. Zero, negative or non-numeric values answer 400 `invalid_request` with `field: "limit"`. */
                 limit?: components["parameters"]["Limit"];
-                /** @description The `next_cursor` of the previous page, verbatim; omit it (or send it empty) for the first page. A cursor this API did not return answers 400 `invalid_request` with `field: "cursor"`. */
+                /** @description The `next_cursor` of the previous page, verbatim; omit it (or send it empty) for the first page. A cursor is opaque, but of a fixed shape (the pattern below); a string of another shape answers 400 `invalid_request` with `field: "cursor"`. */
                 cursor?: components["parameters"]["Cursor"];
                 /** @description `true` or `1` also lists keys whose revocation has taken effect; `false`, `0`, empty or absent leaves them out. Any other value answers 400 `invalid_request` with `field: "include_revoked"`. */
                 include_revoked?: components["parameters"]["IncludeRevoked"];
@@ -3343,7 +3705,7 @@ export interface operations {
             query?: {
                 /** @description Page size: a positive integer, default 50; values above 100 are treated as 100. Zero, negative or non-numeric values answer 400 `invalid_request` with `field: "limit"`. */
                 limit?: components["parameters"]["Limit"];
-                /** @description The `next_cursor` of the previous page, verbatim; omit it (or send it empty) for the first page. A cursor this API did not return answers 400 `invalid_request` with `field: "cursor"`. */
+                /** @description The `next_cursor` of the previous page, verbatim; omit it (or send it empty) for the first page. A cursor is opaque, but of a fixed shape (the pattern below); a string of another shape answers 400 `invalid_request` with `field: "cursor"`. */
                 cursor?: components["parameters"]["Cursor"];
                 /** @description `true` or `1` also lists keys whose revocation has taken effect; `false`, `0`, empty or absent leaves them out. Any other value answers 400 `invalid_request` with `field: "include_revoked"`. */
                 include_revoked?: components["parameters"]["IncludeRevoked"];
@@ -4578,7 +4940,7 @@ export interface operations {
             query?: {
                 /** @description Page size: a positive integer, default 50; values above 100 are treated as 100. Zero, negative or non-numeric values answer 400 `invalid_request` with `field: "limit"`. */
                 limit?: components["parameters"]["Limit"];
-                /** @description The `next_cursor` of the previous page, verbatim; omit it (or send it empty) for the first page. A cursor this API did not return answers 400 `invalid_request` with `field: "cursor"`. */
+                /** @description The `next_cursor` of the previous page, verbatim; omit it (or send it empty) for the first page. A cursor is opaque, but of a fixed shape (the pattern below); a string of another shape answers 400 `invalid_request` with `field: "cursor"`. */
                 cursor?: components["parameters"]["Cursor"];
                 /** @description Operator only: the workspace whose trail to read (an unknown id reads an empty trail); absent or empty, the operator-level entries. A platform key may send only its own workspace's id (the same as sending none); any other value, empty included, answers 400 `invalid_request` with `field: "workspace_id"`. */
                 workspace_id?: components["parameters"]["AuditWorkspaceId"];
@@ -4629,7 +4991,7 @@ export interface operations {
                      *           }
                      *         }
                      *       ],
-                     *       "next_cursor": "MTIzNDpldnRfM2JDNWRFN2ZHOWhKMWtMM21ONXA"
+                     *       "next_cursor": "1795369214000.ws_3kTMd9Qx0aLpZr7Vb2Nc"
                      *     }
                      */
                     "application/json": components["schemas"]["AuditList"];
