@@ -1341,7 +1341,7 @@ export interface components {
             error?: components["schemas"]["ProviderError"];
         };
         /**
-         * @description How an agent's requests are routed: to metered billing, or to one configured provider (`byok`).
+         * @description How an agent's requests are routed: to metered billing, or to one configured provider (`byok`). With `metered`, `provider` and `model` are `null`.
          * @example {
          *       "agent_id": "support-bot",
          *       "mode": "byok",
@@ -1350,7 +1350,17 @@ export interface components {
          *       "updated_at": "2026-11-24T10:12:00Z"
          *     }
          */
-        AgentRouting: components["schemas"]["MeteredRouting"] | components["schemas"]["ByokRouting"];
+        AgentRouting: {
+            /** @example support-bot */
+            agent_id: string;
+            /** @enum {string} */
+            mode: "metered" | "byok";
+            /** @description With `byok`: the provider; `null` with `metered`. */
+            provider: components["schemas"]["ProviderName"] | null;
+            /** @description With `byok`: the model resolve answers for this agent instead of the provider's own, or `null`. Always `null` with `metered`. */
+            model: string | null;
+            updated_at: components["schemas"]["Timestamp"];
+        };
         /**
          * @description Route the agent to metered billing, or to a provider configured for the workspace. `null` counts as absent.
          * @example {
@@ -2281,28 +2291,6 @@ export interface components {
              * @enum {string}
              */
             code: "MALFORMED" | "NOT_FOUND";
-        };
-        /** @description An agent routed to metered billing. */
-        MeteredRouting: {
-            /** @example support-bot */
-            agent_id: string;
-            /** @constant */
-            mode: "metered";
-            provider: null;
-            model: null;
-            updated_at: components["schemas"]["Timestamp"];
-        };
-        /** @description An agent routed to one configured provider. */
-        ByokRouting: {
-            /** @example support-bot */
-            agent_id: string;
-            /** @constant */
-            mode: "byok";
-            /** @description With `byok`: the provider; `null` with `metered`. */
-            provider: components["schemas"]["ProviderName"];
-            /** @description With `byok`: the model resolve answers for this agent instead of the provider's own, or `null`. Always `null` with `metered`. */
-            model: string | null;
-            updated_at: components["schemas"]["Timestamp"];
         };
     };
     responses: {
