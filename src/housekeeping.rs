@@ -161,7 +161,7 @@ async fn rewrap_secrets(store: &impl HousekeepingStore, keks: &Keks, errors: &mu
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::memory::MemoryStore;
+    use crate::store::sqlite::SqliteStore;
     use crate::store::{Endpoint, SecretKind};
     use crate::webhooks::signature::WebhookSecret;
     use futures_executor::block_on;
@@ -184,20 +184,20 @@ mod tests {
 
     #[test]
     fn secrets_sealed_before_names_were_bound_open_and_the_rewrap_names_and_binds_them_once() {
-        let (store, keks) = (MemoryStore::default(), Keks::parse(K1).unwrap());
+        let (store, keks) = (SqliteStore::default(), Keks::parse(K1).unwrap());
         let (inbound, outbound) = (WebhookSecret::generate(), WebhookSecret::generate());
-        store.webhook_secrets.borrow_mut().push((sealed_of_before(&keks, SecretKind::Webhook, &inbound), None));
+        store.put_webhook_secret_row(&sealed_of_before(&keks, SecretKind::Webhook, &inbound), None);
         let endpoint =
             Endpoint { url: "https://hooks.example.com/k".into(), secret: sealed_of_before(&keks, SecretKind::Endpoint, &outbound) };
-        store.endpoints.borrow_mut().insert("ws_old".into(), endpoint);
+        store.put_endpoint_row(&endpoint);
         let read = |kind, stored: &SealedSecret| secrets::open(&keks, kind, stored).map(|s| s.expose().to_string());
-        assert_eq!(read(SecretKind::Webhook, &store.webhook_secrets.borrow()[0].0), Ok(inbound.expose().to_string()));
+        assert_eq!(read(SecretKind::Webhook, &store.webhook_secret_rows()[0]), Ok(inbound.expose().to_string()));
 
         let mut errors = Vec::new();
         assert_eq!(block_on(rewrap_secrets(&store, &keks, &mut errors)), 2, "{errors:?}");
         let upgraded = [
-            (SecretKind::Webhook, store.webhook_secrets.borrow()[0].0.clone()),
-            (SecretKind::Endpoint, store.endpoints.borrow()["ws_old"].secret.clone()),
+            (SecretKind::Webhook, store.webhook_secret_rows()[0].clone()),
+            (SecretKind::Endpoint, block_on(store.endpoint("ws_old")).unwrap().unwrap().secret),
         ];
         for ((kind, stored), plain) in upgraded.iter().zip([&inbound, &outbound]) {
             assert!(stored.name.as_deref().is_some_and(|n| n.starts_with(&format!("{}/ws_old/1-", kind.context_kind()))), "{stored:?}");

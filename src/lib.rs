@@ -14,6 +14,7 @@ pub mod name;
 pub mod page;
 pub mod providers;
 pub mod settings;
+pub mod storage;
 pub mod store;
 pub mod time;
 pub mod vault;

@@ -12,7 +12,7 @@ use keywarden::error::ApiError;
 use keywarden::providers::service::{self, Configure};
 use keywarden::providers::validation::{ProbeRequest, ProbeResponse, ProviderClient, TransportFailure};
 use keywarden::providers::{KeyStatus, ProviderId};
-use keywarden::store::memory::MemoryStore;
+use keywarden::store::sqlite::SqliteStore;
 use keywarden::store::{Precondition, WebhookStore};
 use keywarden::vault::Keks;
 use keywarden::webhooks::delivery;
@@ -23,6 +23,13 @@ use support::*;
 
 const WS: &str = "ws_test";
 const K1: &str = "k1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+
+/// A fresh database with the workspace `WS` in it.
+fn store() -> SqliteStore {
+    let store = SqliteStore::default();
+    store.add_workspace_row(WS);
+    store
+}
 /// A site-local literal, which the policy before the IANA registries admitted.
 const STALE_URL: &str = "https://[fec0::1]/hook";
 
@@ -53,7 +60,7 @@ impl Notifier for Receiver {
 
 #[test]
 fn revalidation_refuses_a_stored_host_the_policy_no_longer_admits_without_sending_the_key() {
-    let (store, keks, provider) = (MemoryStore::default(), Keks::parse(K1).unwrap(), Provider::default());
+    let (store, keks, provider) = (store(), Keks::parse(K1).unwrap(), Provider::default());
     let request = Configure {
         provider: ProviderId::OpenAi,
         api_key: "sk-proj-abcdefghijklmnopqrstuvwxyz012345".into(),
@@ -65,9 +72,7 @@ fn revalidation_refuses_a_stored_host_the_policy_no_longer_admits_without_sendin
     };
     let audit = AuditEvent::new(Some(WS), "provider.configured", 0);
     block_on(service::configure(&with(&store, &provider, &keks, 0), &Precondition::unconditional(WS), request, audit)).unwrap();
-    for record in store.providers.borrow_mut().values_mut() {
-        record.api_host = "https://[64:ff9b:1::a9fe:a9fe]".into();
-    }
+    store.execute("UPDATE provider_configs SET api_host = 'https://[64:ff9b:1::a9fe:a9fe]'", &[]);
     provider.asked.borrow_mut().clear();
 
     let outcome = block_on(service::revalidate(
@@ -86,7 +91,7 @@ fn revalidation_refuses_a_stored_host_the_policy_no_longer_admits_without_sendin
 
 #[test]
 fn a_notification_to_an_endpoint_the_policy_no_longer_admits_is_not_posted_and_ends() {
-    let (store, keks, receiver) = (MemoryStore::default(), Keks::parse(K1).unwrap(), Receiver::default());
+    let (store, keks, receiver) = (store(), Keks::parse(K1).unwrap(), Receiver::default());
     let audit = AuditEvent::new(Some(WS), "notifications.endpoint_set", 0);
     block_on(secrets::set_endpoint(
         &with(&store, &Offline, &keks, 0),
@@ -95,9 +100,7 @@ fn a_notification_to_an_endpoint_the_policy_no_longer_admits_is_not_posted_and_e
         audit,
     ))
     .unwrap();
-    for endpoint in store.endpoints.borrow_mut().values_mut() {
-        endpoint.url = STALE_URL.into();
-    }
+    store.execute("UPDATE notification_endpoints SET url = :url", &[("url", keywarden::store::sql::Value::Text(STALE_URL.into()))]);
     let event = OutboxEvent::new(WS, "api_key.revoked", json!({"key_id": "key_1"}), 0);
     assert!(block_on(store.enqueue(&event, 0)).unwrap());
 
@@ -106,7 +109,7 @@ fn a_notification_to_an_endpoint_the_policy_no_longer_admits_is_not_posted_and_e
     assert_eq!(receiver.posted_to.borrow().len(), 0, "nothing may be posted to {STALE_URL}");
     assert_eq!(pass.errors.len(), 1, "the refusal is reported for the log: {:?}", pass.errors);
     assert!(pass.errors[0].contains("special-purpose"), "{}", pass.errors[0]);
-    let row = store.outbox.borrow().iter().find(|row| row.event.id == event.id).cloned().unwrap();
+    let row = store.outbox().into_iter().find(|row| row.id == event.id).unwrap();
     assert!(row.gave_up_at.is_some(), "the event ends rather than being retried: {row:?}");
     let later = block_on(delivery::deliver_due(&with(&store, &receiver, &keks, 10 * 3_600_000), None, 5));
     assert_eq!((later.delivered, receiver.posted_to.borrow().len()), (0, 0), "and is not tried again");

@@ -9,7 +9,7 @@ use keywarden::audit::AuditEvent;
 use keywarden::error::ApiError;
 use keywarden::keys::Capabilities;
 use keywarden::name::Name;
-use keywarden::store::memory::MemoryStore;
+use keywarden::store::sqlite::SqliteStore;
 use keywarden::store::{KeyStore, Precondition};
 use keywarden::vault::Keks;
 use keywarden::webhooks::inbound::{receive, Answer, SignedHeaders};
@@ -23,7 +23,7 @@ const K1: &str = "k1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
 const NOW: i64 = 1_800_000_000_000;
 
 struct Sender {
-    store: MemoryStore,
+    store: SqliteStore,
     keks: Keks,
     workspace_id: String,
     owner_key_id: String,
@@ -31,7 +31,7 @@ struct Sender {
 }
 
 fn sender() -> Sender {
-    let (store, keks) = (MemoryStore::default(), Keks::parse(K1).unwrap());
+    let (store, keks) = (SqliteStore::default(), Keks::parse(K1).unwrap());
     let new = NewWorkspace { name: Name::parse("Acme").unwrap(), default_capabilities: Capabilities::parse(&["keys:read"]).unwrap() };
     let created = block_on(workspaces::create(&at(&store, NOW), new)).unwrap();
     let workspace_id = created.workspace.id.clone();
@@ -76,7 +76,7 @@ fn a_second_delivery_of_an_id_gets_the_first_answer_and_changes_nothing() {
     assert!(again.replayed, "the replay says so");
     assert_eq!((again.status, &again.body), (first.status, &first.body), "the same answer");
     assert!(again.notices.is_empty(), "a replay notifies nothing");
-    let received = sender.store.audit.borrow().iter().filter(|e| e.action == "webhook.received").count();
+    let received = sender.store.audit().iter().filter(|e| e.action == "webhook.received").count();
     assert_eq!(received, 1, "processed once");
 }
 

@@ -1,4 +1,4 @@
-//! The platform-key use cases over the in-memory store: authentication with its limits,
+//! The platform-key use cases over SQLite: authentication with its limits,
 //! creation rules, revocation, reroll, verify and leak reports.
 
 mod support;
@@ -12,7 +12,7 @@ use keywarden::keys::service::{self, Expiry, NewKey};
 use keywarden::keys::verify::{verify, VerifyCode};
 use keywarden::keys::{Capabilities, KeyPrefix, PlatformKey, RateLimit};
 use keywarden::name::Name;
-use keywarden::store::memory::MemoryStore;
+use keywarden::store::sqlite::SqliteStore;
 use keywarden::store::{KeyStore, LeakPlan, LeakRevocation, PlannedRevocation, Precondition};
 use keywarden::vault::Keks;
 use keywarden::webhooks::outbox::OutboxEvent;
@@ -23,7 +23,7 @@ use support::*;
 const T0: i64 = 1_800_000_000_000; // on a minute boundary
 
 struct World {
-    store: MemoryStore,
+    store: SqliteStore,
     owner: Caller,
     owner_key: PlatformKey,
 }
@@ -37,18 +37,18 @@ fn caps(items: &[&str]) -> Capabilities {
 }
 
 fn world() -> World {
-    let store = MemoryStore::default();
+    let store = SqliteStore::default();
     let owner_key = add_workspace(&store, "Acme");
     let owner = login(&store, &owner_key, T0);
     World { store, owner, owner_key }
 }
 
-fn add_workspace(store: &MemoryStore, name: &str) -> PlatformKey {
+fn add_workspace(store: &SqliteStore, name: &str) -> PlatformKey {
     let new = NewWorkspace { name: Name::parse(name).unwrap(), default_capabilities: caps(&["desktop:read", "desktop:chat"]) };
     block_on(workspaces::create(&at(store, T0), new)).unwrap().plaintext
 }
 
-fn login(store: &MemoryStore, key: &PlatformKey, now: i64) -> Caller {
+fn login(store: &SqliteStore, key: &PlatformKey, now: i64) -> Caller {
     block_on(authenticate(&at(store, now), Some(key.expose()), Some("10.0.0.1"))).expect("key authenticates").caller
 }
 
@@ -66,7 +66,7 @@ fn issue(world: &World, new: NewKey) -> PlatformKey {
     block_on(service::create(&at(&world.store, T0), &world.owner, new)).unwrap().1
 }
 
-fn auth_error(store: &MemoryStore, key: &str, ip: &str, now: i64) -> ApiError {
+fn auth_error(store: &SqliteStore, key: &str, ip: &str, now: i64) -> ApiError {
     block_on(authenticate(&at(store, now), Some(key), Some(ip))).expect_err("authentication should fail").error
 }
 
@@ -77,15 +77,15 @@ fn unknown_key() -> PlatformKey {
 #[test]
 fn a_malformed_key_is_refused_without_a_storage_lookup() {
     let world = world();
-    let before = world.store.lookups.get();
+    let before = world.store.round_trips();
     let text = world.owner_key.expose();
     let last = if text.ends_with('0') { '1' } else { '0' };
     let bad_checksum = format!("{}{last}", &text[..text.len() - 1]);
     for presented in ["", "kw_live_short", "sk_live_abc", bad_checksum.as_str()] {
         assert_eq!(auth_error(&world.store, presented, "10.0.0.9", T0), ApiError::Unauthorized, "{presented}");
     }
-    assert_eq!(world.store.lookups.get(), before, "a malformed key reached the store");
-    assert!(world.store.auth_failures.borrow().is_empty(), "malformed keys are not counted");
+    assert_eq!(world.store.round_trips(), before, "a malformed key reached the store");
+    assert!(world.store.count("auth_failures") == 0, "malformed keys are not counted");
 }
 
 #[test]
@@ -119,7 +119,7 @@ fn the_eleventh_failure_from_one_ip_blocks_it_for_the_rest_of_the_window_whateve
     assert!(block_on(authenticate(&at(&world.store, T0 + 30_000), Some(world.owner_key.expose()), Some("198.51.100.1"))).is_ok());
     assert!(block_on(authenticate(&at(&world.store, T0 + 60_000), Some(world.owner_key.expose()), Some("203.0.113.7"))).is_ok());
 
-    let audit = world.store.audit.borrow();
+    let audit = world.store.audit();
     let blocks: Vec<_> = audit.iter().filter(|e| e.action == "auth.ip_blocked").collect();
     assert_eq!(blocks.len(), 1, "audited once per block");
     assert_eq!(blocks[0].workspace_id, None, "operator-level entry");
@@ -205,7 +205,7 @@ fn revoking_twice_answers_the_first_time_and_audits_once() {
     assert!(first.revoked_now, "the first revoke is the one that revoked it");
     assert_eq!(again.key.revoked_at, Some(T0 + 5));
     assert!(!again.revoked_now, "a repeat revokes nothing");
-    let revocations = world.store.audit.borrow().iter().filter(|e| e.action == "key.revoked").count();
+    let revocations = world.store.audit().iter().filter(|e| e.action == "key.revoked").count();
     assert_eq!(revocations, 1);
 }
 
@@ -308,9 +308,9 @@ fn a_leak_report_revokes_live_keys_of_any_workspace_and_labels_each_token() {
     assert!(block_on(authenticate(&at(&world.store, T0), Some(world.owner_key.expose()), None)).is_err());
     let again = block_on(leaks::report(&at(&world.store, T0 + 1), &reports, None)).unwrap().0;
     assert_eq!(again.iter().map(|l| l.true_positive).collect::<Vec<_>>(), positives, "a retried report labels the same");
-    let audit = format!("{:?}", world.store.audit.borrow());
+    let audit = format!("{:?}", world.store.audit());
     assert!(!audit.contains(world.owner_key.expose()), "token in audit");
-    assert_eq!(world.store.audit.borrow().iter().filter(|e| e.action == "leaks.reported").count(), 2, "each report on the operator trail");
+    assert_eq!(world.store.audit().iter().filter(|e| e.action == "leaks.reported").count(), 2, "each report on the operator trail");
 }
 
 #[test]
@@ -325,7 +325,7 @@ fn a_token_quoted_in_the_reports_url_never_reaches_the_audit_trail() {
     }];
     let labels = block_on(leaks::report(&at(&world.store, T0), &reports, None)).unwrap().0;
     assert!(labels[0].true_positive);
-    let audit = format!("{:?}", world.store.audit.borrow());
+    let audit = format!("{:?}", world.store.audit());
     assert!(!audit.contains(&token), "token in audit: {audit}");
     assert!(audit.contains("https://paste.example/raw?key=[redacted]"));
 }
@@ -425,8 +425,8 @@ fn a_child_key_may_not_outlive_loosen_or_change_the_identity_of_its_parent() {
     assert_eq!(escalated_field(create(looser)), "rate_limit");
     let admin = NewKey { subject: Some(serde_json::json!({"role": "admin"})), ..new_key("admin", Some(&["keys:read"])) };
     assert_eq!(escalated_field(create(admin)), "subject");
-    let keys = world.store.keys.borrow();
-    assert!(!keys.values().any(|k| ["later", "looser", "admin"].contains(&k.name.as_str())), "a refused child was stored");
+    let keys = world.store.keys();
+    assert!(!keys.iter().any(|k| ["later", "looser", "admin"].contains(&k.name.as_str())), "a refused child was stored");
 }
 
 #[test]
@@ -449,7 +449,7 @@ fn a_write_by_a_key_revoked_since_it_authenticated_is_refused() {
     assert_eq!(error, ApiError::Unauthorized);
     let error = block_on(service::reroll(&at(&world.store, T0), &manager, &manager.key.id, 0)).unwrap_err();
     assert_eq!(error, ApiError::Unauthorized);
-    assert!(!world.store.keys.borrow().values().any(|k| k.name == "late" || k.rerolled_from.as_deref() == Some(&manager.key.id)));
+    assert!(!world.store.keys().iter().any(|k| k.name == "late" || k.rerolled_from.as_deref() == Some(&manager.key.id)));
 }
 
 #[test]
@@ -459,7 +459,7 @@ fn a_write_in_a_workspace_made_read_only_since_it_authenticated_is_refused() {
     block_on(workspaces::update(&at(&world.store, 0), &world.owner.workspace.id, &patch)).unwrap();
     let error = block_on(service::create(&at(&world.store, T0 + 1), &world.owner, new_key("late", None))).unwrap_err();
     assert_eq!(error, ApiError::WorkspaceReadOnly);
-    assert!(!world.store.keys.borrow().values().any(|k| k.name == "late"));
+    assert!(!world.store.keys().iter().any(|k| k.name == "late"));
 }
 
 fn leaked(token: &str) -> LeakReport {
@@ -492,7 +492,7 @@ fn a_key_revoked_by_a_leak_report_stays_a_true_positive_and_one_revoked_otherwis
         let labels: Vec<bool> = retried.unwrap().0.iter().map(|l| l.true_positive).collect();
         assert_eq!(labels, vec![true, false], "scope {scope:?}");
     }
-    let leaked_entries = world.store.audit.borrow().iter().filter(|e| e.action == "key.leaked").count();
+    let leaked_entries = world.store.audit().iter().filter(|e| e.action == "key.leaked").count();
     assert_eq!(leaked_entries, 2, "a retry audits nothing again (one workspace and one operator entry)");
 }
 
@@ -505,14 +505,14 @@ fn a_report_of_a_thousand_live_keys_revokes_audits_and_queues_every_one() {
     let (labels, revoked) = block_on(leaks::report(&at(&world.store, T0 + 1), &reports, None)).unwrap();
     assert!(labels.iter().all(|l| l.true_positive));
     assert_eq!(revoked.len(), 1_000);
-    let audit = world.store.audit.borrow();
+    let audit = world.store.audit();
     let count = |action: &str, operator: bool| audit.iter().filter(|e| e.action == action && e.workspace_id.is_none() == operator).count();
     assert_eq!((count("key.leaked", false), count("key.leaked", true)), (1_000, 1_000));
     let summary = audit.iter().find(|e| e.action == "leaks.reported").expect("summary");
     assert_eq!((summary.detail["tokens"].as_u64(), summary.detail["revoked"].as_array().map(Vec::len)), (Some(1_000), Some(1_000)));
-    let outbox = world.store.outbox.borrow();
-    assert_eq!(outbox.iter().filter(|row| row.event.event_type == "api_key.revoked").count(), 1_000);
-    assert_eq!(outbox[0].event.payload["data"]["reason"], "leaked");
+    let outbox = world.store.outbox();
+    assert_eq!(outbox.iter().filter(|row| row.event_type == "api_key.revoked").count(), 1_000);
+    assert_eq!(outbox[0].payload()["data"]["reason"], "leaked");
 }
 
 #[test]
@@ -522,7 +522,7 @@ fn a_planned_revocation_whose_key_was_revoked_meanwhile_writes_nothing_for_it() 
     let live = block_on(world.store.live_keys_by_hashes(&[key.hash()], None, T0)).unwrap();
     assert_eq!(live.len(), 1);
     block_on(service::revoke(&at(&world.store, T0), &world.owner, &live[0].id)).unwrap();
-    let before = world.store.audit.borrow().len();
+    let before = world.store.audit().len();
     let plan = LeakPlan {
         key_hashes: &[key.hash()],
         workspace_id: None,
@@ -536,7 +536,7 @@ fn a_planned_revocation_whose_key_was_revoked_meanwhile_writes_nothing_for_it() 
     };
     let outcome = block_on(world.store.revoke_leaked(&plan)).unwrap();
     assert_eq!(outcome, LeakRevocation::default(), "nothing revoked, and not a leak's revocation");
-    let audit = world.store.audit.borrow();
+    let audit = world.store.audit();
     assert_eq!(audit.len(), before + 1, "only the summary");
     assert_eq!(audit.last().unwrap().detail["revoked"], serde_json::json!([]));
 }

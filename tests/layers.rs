@@ -4,7 +4,7 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-const MAY_USE_WORKER: &[&str] = &["src/lib.rs", "src/http/", "src/store/d1/", "src/store/kv.rs"];
+const MAY_USE_WORKER: &[&str] = &["src/lib.rs", "src/http/", "src/store/d1.rs", "src/store/kv.rs"];
 
 fn rust_files(dir: &Path, found: &mut Vec<PathBuf>) {
     for entry in fs::read_dir(dir).expect("src is readable") {

@@ -1,4 +1,4 @@
-//! The provider use cases over the in-memory store and a scripted provider: configure's three
+//! The provider use cases over SQLite and a scripted provider: configure's three
 //! checks, atomic replacement, encryption at rest, re-validation, routing and resolve.
 
 mod support;
@@ -11,7 +11,7 @@ use keywarden::error::ApiError;
 use keywarden::providers::service::{self, Configure, Resolved};
 use keywarden::providers::validation::{ProbeRequest, ProbeResponse, ProviderClient, TransportFailure};
 use keywarden::providers::{AgentRoute, KeyStatus, ProviderId};
-use keywarden::store::memory::MemoryStore;
+use keywarden::store::sqlite::SqliteStore;
 use keywarden::store::{Precondition, ProviderStore};
 use keywarden::vault::Keks;
 use serde_json::json;
@@ -20,6 +20,13 @@ use support::*;
 const WS: &str = "ws_test";
 const K1: &str = "k1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
 const K2: &str = "k2:ICEiIyQlJicoKSorLC0uLzAxMjM0NTY3ODk6Ozw9Pj8=";
+
+/// A fresh database with the workspace `WS` in it.
+fn store() -> SqliteStore {
+    let store = SqliteStore::default();
+    store.add_workspace_row(WS);
+    store
+}
 
 /// Answers every probe with the next scripted response and remembers the requests.
 #[derive(Default)]
@@ -62,7 +69,7 @@ fn request(provider: ProviderId, key: &str) -> Configure {
 }
 
 fn configure(
-    store: &MemoryStore,
+    store: &SqliteStore,
     client: &ScriptedProvider,
     keks: &Keks,
     request: Configure,
@@ -75,20 +82,20 @@ fn configure(
     ))
 }
 
-fn resolve(store: &MemoryStore, keks: &Keks, agent: Option<&str>, provider: Option<ProviderId>) -> Resolved {
+fn resolve(store: &SqliteStore, keks: &Keks, agent: Option<&str>, provider: Option<ProviderId>) -> Resolved {
     block_on(service::resolve(&with(store, &Offline, keks, 0), &Precondition::unconditional(WS), agent, provider)).unwrap()
 }
 
 #[test]
 fn a_valid_key_is_stored_encrypted_and_resolves() {
-    let (store, keks) = (MemoryStore::default(), Keks::parse(K1).unwrap());
+    let (store, keks) = (store(), Keks::parse(K1).unwrap());
     let client = ScriptedProvider::answering(vec![models(&["gpt-4o", "gpt-4o-mini"])]);
     let key = "sk-proj-abcdefghijklmnopqrstuvwxyz012345";
     let record = configure(&store, &client, &keks, Configure { model: Some("gpt-4o".into()), ..request(ProviderId::OpenAi, key) }).unwrap();
     assert_eq!((record.status, record.version, record.is_default), (KeyStatus::Valid, 1, true));
     assert_eq!(record.key_hint, "...2345");
-    assert!(!format!("{:?}", store.providers.borrow()).contains(key), "the key is in D1's row");
-    let blob = store.blobs.borrow().get(&record.blob_name).cloned().unwrap();
+    assert!(!format!("{:?}", store.all_providers()).contains(key), "the key is in D1's row");
+    let blob = store.blobs().get(&record.blob_name).cloned().unwrap();
     assert!(!blob.contains(key) && !blob.contains("c2stcHJvai1hYmNk"), "the blob shows the key");
     match resolve(&store, &keks, None, None) {
         Resolved::Byok { api_key, model, .. } => assert_eq!((api_key.as_str(), model.as_deref()), (key, Some("gpt-4o"))),
@@ -98,17 +105,17 @@ fn a_valid_key_is_stored_encrypted_and_resolves() {
 
 #[test]
 fn a_key_of_another_provider_is_refused_without_calling_anyone() {
-    let (store, keks) = (MemoryStore::default(), Keks::parse(K1).unwrap());
+    let (store, keks) = (store(), Keks::parse(K1).unwrap());
     let client = ScriptedProvider::default();
     let error = configure(&store, &client, &keks, request(ProviderId::OpenAi, "sk-ant-api03-abc")).unwrap_err();
     assert_eq!(error, ApiError::WrongProvider { detected: "anthropic".into() });
     assert!(client.seen.borrow().is_empty());
-    assert!(store.providers.borrow().is_empty() && store.blobs.borrow().is_empty());
+    assert!(store.all_providers().is_empty() && store.blobs().is_empty());
 }
 
 #[test]
 fn an_insecure_host_is_refused_before_any_call() {
-    let (store, keks) = (MemoryStore::default(), Keks::parse(K1).unwrap());
+    let (store, keks) = (store(), Keks::parse(K1).unwrap());
     let client = ScriptedProvider::default();
     for host in ["http://api.openai.com/v1", "https://169.254.169.254", "https://10.0.0.5/v1"] {
         let error = configure(&store, &client, &keks, Configure { api_host: Some(host.into()), ..request(ProviderId::OpenAi, "sk-abc") })
@@ -129,19 +136,19 @@ fn every_refusal_stores_nothing() {
         (models(&["gpt-4o"]), ApiError::InvalidModel { field: "model".into() }),
     ];
     for (answer, expected) in cases {
-        let (store, keks) = (MemoryStore::default(), Keks::parse(K1).unwrap());
+        let (store, keks) = (store(), Keks::parse(K1).unwrap());
         let client = ScriptedProvider::answering(vec![answer]);
         let error =
             configure(&store, &client, &keks, Configure { model: Some("gpt-5-turbo".into()), ..request(ProviderId::OpenAi, "sk-abc") })
                 .unwrap_err();
         assert_eq!(error, expected);
-        assert!(store.providers.borrow().is_empty() && store.blobs.borrow().is_empty(), "stored after {expected:?}");
+        assert!(store.all_providers().is_empty() && store.blobs().is_empty(), "stored after {expected:?}");
     }
 }
 
 #[test]
 fn a_long_model_list_is_checked_for_the_wanted_models_wherever_they_sit() {
-    let (store, keks) = (MemoryStore::default(), Keks::parse(K1).unwrap());
+    let (store, keks) = (store(), Keks::parse(K1).unwrap());
     let mut ids: Vec<String> = (0..30_000).map(|i| format!("filler-model-{i:06}")).collect();
     ids.push("gpt-4o-2024-08-06".into());
     let id_refs: Vec<&str> = ids.iter().map(String::as_str).collect();
@@ -152,7 +159,7 @@ fn a_long_model_list_is_checked_for_the_wanted_models_wherever_they_sit() {
 
 #[test]
 fn openrouter_checks_the_key_at_key_and_the_model_in_its_public_list() {
-    let (store, keks) = (MemoryStore::default(), Keks::parse(K1).unwrap());
+    let (store, keks) = (store(), Keks::parse(K1).unwrap());
     let client = ScriptedProvider::answering(vec![
         ok(json!({"data": {"label": "x", "limit_remaining": null}})),
         models(&["anthropic/claude-sonnet-4.5"]),
@@ -170,20 +177,20 @@ fn openrouter_checks_the_key_at_key_and_the_model_in_its_public_list() {
 
 #[test]
 fn a_replacement_bumps_the_version_and_keeps_the_old_blob_until_the_cron() {
-    let (store, keks) = (MemoryStore::default(), Keks::parse(K1).unwrap());
+    let (store, keks) = (store(), Keks::parse(K1).unwrap());
     let client = ScriptedProvider::answering(vec![models(&["gpt-4o"]), models(&["gpt-4o"])]);
     let first = configure(&store, &client, &keks, request(ProviderId::OpenAi, "sk-first")).unwrap();
     let second = configure(&store, &client, &keks, request(ProviderId::OpenAi, "sk-second")).unwrap();
     assert_eq!(second.version, 2);
     assert_ne!(first.blob_name, second.blob_name);
-    assert!(store.blobs.borrow().contains_key(&first.blob_name), "a resolve that read the old pointer still finds its blob");
-    assert_eq!(store.retired_blobs.borrow().clone(), vec![(first.blob_name, 1_000)]);
+    assert!(store.blobs().contains_key(&first.blob_name), "a resolve that read the old pointer still finds its blob");
+    assert_eq!(store.retired_blobs(), vec![(first.blob_name, 1_000)]);
     assert!(matches!(resolve(&store, &keks, None, None), Resolved::Byok { ref api_key, .. } if api_key == "sk-second"));
 }
 
 #[test]
 fn the_first_provider_is_the_default_and_default_true_moves_it() {
-    let (store, keks) = (MemoryStore::default(), Keks::parse(K1).unwrap());
+    let (store, keks) = (store(), Keks::parse(K1).unwrap());
     let client = ScriptedProvider::answering(vec![models(&[]), ok(json!({"data": []})), models(&[])]);
     configure(&store, &client, &keks, request(ProviderId::OpenAi, "sk-a")).unwrap();
     let anthropic = configure(&store, &client, &keks, request(ProviderId::Anthropic, "sk-ant-b")).unwrap();
@@ -196,7 +203,7 @@ fn the_first_provider_is_the_default_and_default_true_moves_it() {
 
 #[test]
 fn resolve_follows_request_then_route_then_default_then_metered() {
-    let (store, keks) = (MemoryStore::default(), Keks::parse(K1).unwrap());
+    let (store, keks) = (store(), Keks::parse(K1).unwrap());
     assert_eq!(resolve(&store, &keks, None, None), Resolved::Metered { reason: "no_byok_configured" });
     let client = ScriptedProvider::answering(vec![models(&[]), ok(json!({"data": []}))]);
     configure(&store, &client, &keks, request(ProviderId::OpenAi, "sk-openai")).unwrap();
@@ -228,7 +235,7 @@ fn resolve_follows_request_then_route_then_default_then_metered() {
 
 #[test]
 fn an_invalidated_key_resolves_metered_byok_invalid() {
-    let (store, keks) = (MemoryStore::default(), Keks::parse(K1).unwrap());
+    let (store, keks) = (store(), Keks::parse(K1).unwrap());
     let client = ScriptedProvider::answering(vec![models(&[]), status(401, json!({}))]);
     configure(&store, &client, &keks, request(ProviderId::OpenAi, "sk-openai")).unwrap();
     let result = block_on(service::revalidate(
@@ -247,7 +254,7 @@ fn an_invalidated_key_resolves_metered_byok_invalid() {
 
 #[test]
 fn a_provider_that_cannot_answer_leaves_the_status_as_it_was() {
-    let (store, keks) = (MemoryStore::default(), Keks::parse(K1).unwrap());
+    let (store, keks) = (store(), Keks::parse(K1).unwrap());
     let client = ScriptedProvider::answering(vec![models(&[]), Err(TransportFailure::Network)]);
     configure(&store, &client, &keks, request(ProviderId::OpenAi, "sk-openai")).unwrap();
     let result = block_on(service::revalidate(
@@ -265,7 +272,7 @@ fn a_provider_that_cannot_answer_leaves_the_status_as_it_was() {
 
 #[test]
 fn a_new_first_kek_keeps_stored_keys_resolving() {
-    let store = MemoryStore::default();
+    let store = store();
     let client = ScriptedProvider::answering(vec![models(&[])]);
     configure(&store, &client, &Keks::parse(K1).unwrap(), request(ProviderId::OpenAi, "sk-kept")).unwrap();
     let rotated = Keks::parse(&format!("{K2},{K1}")).unwrap();
@@ -274,7 +281,7 @@ fn a_new_first_kek_keeps_stored_keys_resolving() {
 
 #[test]
 fn rewrapping_moves_stale_keys_to_the_current_kek_and_keeps_them_resolving() {
-    let store = MemoryStore::default();
+    let store = store();
     let client = ScriptedProvider::answering(vec![models(&[]), ok(json!({"data": []}))]);
     let old = Keks::parse(K1).unwrap();
     let first = configure(&store, &client, &old, request(ProviderId::OpenAi, "sk-kept")).unwrap();
@@ -285,7 +292,7 @@ fn rewrapping_moves_stale_keys_to_the_current_kek_and_keeps_them_resolving() {
     assert_eq!(block_on(service::rewrap_stale(&with(&store, &Offline, &rotated, 5_000), 10)).unwrap(), 1);
     assert_eq!(block_on(service::rewrap_stale(&with(&store, &Offline, &rotated, 5_000), 10)).unwrap(), 0, "nothing left to do");
     assert!(block_on(store.providers(WS)).unwrap().iter().all(|p| p.kek_id == "k2"));
-    assert!(store.retired_blobs.borrow().iter().any(|(name, _)| *name == first.blob_name));
+    assert!(store.retired_blobs().iter().any(|(name, _)| *name == first.blob_name));
 
     let only_new = Keks::parse(K2).unwrap();
     assert!(
@@ -298,12 +305,12 @@ fn rewrapping_moves_stale_keys_to_the_current_kek_and_keeps_them_resolving() {
 
 #[test]
 fn a_blob_moved_under_another_pointer_fails_to_decrypt_and_says_so() {
-    let (store, keks) = (MemoryStore::default(), Keks::parse(K1).unwrap());
+    let (store, keks) = (store(), Keks::parse(K1).unwrap());
     let client = ScriptedProvider::answering(vec![models(&[]), ok(json!({"data": []}))]);
     let openai = configure(&store, &client, &keks, request(ProviderId::OpenAi, "sk-openai")).unwrap();
     let anthropic = configure(&store, &client, &keks, request(ProviderId::Anthropic, "sk-ant-x")).unwrap();
-    let stolen = store.blobs.borrow().get(&openai.blob_name).cloned().unwrap();
-    store.blobs.borrow_mut().insert(anthropic.blob_name.clone(), stolen);
+    let stolen = store.blobs().get(&openai.blob_name).cloned().unwrap();
+    store.blobs().insert(anthropic.blob_name.clone(), stolen);
     let error =
         block_on(service::resolve(&with(&store, &Offline, &keks, 0), &Precondition::unconditional(WS), None, Some(ProviderId::Anthropic)))
             .unwrap_err();
@@ -313,10 +320,10 @@ fn a_blob_moved_under_another_pointer_fails_to_decrypt_and_says_so() {
 
 #[test]
 fn a_blob_retired_by_a_removal_does_not_open_under_the_next_config_of_the_same_version() {
-    let (store, keks) = (MemoryStore::default(), Keks::parse(K1).unwrap());
+    let (store, keks) = (store(), Keks::parse(K1).unwrap());
     let client = ScriptedProvider::answering(vec![models(&[]), models(&[])]);
     let first = configure(&store, &client, &keks, request(ProviderId::OpenAi, "sk-first-owner")).unwrap();
-    let retired = store.blobs.borrow().get(&first.blob_name).cloned().unwrap();
+    let retired = store.blobs().get(&first.blob_name).cloned().unwrap();
     block_on(store.remove_provider(
         &Precondition::unconditional(WS),
         ProviderId::OpenAi,
@@ -326,7 +333,7 @@ fn a_blob_retired_by_a_removal_does_not_open_under_the_next_config_of_the_same_v
     .unwrap();
     let second = configure(&store, &client, &keks, request(ProviderId::OpenAi, "sk-second-owner")).unwrap();
     assert_eq!((second.workspace_id.as_str(), second.provider, second.version), (WS, ProviderId::OpenAi, 1), "the same context");
-    store.blobs.borrow_mut().insert(second.blob_name.clone(), retired);
+    store.blobs().insert(second.blob_name.clone(), retired);
     let error =
         block_on(service::resolve(&with(&store, &Offline, &keks, 0), &Precondition::unconditional(WS), None, Some(ProviderId::OpenAi)))
             .unwrap_err();
@@ -335,10 +342,10 @@ fn a_blob_retired_by_a_removal_does_not_open_under_the_next_config_of_the_same_v
 
 #[test]
 fn a_pointer_whose_blob_is_not_visible_yet_answers_retry() {
-    let (store, keks) = (MemoryStore::default(), Keks::parse(K1).unwrap());
+    let (store, keks) = (store(), Keks::parse(K1).unwrap());
     let client = ScriptedProvider::answering(vec![models(&[])]);
     let record = configure(&store, &client, &keks, request(ProviderId::OpenAi, "sk-openai")).unwrap();
-    store.blobs.borrow_mut().remove(&record.blob_name);
+    store.blobs().remove(&record.blob_name);
     let error = block_on(service::resolve(&with(&store, &Offline, &keks, 0), &Precondition::unconditional(WS), None, None)).unwrap_err();
     assert_eq!(error, ApiError::SecretUnavailable);
 }

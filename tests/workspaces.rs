@@ -1,4 +1,4 @@
-//! The workspace use cases over the in-memory store: what the operator routes rely on.
+//! The workspace use cases over SQLite: what the operator routes rely on.
 
 mod support;
 
@@ -6,7 +6,8 @@ use futures_executor::block_on;
 use keywarden::keys::{Capabilities, KeyPrefix, PlatformKey};
 use keywarden::name::Name;
 use keywarden::page::PageRequest;
-use keywarden::store::memory::MemoryStore;
+use keywarden::store::sqlite::SqliteStore;
+use keywarden::store::WorkspaceStore;
 use keywarden::workspaces::{self, NewWorkspace, WorkspacePatch};
 use support::*;
 
@@ -16,31 +17,31 @@ fn new_workspace(name: &str) -> NewWorkspace {
 
 #[test]
 fn creating_a_workspace_issues_an_owner_key_with_every_capability() {
-    let store = MemoryStore::default();
+    let store = SqliteStore::default();
     let created = block_on(workspaces::create(&at(&store, 1_000), new_workspace("Acme"))).unwrap();
     assert!(created.owner_key.capabilities.grants("keys:write"));
     assert!(created.owner_key.capabilities.grants("desktop:chat"));
     assert_eq!(created.owner_key.workspace_id, created.workspace.id);
-    let keys = store.keys.borrow();
-    let found = keys.values().find(|k| k.key_hash == created.plaintext.hash()).expect("key stored by hash");
+    let keys = store.keys();
+    let found = keys.iter().find(|k| k.key_hash == created.plaintext.hash()).expect("key stored by hash");
     assert_eq!(found.id, created.owner_key.id);
-    assert_eq!(store.workspaces.borrow().get(&found.workspace_id), Some(&created.workspace));
+    assert_eq!(block_on(store.workspace(&found.workspace_id)).unwrap().as_ref(), Some(&created.workspace));
 }
 
 #[test]
 fn the_owner_key_parses_back_and_is_stored_only_as_a_hash() {
-    let store = MemoryStore::default();
+    let store = SqliteStore::default();
     let created = block_on(workspaces::create(&at(&store, 1_000), new_workspace("Acme"))).unwrap();
     assert!(PlatformKey::parse(&KeyPrefix::default(), created.plaintext.expose()).is_ok());
-    let stored = format!("{:?}", store.keys.borrow().values().collect::<Vec<_>>());
+    let stored = format!("{:?}", store.keys());
     assert!(!stored.contains(created.plaintext.expose()), "plaintext stored");
 }
 
 #[test]
 fn creation_is_audited_as_key_created_without_the_key() {
-    let store = MemoryStore::default();
+    let store = SqliteStore::default();
     let created = block_on(workspaces::create(&at(&store, 1_000), new_workspace("Acme"))).unwrap();
-    let audit = store.audit.borrow();
+    let audit = store.audit();
     assert_eq!(audit.len(), 1);
     assert_eq!(audit[0].action, "key.created");
     assert_eq!(audit[0].target.as_deref(), Some(created.owner_key.id.as_str()));
@@ -49,7 +50,7 @@ fn creation_is_audited_as_key_created_without_the_key() {
 
 #[test]
 fn listing_pages_newest_first_without_gaps_or_repeats() {
-    let store = MemoryStore::default();
+    let store = SqliteStore::default();
     let mut ids = Vec::new();
     for (i, ms) in [1_000, 2_000, 2_000, 3_000, 4_000].into_iter().enumerate() {
         let created = block_on(workspaces::create(&at(&store, ms), new_workspace(&format!("w{i}")))).unwrap();
@@ -74,7 +75,7 @@ fn listing_pages_newest_first_without_gaps_or_repeats() {
 
 #[test]
 fn a_patch_changes_only_what_it_sets() {
-    let store = MemoryStore::default();
+    let store = SqliteStore::default();
     let created = block_on(workspaces::create(&at(&store, 1_000), new_workspace("Acme"))).unwrap();
     let patch = WorkspacePatch { read_only: Some(true), ..Default::default() };
     let updated = block_on(workspaces::update(&at(&store, 0), &created.workspace.id, &patch)).unwrap();
@@ -85,7 +86,7 @@ fn a_patch_changes_only_what_it_sets() {
 
 #[test]
 fn unknown_workspaces_are_not_found() {
-    let store = MemoryStore::default();
+    let store = SqliteStore::default();
     let error = block_on(workspaces::get(&at(&store, 0), "ws_missing")).unwrap_err();
     assert_eq!(error.code(), "not_found");
     let error = block_on(workspaces::update(&at(&store, 0), "ws_missing", &WorkspacePatch::default())).unwrap_err();

@@ -442,13 +442,13 @@ pub async fn resolve<S: ProviderStore, B: BlobStore, C>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::memory::MemoryStore;
+    use crate::store::sqlite::SqliteStore;
     use futures_executor::block_on;
 
     const K1: &str = "k1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
 
     /// A config as stored before names were bound: a blob name of the old form, an unbound blob.
-    fn config_of_before(store: &MemoryStore, keks: &Keks, api_key: &str) -> ProviderRecord {
+    fn config_of_before(store: &SqliteStore, keks: &Keks, api_key: &str) -> ProviderRecord {
         let record = ProviderRecord {
             workspace_id: "ws_old".into(),
             provider: ProviderId::OpenAi,
@@ -465,15 +465,15 @@ mod tests {
             is_default: true,
             updated_at: 1_000,
         };
-        store.blobs.borrow_mut().insert(record.blob_name.clone(), vault::seal_unbound(keks, api_key.as_bytes(), &context(&record)));
-        store.providers.borrow_mut().insert((record.workspace_id.clone(), record.provider), record.clone());
+        store.blobs().insert(record.blob_name.clone(), vault::seal_unbound(keks, api_key.as_bytes(), &context(&record)));
+        store.put_provider_row(&record);
         record
     }
 
     #[test]
     fn a_replacement_key_keeps_what_is_configured_unless_it_names_something_new() {
         let keks = Keks::parse(K1).unwrap();
-        let mut current = config_of_before(&MemoryStore::default(), &keks, "sk-old-key-0123456789");
+        let mut current = config_of_before(&SqliteStore::default(), &keks, "sk-old-key-0123456789");
         current.api_host = "https://proxy.example.com/v1".into();
         current.model = Some("gpt-4o".into());
         current.fallback_model = Some("gpt-4o-mini".into());
@@ -497,7 +497,7 @@ mod tests {
 
     #[test]
     fn a_key_stored_before_names_were_bound_still_resolves() {
-        let (store, keks) = (MemoryStore::default(), Keks::parse(K1).unwrap());
+        let (store, keks) = (SqliteStore::default(), Keks::parse(K1).unwrap());
         config_of_before(&store, &keks, "sk-stored-long-ago");
         let resolved =
             block_on(resolve(&Deps::for_tests(&store, &store, &keks, 0), &Precondition::unconditional("ws_old"), None, None)).unwrap();
@@ -506,24 +506,24 @@ mod tests {
 
     #[test]
     fn the_rewrap_moves_a_key_of_before_to_a_bound_blob_once() {
-        let (store, keks) = (MemoryStore::default(), Keks::parse(K1).unwrap());
+        let (store, keks) = (SqliteStore::default(), Keks::parse(K1).unwrap());
         let old = config_of_before(&store, &keks, "sk-stored-long-ago");
         assert_eq!(block_on(rewrap_stale(&Deps::for_tests(&store, &store, &keks, 2_000), 25)), Ok(1), "upgraded though its KEK is current");
         let moved = block_on(store.provider("ws_old", ProviderId::OpenAi)).unwrap().unwrap();
         assert!(moved.blob_name.starts_with("pk/v2/ws_old/openai/1-"), "{}", moved.blob_name);
-        assert!(vault::binds_name(&store.blobs.borrow()[&moved.blob_name]).unwrap());
+        assert!(vault::binds_name(&store.blobs()[&moved.blob_name]).unwrap());
         assert_eq!(block_on(open_key(&store, &keks, &moved)).unwrap(), "sk-stored-long-ago");
-        assert!(store.retired_blobs.borrow().iter().any(|(name, _)| *name == old.blob_name), "the unbound blob is retired");
+        assert!(store.retired_blobs().iter().any(|(name, _)| *name == old.blob_name), "the unbound blob is retired");
         assert_eq!(block_on(rewrap_stale(&Deps::for_tests(&store, &store, &keks, 3_000), 25)), Ok(0), "nothing left to upgrade");
     }
 
     #[test]
     fn an_unbound_blob_slipped_under_a_config_stored_since_does_not_open() {
-        let (store, keks) = (MemoryStore::default(), Keks::parse(K1).unwrap());
+        let (store, keks) = (SqliteStore::default(), Keks::parse(K1).unwrap());
         let old = config_of_before(&store, &keks, "sk-retired");
         let current = ProviderRecord { blob_name: new_blob_name("ws_old", ProviderId::OpenAi, 1), ..old.clone() };
-        let stolen = store.blobs.borrow()[&old.blob_name].clone();
-        store.blobs.borrow_mut().insert(current.blob_name.clone(), stolen);
+        let stolen = store.blobs()[&old.blob_name].clone();
+        store.blobs().insert(current.blob_name.clone(), stolen);
         assert!(matches!(block_on(open_key(&store, &keks, &current)), Err(ApiError::DecryptionFailed { .. })));
     }
 

@@ -1,8 +1,7 @@
-//! Storage ports. The domain speaks to these traits; `d1` implements them over the Worker's
-//! bindings and `memory` over plain maps for native tests.
+//! Storage ports. The domain speaks to these traits; `sql` implements them once in SQL, which
+//! `d1` runs over the Worker's binding and `sqlite` over real SQLite in native tests.
 
 use crate::audit::AuditEvent;
-use crate::error::ApiError;
 use crate::keys::KeyRecord;
 use crate::page::Cursor;
 use crate::providers::catalog::ProviderId;
@@ -12,70 +11,11 @@ use crate::workspaces::{Workspace, WorkspacePatch};
 
 pub mod d1;
 pub mod kv;
-pub mod memory;
+pub mod sql;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod sqlite;
 
-/// Why storage did not do what it was asked.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum StoreError {
-    /// A storage failure. Its text goes to the log under the request id, never to the client.
-    #[error("storage: {0}")]
-    Failed(String),
-    /// The write's precondition no longer held when it would have committed; nothing was written.
-    #[error("precondition: {0:?}")]
-    Refused(Refusal),
-}
-
-/// Which part of a [`Precondition`] failed at commit time.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Refusal {
-    /// The calling key was revoked or expired while its request was in flight.
-    CallerNotLive,
-    /// The workspace became read-only while the request was in flight.
-    WorkspaceReadOnly,
-}
-
-impl From<StoreError> for ApiError {
-    fn from(error: StoreError) -> Self {
-        match error {
-            StoreError::Failed(_) => ApiError::internal(error),
-            StoreError::Refused(Refusal::CallerNotLive) => ApiError::Unauthorized,
-            StoreError::Refused(Refusal::WorkspaceReadOnly) => ApiError::WorkspaceReadOnly,
-        }
-    }
-}
-
-/// What must still hold when a write commits, checked in the same batch as the write: the
-/// key it is made for (if a key makes it) is still live, and the workspace is still writable
-/// (for the writes a read-only workspace refuses). Authentication happens when a request
-/// arrives; this is what keeps "revoked takes effect on the next request" true for a request
-/// whose body arrives after the revocation.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Precondition {
-    pub workspace_id: String,
-    pub key_id: Option<String>,
-    pub writable: bool,
-}
-
-impl Precondition {
-    /// A write made by a signed webhook or the operator: only the workspace's state counts.
-    pub fn workspace_writable(workspace_id: &str) -> Self {
-        Precondition { workspace_id: workspace_id.to_string(), key_id: None, writable: true }
-    }
-
-    /// No condition at all: the scheduled handler's own writes.
-    pub fn unconditional(workspace_id: &str) -> Self {
-        Precondition { workspace_id: workspace_id.to_string(), key_id: None, writable: false }
-    }
-
-    /// The same precondition without the read-only check (re-validation, resolve).
-    pub fn even_read_only(&self) -> Self {
-        Precondition { writable: false, ..self.clone() }
-    }
-
-    pub fn is_unconditional(&self) -> bool {
-        self.key_id.is_none() && !self.writable
-    }
-}
+pub use crate::storage::{Precondition, Refusal, StoreError};
 
 #[allow(async_fn_in_trait)]
 pub trait WorkspaceStore {
@@ -229,11 +169,6 @@ pub struct LeakRevocation {
 pub struct Revocation {
     pub key: KeyRecord,
     pub revoked_now: bool,
-}
-
-/// Newest-first order shared by every list: (created_at, id) descending.
-pub fn is_after(created_at: i64, id: &str, cursor: &Cursor) -> bool {
-    (created_at, id) < (cursor.created_at, cursor.id.as_str())
 }
 
 /// What resolving needs, read in one round trip: the agent's route, and the provider config

@@ -1,10 +1,10 @@
-//! The audit trail in D1.
+//! The audit trail.
 
 use serde::Deserialize;
-use serde_json::Value;
-use worker::wasm_bindgen::JsValue;
+use serde_json::Value as Json;
 
-use super::{insert_audit_statement, int, opt_text, store_error, D1Store};
+use super::exec::{int, opt_text, Executor, Statement, Value};
+use super::{insert_audit_statement, SqlStore};
 use crate::audit::AuditEvent;
 use crate::store::{AuditStore, StoreError};
 
@@ -21,13 +21,13 @@ struct AuditRow {
     detail: String,
 }
 
-impl AuditStore for D1Store {
+impl<E: Executor> AuditStore for SqlStore<E> {
     async fn append_audit(&self, events: &[AuditEvent]) -> Result<(), StoreError> {
         if events.is_empty() {
             return Ok(());
         }
-        let statements = events.iter().map(|event| insert_audit_statement(self, event, None)).collect::<Result<Vec<_>, _>>()?;
-        self.db.batch(statements).await.map_err(store_error)?;
+        let statements = events.iter().map(|event| insert_audit_statement(event, None)).collect::<Result<Vec<_>, _>>()?;
+        self.batch(statements).await?;
         Ok(())
     }
 
@@ -38,17 +38,15 @@ impl AuditStore for D1Store {
         limit: usize,
     ) -> Result<Vec<(i64, AuditEvent)>, StoreError> {
         // `IS` matches NULL to NULL: no workspace reads the operator-level entries.
-        let result = self
-            .statement(
+        let outcome = self
+            .query(Statement::new(
                 "SELECT seq, id, workspace_id, at, action, actor_key_id, target, ip, detail FROM audit_events \
-                 WHERE workspace_id IS ?1 AND (?2 IS NULL OR seq < ?2) ORDER BY seq DESC LIMIT ?3",
-                &[opt_text(workspace_id), before.map_or(JsValue::NULL, int), int(limit as i64)],
-            )?
-            .all()
-            .await
-            .map_err(store_error)?;
-        let rows: Vec<AuditRow> = result.results().map_err(store_error)?;
-        Ok(rows
+                 WHERE workspace_id IS :workspace_id AND (:before IS NULL OR seq < :before) ORDER BY seq DESC LIMIT :limit",
+                &[("workspace_id", opt_text(workspace_id)), ("before", before.map_or(Value::Null, int)), ("limit", int(limit as i64))],
+            )?)
+            .await?;
+        Ok(outcome
+            .rows::<AuditRow>()?
             .into_iter()
             .map(|row| {
                 let event = AuditEvent {
@@ -59,7 +57,7 @@ impl AuditStore for D1Store {
                     actor_key_id: row.actor_key_id,
                     target: row.target,
                     ip: row.ip,
-                    detail: serde_json::from_str(&row.detail).unwrap_or(Value::Null),
+                    detail: serde_json::from_str(&row.detail).unwrap_or(Json::Null),
                 };
                 (row.seq, event)
             })

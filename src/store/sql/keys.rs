@@ -1,0 +1,329 @@
+//! Platform keys, their counters and the leak report's batch.
+
+use serde::Deserialize;
+use serde_json::{json, Value as Json};
+
+use super::exec::{int, opt_text, text, Executor, Statement, Value};
+use super::{insert_audit_statement, insert_key_statement, key_records, live_key, outcome, Guard, KeyRow, SqlStore, WorkspaceRow};
+use super::{DB_NOW_MS, KEY_COLUMNS, WORKSPACE_COLUMNS};
+use crate::audit::AuditEvent;
+use crate::keys::limits::FAILED_ATTEMPT_LIMIT;
+use crate::keys::KeyRecord;
+use crate::page::Cursor;
+use crate::store::{
+    AuthFinding, AuthProbe, KeyStore, LeakPlan, LeakRevocation, Precondition, RateHits, Revocation, StoreError, REVOKED_AS_LEAKED,
+};
+
+/// Rows carried by one multi-row statement's JSON parameter. A leak report's rows are bounded by
+/// its 64 KiB body plus a few hundred bytes each, so a chunk stays far below D1's 2 MB value
+/// limit, and a report of 1,000 keys costs about 20 queries of the invocation's 1,000.
+const ROWS_PER_STATEMENT: usize = 200;
+
+#[derive(Deserialize)]
+struct HashRow {
+    key_hash: String,
+}
+
+/// A list bound as one JSON text parameter, read back in SQL with `json_each`.
+fn json_param(items: &[impl serde::Serialize]) -> Result<Value, StoreError> {
+    serde_json::to_string(items).map(Value::Text).map_err(|e| StoreError::Failed(format!("json parameter: {e}")))
+}
+
+/// An audit event as a JSON row for a multi-row insert, with the key it depends on.
+fn audit_row(event: &AuditEvent, key_id: Option<&str>) -> Json {
+    json!({"key_id": key_id, "id": event.id, "workspace_id": event.workspace_id, "at": event.at, "action": event.action,
+           "actor_key_id": event.actor_key_id, "target": event.target, "ip": event.ip, "detail": event.detail})
+}
+
+#[derive(Deserialize)]
+struct FailuresRow {
+    failures: Option<i64>,
+}
+
+#[derive(Deserialize)]
+struct RevokedAtRow {
+    revoked_at: Option<i64>,
+}
+
+#[derive(Deserialize)]
+struct HitsRow {
+    hits: i64,
+    window_start: i64,
+}
+
+impl<E: Executor> KeyStore for SqlStore<E> {
+    async fn authenticate(&self, probe: &AuthProbe<'_>) -> Result<AuthFinding, StoreError> {
+        let binds = [
+            ("key_hash", text(probe.key_hash)),
+            ("ip", opt_text(probe.ip)),
+            ("ip_window_start", int(probe.ip_window_start)),
+            ("now", int(probe.now_ms)),
+            ("count_use_in", opt_text(probe.count_use_in)),
+            ("failure_limit", int(FAILED_ATTEMPT_LIMIT as i64)),
+        ];
+        let failures = Statement::new(
+            "SELECT (SELECT failures FROM auth_failures WHERE ip = :ip AND window_start = :ip_window_start) AS failures",
+            &binds,
+        )?;
+        // The key and its workspace ride in the same batch: one round trip, one row type each.
+        let key = Statement::new(&format!("SELECT {KEY_COLUMNS} FROM api_keys WHERE key_hash = :key_hash"), &binds)?;
+        let workspace = Statement::new(
+            &format!(
+                "SELECT {WORKSPACE_COLUMNS} FROM workspaces WHERE id = (SELECT workspace_id FROM api_keys WHERE key_hash = :key_hash)"
+            ),
+            &binds,
+        )?;
+        // Counts this use for a live key with a limit, keyed by the key, in the key's own fixed
+        // window; an unknown key creates no row and a blocked IP spends nothing.
+        let count_use = Statement::new(
+            &format!(
+                "INSERT INTO rate_windows (key_id, window_start, hits) \
+                 SELECT k.id, (CAST(:now AS INTEGER) / (k.rate_window_seconds * 1000)) * (k.rate_window_seconds * 1000), 1 \
+                 FROM api_keys k WHERE k.key_hash = :key_hash AND k.rate_limit IS NOT NULL AND {} \
+                 AND (:count_use_in IS NULL OR k.workspace_id = :count_use_in) \
+                 AND NOT EXISTS (SELECT 1 FROM auth_failures f WHERE f.ip = :ip AND f.window_start = :ip_window_start \
+                 AND f.failures >= :failure_limit) \
+                 ON CONFLICT (key_id) DO UPDATE SET \
+                 hits = CASE WHEN rate_windows.window_start = excluded.window_start THEN rate_windows.hits + 1 ELSE 1 END, \
+                 window_start = excluded.window_start \
+                 RETURNING hits, window_start",
+                live_key("k", ":now")
+            ),
+            &binds,
+        )?;
+        let outcomes = self.batch(vec![failures, key, workspace, count_use]).await?;
+        let [failures, key, workspace, hits] = outcomes.as_slice() else {
+            return Err(StoreError::Failed(format!("authenticate batch returned {} results", outcomes.len())));
+        };
+        let ip_failures = failures.first::<FailuresRow>()?.and_then(|r| r.failures).unwrap_or(0);
+        let found = match (key.first::<KeyRow>()?, workspace.first::<WorkspaceRow>()?) {
+            (Some(key), Some(workspace)) => Some((key.into_record()?, workspace.into_workspace()?)),
+            _ => None,
+        };
+        let rate_hits = hits.first::<HitsRow>()?.map(|row| RateHits { hits: row.hits as u32, window_start: row.window_start });
+        Ok(AuthFinding { found, ip_failures: ip_failures as u32, rate_hits })
+    }
+
+    async fn record_auth_failure(&self, ip: &str, window_start: i64) -> Result<u32, StoreError> {
+        let outcome = self
+            .query(Statement::new(
+                "INSERT INTO auth_failures (ip, window_start, failures) VALUES (:ip, :window_start, 1) \
+                 ON CONFLICT (ip) DO UPDATE SET \
+                 failures = CASE WHEN auth_failures.window_start = excluded.window_start THEN auth_failures.failures + 1 ELSE 1 END, \
+                 window_start = excluded.window_start \
+                 RETURNING failures",
+                &[("ip", text(ip)), ("window_start", int(window_start))],
+            )?)
+            .await?;
+        Ok(outcome.first::<FailuresRow>()?.and_then(|r| r.failures).unwrap_or(1) as u32)
+    }
+
+    async fn insert_key(&self, key: &KeyRecord, audit: &AuditEvent, precondition: &Precondition) -> Result<(), StoreError> {
+        let statements = vec![insert_key_statement(key, None)?, insert_audit_statement(audit, None)?];
+        self.batch_under(precondition, statements).await?;
+        Ok(())
+    }
+
+    async fn key(&self, workspace_id: &str, id: &str) -> Result<Option<KeyRecord>, StoreError> {
+        let sql = format!("SELECT {KEY_COLUMNS} FROM api_keys WHERE id = :id AND workspace_id = :workspace_id");
+        let outcome = self.query(Statement::new(&sql, &[("id", text(id)), ("workspace_id", text(workspace_id))])?).await?;
+        outcome.first::<KeyRow>()?.map(KeyRow::into_record).transpose()
+    }
+
+    async fn keys_after(
+        &self,
+        workspace_id: &str,
+        include_revoked: bool,
+        now_ms: i64,
+        after: Option<&Cursor>,
+        limit: usize,
+    ) -> Result<Vec<KeyRecord>, StoreError> {
+        let sql = format!(
+            "SELECT {KEY_COLUMNS} FROM api_keys WHERE workspace_id = :workspace_id \
+             AND (:include_revoked = 1 OR revoked_at IS NULL OR revoked_at > :now) \
+             AND (:after_created_at IS NULL OR (created_at, id) < (:after_created_at, :after_id)) \
+             ORDER BY created_at DESC, id DESC LIMIT :limit"
+        );
+        let binds = [
+            ("workspace_id", text(workspace_id)),
+            ("include_revoked", int(include_revoked as i64)),
+            ("now", int(now_ms)),
+            ("after_created_at", after.map_or(Value::Null, |c| int(c.created_at))),
+            ("after_id", after.map_or(Value::Null, |c| text(&c.id))),
+            ("limit", int(limit as i64)),
+        ];
+        key_records(&self.query(Statement::new(&sql, &binds)?).await?)
+    }
+
+    async fn revoke_key(
+        &self,
+        precondition: &Precondition,
+        id: &str,
+        now_ms: i64,
+        audit: &AuditEvent,
+    ) -> Result<Option<Revocation>, StoreError> {
+        let binds = [("id", text(id)), ("workspace_id", text(&precondition.workspace_id)), ("now", int(now_ms))];
+        // Stamped with the earlier of the Worker's clock and the commit's own: no later commit
+        // (judged by the database clock) and no later request (judged by the Worker's) can see
+        // the key live, whichever of the two clocks runs ahead.
+        let revoke = Statement::new(
+            &format!(
+                "UPDATE api_keys SET revoked_at = MIN(:now, {DB_NOW_MS}) WHERE id = :id AND workspace_id = :workspace_id \
+                 AND (revoked_at IS NULL OR revoked_at > {DB_NOW_MS}) RETURNING id"
+            ),
+            &binds,
+        )?;
+        // Audited only by the call that revoked it: changes() is the UPDATE's row count.
+        let audit = insert_audit_statement(audit, Some(Guard::after_a_change()))?;
+        let read = Statement::new(&format!("SELECT {KEY_COLUMNS} FROM api_keys WHERE id = :id AND workspace_id = :workspace_id"), &binds)?;
+        let outcomes = self.batch_under(precondition, vec![revoke, audit, read]).await?;
+        let revoked_now = !outcome(&outcomes, 0)?.rows.is_empty();
+        let key = outcome(&outcomes, 2)?.first::<KeyRow>()?.map(KeyRow::into_record).transpose()?;
+        Ok(key.map(|key| Revocation { key, revoked_now }))
+    }
+
+    async fn reroll_key(
+        &self,
+        old_id: &str,
+        successor: &KeyRecord,
+        grace_ms: i64,
+        now_ms: i64,
+        audit: &AuditEvent,
+        precondition: &Precondition,
+    ) -> Result<Option<i64>, StoreError> {
+        // Judged by the commit's own clock: a revoke that committed first always wins.
+        let old_is_live_sql = format!(
+            "EXISTS (SELECT 1 FROM api_keys k WHERE k.id = :old_id AND k.workspace_id = :old_workspace_id AND {})",
+            live_key("k", DB_NOW_MS)
+        );
+        let old_is_live =
+            Guard { sql: &old_is_live_sql, binds: vec![("old_id", text(old_id)), ("old_workspace_id", text(&successor.workspace_id))] };
+        let insert = insert_key_statement(successor, Some(old_is_live))?;
+        let end_old = Statement::new(
+            &format!(
+                "UPDATE api_keys SET revoked_at = MIN(COALESCE(revoked_at, MIN(:now, {DB_NOW_MS}) + :grace), MIN(:now, {DB_NOW_MS}) + :grace) \
+                 WHERE id = :old_id AND EXISTS (SELECT 1 FROM api_keys WHERE id = :successor_id) RETURNING revoked_at"
+            ),
+            &[("old_id", text(old_id)), ("grace", int(grace_ms)), ("successor_id", text(&successor.id)), ("now", int(now_ms))],
+        )?;
+        let successor_exists =
+            Guard { sql: "EXISTS (SELECT 1 FROM api_keys WHERE id = :successor_id)", binds: vec![("successor_id", text(&successor.id))] };
+        let audit = insert_audit_statement(audit, Some(successor_exists))?;
+        let outcomes = self.batch_under(precondition, vec![insert, end_old, audit]).await?;
+        Ok(outcome(&outcomes, 1)?.first::<RevokedAtRow>()?.and_then(|row| row.revoked_at))
+    }
+
+    async fn live_keys_by_hashes(
+        &self,
+        key_hashes: &[String],
+        workspace_id: Option<&str>,
+        now_ms: i64,
+    ) -> Result<Vec<KeyRecord>, StoreError> {
+        // One JSON parameter carries any number of hashes: D1 binds at most 100 per statement.
+        let sql = format!(
+            "SELECT {KEY_COLUMNS} FROM api_keys k WHERE k.key_hash IN (SELECT value FROM json_each(:hashes)) AND {} \
+             AND (:scope IS NULL OR k.workspace_id = :scope)",
+            live_key("k", ":now")
+        );
+        let binds = [("hashes", json_param(key_hashes)?), ("now", int(now_ms)), ("scope", opt_text(workspace_id))];
+        key_records(&self.query(Statement::new(&sql, &binds)?).await?)
+    }
+
+    async fn revoke_leaked(&self, plan: &LeakPlan<'_>) -> Result<LeakRevocation, StoreError> {
+        let (now, scope) = (("now", int(plan.now_ms)), ("scope", opt_text(plan.workspace_id)));
+        // Every write that depends on a revocation comes before the UPDATE in the batch and is
+        // guarded by its key being live and in scope: inside the atomic batch that is exactly
+        // "revoked by this batch", so a key revoked in between by anything else gets nothing.
+        let still_live = format!(
+            "EXISTS (SELECT 1 FROM api_keys k WHERE k.id = json_extract(r.value, '$.key_id') AND {} \
+             AND (:scope IS NULL OR k.workspace_id = :scope))",
+            live_key("k", ":now")
+        );
+        let mut statements = Vec::new();
+        let audit_rows: Vec<Json> =
+            plan.revocations.iter().flat_map(|planned| planned.audit.iter().map(|event| audit_row(event, Some(&planned.key_id)))).collect();
+        for rows in audit_rows.chunks(ROWS_PER_STATEMENT) {
+            let sql = format!(
+                "INSERT INTO audit_events (id, workspace_id, at, action, actor_key_id, target, ip, detail) \
+                 SELECT json_extract(r.value, '$.id'), json_extract(r.value, '$.workspace_id'), json_extract(r.value, '$.at'), \
+                 json_extract(r.value, '$.action'), json_extract(r.value, '$.actor_key_id'), json_extract(r.value, '$.target'), \
+                 json_extract(r.value, '$.ip'), json_extract(r.value, '$.detail') \
+                 FROM json_each(:rows) r WHERE {still_live} ORDER BY r.key"
+            );
+            statements.push(Statement::new(&sql, &[("rows", json_param(rows)?), now.clone(), scope.clone()])?);
+        }
+        let outbox_rows: Vec<Json> = plan
+            .revocations
+            .iter()
+            .map(|planned| {
+                let event = &planned.notification;
+                json!({"key_id": planned.key_id, "id": event.id, "workspace_id": event.workspace_id, "event_type": event.event_type,
+                       "payload": event.body(), "created_at": event.created_at})
+            })
+            .collect();
+        for rows in outbox_rows.chunks(ROWS_PER_STATEMENT) {
+            // Queued like every notification: only for a workspace with an endpoint.
+            let sql = format!(
+                "INSERT INTO outbox (id, workspace_id, event_type, payload, created_at, next_attempt_at) \
+                 SELECT json_extract(r.value, '$.id'), json_extract(r.value, '$.workspace_id'), json_extract(r.value, '$.event_type'), \
+                 json_extract(r.value, '$.payload'), json_extract(r.value, '$.created_at'), :now \
+                 FROM json_each(:rows) r WHERE {still_live} \
+                 AND EXISTS (SELECT 1 FROM notification_endpoints n WHERE n.workspace_id = json_extract(r.value, '$.workspace_id')) \
+                 ORDER BY r.key"
+            );
+            statements.push(Statement::new(&sql, &[("rows", json_param(rows)?), now.clone(), scope.clone()])?);
+        }
+        let key_ids: Vec<&str> = plan.revocations.iter().map(|planned| planned.key_id.as_str()).collect();
+        if let Some(summary) = &plan.summary {
+            let sql = format!(
+                "INSERT INTO audit_events (id, workspace_id, at, action, actor_key_id, target, ip, detail) \
+                 SELECT :id, :workspace_id, :at, :action, :actor_key_id, :target, :ip, \
+                 json_set(:detail, '$.revoked', json((SELECT json_group_array(k.id) FROM api_keys k \
+                 WHERE k.id IN (SELECT value FROM json_each(:key_ids)) AND {} AND (:scope IS NULL OR k.workspace_id = :scope))))",
+                live_key("k", ":now")
+            );
+            let binds = [
+                ("key_ids", json_param(&key_ids)?),
+                now.clone(),
+                scope.clone(),
+                ("id", text(&summary.id)),
+                ("workspace_id", opt_text(summary.workspace_id.as_deref())),
+                ("at", int(summary.at)),
+                ("action", text(&summary.action)),
+                ("actor_key_id", opt_text(summary.actor_key_id.as_deref())),
+                ("target", opt_text(summary.target.as_deref())),
+                ("ip", opt_text(summary.ip.as_deref())),
+                ("detail", text(&summary.detail.to_string())),
+            ];
+            statements.push(Statement::new(&sql, &binds)?);
+        }
+        let revoke_at = statements.len();
+        statements.push(Statement::new(
+            &format!(
+                "UPDATE api_keys SET revoked_at = MIN(:now, {DB_NOW_MS}), revoked_reason = :reason \
+                 WHERE id IN (SELECT value FROM json_each(:key_ids)) \
+                 AND {} AND (:scope IS NULL OR workspace_id = :scope) RETURNING {KEY_COLUMNS}",
+                live_key("api_keys", ":now")
+            ),
+            &[("key_ids", json_param(&key_ids)?), now.clone(), scope.clone(), ("reason", text(REVOKED_AS_LEAKED))],
+        )?);
+        statements.push(Statement::new(
+            "SELECT key_hash FROM api_keys WHERE key_hash IN (SELECT value FROM json_each(:hashes)) AND revoked_reason = :reason \
+             AND (:scope IS NULL OR workspace_id = :scope)",
+            &[("hashes", json_param(plan.key_hashes)?), ("reason", text(REVOKED_AS_LEAKED)), scope],
+        )?);
+        let outcomes = self.batch(statements).await?;
+        let revoked = key_records(outcome(&outcomes, revoke_at)?)?;
+        let leaked_hashes = outcome(&outcomes, revoke_at + 1)?.rows::<HashRow>()?.into_iter().map(|row| row.key_hash).collect();
+        Ok(LeakRevocation { revoked, leaked_hashes })
+    }
+
+    async fn touch_last_used(&self, key_id: &str, now_ms: i64) -> Result<(), StoreError> {
+        self.query(Statement::new(
+            "UPDATE api_keys SET last_used_at = :now WHERE id = :id AND (last_used_at IS NULL OR last_used_at <= :now - 60000)",
+            &[("id", text(key_id)), ("now", int(now_ms))],
+        )?)
+        .await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,321 @@
+//! Provider configs and agent routes.
+
+use serde::Deserialize;
+use serde_json::{Map, Value as Json};
+
+use super::exec::{int, opt_int, opt_text, text, Executor, Outcome, Statement};
+use super::{insert_audit_statement, outcome, Guard, SqlStore};
+use crate::audit::AuditEvent;
+use crate::providers::record::BOUND_BLOB_PREFIX;
+use crate::providers::{AgentRoute, KeyStatus, ProviderId, ProviderRecord};
+use crate::store::{Precondition, ProviderStore, Resolution, StoreError};
+
+pub(crate) const PROVIDER_COLUMNS: &str = "workspace_id, provider, api_host, model, fallback_model, config, key_hint, status, \
+    validated_at, version, blob_name, kek_id, is_default, updated_at";
+
+#[derive(Deserialize)]
+pub(crate) struct ProviderRow {
+    workspace_id: String,
+    provider: String,
+    api_host: String,
+    model: Option<String>,
+    fallback_model: Option<String>,
+    config: String,
+    key_hint: String,
+    status: String,
+    validated_at: Option<i64>,
+    version: i64,
+    blob_name: String,
+    kek_id: String,
+    is_default: i64,
+    updated_at: i64,
+}
+
+impl ProviderRow {
+    pub(crate) fn into_record(self) -> Result<ProviderRecord, StoreError> {
+        let provider =
+            ProviderId::parse(&self.provider).ok_or_else(|| StoreError::Failed(format!("unknown provider column `{}`", self.provider)))?;
+        let status =
+            KeyStatus::parse(&self.status).ok_or_else(|| StoreError::Failed(format!("unknown status column `{}`", self.status)))?;
+        let config: Map<String, Json> =
+            serde_json::from_str(&self.config).map_err(|e| StoreError::Failed(format!("config column: {e}")))?;
+        Ok(ProviderRecord {
+            workspace_id: self.workspace_id,
+            provider,
+            api_host: self.api_host,
+            model: self.model,
+            fallback_model: self.fallback_model,
+            config,
+            key_hint: self.key_hint,
+            status,
+            validated_at: self.validated_at,
+            version: self.version,
+            blob_name: self.blob_name,
+            kek_id: self.kek_id,
+            is_default: self.is_default != 0,
+            updated_at: self.updated_at,
+        })
+    }
+}
+
+#[derive(Deserialize)]
+struct RouteRow {
+    workspace_id: String,
+    agent_id: String,
+    provider: Option<String>,
+    model: Option<String>,
+    updated_at: i64,
+}
+
+impl RouteRow {
+    fn into_route(self) -> AgentRoute {
+        AgentRoute {
+            workspace_id: self.workspace_id,
+            agent_id: self.agent_id,
+            provider: self.provider.as_deref().and_then(ProviderId::parse),
+            model: self.model,
+            updated_at: self.updated_at,
+        }
+    }
+}
+
+pub(crate) fn provider_records(outcome: &Outcome) -> Result<Vec<ProviderRecord>, StoreError> {
+    outcome.rows::<ProviderRow>()?.into_iter().map(ProviderRow::into_record).collect()
+}
+
+fn first_record(outcome: &Outcome) -> Result<Option<ProviderRecord>, StoreError> {
+    Ok(provider_records(outcome)?.into_iter().next())
+}
+
+const ROUTE_COLUMNS: &str = "workspace_id, agent_id, provider, model, updated_at";
+
+impl<E: Executor> ProviderStore for SqlStore<E> {
+    async fn provider(&self, workspace_id: &str, provider: ProviderId) -> Result<Option<ProviderRecord>, StoreError> {
+        let sql = format!("SELECT {PROVIDER_COLUMNS} FROM provider_configs WHERE workspace_id = :workspace_id AND provider = :provider");
+        let binds = [("workspace_id", text(workspace_id)), ("provider", text(provider.as_str()))];
+        first_record(&self.query(Statement::new(&sql, &binds)?).await?)
+    }
+
+    async fn providers(&self, workspace_id: &str) -> Result<Vec<ProviderRecord>, StoreError> {
+        let sql = format!("SELECT {PROVIDER_COLUMNS} FROM provider_configs WHERE workspace_id = :workspace_id ORDER BY provider");
+        provider_records(&self.query(Statement::new(&sql, &[("workspace_id", text(workspace_id))])?).await?)
+    }
+
+    async fn save_provider(
+        &self,
+        record: &ProviderRecord,
+        expected_version: Option<i64>,
+        make_default: bool,
+        retired_blob: Option<&str>,
+        audit: &AuditEvent,
+        precondition: &Precondition,
+    ) -> Result<bool, StoreError> {
+        let binds = [
+            ("workspace_id", text(&record.workspace_id)),
+            ("provider", text(record.provider.as_str())),
+            ("api_host", text(&record.api_host)),
+            ("model", opt_text(record.model.as_deref())),
+            ("fallback_model", opt_text(record.fallback_model.as_deref())),
+            ("config", text(&Json::Object(record.config.clone()).to_string())),
+            ("key_hint", text(&record.key_hint)),
+            ("status", text(record.status.as_str())),
+            ("validated_at", opt_int(record.validated_at)),
+            ("version", int(record.version)),
+            ("blob_name", text(&record.blob_name)),
+            ("kek_id", text(&record.kek_id)),
+            ("make_default", int(make_default as i64)),
+            ("updated_at", int(record.updated_at)),
+            ("expected_version", opt_int(expected_version)),
+            ("retired_blob", opt_text(retired_blob)),
+        ];
+        // Writes only if the stored version is still the one this change read (NULL: none).
+        let upsert = Statement::new(
+            &format!(
+                "INSERT INTO provider_configs ({PROVIDER_COLUMNS}) VALUES (:workspace_id, :provider, :api_host, :model, \
+                 :fallback_model, :config, :key_hint, :status, :validated_at, :version, :blob_name, :kek_id, \
+                 CASE WHEN :make_default = 1 OR NOT EXISTS (SELECT 1 FROM provider_configs WHERE workspace_id = :workspace_id \
+                 AND is_default = 1) THEN 1 ELSE 0 END, :updated_at) \
+                 ON CONFLICT (workspace_id, provider) DO UPDATE SET api_host = excluded.api_host, model = excluded.model, \
+                 fallback_model = excluded.fallback_model, config = excluded.config, key_hint = excluded.key_hint, \
+                 status = excluded.status, validated_at = excluded.validated_at, version = excluded.version, \
+                 blob_name = excluded.blob_name, kek_id = excluded.kek_id, \
+                 is_default = MAX(provider_configs.is_default, :make_default), updated_at = excluded.updated_at, checked_at = NULL \
+                 WHERE provider_configs.version = :expected_version AND provider_configs.blob_name = :retired_blob"
+            ),
+            &binds,
+        )?;
+        // The new blob name is in the table only if this change won; everything else hangs on it.
+        let move_default = Statement::new(
+            "UPDATE provider_configs SET is_default = 0 WHERE workspace_id = :workspace_id AND provider != :provider \
+             AND :make_default = 1 AND EXISTS (SELECT 1 FROM provider_configs WHERE blob_name = :blob_name)",
+            &binds,
+        )?;
+        let retire = Statement::new(
+            "INSERT OR IGNORE INTO retired_blobs (blob_name, retired_at) SELECT :retired_blob, :updated_at \
+             WHERE :retired_blob IS NOT NULL AND EXISTS (SELECT 1 FROM provider_configs WHERE blob_name = :blob_name)",
+            &binds,
+        )?;
+        let won = Guard {
+            sql: "EXISTS (SELECT 1 FROM provider_configs WHERE blob_name = :won_blob_name)",
+            binds: vec![("won_blob_name", text(&record.blob_name))],
+        };
+        let audit = insert_audit_statement(audit, Some(won))?;
+        let check = Statement::new("SELECT 1 AS won FROM provider_configs WHERE blob_name = :blob_name", &binds)?;
+        let outcomes = self.batch_under(precondition, vec![upsert, move_default, retire, audit, check]).await?;
+        Ok(!outcome(&outcomes, 4)?.rows.is_empty())
+    }
+
+    async fn remove_provider(
+        &self,
+        precondition: &Precondition,
+        provider: ProviderId,
+        now_ms: i64,
+        audit: &AuditEvent,
+    ) -> Result<Option<ProviderRecord>, StoreError> {
+        let binds = [("workspace_id", text(&precondition.workspace_id)), ("provider", text(provider.as_str())), ("now", int(now_ms))];
+        let retire = Statement::new(
+            "INSERT OR IGNORE INTO retired_blobs (blob_name, retired_at) \
+             SELECT blob_name, :now FROM provider_configs WHERE workspace_id = :workspace_id AND provider = :provider",
+            &binds,
+        )?;
+        let delete = Statement::new(
+            &format!(
+                "DELETE FROM provider_configs WHERE workspace_id = :workspace_id AND provider = :provider RETURNING {PROVIDER_COLUMNS}"
+            ),
+            &binds,
+        )?;
+        let audit = insert_audit_statement(audit, Some(Guard::after_a_change()))?;
+        let outcomes = self.batch_under(precondition, vec![retire, delete, audit]).await?;
+        first_record(outcome(&outcomes, 1)?)
+    }
+
+    async fn set_provider_status(
+        &self,
+        precondition: &Precondition,
+        provider: ProviderId,
+        version: i64,
+        status: KeyStatus,
+        validated_at: i64,
+    ) -> Result<(), StoreError> {
+        let update = Statement::new(
+            "UPDATE provider_configs SET status = :status, validated_at = :validated_at \
+             WHERE workspace_id = :workspace_id AND provider = :provider AND version = :version",
+            &[
+                ("workspace_id", text(&precondition.workspace_id)),
+                ("provider", text(provider.as_str())),
+                ("version", int(version)),
+                ("status", text(status.as_str())),
+                ("validated_at", int(validated_at)),
+            ],
+        )?;
+        self.batch_under(precondition, vec![update]).await?;
+        Ok(())
+    }
+
+    async fn route(&self, workspace_id: &str, agent_id: &str) -> Result<Option<AgentRoute>, StoreError> {
+        let outcome = self
+            .query(Statement::new(
+                &format!("SELECT {ROUTE_COLUMNS} FROM agent_routes WHERE workspace_id = :workspace_id AND agent_id = :agent_id"),
+                &[("workspace_id", text(workspace_id)), ("agent_id", text(agent_id))],
+            )?)
+            .await?;
+        Ok(outcome.first::<RouteRow>()?.map(RouteRow::into_route))
+    }
+
+    async fn save_route(&self, route: &AgentRoute, audit: &AuditEvent, precondition: &Precondition) -> Result<(), StoreError> {
+        let upsert = Statement::new(
+            &format!(
+                "INSERT INTO agent_routes ({ROUTE_COLUMNS}) VALUES (:workspace_id, :agent_id, :provider, :model, :updated_at) \
+                 ON CONFLICT (workspace_id, agent_id) DO UPDATE SET provider = excluded.provider, model = excluded.model, \
+                 updated_at = excluded.updated_at"
+            ),
+            &[
+                ("workspace_id", text(&route.workspace_id)),
+                ("agent_id", text(&route.agent_id)),
+                ("provider", opt_text(route.provider.map(ProviderId::as_str))),
+                ("model", opt_text(route.model.as_deref())),
+                ("updated_at", int(route.updated_at)),
+            ],
+        )?;
+        let audit = insert_audit_statement(audit, None)?;
+        self.batch_under(precondition, vec![upsert, audit]).await?;
+        Ok(())
+    }
+
+    async fn remove_route(&self, precondition: &Precondition, agent_id: &str, audit: &AuditEvent) -> Result<bool, StoreError> {
+        let delete = Statement::new(
+            "DELETE FROM agent_routes WHERE workspace_id = :workspace_id AND agent_id = :agent_id",
+            &[("workspace_id", text(&precondition.workspace_id)), ("agent_id", text(agent_id))],
+        )?;
+        let audit = insert_audit_statement(audit, Some(Guard::after_a_change()))?;
+        let outcomes = self.batch_under(precondition, vec![delete, audit]).await?;
+        Ok(outcome(&outcomes, 0)?.changes > 0)
+    }
+
+    async fn resolution(
+        &self,
+        precondition: &Precondition,
+        agent_id: Option<&str>,
+        provider: Option<ProviderId>,
+    ) -> Result<Resolution, StoreError> {
+        let binds = [
+            ("workspace_id", text(&precondition.workspace_id)),
+            ("agent_id", opt_text(agent_id)),
+            ("provider", opt_text(provider.map(ProviderId::as_str))),
+        ];
+        let route = Statement::new(
+            &format!("SELECT {ROUTE_COLUMNS} FROM agent_routes WHERE workspace_id = :workspace_id AND agent_id = :agent_id"),
+            &binds,
+        )?;
+        // The requested provider, else the agent's route (none if routed to metered), else the default.
+        let config = Statement::new(
+            &format!(
+                "SELECT {PROVIDER_COLUMNS} FROM provider_configs WHERE workspace_id = :workspace_id AND provider = (CASE \
+                 WHEN :provider IS NOT NULL THEN :provider \
+                 WHEN EXISTS (SELECT 1 FROM agent_routes WHERE workspace_id = :workspace_id AND agent_id = :agent_id) \
+                   THEN (SELECT provider FROM agent_routes WHERE workspace_id = :workspace_id AND agent_id = :agent_id) \
+                 ELSE (SELECT provider FROM provider_configs WHERE workspace_id = :workspace_id AND is_default = 1 LIMIT 1) END)"
+            ),
+            &binds,
+        )?;
+        let outcomes = self.batch_under(precondition, vec![route, config]).await?;
+        let route = outcome(&outcomes, 0)?.first::<RouteRow>()?.map(RouteRow::into_route);
+        Ok(Resolution { route, config: first_record(outcome(&outcomes, 1)?)? })
+    }
+
+    async fn configs_not_under(&self, current_kek: &str, limit: usize) -> Result<Vec<ProviderRecord>, StoreError> {
+        let sql = format!(
+            "SELECT {PROVIDER_COLUMNS} FROM provider_configs WHERE kek_id != :current_kek \
+             OR substr(blob_name, 1, length(:bound_prefix)) != :bound_prefix LIMIT :limit"
+        );
+        let binds = [("current_kek", text(current_kek)), ("limit", int(limit as i64)), ("bound_prefix", text(BOUND_BLOB_PREFIX))];
+        provider_records(&self.query(Statement::new(&sql, &binds)?).await?)
+    }
+
+    async fn repoint_blob(
+        &self,
+        record: &ProviderRecord,
+        old_blob: &str,
+        new_blob: &str,
+        new_kek: &str,
+        now_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let repoint = Statement::new(
+            "UPDATE provider_configs SET blob_name = :new_blob, kek_id = :new_kek \
+             WHERE workspace_id = :workspace_id AND provider = :provider AND blob_name = :old_blob",
+            &[
+                ("workspace_id", text(&record.workspace_id)),
+                ("provider", text(record.provider.as_str())),
+                ("old_blob", text(old_blob)),
+                ("new_blob", text(new_blob)),
+                ("new_kek", text(new_kek)),
+            ],
+        )?;
+        let retire = Statement::new(
+            "INSERT OR IGNORE INTO retired_blobs (blob_name, retired_at) SELECT :old_blob, :now WHERE changes() > 0",
+            &[("old_blob", text(old_blob)), ("now", int(now_ms))],
+        )?;
+        let outcomes = self.batch(vec![repoint, retire]).await?;
+        Ok(outcome(&outcomes, 0)?.changes > 0)
+    }
+}
