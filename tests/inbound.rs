@@ -57,11 +57,18 @@ fn revoke_event(key_id: &str) -> String {
 #[test]
 fn a_signed_revoke_event_revokes_the_key_and_notifies_once() {
     let sender = sender();
+    sender.store.execute(
+        "INSERT INTO notification_endpoints (workspace_id, url, sealed, kek_id, version, created_at) \
+         VALUES (:ws, 'https://hooks.example.com/k', 's', 'k1', 1, 0)",
+        &[("ws", keywarden::store::sql::Value::Text(sender.workspace_id.clone()))],
+    );
     let body = revoke_event(&sender.owner_key_id);
     let answer = deliver(&sender, &sender.workspace_id, &signed(&sender.secret, "msg_1", &body), &body).unwrap();
     assert_eq!((answer.status, answer.body["status"].as_str(), answer.replayed), (200, Some("revoked"), false), "{answer:?}");
-    assert_eq!(answer.notices.len(), 1, "the revocation is notified");
-    assert_eq!(answer.notices[0].event_type, "api_key.revoked");
+    assert_eq!(answer.queued, 1, "the revocation is notified, queued in its own batch");
+    let outbox = sender.store.outbox();
+    assert_eq!((outbox.len(), outbox[0].event_type.as_str()), (1, "api_key.revoked"));
+    assert_eq!(outbox[0].payload()["data"]["reason"], "webhook");
     let key = block_on(sender.store.key(&sender.workspace_id, &sender.owner_key_id)).unwrap().unwrap();
     assert!(key.revoked_at.is_some(), "the key is revoked in storage");
 }
@@ -75,7 +82,7 @@ fn a_second_delivery_of_an_id_gets_the_first_answer_and_changes_nothing() {
     let again = deliver(&sender, &sender.workspace_id, &headers, &body).unwrap();
     assert!(again.replayed, "the replay says so");
     assert_eq!((again.status, &again.body), (first.status, &first.body), "the same answer");
-    assert!(again.notices.is_empty(), "a replay notifies nothing");
+    assert!(again.notices.is_empty() && again.queued == 0, "a replay notifies nothing");
     let received = sender.store.audit().iter().filter(|e| e.action == "webhook.received").count();
     assert_eq!(received, 1, "processed once");
 }

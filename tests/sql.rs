@@ -46,6 +46,19 @@ fn probe<'a>(hash: &'a str, ip: Option<&'a str>, now_ms: i64) -> AuthProbe<'a> {
     AuthProbe { key_hash: hash, ip, ip_window_start: now_ms / 60_000 * 60_000, now_ms, count_use_in: None }
 }
 
+/// A notification whose data the batch stamps.
+fn note(workspace_id: &str) -> OutboxEvent {
+    OutboxEvent::new(workspace_id, "api_key.revoked", json!({"key_id": "k"}), T0)
+}
+
+fn set_endpoint(store: &SqliteStore, workspace_id: &str) {
+    store.execute(
+        "INSERT INTO notification_endpoints (workspace_id, url, sealed, kek_id, version, created_at) \
+         VALUES (:ws, 'https://h.example', 's', 'k1', 1, 0)",
+        &[("ws", keywarden::store::sql::Value::Text(workspace_id.into()))],
+    );
+}
+
 fn audit(workspace_id: &str, action: &str) -> AuditEvent {
     AuditEvent::new(Some(workspace_id), action, T0)
 }
@@ -142,7 +155,7 @@ fn a_reroll_of_a_key_revoked_first_makes_no_successor() {
     let (ws, owner) = workspace(&store);
     let (old, _) = key(&store, &ws, None, None);
     let precondition = Precondition { workspace_id: ws.clone(), key_id: Some(owner.id.clone()), writable: true };
-    block_on(store.revoke_key(&precondition, &old.id, T0 + 10, &audit(&ws, "key.revoked"))).unwrap();
+    block_on(store.revoke_key(&precondition, &old.id, T0 + 10, &audit(&ws, "key.revoked"), &note(&ws))).unwrap();
     let spec = KeySpec {
         workspace_id: ws.clone(),
         name: Name::parse("k").unwrap(),
@@ -153,7 +166,8 @@ fn a_reroll_of_a_key_revoked_first_makes_no_successor() {
         rerolled_from: Some(old.id.clone()),
     };
     let (successor, _) = KeyRecord::issue(spec, &KeyPrefix::default(), T0 + 20);
-    let ended = block_on(store.reroll_key(&old.id, &successor, 60_000, T0 + 20, &audit(&ws, "key.rerolled"), &precondition)).unwrap();
+    let ended =
+        block_on(store.reroll_key(&old.id, &successor, 60_000, T0 + 20, &audit(&ws, "key.rerolled"), &note(&ws), &precondition)).unwrap();
     assert_eq!(ended, None);
     assert!(block_on(store.key(&ws, &successor.id)).unwrap().is_none(), "no successor");
     assert!(store.audit().iter().all(|e| e.action != "key.rerolled"), "nothing audited");
@@ -175,11 +189,13 @@ fn a_reroll_ends_the_old_key_after_its_grace_or_sooner() {
     };
     let unconditional = Precondition::unconditional(&ws);
     let (first, _) = KeyRecord::issue(spec(&old), &KeyPrefix::default(), T0 + 1);
-    let ended = block_on(store.reroll_key(&old.id, &first, 60_000, T0 + 1, &audit(&ws, "key.rerolled"), &unconditional)).unwrap();
-    assert_eq!(ended, Some(T0 + 1 + 60_000));
+    let ended =
+        block_on(store.reroll_key(&old.id, &first, 60_000, T0 + 1, &audit(&ws, "key.rerolled"), &note(&ws), &unconditional)).unwrap();
+    assert_eq!(ended.map(|e| e.old_key_stops_at), Some(T0 + 1 + 60_000));
     let (second, _) = KeyRecord::issue(spec(&old), &KeyPrefix::default(), T0 + 2);
-    let again = block_on(store.reroll_key(&old.id, &second, 600_000, T0 + 2, &audit(&ws, "key.rerolled"), &unconditional)).unwrap();
-    assert_eq!(again, Some(T0 + 1 + 60_000), "a longer grace does not extend the first");
+    let again =
+        block_on(store.reroll_key(&old.id, &second, 600_000, T0 + 2, &audit(&ws, "key.rerolled"), &note(&ws), &unconditional)).unwrap();
+    assert_eq!(again.map(|e| e.old_key_stops_at), Some(T0 + 1 + 60_000), "a longer grace does not extend the first");
 }
 
 #[test]
@@ -189,7 +205,7 @@ fn a_write_for_a_caller_revoked_meanwhile_is_refused_whole() {
     let (caller, _) = key(&store, &ws, None, None);
     let as_caller = Precondition { workspace_id: ws.clone(), key_id: Some(caller.id.clone()), writable: true };
     let as_owner = Precondition { key_id: Some(owner.id.clone()), ..as_caller.clone() };
-    block_on(store.revoke_key(&as_owner, &caller.id, T0 + 5, &audit(&ws, "key.revoked"))).unwrap();
+    block_on(store.revoke_key(&as_owner, &caller.id, T0 + 5, &audit(&ws, "key.revoked"), &note(&ws))).unwrap();
     let (late, _) = KeyRecord::issue(
         KeySpec {
             workspace_id: ws.clone(),
@@ -258,7 +274,7 @@ fn a_leak_report_revokes_only_what_is_still_live_with_exactly_its_entries_and_no
     let keys: Vec<KeyRecord> = (0..3).map(|_| key(&store, &ws, None, None).0).collect();
     let hashes: Vec<String> = keys.iter().map(|k| k.key_hash.clone()).collect();
     let as_owner = Precondition { workspace_id: ws.clone(), key_id: Some(owner.id.clone()), writable: true };
-    block_on(store.revoke_key(&as_owner, &keys[1].id, T0 + 1, &audit(&ws, "key.revoked"))).unwrap();
+    block_on(store.revoke_key(&as_owner, &keys[1].id, T0 + 1, &audit(&ws, "key.revoked"), &note(&ws))).unwrap();
     let revocations = keys
         .iter()
         .map(|k| PlannedRevocation {
@@ -281,7 +297,58 @@ fn a_leak_report_revokes_only_what_is_still_live_with_exactly_its_entries_and_no
     let summary = audit.iter().find(|e| e.action == "leaks.reported").unwrap();
     assert_eq!(summary.detail["revoked"].as_array().map(Vec::len), Some(2));
     assert_eq!(summary.detail["tokens"], 3);
-    assert_eq!(store.outbox().len(), 2, "one notification per key this report revoked");
+    assert_eq!(store.outbox().len(), 1 + 2, "the revoke's own, and one per key this report revoked");
     let again = block_on(store.revoke_leaked(&LeakPlan { revocations: vec![], summary: None, ..plan })).unwrap();
     assert_eq!((again.revoked.len(), again.leaked_hashes.len()), (0, 2), "a repeat still labels them leaked");
+}
+
+#[test]
+fn a_revoke_queues_its_notification_in_its_own_batch_stamped_with_the_commits_time() {
+    let store = SqliteStore::default();
+    let (ws, owner) = workspace(&store);
+    let as_owner = Precondition { workspace_id: ws.clone(), key_id: Some(owner.id.clone()), writable: true };
+    let (first, _) = key(&store, &ws, None, None);
+    let quiet = block_on(store.revoke_key(&as_owner, &first.id, T0 + 1_000, &audit(&ws, "key.revoked"), &note(&ws))).unwrap().unwrap();
+    assert_eq!((quiet.revoked_now, quiet.queued), (true, None), "no endpoint: nothing queued");
+    set_endpoint(&store, &ws);
+    let (second, _) = key(&store, &ws, None, None);
+    let event = note(&ws);
+    let told = block_on(store.revoke_key(&as_owner, &second.id, T0 + 2_000, &audit(&ws, "key.revoked"), &event)).unwrap().unwrap();
+    assert_eq!(told.queued.as_deref(), Some(event.id.as_str()));
+    let row = &store.outbox()[0];
+    assert_eq!(row.payload()["data"]["revoked_at"], keywarden::time::rfc3339(told.key.revoked_at.unwrap()));
+    let repeat = block_on(store.revoke_key(&as_owner, &second.id, T0 + 3_000, &audit(&ws, "key.revoked"), &note(&ws))).unwrap().unwrap();
+    assert_eq!((repeat.revoked_now, repeat.queued, store.outbox().len()), (false, None, 1), "a repeat tells nobody");
+}
+
+#[test]
+fn a_reroll_queues_its_notification_with_when_the_old_key_stops() {
+    let store = SqliteStore::default();
+    let (ws, _) = workspace(&store);
+    set_endpoint(&store, &ws);
+    let (old, _) = key(&store, &ws, None, None);
+    let spec = KeySpec {
+        workspace_id: ws.clone(),
+        name: Name::parse("k").unwrap(),
+        capabilities: old.capabilities.clone(),
+        subject: None,
+        rate_limit: None,
+        expires_at: None,
+        rerolled_from: Some(old.id.clone()),
+    };
+    let (successor, _) = KeyRecord::issue(spec, &KeyPrefix::default(), T0 + 1);
+    let event = note(&ws);
+    let ended = block_on(store.reroll_key(
+        &old.id,
+        &successor,
+        90_000,
+        T0 + 1,
+        &audit(&ws, "key.rerolled"),
+        &event,
+        &Precondition::unconditional(&ws),
+    ))
+    .unwrap()
+    .unwrap();
+    assert_eq!(ended.queued.as_deref(), Some(event.id.as_str()));
+    assert_eq!(store.outbox()[0].payload()["data"]["old_key_stops_at"], keywarden::time::rfc3339(T0 + 1 + 90_000));
 }

@@ -16,7 +16,6 @@ use crate::keys::{verify as verification, Capabilities, RateLimit};
 use crate::name::Name;
 use crate::page::PageRequest;
 use crate::time::{parse_rfc3339, rfc3339};
-use crate::webhooks::outbox::{key_revoked_data, OutboxEvent};
 
 fn read_capabilities(fields: &mut Fields, field: &str) -> Result<Option<Capabilities>, ApiError> {
     let Some(items) = fields.optional_string_list(field)? else { return Ok(None) };
@@ -112,9 +111,8 @@ pub async fn revoke(call: &mut Call) -> Result<Reply, ApiError> {
     let caller = call.take_caller()?;
     let revocation = service::revoke(&call.deps(), &caller, call.param(0)).await?;
     let key = revocation.key;
-    // Only the request that revoked the key tells the endpoint; a repeat answers quietly.
-    if revocation.revoked_now {
-        call.notify(OutboxEvent::new(&caller.workspace.id, "api_key.revoked", key_revoked_data(&key, "api"), call.now_ms)).await;
+    if let Some(queued) = revocation.queued {
+        call.deliver_after_response(Some(queued), 1);
     }
     Ok(Reply::ok(json!({"id": key.id, "revoked_at": key.revoked_at.map(rfc3339)})))
 }
@@ -129,12 +127,9 @@ pub async fn reroll(call: &mut Call) -> Result<Reply, ApiError> {
     };
     let id = call.param(0).to_string();
     let rerolled = service::reroll(&call.deps(), &caller, &id, grace_seconds).await?;
-    let data = json!({
-        "key_id": id,
-        "successor_id": rerolled.successor.id,
-        "old_key_stops_at": rfc3339(rerolled.old_key_stops_at),
-    });
-    call.notify(OutboxEvent::new(&caller.workspace.id, "api_key.rerolled", data, call.now_ms)).await;
+    if let Some(queued) = rerolled.queued {
+        call.deliver_after_response(Some(queued), 1);
+    }
     Ok(Reply::created(rerolled.successor.to_json_with_secret(&rerolled.key)).no_store())
 }
 

@@ -11,6 +11,7 @@ use crate::error::ApiError;
 use crate::name::Name;
 use crate::page::{Cursor, Page, PageRequest};
 use crate::store::{KeyStore, Precondition, Revocation};
+use crate::webhooks::outbox::{key_revoked_data, OutboxEvent};
 
 pub const MAX_SUBJECT_BYTES: usize = 2048;
 pub const MAX_GRACE_SECONDS: u64 = 604_800;
@@ -98,19 +99,23 @@ pub async fn revoke<S: KeyStore, B, C>(deps: &Deps<'_, S, B, C>, caller: &Caller
     let target = deps.store.key(&caller.workspace.id, id).await?.ok_or(ApiError::NotFound)?;
     check_may_manage(&caller.key, &target)?;
     let audit = caller.audit("key.revoked", deps.clock_ms());
-    revoke_in(deps, &caller.write_precondition(), id, audit).await
+    revoke_in(deps, &caller.write_precondition(), &target, "api", audit).await
 }
 
 /// Revokes a key of the precondition's workspace on behalf of whoever `audit` names (a key,
-/// or a signed webhook).
+/// or a signed webhook, `reason` says which). The request that revokes it queues
+/// `api_key.revoked` in the same batch; a repeat answers quietly.
 pub async fn revoke_in<S: KeyStore, B, C>(
     deps: &Deps<'_, S, B, C>,
     precondition: &Precondition,
-    id: &str,
+    target: &KeyRecord,
+    reason: &str,
     audit: crate::audit::AuditEvent,
 ) -> Result<Revocation, ApiError> {
-    let audit = audit.target(id.to_string());
-    deps.store.revoke_key(precondition, id, deps.clock_ms(), &audit).await?.ok_or(ApiError::NotFound)
+    let audit = audit.target(target.id.clone());
+    let data = key_revoked_data(target, reason);
+    let notification = OutboxEvent::new(&precondition.workspace_id, "api_key.revoked", data, deps.now_ms);
+    deps.store.revoke_key(precondition, &target.id, deps.clock_ms(), &audit, &notification).await?.ok_or(ApiError::NotFound)
 }
 
 /// A reroll's outcome: the successor (its plaintext shown once) and when the old key stops.
@@ -119,6 +124,8 @@ pub struct Rerolled {
     pub successor: KeyRecord,
     pub key: PlatformKey,
     pub old_key_stops_at: i64,
+    /// The id of the `api_key.rerolled` notification queued with it.
+    pub queued: Option<String>,
 }
 
 /// Issues a successor with the same name, capabilities, subject, rate limit and expiry; the
@@ -161,9 +168,12 @@ pub async fn reroll<S: KeyStore, B, C>(
         .target(old.id.clone())
         .detail(json!({"successor": successor.id, "grace_seconds": grace_seconds}));
     let grace_ms = grace_seconds as i64 * 1000;
+    // `old_key_stops_at` is the batch's to say; it is set there.
+    let data = json!({"key_id": old.id, "successor_id": successor.id, "old_key_stops_at": null});
+    let notification = OutboxEvent::new(&caller.workspace.id, "api_key.rerolled", data, deps.now_ms);
     // Live is judged again when the batch commits: a revoke that committed first wins.
-    match store.reroll_key(&old.id, &successor, grace_ms, now_ms, &audit, &caller.write_precondition()).await? {
-        Some(old_key_stops_at) => Ok(Rerolled { successor, key, old_key_stops_at }),
+    match store.reroll_key(&old.id, &successor, grace_ms, now_ms, &audit, &notification, &caller.write_precondition()).await? {
+        Some(ended) => Ok(Rerolled { successor, key, old_key_stops_at: ended.old_key_stops_at, queued: ended.queued }),
         None => Err(ApiError::KeyRevoked),
     }
 }

@@ -96,16 +96,22 @@ pub trait KeyStore: AuditStore {
     ) -> Result<Vec<KeyRecord>, StoreError>;
     /// Revokes a live key of the precondition's workspace as of the commit, and records `audit`
     /// if this call revoked it; `None` when the workspace has no such key.
+    /// In the same batch, queues `notification` (its data's `revoked_at` set to the revocation's
+    /// time) for the workspace's endpoint if it has one and this call revoked the key.
     async fn revoke_key(
         &self,
         precondition: &Precondition,
         id: &str,
         now_ms: i64,
         audit: &AuditEvent,
+        notification: &OutboxEvent,
     ) -> Result<Option<Revocation>, StoreError>;
     /// Stores `successor` and ends `old_id` `grace_ms` after the commit (or earlier if it
     /// already ends sooner), only if `old_id` is still live when it commits; returns when the
-    /// old key stops working, or `None` when it was no longer live.
+    /// old key stops working, or `None` when it was no longer live. A successful reroll queues
+    /// `notification` (its data's `old_key_stops_at` set) in the same batch, for a workspace
+    /// with an endpoint.
+    #[allow(clippy::too_many_arguments)]
     async fn reroll_key(
         &self,
         old_id: &str,
@@ -113,8 +119,9 @@ pub trait KeyStore: AuditStore {
         grace_ms: i64,
         now_ms: i64,
         audit: &AuditEvent,
+        notification: &OutboxEvent,
         precondition: &Precondition,
-    ) -> Result<Option<i64>, StoreError>;
+    ) -> Result<Option<Reroll>, StoreError>;
     /// Records a use; skipped by the store when one was recorded within the last minute.
     async fn touch_last_used(&self, key_id: &str, now_ms: i64) -> Result<(), StoreError>;
     /// The keys whose hash is listed (in `workspace_id` only, when given) that are live at
@@ -169,6 +176,15 @@ pub struct LeakRevocation {
 pub struct Revocation {
     pub key: KeyRecord,
     pub revoked_now: bool,
+    /// The id of the notification queued with it, for the first delivery attempt.
+    pub queued: Option<String>,
+}
+
+/// A reroll's outcome: when the old key stops, and the notification queued with it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reroll {
+    pub old_key_stops_at: i64,
+    pub queued: Option<String>,
 }
 
 /// What resolving needs, read in one round trip: the agent's route, and the provider config

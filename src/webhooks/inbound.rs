@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use super::outbox::{key_revoked_data, OutboxEvent};
+use super::outbox::OutboxEvent;
 use super::secrets;
 use super::signature::{self, Rejection};
 use crate::audit::AuditEvent;
@@ -154,14 +154,13 @@ where
             let mut fields = Fields::new(data, &["key_id"]).map_err(in_data)?;
             let key_id = fields.required_str("key_id").map_err(in_data)?;
             let precondition = Precondition::workspace_writable(&workspace.id);
-            let revocation = keys::revoke_in(deps, &precondition, &key_id, event("key.revoked")).await?;
+            let target = deps.store.key(&workspace.id, &key_id).await?.ok_or(ApiError::NotFound)?;
+            let revocation = keys::revoke_in(deps, &precondition, &target, "webhook", event("key.revoked")).await?;
             let key = revocation.key;
             let body = json!({"status": "revoked", "key_id": key.id, "revoked_at": key.revoked_at.map(rfc3339)});
             let mut answer = Answer::new(200, body);
-            // Only the delivery that revoked the key tells the endpoint.
-            if revocation.revoked_now {
-                answer.notices.push(OutboxEvent::new(&workspace.id, "api_key.revoked", key_revoked_data(&key, "webhook"), now_ms));
-            }
+            // Only the delivery that revoked the key told the endpoint, in the revoke's batch.
+            answer.queued = usize::from(revocation.queued.is_some());
             Ok(answer)
         }
         "api_key.leaked" => {

@@ -4,6 +4,7 @@ use serde::Deserialize;
 use serde_json::{json, Value as Json};
 
 use super::exec::{int, opt_text, text, Executor, Statement, Value};
+use super::webhooks::queue_statement;
 use super::{insert_audit_statement, insert_key_statement, key_records, live_key, outcome, Guard, KeyRow, SqlStore, WorkspaceRow};
 use super::{DB_NOW_MS, KEY_COLUMNS, WORKSPACE_COLUMNS};
 use crate::audit::AuditEvent;
@@ -11,8 +12,9 @@ use crate::keys::limits::FAILED_ATTEMPT_LIMIT;
 use crate::keys::KeyRecord;
 use crate::page::Cursor;
 use crate::store::{
-    AuthFinding, AuthProbe, KeyStore, LeakPlan, LeakRevocation, Precondition, RateHits, Revocation, StoreError, REVOKED_AS_LEAKED,
+    AuthFinding, AuthProbe, KeyStore, LeakPlan, LeakRevocation, Precondition, RateHits, Reroll, Revocation, StoreError, REVOKED_AS_LEAKED,
 };
+use crate::webhooks::outbox::OutboxEvent;
 
 /// Rows carried by one multi-row statement's JSON parameter. A leak report's rows are bounded by
 /// its 64 KiB body plus a few hundred bytes each, so a chunk stays far below D1's 2 MB value
@@ -161,6 +163,7 @@ impl<E: Executor> KeyStore for SqlStore<E> {
         id: &str,
         now_ms: i64,
         audit: &AuditEvent,
+        notification: &OutboxEvent,
     ) -> Result<Option<Revocation>, StoreError> {
         let binds = [("id", text(id)), ("workspace_id", text(&precondition.workspace_id)), ("now", int(now_ms))];
         // Stamped with the earlier of the Worker's clock and the commit's own: no later commit
@@ -174,12 +177,22 @@ impl<E: Executor> KeyStore for SqlStore<E> {
             &binds,
         )?;
         // Audited only by the call that revoked it: changes() is the UPDATE's row count.
+        let audit_id = audit.id.clone();
         let audit = insert_audit_statement(audit, Some(Guard::after_a_change()))?;
+        // Told only by the call that revoked it (its audit entry exists), stamped as revoked.
+        let notify = queue_statement(
+            notification,
+            now_ms,
+            Some("EXISTS (SELECT 1 FROM audit_events WHERE id = :audit_id)"),
+            Some(("revoked_at", "SELECT revoked_at FROM api_keys WHERE id = :key_id")),
+            &[("audit_id", text(&audit_id)), ("key_id", text(id))],
+        )?;
         let read = Statement::new(&format!("SELECT {KEY_COLUMNS} FROM api_keys WHERE id = :id AND workspace_id = :workspace_id"), &binds)?;
-        let outcomes = self.batch_under(precondition, vec![revoke, audit, read]).await?;
+        let outcomes = self.batch_under(precondition, vec![revoke, audit, notify, read]).await?;
         let revoked_now = !outcome(&outcomes, 0)?.rows.is_empty();
-        let key = outcome(&outcomes, 2)?.first::<KeyRow>()?.map(KeyRow::into_record).transpose()?;
-        Ok(key.map(|key| Revocation { key, revoked_now }))
+        let queued = (outcome(&outcomes, 2)?.changes > 0).then(|| notification.id.clone());
+        let key = outcome(&outcomes, 3)?.first::<KeyRow>()?.map(KeyRow::into_record).transpose()?;
+        Ok(key.map(|key| Revocation { key, revoked_now, queued }))
     }
 
     async fn reroll_key(
@@ -189,8 +202,9 @@ impl<E: Executor> KeyStore for SqlStore<E> {
         grace_ms: i64,
         now_ms: i64,
         audit: &AuditEvent,
+        notification: &OutboxEvent,
         precondition: &Precondition,
-    ) -> Result<Option<i64>, StoreError> {
+    ) -> Result<Option<Reroll>, StoreError> {
         // Judged by the commit's own clock: a revoke that committed first always wins.
         let old_is_live_sql = format!(
             "EXISTS (SELECT 1 FROM api_keys k WHERE k.id = :old_id AND k.workspace_id = :old_workspace_id AND {})",
@@ -209,8 +223,17 @@ impl<E: Executor> KeyStore for SqlStore<E> {
         let successor_exists =
             Guard { sql: "EXISTS (SELECT 1 FROM api_keys WHERE id = :successor_id)", binds: vec![("successor_id", text(&successor.id))] };
         let audit = insert_audit_statement(audit, Some(successor_exists))?;
-        let outcomes = self.batch_under(precondition, vec![insert, end_old, audit]).await?;
-        Ok(outcome(&outcomes, 1)?.first::<RevokedAtRow>()?.and_then(|row| row.revoked_at))
+        let notify = queue_statement(
+            notification,
+            now_ms,
+            Some("EXISTS (SELECT 1 FROM api_keys WHERE id = :successor_id)"),
+            Some(("old_key_stops_at", "SELECT revoked_at FROM api_keys WHERE id = :old_id")),
+            &[("successor_id", text(&successor.id)), ("old_id", text(old_id))],
+        )?;
+        let outcomes = self.batch_under(precondition, vec![insert, end_old, audit, notify]).await?;
+        let queued = (outcome(&outcomes, 3)?.changes > 0).then(|| notification.id.clone());
+        let ended = outcome(&outcomes, 1)?.first::<RevokedAtRow>()?.and_then(|row| row.revoked_at);
+        Ok(ended.map(|old_key_stops_at| Reroll { old_key_stops_at, queued }))
     }
 
     async fn live_keys_by_hashes(

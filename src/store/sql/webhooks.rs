@@ -3,7 +3,7 @@
 use serde::Deserialize;
 use serde_json::Value as Json;
 
-use super::exec::{int, opt_int, opt_text, text, Executor, Outcome, Statement};
+use super::exec::{int, opt_int, opt_text, text, Executor, Outcome, Statement, Value};
 use super::{insert_audit_statement, outcome, Guard, SqlStore};
 use crate::audit::AuditEvent;
 use crate::crypto::random::random_base62;
@@ -315,19 +315,44 @@ impl<E: Executor> WebhookStore for SqlStore<E> {
     }
 }
 
-/// Queues `event` only for a workspace with a notification endpoint, due at once.
+/// Queues `event`, due at once, only for a workspace with a notification endpoint: the one
+/// rule of every notification, in the action's own batch when it has one.
 pub(crate) fn enqueue_statement(event: &OutboxEvent, now_ms: i64) -> Result<Statement, StoreError> {
+    queue_statement(event, now_ms, None, None, &[])
+}
+
+/// [`enqueue_statement`] for an action's batch: queued only if `condition` (SQL over `extra`)
+/// holds too, with `stamp`'s `data` field set to a Unix ms time the batch computes (`stamp`'s
+/// SQL, over `extra`), as RFC 3339 in whole seconds as `time::rfc3339` writes it.
+pub(crate) fn queue_statement(
+    event: &OutboxEvent,
+    now_ms: i64,
+    condition: Option<&str>,
+    stamp: Option<(&str, &str)>,
+    extra: &[(&'static str, Value)],
+) -> Result<Statement, StoreError> {
+    let mut binds = vec![
+        ("outbox_id", text(&event.id)),
+        ("outbox_workspace_id", text(&event.workspace_id)),
+        ("outbox_event_type", text(event.event_type)),
+        ("outbox_payload", text(&event.body())),
+        ("outbox_created_at", int(event.created_at)),
+        ("now", int(now_ms)),
+    ];
+    binds.extend(extra.iter().cloned());
+    let payload = match stamp {
+        None => ":outbox_payload".to_string(),
+        Some((field, unix_ms)) => {
+            format!("json_set(:outbox_payload, '$.data.{field}', strftime('%Y-%m-%dT%H:%M:%SZ', ({unix_ms}) / 1000, 'unixepoch'))")
+        }
+    };
+    let condition = condition.map_or(String::new(), |sql| format!(" AND {sql}"));
     Statement::new(
-        "INSERT INTO outbox (id, workspace_id, event_type, payload, created_at, next_attempt_at) \
-         SELECT :id, :workspace_id, :event_type, :payload, :created_at, :now \
-         WHERE EXISTS (SELECT 1 FROM notification_endpoints WHERE workspace_id = :workspace_id)",
-        &[
-            ("id", text(&event.id)),
-            ("workspace_id", text(&event.workspace_id)),
-            ("event_type", text(event.event_type)),
-            ("payload", text(&event.body())),
-            ("created_at", int(event.created_at)),
-            ("now", int(now_ms)),
-        ],
+        &format!(
+            "INSERT INTO outbox (id, workspace_id, event_type, payload, created_at, next_attempt_at) \
+             SELECT :outbox_id, :outbox_workspace_id, :outbox_event_type, {payload}, :outbox_created_at, :now \
+             WHERE EXISTS (SELECT 1 FROM notification_endpoints WHERE workspace_id = :outbox_workspace_id){condition}"
+        ),
+        &binds,
     )
 }
