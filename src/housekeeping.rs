@@ -5,11 +5,15 @@
 use crate::audit::AuditEvent;
 use crate::deps::Deps;
 use crate::error::ApiError;
+use crate::keys::store::KeyStore;
 use crate::providers::service;
+use crate::providers::store::{BlobStore, ProviderStore};
 use crate::providers::validation::ProviderClient;
-use crate::store::{BlobStore, HousekeepingStore, KeyStore, Precondition, ProviderStore, SealedSecret, WebhookStore};
+use crate::providers::ProviderRecord;
+use crate::storage::{Precondition, StoreError};
 use crate::vault::{self, Keks};
 use crate::webhooks::outbox::Notifier;
+use crate::webhooks::store::{SealedSecret, SecretKind, WebhookStore};
 use crate::webhooks::{delivery, secrets};
 
 /// How much each task may do in one run; the cron comes back in five minutes.
@@ -158,12 +162,36 @@ async fn rewrap_secrets(store: &impl HousekeepingStore, keks: &Keks, errors: &mu
     moved
 }
 
+/// Bounded clean-up work for the scheduled handler; each call is idempotent.
+#[allow(async_fn_in_trait)]
+pub trait HousekeepingStore {
+    /// Deletes failed-attempt and rate-limit counters of windows that ended before `now_ms`
+    /// (and those of keys whose revocation took effect), at most `limit` of each.
+    async fn prune_counters(&self, now_ms: i64, limit: usize) -> Result<usize, StoreError>;
+    /// Deletes webhook receipts and finished (delivered or given up) notifications older than
+    /// `before`, at most `limit` of each.
+    async fn prune_history(&self, before: i64, limit: usize) -> Result<usize, StoreError>;
+    /// Retired blob names whose grace ended before `retired_before`, at most `limit`.
+    async fn retired_blobs_due(&self, retired_before: i64, limit: usize) -> Result<Vec<String>, StoreError>;
+    async fn forget_retired_blobs(&self, names: &[String]) -> Result<(), StoreError>;
+    /// Configs neither validated nor checked since `due_before`, oldest first, at most `limit`.
+    async fn providers_due_for_validation(&self, due_before: i64, limit: usize) -> Result<Vec<ProviderRecord>, StoreError>;
+    /// Takes a config for re-validation if it is still due, marking it checked at `now_ms`
+    /// (its `validated_at` moves only with a conclusive answer); of concurrent runs, one wins.
+    async fn claim_revalidation(&self, record: &ProviderRecord, due_before: i64, now_ms: i64) -> Result<bool, StoreError>;
+    /// Sealed webhook and endpoint secrets under another KEK than `current_kek`, or without a
+    /// `name` (sealed before names were bound).
+    async fn secrets_not_under(&self, current_kek: &str, limit: usize) -> Result<Vec<(SecretKind, SealedSecret)>, StoreError>;
+    /// Replaces a sealed secret (and its name) by its re-wrapped form, only if it is still `old_sealed`.
+    async fn replace_sealed(&self, kind: SecretKind, secret: &SealedSecret, old_sealed: &str) -> Result<bool, StoreError>;
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::store::sqlite::SqliteStore;
-    use crate::store::{Endpoint, SecretKind};
     use crate::webhooks::signature::WebhookSecret;
+    use crate::webhooks::store::Endpoint;
     use futures_executor::block_on;
 
     const K1: &str = "k1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";

@@ -46,3 +46,39 @@ fn the_check_recognises_a_use_of_worker() {
     assert!(!uses_worker("// worker::Date is only for the shell"));
     assert!(!uses_worker("let workers = 3;"));
 }
+
+/// Only the entry point, the shell and the adapters may import the storage module: the ports sit
+/// beside their domain, and `store` imports the domain, so a domain module importing `store`
+/// would close a cycle. A module's own tests (after `#[cfg(test)]`) may use the SQLite store.
+const MAY_IMPORT_STORE: &[&str] = &["src/lib.rs", "src/http/", "src/store/"];
+
+fn imports_store(source: &str) -> bool {
+    source
+        .lines()
+        .take_while(|line| !line.trim_start().starts_with("#[cfg(test)]"))
+        .map(str::trim_start)
+        .filter(|line| !line.starts_with("//"))
+        .any(|line| line.contains("crate::store::") || line.contains("crate::store;") || line.contains("crate::store::{"))
+}
+
+#[test]
+fn no_domain_module_imports_the_storage_adapters() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut files = Vec::new();
+    rust_files(&root.join("src"), &mut files);
+    let offenders: Vec<String> = files
+        .iter()
+        .map(|path| path.strip_prefix(root).unwrap().to_string_lossy().replace('\\', "/"))
+        .filter(|relative| !MAY_IMPORT_STORE.iter().any(|allowed| relative.starts_with(allowed)))
+        .filter(|relative| imports_store(&fs::read_to_string(root.join(relative)).unwrap()))
+        .collect();
+    assert!(offenders.is_empty(), "these domain files import crate::store (use the port beside the domain): {offenders:?}");
+}
+
+#[test]
+fn the_check_recognises_an_import_of_the_store() {
+    assert!(imports_store("use crate::store::{KeyStore, Precondition};"));
+    assert!(imports_store("    if crate::store::is_live(&key, now) {}"));
+    assert!(!imports_store("use crate::storage::StoreError;"));
+    assert!(!imports_store("#[cfg(test)]\nmod tests {\n    use crate::store::sqlite::SqliteStore;\n}"));
+}

@@ -6,8 +6,10 @@ use crate::crypto::random::random_base62;
 use crate::deps::Deps;
 use crate::error::ApiError;
 use crate::page::{Cursor, Page, PageRequest};
-use crate::store::AuditStore;
 use crate::time::rfc3339;
+use store::AuditStore;
+
+pub mod store;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct AuditEvent {

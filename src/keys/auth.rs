@@ -4,11 +4,12 @@
 use serde_json::json;
 
 use super::limits::{seconds_until_window_ends, window_start, RateDecision, FAILED_ATTEMPT_LIMIT, FAILED_ATTEMPT_WINDOW_MS};
+use super::store::{AuthProbe, KeyStore};
 use super::{KeyRecord, PlatformKey};
 use crate::audit::AuditEvent;
 use crate::deps::Deps;
 use crate::error::ApiError;
-use crate::store::{is_live, AuthProbe, KeyStore, Precondition};
+use crate::storage::{Precondition, StoreError};
 use crate::workspaces::Workspace;
 
 /// The address failures are counted under when the platform names none (never on Cloudflare,
@@ -82,8 +83,8 @@ impl From<ApiError> for Rejection {
     }
 }
 
-impl From<crate::store::StoreError> for Rejection {
-    fn from(error: crate::store::StoreError) -> Self {
+impl From<StoreError> for Rejection {
+    fn from(error: StoreError) -> Self {
         ApiError::from(error).into()
     }
 }
@@ -114,7 +115,7 @@ pub async fn authenticate<S: KeyStore, B, C>(
     if finding.ip_failures >= FAILED_ATTEMPT_LIMIT {
         return Err(blocked());
     }
-    let Some((key, workspace)) = finding.found.filter(|(key, _)| is_live(key, now_ms)) else {
+    let Some((key, workspace)) = finding.found.filter(|(key, _)| key.is_live(now_ms)) else {
         // The count the upsert returns decides, not the one read before it: concurrent
         // failures that all read 9 still get exactly one 10th place.
         let failures = store.record_auth_failure(counted_ip, ip_window).await?;

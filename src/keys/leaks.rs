@@ -4,13 +4,13 @@ use std::collections::{HashMap, HashSet};
 
 use serde_json::{json, Value};
 
+use super::store::{KeyStore, LeakPlan, LeakRevocation, PlannedRevocation};
 use super::{KeyRecord, PlatformKey};
 use crate::audit::AuditEvent;
 use crate::crypto::digest::sha256_hex;
 use crate::deps::Deps;
 use crate::error::ApiError;
 use crate::input::Fields;
-use crate::store::{KeyStore, LeakPlan, LeakRevocation, PlannedRevocation};
 use crate::webhooks::outbox::{key_revoked_data, OutboxEvent};
 
 /// One reported token, as secret scanners send them (`type`, `url`, `source` are optional).

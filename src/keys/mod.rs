@@ -8,6 +8,7 @@ pub mod leaks;
 pub mod limits;
 pub mod record;
 pub mod service;
+pub mod store;
 pub mod token;
 pub mod verify;
 

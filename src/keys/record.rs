@@ -56,6 +56,12 @@ pub fn new_key_id() -> String {
 }
 
 impl KeyRecord {
+    /// Whether the key is usable at `now_ms`: not revoked (a future `revoked_at` is a grace
+    /// period still running) and not expired. SQL states it once too, as `store::sql::live_key`.
+    pub fn is_live(&self, now_ms: i64) -> bool {
+        self.revoked_at.is_none_or(|at| at > now_ms) && self.expires_at.is_none_or(|at| at > now_ms)
+    }
+
     /// Issues a fresh key: the plaintext goes back to the caller once, the record to storage.
     pub fn issue(spec: KeySpec, prefix: &KeyPrefix, now_ms: i64) -> (KeyRecord, PlatformKey) {
         let key = PlatformKey::generate(prefix);

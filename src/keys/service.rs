@@ -5,12 +5,13 @@ use serde_json::{json, Value};
 use super::auth::Caller;
 use super::bounds::{check_holds, check_may_manage, Terms};
 use super::record::KeySpec;
+use super::store::{KeyStore, Revocation};
 use super::{Capabilities, KeyRecord, PlatformKey, RateLimit};
 use crate::deps::Deps;
 use crate::error::ApiError;
 use crate::name::Name;
 use crate::page::{Cursor, Page, PageRequest};
-use crate::store::{KeyStore, Precondition, Revocation};
+use crate::storage::Precondition;
 use crate::webhooks::outbox::{key_revoked_data, OutboxEvent};
 
 pub const MAX_SUBJECT_BYTES: usize = 2048;
@@ -142,7 +143,7 @@ pub async fn reroll<S: KeyStore, B, C>(
     let (store, prefix, now_ms) = (deps.store, deps.key_prefix(), deps.clock_ms());
     let old = store.key(&caller.workspace.id, id).await?.ok_or(ApiError::NotFound)?;
     // A key rerolling itself after its revocation is a request of a dead key: 401, as any.
-    if old.id == caller.key.id && !crate::store::is_live(&old, now_ms) {
+    if old.id == caller.key.id && !old.is_live(now_ms) {
         return Err(ApiError::Unauthorized);
     }
     check_may_manage(&caller.key, &old)?;

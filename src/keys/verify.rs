@@ -4,10 +4,10 @@ use serde_json::{json, Value};
 
 use super::auth::{needs_touch, Caller};
 use super::limits::RateDecision;
+use super::store::{AuthProbe, KeyStore};
 use super::{Capabilities, KeyRecord, PlatformKey};
 use crate::deps::Deps;
 use crate::error::ApiError;
-use crate::store::{AuthProbe, KeyStore};
 use crate::time::rfc3339;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

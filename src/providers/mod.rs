@@ -6,6 +6,7 @@ pub mod host;
 pub mod model_list;
 pub mod record;
 pub mod service;
+pub mod store;
 pub mod validation;
 
 pub use catalog::ProviderId;

@@ -6,13 +6,15 @@ use serde_json::{json, Map, Value};
 use super::catalog::{detect_other_provider, key_shape_ok, ProviderId};
 use super::host::ApiHost;
 use super::record::{key_hint, AgentRoute, KeyStatus, ProviderRecord, BOUND_BLOB_PREFIX};
+use super::store::{BlobStore, ProviderStore};
 use super::validation::{validate_live, Candidate, ProviderClient};
+use crate::audit::store::AuditStore;
 use crate::audit::AuditEvent;
 use crate::crypto::random::random_base62;
 use crate::deps::Deps;
 use crate::error::{echoed, ApiError};
 use crate::keys::auth::Caller;
-use crate::store::{AuditStore, BlobStore, Precondition, ProviderStore, StoreError};
+use crate::storage::{Precondition, StoreError};
 use crate::vault::{self, Keks, SecretContext};
 use crate::webhooks::outbox::OutboxEvent;
 

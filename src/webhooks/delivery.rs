@@ -2,10 +2,10 @@
 
 use super::outbox::{next_attempt_at, Attempt, Notifier, OutboxEvent};
 use super::secrets;
+use super::store::{SecretKind, WebhookStore};
 use crate::deps::Deps;
 use crate::error::ApiError;
 use crate::providers::host::ApiHost;
-use crate::store::{SecretKind, WebhookStore};
 
 /// Attempts one claimed event now. An endpoint removed since the event was queued, or one
 /// whose secret no longer opens, ends the event rather than blocking the outbox.

@@ -9,17 +9,21 @@ use serde_json::{json, Value};
 use super::outbox::OutboxEvent;
 use super::secrets;
 use super::signature::{self, Rejection};
+use super::store::{ReceiptClaim, WebhookStore};
 use crate::audit::AuditEvent;
 use crate::deps::Deps;
 use crate::error::ApiError;
 use crate::input::{parse_json, Fields};
 use crate::keys::leaks::{self, LeakReport};
 use crate::keys::service as keys;
+use crate::keys::store::KeyStore;
 use crate::providers::service::{self as providers, Configure};
+use crate::providers::store::{BlobStore, ProviderStore};
 use crate::providers::validation::ProviderClient;
 use crate::providers::ProviderId;
-use crate::store::{BlobStore, KeyStore, Precondition, ProviderStore, ReceiptClaim, WebhookStore, WorkspaceStore};
+use crate::storage::Precondition;
 use crate::time::rfc3339;
+use crate::workspaces::store::WorkspaceStore;
 use crate::workspaces::Workspace;
 
 /// How long a second delivery of an id waits for the first one's answer: longer than the

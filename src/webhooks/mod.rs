@@ -6,3 +6,4 @@ pub mod inbound;
 pub mod outbox;
 pub mod secrets;
 pub mod signature;
+pub mod store;

@@ -5,12 +5,13 @@
 use serde_json::json;
 
 use super::signature::WebhookSecret;
+use super::store::{Endpoint, SealedSecret, SecretKind, WebhookStore};
 use crate::audit::AuditEvent;
 use crate::crypto::random::random_base62;
 use crate::deps::Deps;
 use crate::error::ApiError;
 use crate::providers::host::ApiHost;
-use crate::store::{Endpoint, Precondition, SealedSecret, SecretKind, WebhookStore};
+use crate::storage::Precondition;
 use crate::vault::{self, Keks, SecretContext};
 
 pub const DEFAULT_GRACE_SECONDS: u64 = 3_600;

@@ -10,8 +10,11 @@ use crate::keys::record::KeySpec;
 use crate::keys::{Capabilities, KeyRecord, PlatformKey};
 use crate::name::Name;
 use crate::page::{Cursor, Page, PageRequest};
-use crate::store::WorkspaceStore;
 use crate::time::rfc3339;
+
+pub mod store;
+
+use store::WorkspaceStore;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Workspace {

@@ -1,0 +1,149 @@
+//! The platform keys' storage port, and what it reads and writes in one round trip.
+
+use super::KeyRecord;
+use crate::audit::store::AuditStore;
+use crate::audit::AuditEvent;
+use crate::page::Cursor;
+use crate::storage::{Precondition, StoreError};
+use crate::webhooks::outbox::OutboxEvent;
+use crate::workspaces::Workspace;
+
+/// What authenticating one presented key reads, in one round trip.
+#[derive(Debug, Clone)]
+pub struct AuthProbe<'a> {
+    pub key_hash: &'a str,
+    /// The client address whose failed-attempt window is read; `None` skips that read.
+    pub ip: Option<&'a str>,
+    pub ip_window_start: i64,
+    pub now_ms: i64,
+    /// Counts the use against the key's rate limit only if the key is in this workspace
+    /// (verify must not spend another workspace's budget); `None`: any workspace.
+    pub count_use_in: Option<&'a str>,
+}
+
+/// What the probe found: the key and its workspace, the IP's failures in the current window,
+/// and, for a live key with a rate limit, its counter after counting this use.
+#[derive(Debug, Clone, Default)]
+pub struct AuthFinding {
+    pub found: Option<(KeyRecord, Workspace)>,
+    pub ip_failures: u32,
+    pub rate_hits: Option<RateHits>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateHits {
+    pub hits: u32,
+    pub window_start: i64,
+}
+
+#[allow(async_fn_in_trait)]
+pub trait KeyStore: AuditStore {
+    /// Reads the key with the workspace and the IP's failures, and counts a use of a live,
+    /// rate-limited key (unless the IP is blocked), as one atomic round trip.
+    async fn authenticate(&self, probe: &AuthProbe<'_>) -> Result<AuthFinding, StoreError>;
+    /// Counts one failed authentication from `ip` in the window starting at `window_start`;
+    /// returns the failures of that window including this one.
+    async fn record_auth_failure(&self, ip: &str, window_start: i64) -> Result<u32, StoreError>;
+    async fn insert_key(&self, key: &KeyRecord, audit: &AuditEvent, precondition: &Precondition) -> Result<(), StoreError>;
+    async fn key(&self, workspace_id: &str, id: &str) -> Result<Option<KeyRecord>, StoreError>;
+    /// Newest first after `after`; revoked keys (grace ended) only when `include_revoked`.
+    async fn keys_after(
+        &self,
+        workspace_id: &str,
+        include_revoked: bool,
+        now_ms: i64,
+        after: Option<&Cursor>,
+        limit: usize,
+    ) -> Result<Vec<KeyRecord>, StoreError>;
+    /// Revokes a live key of the precondition's workspace as of the commit, and records `audit`
+    /// if this call revoked it; `None` when the workspace has no such key.
+    /// In the same batch, queues `notification` (its data's `revoked_at` set to the revocation's
+    /// time) for the workspace's endpoint if it has one and this call revoked the key.
+    async fn revoke_key(
+        &self,
+        precondition: &Precondition,
+        id: &str,
+        now_ms: i64,
+        audit: &AuditEvent,
+        notification: &OutboxEvent,
+    ) -> Result<Option<Revocation>, StoreError>;
+    /// Stores `successor` and ends `old_id` `grace_ms` after the commit (or earlier if it
+    /// already ends sooner), only if `old_id` is still live when it commits; returns when the
+    /// old key stops working, or `None` when it was no longer live. A successful reroll queues
+    /// `notification` (its data's `old_key_stops_at` set) in the same batch, for a workspace
+    /// with an endpoint.
+    #[allow(clippy::too_many_arguments)]
+    async fn reroll_key(
+        &self,
+        old_id: &str,
+        successor: &KeyRecord,
+        grace_ms: i64,
+        now_ms: i64,
+        audit: &AuditEvent,
+        notification: &OutboxEvent,
+        precondition: &Precondition,
+    ) -> Result<Option<Reroll>, StoreError>;
+    /// Records a use; skipped by the store when one was recorded within the last minute.
+    async fn touch_last_used(&self, key_id: &str, now_ms: i64) -> Result<(), StoreError>;
+    /// The keys whose hash is listed (in `workspace_id` only, when given) that are live at
+    /// `now_ms`: what a leak report will revoke, read before its writes are planned.
+    async fn live_keys_by_hashes(
+        &self,
+        key_hashes: &[String],
+        workspace_id: Option<&str>,
+        now_ms: i64,
+    ) -> Result<Vec<KeyRecord>, StoreError>;
+    /// Commits a leak report in one atomic batch of multi-row statements, whatever its size:
+    /// revokes (as leaked) those of the planned keys still live, with exactly their audit entries
+    /// and queued notifications (those of a key something else revoked in between are dropped),
+    /// and the report's summary entry with the ids it revoked. Returns the keys revoked and the
+    /// listed hashes whose keys are now revoked because of a leak report, this one or an earlier.
+    async fn revoke_leaked(&self, plan: &LeakPlan<'_>) -> Result<LeakRevocation, StoreError>;
+}
+
+/// `api_keys.revoked_reason` of a key revoked by a leak report.
+pub const REVOKED_AS_LEAKED: &str = "leaked";
+
+/// The writes of one leak report, planned from the live keys it names.
+#[derive(Debug, Clone)]
+pub struct LeakPlan<'a> {
+    /// The hashes of every well-formed reported token, for the labels.
+    pub key_hashes: &'a [String],
+    pub workspace_id: Option<&'a str>,
+    pub now_ms: i64,
+    pub revocations: Vec<PlannedRevocation>,
+    /// The report's own entry; the store sets its detail's `revoked` to the ids it revoked.
+    pub summary: Option<AuditEvent>,
+}
+
+/// A live key to revoke, with what its revocation brings: written only if it is revoked.
+#[derive(Debug, Clone)]
+pub struct PlannedRevocation {
+    pub key_id: String,
+    pub audit: Vec<AuditEvent>,
+    /// Queued only when the key's workspace has a notification endpoint.
+    pub notification: OutboxEvent,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct LeakRevocation {
+    pub revoked: Vec<KeyRecord>,
+    pub leaked_hashes: Vec<String>,
+}
+
+/// A revoke's outcome: the key as stored afterwards, and whether this call revoked it (a
+/// repeat finds it revoked already and answers the first revocation's time).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Revocation {
+    pub key: KeyRecord,
+    pub revoked_now: bool,
+    /// The id of the notification queued with it, for the first delivery attempt.
+    pub queued: Option<String>,
+}
+
+/// A reroll's outcome: when the old key stops, and the notification queued with it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reroll {
+    pub old_key_stops_at: i64,
+    pub queued: Option<String>,
+}
