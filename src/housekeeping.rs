@@ -109,9 +109,8 @@ where
             let precondition = Precondition::unconditional(&record.workspace_id);
             let invalidated_by_cron = AuditEvent::new(Some(&record.workspace_id), "provider.invalidated", now_ms);
             let result = service::revalidate(&deps.at(now_ms), &precondition, record.provider, invalidated_by_cron).await?;
-            if let Some(notice) = result.notice {
-                // The cron's deliveries come later in this run; no first attempt is made here.
-                store.enqueue(&notice, now_ms).await?;
+            // Queued with the status; the cron's deliveries come later in this run.
+            if result.notice.is_some() {
                 invalidated += 1;
             }
             Ok(true)

@@ -352,3 +352,47 @@ fn a_reroll_queues_its_notification_with_when_the_old_key_stops() {
     assert_eq!(ended.queued.as_deref(), Some(event.id.as_str()));
     assert_eq!(store.outbox()[0].payload()["data"]["old_key_stops_at"], keywarden::time::rfc3339(T0 + 1 + 90_000));
 }
+
+#[test]
+fn an_invalidation_commits_with_the_status_or_not_at_all() {
+    use keywarden::providers::{KeyStatus, ProviderId, ProviderRecord};
+    use keywarden::store::ProviderStore;
+    let store = SqliteStore::default();
+    let (ws, owner) = workspace(&store);
+    set_endpoint(&store, &ws);
+    let record = ProviderRecord {
+        workspace_id: ws.clone(),
+        provider: ProviderId::OpenAi,
+        api_host: "https://api.openai.com/v1".into(),
+        model: None,
+        fallback_model: None,
+        config: serde_json::Map::new(),
+        key_hint: "sk-...1234".into(),
+        status: KeyStatus::Valid,
+        validated_at: Some(T0),
+        version: 1,
+        blob_name: "pk/v2/x".into(),
+        kek_id: "k1".into(),
+        is_default: true,
+        updated_at: T0,
+    };
+    store.put_provider_row(&record);
+    let (audit, notice) = (audit(&ws, "provider.invalidated"), OutboxEvent::new(&ws, "provider_key.invalidated", json!({}), T0));
+    let as_owner = Precondition { workspace_id: ws.clone(), key_id: Some(owner.id.clone()), writable: false };
+    let ws_row = |key_id: &str| Precondition { key_id: Some(key_id.into()), ..as_owner.clone() };
+    let refused = block_on(store.set_provider_status(
+        &ws_row("key_gone"),
+        ProviderId::OpenAi,
+        1,
+        KeyStatus::Invalid,
+        T0 + 1,
+        Some((&audit, &notice)),
+    ));
+    assert_eq!(refused, Err(StoreError::Refused(Refusal::CallerNotLive)));
+    assert!(store.outbox().is_empty() && store.audit().iter().all(|e| e.action != "provider.invalidated"), "nothing of it committed");
+    let queued = block_on(store.set_provider_status(&as_owner, ProviderId::OpenAi, 1, KeyStatus::Invalid, T0 + 1, Some((&audit, &notice))));
+    assert_eq!(queued, Ok(true));
+    assert_eq!(store.all_providers()[0].status, KeyStatus::Invalid);
+    assert_eq!(store.audit().iter().filter(|e| e.action == "provider.invalidated").count(), 1);
+    assert_eq!(store.outbox()[0].id, notice.id);
+}

@@ -66,8 +66,8 @@ pub async fn validate(call: &mut Call) -> Result<Reply, ApiError> {
     let provider = path_provider(call)?;
     let invalidated = caller.audit("provider.invalidated", call.now_ms);
     let result = service::revalidate(&call.deps(), &caller.live_precondition(), provider, invalidated).await?;
-    if let Some(notice) = result.notice {
-        call.notify(notice).await;
+    if let (Some(notice), true) = (&result.notice, result.queued) {
+        call.deliver_after_response(Some(notice.id.clone()), 1);
     }
     let mut body = result.record.to_json();
     if let Some(error) = result.error {

@@ -246,8 +246,11 @@ pub async fn open_key(blobs: &impl BlobStore, keks: &Keks, record: &ProviderReco
 pub struct Revalidation {
     pub record: ProviderRecord,
     pub error: Option<ApiError>,
-    /// The key was usable before and is not now: it was audited, and this tells the endpoint.
+    /// The key was usable before and is not now: it was audited, and this tells the endpoint,
+    /// both in the status update's batch.
     pub notice: Option<OutboxEvent>,
+    /// Whether `notice` was queued (the workspace has an endpoint), for a first attempt.
+    pub queued: bool,
 }
 
 impl Revalidation {
@@ -276,7 +279,7 @@ pub async fn revalidate<S: ProviderStore + AuditStore, B: BlobStore, C: Provider
         Ok(host) => host,
         Err(reason) => {
             let error = ApiError::InvalidHost { field: "api_host".into(), reason };
-            return Ok(Revalidation { record, error: Some(error), notice: None });
+            return Ok(Revalidation { record, error: Some(error), notice: None, queued: false });
         }
     };
     let api_key = open_key(deps.blobs, deps.keks()?, &record).await?;
@@ -295,18 +298,20 @@ pub async fn revalidate<S: ProviderStore + AuditStore, B: BlobStore, C: Provider
         Err(ApiError::QuotaExceeded { .. }) => Some(KeyStatus::QuotaExceeded),
         Err(_) => None,
     };
-    let mut updated = record.clone();
-    if let Some(status) = status {
-        store.set_provider_status(precondition, provider, record.version, status, now_ms).await?;
-        updated.status = status;
-        updated.validated_at = Some(now_ms);
-    }
-    let mut revalidation = Revalidation { record: updated, error: outcome.err(), notice: None };
-    if record.status.usable() && !revalidation.record.status.usable() {
+    let mut revalidation = Revalidation { record: record.clone(), error: outcome.err(), notice: None, queued: false };
+    let Some(status) = status else { return Ok(revalidation) };
+    revalidation.record.status = status;
+    revalidation.record.validated_at = Some(now_ms);
+    // A key that just went bad: its audit entry and notification commit with the status.
+    let mut invalidation = None;
+    if record.status.usable() && !status.usable() {
         let data = revalidation.invalidation_data();
-        store.append_audit(&[invalidated.target(provider.as_str()).detail(data.clone())]).await?;
-        revalidation.notice = Some(OutboxEvent::new(&record.workspace_id, "provider_key.invalidated", data, now_ms));
+        let audit = invalidated.target(provider.as_str()).detail(data.clone());
+        invalidation = Some((audit, OutboxEvent::new(&record.workspace_id, "provider_key.invalidated", data, now_ms)));
     }
+    let invalidation_ref = invalidation.as_ref().map(|(audit, notice)| (audit, notice));
+    revalidation.queued = store.set_provider_status(precondition, provider, record.version, status, now_ms, invalidation_ref).await?;
+    revalidation.notice = invalidation.map(|(_, notice)| notice);
     Ok(revalidation)
 }
 

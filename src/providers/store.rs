@@ -4,6 +4,7 @@ use super::catalog::ProviderId;
 use super::record::{AgentRoute, KeyStatus, ProviderRecord};
 use crate::audit::AuditEvent;
 use crate::storage::{Precondition, StoreError};
+use crate::webhooks::outbox::OutboxEvent;
 
 /// What resolving needs, read in one round trip: the agent's route, and the provider config
 /// the resolution order picks (the requested provider, else the routed one, else the default).
@@ -41,6 +42,10 @@ pub trait ProviderStore {
         audit: &AuditEvent,
     ) -> Result<Option<ProviderRecord>, StoreError>;
     /// Records a validation result for the config at `version` (a replaced config is left alone).
+    /// A key that just went bad brings its `invalidation` (the audit entry and the notification)
+    /// into the same batch; the notification is queued only for a workspace with an endpoint,
+    /// and the answer says whether it was.
+    #[allow(clippy::too_many_arguments)]
     async fn set_provider_status(
         &self,
         precondition: &Precondition,
@@ -48,7 +53,8 @@ pub trait ProviderStore {
         version: i64,
         status: KeyStatus,
         validated_at: i64,
-    ) -> Result<(), StoreError>;
+        invalidation: Option<(&AuditEvent, &OutboxEvent)>,
+    ) -> Result<bool, StoreError>;
     async fn route(&self, workspace_id: &str, agent_id: &str) -> Result<Option<AgentRoute>, StoreError>;
     /// Stores the route and its audit entry together.
     async fn save_route(&self, route: &AgentRoute, audit: &AuditEvent, precondition: &Precondition) -> Result<(), StoreError>;

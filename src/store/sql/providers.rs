@@ -4,11 +4,13 @@ use serde::Deserialize;
 use serde_json::{Map, Value as Json};
 
 use super::exec::{int, opt_int, opt_text, text, Executor, Outcome, Statement};
+use super::webhooks::enqueue_statement;
 use super::{insert_audit_statement, outcome, Guard, SqlStore};
 use crate::audit::AuditEvent;
 use crate::providers::record::BOUND_BLOB_PREFIX;
 use crate::providers::{AgentRoute, KeyStatus, ProviderId, ProviderRecord};
 use crate::store::{Precondition, ProviderStore, Resolution, StoreError};
+use crate::webhooks::outbox::OutboxEvent;
 
 pub(crate) const PROVIDER_COLUMNS: &str = "workspace_id, provider, api_host, model, fallback_model, config, key_hint, status, \
     validated_at, version, blob_name, kek_id, is_default, updated_at";
@@ -196,7 +198,8 @@ impl<E: Executor> ProviderStore for SqlStore<E> {
         version: i64,
         status: KeyStatus,
         validated_at: i64,
-    ) -> Result<(), StoreError> {
+        invalidation: Option<(&AuditEvent, &OutboxEvent)>,
+    ) -> Result<bool, StoreError> {
         let update = Statement::new(
             "UPDATE provider_configs SET status = :status, validated_at = :validated_at \
              WHERE workspace_id = :workspace_id AND provider = :provider AND version = :version",
@@ -208,8 +211,13 @@ impl<E: Executor> ProviderStore for SqlStore<E> {
                 ("validated_at", int(validated_at)),
             ],
         )?;
-        self.batch_under(precondition, vec![update]).await?;
-        Ok(())
+        let mut statements = vec![update];
+        if let Some((audit, notification)) = invalidation {
+            statements.push(insert_audit_statement(audit, None)?);
+            statements.push(enqueue_statement(notification, validated_at)?);
+        }
+        let outcomes = self.batch_under(precondition, statements).await?;
+        Ok(invalidation.is_some() && outcome(&outcomes, 2)?.changes > 0)
     }
 
     async fn route(&self, workspace_id: &str, agent_id: &str) -> Result<Option<AgentRoute>, StoreError> {
