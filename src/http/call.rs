@@ -11,7 +11,7 @@ use super::dependencies::{env_string, Bindings, LiveDeps};
 use super::input::{self, Fields, MAX_BODY_BYTES};
 use crate::error::ApiError;
 use crate::keys::auth::Caller;
-use crate::store::{AuditStore, KeyStore, WebhookStore};
+use crate::store::{AuditStore, KeyStore};
 
 pub struct Call {
     pub req: Request,
@@ -79,20 +79,6 @@ impl Call {
             "audit write",
             move |bindings| async move { bindings.store.append_audit(&events).await.map_err(|e| e.to_string()) },
         );
-    }
-
-    /// Queues a notification for the workspace's endpoint, if it has one, and makes the first
-    /// delivery attempt after the response; the scheduled handler retries what fails. A queueing
-    /// failure is logged, never turned into an error for the request that caused it.
-    pub async fn notify(&self, event: crate::webhooks::outbox::OutboxEvent) {
-        match self.bindings.store.enqueue(&event, self.now_ms).await {
-            Ok(true) => self.deliver_after_response(Some(event.id), 1),
-            Ok(false) => {}
-            Err(error) => worker::console_error!(
-                "{}",
-                serde_json::json!({"level": "error", "request_id": self.request_id, "msg": "notification not queued", "detail": error.to_string()})
-            ),
-        }
     }
 
     /// Makes the first delivery attempts of `queued` notifications after the response.

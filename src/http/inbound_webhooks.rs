@@ -15,9 +15,6 @@ pub async fn receive(call: &mut Call) -> Result<Reply, ApiError> {
     }
     let body = call.body_bytes().await?;
     let answer = inbound::receive(&call.deps(), call.param(0), &headers, &body).await?;
-    for notice in answer.notices {
-        call.notify(notice).await;
-    }
     call.deliver_queued_after_response(answer.queued);
     let reply = Reply { status: answer.status, body: answer.body, headers: Vec::new() };
     Ok(if answer.replayed { reply.header("webhook-replayed", "true") } else { reply })

@@ -7,7 +7,6 @@ use super::reply::Reply;
 use crate::error::ApiError;
 use crate::providers::service::{self, check_agent_id, check_model, Configure};
 use crate::providers::{AgentRoute, ProviderId};
-use crate::webhooks::outbox::OutboxEvent;
 
 /// The provider named in the path; `claude` is Anthropic.
 pub fn path_provider(call: &Call) -> Result<ProviderId, ApiError> {
@@ -33,10 +32,10 @@ pub async fn put(call: &mut Call) -> Result<Reply, ApiError> {
         make_default: fields.optional_bool("default")?.unwrap_or(false),
     };
     let audit = caller.audit("provider.configured", call.now_ms);
-    let record = service::configure(&call.deps(), &caller.write_precondition(), request, audit).await?;
-    if record.version > 1 {
-        let data = json!({"provider": provider.as_str(), "version": record.version, "key_hint": record.key_hint});
-        call.notify(OutboxEvent::new(&caller.workspace.id, "provider_key.rotated", data, call.now_ms)).await;
+    let notice = service::RotationNotice::IfReplaced;
+    let (record, queued) = service::configure_notifying(&call.deps(), &caller.write_precondition(), request, audit, notice).await?;
+    if let Some(queued) = queued {
+        call.deliver_after_response(Some(queued), 1);
     }
     Ok(Reply::ok(record.to_json()))
 }

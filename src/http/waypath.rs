@@ -33,7 +33,7 @@ pub async fn configure(call: &mut Call) -> Result<Reply, ApiError> {
     }
     let request = Configure { provider, api_key, api_host: None, model: None, fallback_model: None, config: None, make_default: false };
     let audit = caller.audit("provider.configured", call.now_ms);
-    match service::replace_key(&call.deps(), &caller.write_precondition(), request, audit).await {
+    match service::replace_key(&call.deps(), &caller.write_precondition(), request, audit, service::RotationNotice::Never).await {
         Ok(_) => Ok(Reply::ok(json!({"status": "configured", "provider": name}))),
         Err(
             error @ (ApiError::InvalidKey { .. }

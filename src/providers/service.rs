@@ -6,7 +6,7 @@ use serde_json::{json, Map, Value};
 use super::catalog::{detect_other_provider, key_shape_ok, ProviderId};
 use super::host::ApiHost;
 use super::record::{key_hint, AgentRoute, KeyStatus, ProviderRecord, BOUND_BLOB_PREFIX};
-use super::store::{BlobStore, ProviderStore};
+use super::store::{BlobStore, ProviderStore, Saved};
 use super::validation::{validate_live, Candidate, ProviderClient};
 use crate::audit::store::AuditStore;
 use crate::audit::AuditEvent;
@@ -136,6 +136,28 @@ pub async fn configure<S: ProviderStore, B: BlobStore, C: ProviderClient>(
     request: Configure,
     audit: AuditEvent,
 ) -> Result<ProviderRecord, ApiError> {
+    Ok(configure_notifying(deps, precondition, request, audit, RotationNotice::Never).await?.0)
+}
+
+/// When configuring tells the workspace's endpoint `provider_key.rotated`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RotationNotice {
+    Never,
+    /// Only when the key replaces a configured one (`PUT /v1/providers/{provider}`).
+    IfReplaced,
+    /// Every time (a rotation a signed webhook asked for).
+    Always,
+}
+
+/// [`configure`], with the `provider_key.rotated` notice `notice` asks for committed in the
+/// save's own batch; also answers the id of the notification queued, if one was.
+pub async fn configure_notifying<S: ProviderStore, B: BlobStore, C: ProviderClient>(
+    deps: &Deps<'_, S, B, C>,
+    precondition: &Precondition,
+    request: Configure,
+    audit: AuditEvent,
+    notice: RotationNotice,
+) -> Result<(ProviderRecord, Option<String>), ApiError> {
     let (store, blobs, keks, now_ms) = (deps.store, deps.blobs, deps.keks()?, deps.now_ms);
     let workspace_id = precondition.workspace_id.as_str();
     let provider = request.provider;
@@ -178,21 +200,30 @@ pub async fn configure<S: ProviderStore, B: BlobStore, C: ProviderClient>(
         audit.target(provider.as_str()).detail(json!({"version": version, "replaced": current.is_some(), "key_hint": record.key_hint}));
     let expected = current.as_ref().map(|c| c.version);
     let retired = current.as_ref().map(|c| c.blob_name.as_str());
-    match store.save_provider(&record, expected, request.make_default, retired, &audit, precondition).await {
-        Ok(true) => {}
-        Ok(false) => {
-            blobs.delete_blob(&record.blob_name).await?;
-            return Err(ApiError::Conflict);
-        }
-        Err(refused @ StoreError::Refused(_)) => {
-            // The batch was rolled back: nothing points at the new blob.
-            blobs.delete_blob(&record.blob_name).await?;
-            return Err(refused.into());
-        }
-        // Whether the batch committed is unknown: the blob stays, at worst an orphan.
-        Err(failed) => return Err(failed.into()),
-    }
-    store.provider(workspace_id, provider).await?.ok_or_else(|| ApiError::internal("saved provider vanished"))
+    let notify = match notice {
+        RotationNotice::Never => false,
+        RotationNotice::IfReplaced => version > 1,
+        RotationNotice::Always => true,
+    };
+    let data = json!({"provider": provider.as_str(), "version": version, "key_hint": record.key_hint});
+    let notification = notify.then(|| OutboxEvent::new(workspace_id, "provider_key.rotated", data, now_ms));
+    let queued =
+        match store.save_provider(&record, expected, request.make_default, retired, &audit, notification.as_ref(), precondition).await {
+            Ok(Saved::Won { queued }) => queued,
+            Ok(Saved::Lost) => {
+                blobs.delete_blob(&record.blob_name).await?;
+                return Err(ApiError::Conflict);
+            }
+            Err(refused @ StoreError::Refused(_)) => {
+                // The batch was rolled back: nothing points at the new blob.
+                blobs.delete_blob(&record.blob_name).await?;
+                return Err(refused.into());
+            }
+            // Whether the batch committed is unknown: the blob stays, at worst an orphan.
+            Err(failed) => return Err(failed.into()),
+        };
+    let saved = store.provider(workspace_id, provider).await?.ok_or_else(|| ApiError::internal("saved provider vanished"))?;
+    Ok((saved, notification.filter(|_| queued).map(|n| n.id)))
 }
 
 /// A new key for a provider, keeping what is configured for it (host, models, settings)
@@ -202,9 +233,10 @@ pub async fn replace_key<S: ProviderStore, B: BlobStore, C: ProviderClient>(
     precondition: &Precondition,
     request: Configure,
     audit: AuditEvent,
-) -> Result<ProviderRecord, ApiError> {
+    notice: RotationNotice,
+) -> Result<(ProviderRecord, Option<String>), ApiError> {
     let current = deps.store.provider(&precondition.workspace_id, request.provider).await?;
-    configure(deps, precondition, request.keeping(current.as_ref()), audit).await
+    configure_notifying(deps, precondition, request.keeping(current.as_ref()), audit, notice).await
 }
 
 pub async fn get<S: ProviderStore, B, C>(

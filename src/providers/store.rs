@@ -6,6 +6,16 @@ use crate::audit::AuditEvent;
 use crate::storage::{Precondition, StoreError};
 use crate::webhooks::outbox::OutboxEvent;
 
+/// A provider save's outcome.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Saved {
+    /// Another change won the race; nothing was written.
+    Lost,
+    Won {
+        queued: bool,
+    },
+}
+
 /// What resolving needs, read in one round trip: the agent's route, and the provider config
 /// the resolution order picks (the requested provider, else the routed one, else the default).
 #[derive(Debug, Clone, Default)]
@@ -21,8 +31,10 @@ pub trait ProviderStore {
     /// Stores `record` as the provider's current config if its stored version is still
     /// `expected_version` (`None`: not configured yet) and it still points at `retired_blob`
     /// (a re-wrap in between moves the pointer), retiring that blob; the record
-    /// becomes the default when `make_default` or when the workspace has none. `false` when
-    /// another change won the race.
+    /// becomes the default when `make_default` or when the workspace has none. `Lost` when
+    /// another change won the race. A `notification` commits in the same batch, queued only
+    /// if the save won and the workspace has an endpoint.
+    #[allow(clippy::too_many_arguments)]
     async fn save_provider(
         &self,
         record: &ProviderRecord,
@@ -30,8 +42,9 @@ pub trait ProviderStore {
         make_default: bool,
         retired_blob: Option<&str>,
         audit: &AuditEvent,
+        notification: Option<&OutboxEvent>,
         precondition: &Precondition,
-    ) -> Result<bool, StoreError>;
+    ) -> Result<Saved, StoreError>;
     /// Removes the config of the precondition's workspace (retiring its blob) and returns it;
     /// `None` if not configured.
     async fn remove_provider(

@@ -6,7 +6,6 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use super::outbox::OutboxEvent;
 use super::secrets;
 use super::signature::{self, Rejection};
 use super::store::{ReceiptClaim, WebhookStore};
@@ -17,7 +16,7 @@ use crate::input::{parse_json, Fields};
 use crate::keys::leaks::{self, LeakReport};
 use crate::keys::service as keys;
 use crate::keys::store::KeyStore;
-use crate::providers::service::{self as providers, Configure};
+use crate::providers::service::{self as providers, Configure, RotationNotice};
 use crate::providers::store::{BlobStore, ProviderStore};
 use crate::providers::validation::ProviderClient;
 use crate::providers::ProviderId;
@@ -68,15 +67,14 @@ pub struct Answer {
     pub body: Value,
     /// The first delivery's answer, given again.
     pub replayed: bool,
-    /// Notifications to queue for the workspace's endpoint.
-    pub notices: Vec<OutboxEvent>,
-    /// Notifications already queued by the event's own batch (a leak report's revocations).
+    /// Notifications queued by the event's own batch (a revocation's, a rotation's, a leak
+    /// report's), for the first delivery attempts after the answer.
     pub queued: usize,
 }
 
 impl Answer {
     fn new(status: u16, body: Value) -> Self {
-        Answer { status, body, replayed: false, notices: Vec::new(), queued: 0 }
+        Answer { status, body, replayed: false, queued: 0 }
     }
 }
 
@@ -213,17 +211,18 @@ where
         make_default: false,
     };
     let precondition = Precondition::workspace_writable(&workspace.id);
-    let record = providers::replace_key(deps, &precondition, request, audit).await.map_err(|e| match e {
-        ApiError::InvalidRequest { field, message } if !field.starts_with("data.") => {
-            prefix(ApiError::InvalidRequest { field, message }, "data")
-        }
-        ApiError::InvalidHost { field, reason } => ApiError::InvalidHost { field: format!("data.{field}"), reason },
-        ApiError::InvalidModel { field } => ApiError::InvalidModel { field: format!("data.{field}") },
-        other => other,
-    })?;
+    let (record, queued) =
+        providers::replace_key(deps, &precondition, request, audit, RotationNotice::Always).await.map_err(|e| match e {
+            ApiError::InvalidRequest { field, message } if !field.starts_with("data.") => {
+                prefix(ApiError::InvalidRequest { field, message }, "data")
+            }
+            ApiError::InvalidHost { field, reason } => ApiError::InvalidHost { field: format!("data.{field}"), reason },
+            ApiError::InvalidModel { field } => ApiError::InvalidModel { field: format!("data.{field}") },
+            other => other,
+        })?;
     let mut answer = Answer::new(200, json!({"status": "rotated", "provider": provider.as_str(), "version": record.version}));
-    let data = json!({"provider": provider.as_str(), "version": record.version, "key_hint": record.key_hint});
-    answer.notices.push(OutboxEvent::new(&workspace.id, "provider_key.rotated", data, deps.now_ms));
+    // Told in the save's own batch.
+    answer.queued = usize::from(queued.is_some());
     Ok(answer)
 }
 

@@ -4,12 +4,12 @@ use serde::Deserialize;
 use serde_json::{Map, Value as Json};
 
 use super::exec::{int, opt_int, opt_text, text, Executor, Outcome, Statement};
-use super::webhooks::enqueue_statement;
+use super::webhooks::{enqueue_statement, queue_statement};
 use super::{insert_audit_statement, outcome, Guard, SqlStore};
 use crate::audit::AuditEvent;
 use crate::providers::record::BOUND_BLOB_PREFIX;
 use crate::providers::{AgentRoute, KeyStatus, ProviderId, ProviderRecord};
-use crate::store::{Precondition, ProviderStore, Resolution, StoreError};
+use crate::store::{Precondition, ProviderStore, Resolution, Saved, StoreError};
 use crate::webhooks::outbox::OutboxEvent;
 
 pub(crate) const PROVIDER_COLUMNS: &str = "workspace_id, provider, api_host, model, fallback_model, config, key_hint, status, \
@@ -110,8 +110,9 @@ impl<E: Executor> ProviderStore for SqlStore<E> {
         make_default: bool,
         retired_blob: Option<&str>,
         audit: &AuditEvent,
+        notification: Option<&OutboxEvent>,
         precondition: &Precondition,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<Saved, StoreError> {
         let binds = [
             ("workspace_id", text(&record.workspace_id)),
             ("provider", text(record.provider.as_str())),
@@ -163,8 +164,22 @@ impl<E: Executor> ProviderStore for SqlStore<E> {
         };
         let audit = insert_audit_statement(audit, Some(won))?;
         let check = Statement::new("SELECT 1 AS won FROM provider_configs WHERE blob_name = :blob_name", &binds)?;
-        let outcomes = self.batch_under(precondition, vec![upsert, move_default, retire, audit, check]).await?;
-        Ok(!outcome(&outcomes, 4)?.rows.is_empty())
+        let mut statements = vec![upsert, move_default, retire, audit, check];
+        if let Some(notification) = notification {
+            statements.push(queue_statement(
+                notification,
+                record.updated_at,
+                Some("EXISTS (SELECT 1 FROM provider_configs WHERE blob_name = :won_blob_name)"),
+                None,
+                &[("won_blob_name", text(&record.blob_name))],
+            )?);
+        }
+        let outcomes = self.batch_under(precondition, statements).await?;
+        if outcome(&outcomes, 4)?.rows.is_empty() {
+            return Ok(Saved::Lost);
+        }
+        let queued = notification.is_some() && outcome(&outcomes, 5)?.changes > 0;
+        Ok(Saved::Won { queued })
     }
 
     async fn remove_provider(
