@@ -8,6 +8,10 @@
 --
 -- Liveness is judged by the database's own clock, the one order every commit shares: a key
 -- revoked by a commit is dead for every commit after it, whatever clock the Worker had.
+--
+-- The live-key rule is written once in Rust (`KeyRecord::is_live`) and once in SQL
+-- (`store::sql::live_key`, used by every statement); this trigger necessarily restates it,
+-- since a migration cannot call either. Change all three together.
 
 CREATE VIEW commit_preconditions AS
   SELECT NULL AS workspace_id, NULL AS key_id, NULL AS writable WHERE 0;
