@@ -8,8 +8,7 @@ use std::time::Duration;
 use futures_util::future::LocalBoxFuture;
 
 use crate::error::ApiError;
-use crate::keys::KeyPrefix;
-use crate::settings::Settings;
+use crate::settings::{KeyPrefix, Settings};
 use crate::vault::Keks;
 
 /// Time as a use case sees it: the Worker's clock and timers, or a test's.

@@ -6,13 +6,13 @@ use crate::audit::AuditEvent;
 use crate::deps::Deps;
 use crate::error::ApiError;
 use crate::keys::store::KeyStore;
+use crate::outbox::Notifier;
 use crate::providers::service;
 use crate::providers::store::{BlobStore, ProviderStore};
 use crate::providers::validation::ProviderClient;
 use crate::providers::ProviderRecord;
 use crate::storage::{Precondition, StoreError};
 use crate::vault::{self, Keks};
-use crate::webhooks::outbox::Notifier;
 use crate::webhooks::store::{SealedSecret, SecretKind, WebhookStore};
 use crate::webhooks::{delivery, secrets};
 

@@ -11,6 +11,7 @@ pub mod housekeeping;
 pub mod input;
 pub mod keys;
 pub mod name;
+pub mod outbox;
 pub mod page;
 pub mod providers;
 pub mod settings;

@@ -1,6 +1,31 @@
 //! The Worker's variables, parsed once per request from what the bindings hold.
 
-use crate::keys::KeyPrefix;
+/// The key prefix is a setting (a deployment chooses it); `keys::token` owns the format it starts.
+pub const DEFAULT_PREFIX: &str = "kw_live_";
+
+/// The configured key prefix (`KEY_PREFIX`): 1–32 characters of `[A-Za-z0-9_-]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyPrefix(String);
+
+impl KeyPrefix {
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let valid_char = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == '-';
+        if text.is_empty() || text.len() > 32 || !text.chars().all(valid_char) {
+            return Err(format!("KEY_PREFIX must be 1 to 32 characters of [A-Za-z0-9_-], got {} characters", text.len()));
+        }
+        Ok(KeyPrefix(text.to_string()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl Default for KeyPrefix {
+    fn default() -> Self {
+        KeyPrefix(DEFAULT_PREFIX.to_string())
+    }
+}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Settings {

@@ -8,13 +8,13 @@ use std::cell::RefCell;
 use futures_executor::block_on;
 use keywarden::audit::AuditEvent;
 use keywarden::housekeeping::{self, BLOB_GRACE_MS, REVALIDATE_AFTER_MS};
+use keywarden::outbox::{Attempt, Notifier, OutboxEvent};
 use keywarden::providers::service::{self, Configure};
 use keywarden::providers::validation::{ProbeRequest, ProbeResponse, ProviderClient, TransportFailure};
 use keywarden::providers::{KeyStatus, ProviderId};
 use keywarden::store::sqlite::SqliteStore;
 use keywarden::store::{Precondition, WebhookStore};
 use keywarden::vault::Keks;
-use keywarden::webhooks::outbox::{Attempt, Notifier, OutboxEvent};
 use keywarden::webhooks::secrets;
 use keywarden::webhooks::signature;
 use serde_json::json;
@@ -247,7 +247,7 @@ fn a_delivery_claimed_by_one_run_is_not_sent_by_another_until_its_lease_ends() {
     block_on(store.enqueue(&event, 0)).unwrap();
     let first = block_on(store.claim_delivery(None, 0)).unwrap().expect("due");
     assert_eq!(block_on(store.claim_delivery(None, 1_000)).unwrap(), None, "held by the first claim");
-    let second = block_on(store.claim_delivery(None, keywarden::webhooks::outbox::LEASE_MS)).unwrap().expect("lease over");
+    let second = block_on(store.claim_delivery(None, keywarden::outbox::LEASE_MS)).unwrap().expect("lease over");
     // The first claimant's late result no longer counts.
     block_on(store.record_attempt(&first, Attempt::Delivered { status: 200 }, None, 5)).unwrap();
     assert_eq!(store.outbox()[0].delivered_at, None);

@@ -82,3 +82,44 @@ fn the_check_recognises_an_import_of_the_store() {
     assert!(!imports_store("use crate::storage::StoreError;"));
     assert!(!imports_store("#[cfg(test)]\nmod tests {\n    use crate::store::sqlite::SqliteStore;\n}"));
 }
+
+/// The top-level modules a file of `src/<module>` imports through `crate::`, outside its tests.
+fn imported_modules(source: &str) -> Vec<String> {
+    let code = source.split("#[cfg(test)]").next().unwrap_or_default();
+    let mut found: Vec<String> = code
+        .lines()
+        .map(str::trim_start)
+        .filter(|line| !line.starts_with("//"))
+        .flat_map(|line| line.match_indices("crate::").map(move |(at, _)| &line[at + "crate::".len()..]))
+        .map(|rest| rest.chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect::<String>())
+        .filter(|name| !name.is_empty())
+        .collect();
+    found.sort();
+    found.dedup();
+    found
+}
+
+#[test]
+fn no_top_level_module_imports_a_module_that_imports_it() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut files = Vec::new();
+    rust_files(&root.join("src"), &mut files);
+    let mut edges = std::collections::BTreeSet::new();
+    for path in &files {
+        let relative = path.strip_prefix(root.join("src")).unwrap();
+        let module = relative.components().next().unwrap().as_os_str().to_string_lossy().trim_end_matches(".rs").to_string();
+        for imported in imported_modules(&fs::read_to_string(path).unwrap()) {
+            if imported != module {
+                edges.insert((module.clone(), imported));
+            }
+        }
+    }
+    let cycles: Vec<_> = edges.iter().filter(|(a, b)| a < b && edges.contains(&(b.clone(), a.clone()))).collect();
+    assert!(cycles.is_empty(), "these modules import each other: {cycles:?}");
+}
+
+#[test]
+fn the_cycle_check_reads_imports_outside_tests_only() {
+    let source = "use crate::keys::KeyRecord;\nuse crate::outbox::{self, OutboxEvent};\n// crate::store is only named here\n#[cfg(test)]\nmod tests { use crate::store::sqlite; }";
+    assert_eq!(imported_modules(source), ["keys", "outbox"]);
+}

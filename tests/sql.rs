@@ -10,11 +10,11 @@ use keywarden::keys::limits::FAILED_ATTEMPT_LIMIT;
 use keywarden::keys::record::KeySpec;
 use keywarden::keys::{Capabilities, KeyPrefix, KeyRecord, PlatformKey, RateLimit};
 use keywarden::name::Name;
+use keywarden::outbox::{Attempt, OutboxEvent, LEASE_MS};
 use keywarden::store::sqlite::SqliteStore;
 use keywarden::store::{
     AuthProbe, KeyStore, LeakPlan, PlannedRevocation, Precondition, ReceiptClaim, Refusal, StoreError, WebhookStore, WorkspaceStore,
 };
-use keywarden::webhooks::outbox::{Attempt, OutboxEvent, LEASE_MS};
 use keywarden::workspaces::{self, NewWorkspace, WorkspacePatch};
 use serde_json::json;
 

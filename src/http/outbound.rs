@@ -6,9 +6,9 @@ use futures_util::future::{select, Either};
 use futures_util::{pin_mut, StreamExt};
 use worker::{AbortController, Delay, Fetch, Headers, Method, Request, RequestInit, RequestRedirect};
 
+use crate::outbox::{Attempt, Notifier};
 use crate::providers::model_list::{AnswerBuffer, OverCap, MAX_ANSWER_BYTES};
 use crate::providers::validation::{ProbeRequest, ProbeResponse, ProviderClient, TransportFailure, TIMEOUT_MS};
-use crate::webhooks::outbox::{Attempt, Notifier};
 
 pub struct FetchClient {
     pub timeout: Duration,

@@ -5,12 +5,12 @@ use serde_json::json;
 
 use super::limits::{seconds_until_window_ends, window_start, RateDecision, FAILED_ATTEMPT_LIMIT, FAILED_ATTEMPT_WINDOW_MS};
 use super::store::{AuthProbe, KeyStore};
+use super::Workspace;
 use super::{KeyRecord, PlatformKey};
 use crate::audit::AuditEvent;
 use crate::deps::Deps;
 use crate::error::ApiError;
 use crate::storage::{Precondition, StoreError};
-use crate::workspaces::Workspace;
 
 /// The address failures are counted under when the platform names none (never on Cloudflare,
 /// whose edge always sets `CF-Connecting-IP`).

@@ -11,7 +11,7 @@ use crate::crypto::digest::sha256_hex;
 use crate::deps::Deps;
 use crate::error::ApiError;
 use crate::input::Fields;
-use crate::webhooks::outbox::{key_revoked_data, OutboxEvent};
+use crate::outbox::OutboxEvent;
 
 /// One reported token, as secret scanners send them (`type`, `url`, `source` are optional).
 #[derive(Debug, Clone)]
@@ -138,7 +138,7 @@ fn planned_revocation(
         audit.push(AuditEvent::new(None, "key.leaked", now_ms).target(key.id.clone()).detail(operator_detail));
     }
     let revoked = KeyRecord { revoked_at: Some(now_ms), ..key.clone() };
-    let notification = OutboxEvent::new(&key.workspace_id, "api_key.revoked", key_revoked_data(&revoked, "leaked"), now_ms);
+    let notification = OutboxEvent::new(&key.workspace_id, "api_key.revoked", revoked.revoked_notice_data("leaked"), now_ms);
     PlannedRevocation { key_id: key.id.clone(), audit, notification }
 }
 

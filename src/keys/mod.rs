@@ -11,7 +11,9 @@ pub mod service;
 pub mod store;
 pub mod token;
 pub mod verify;
+pub mod workspace;
 
 pub use capability::{Capabilities, Capability};
 pub use record::{KeyRecord, RateLimit};
 pub use token::{KeyFormatError, KeyPrefix, PlatformKey};
+pub use workspace::Workspace;

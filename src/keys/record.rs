@@ -56,6 +56,11 @@ pub fn new_key_id() -> String {
 }
 
 impl KeyRecord {
+    /// The `api_key.revoked` notification's data: ids and times, never the key.
+    pub fn revoked_notice_data(&self, reason: &str) -> Value {
+        json!({"key_id": self.id, "name": self.name, "revoked_at": self.revoked_at.map(rfc3339), "reason": reason})
+    }
+
     /// Whether the key is usable at `now_ms`: not revoked (a future `revoked_at` is a grace
     /// period still running) and not expired. SQL states it once too, as `store::sql::live_key`.
     pub fn is_live(&self, now_ms: i64) -> bool {

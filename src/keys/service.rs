@@ -10,9 +10,9 @@ use super::{Capabilities, KeyRecord, PlatformKey, RateLimit};
 use crate::deps::Deps;
 use crate::error::ApiError;
 use crate::name::Name;
+use crate::outbox::OutboxEvent;
 use crate::page::{Cursor, Page, PageRequest};
 use crate::storage::Precondition;
-use crate::webhooks::outbox::{key_revoked_data, OutboxEvent};
 
 pub const MAX_SUBJECT_BYTES: usize = 2048;
 pub const MAX_GRACE_SECONDS: u64 = 604_800;
@@ -114,7 +114,7 @@ pub async fn revoke_in<S: KeyStore, B, C>(
     audit: crate::audit::AuditEvent,
 ) -> Result<Revocation, ApiError> {
     let audit = audit.target(target.id.clone());
-    let data = key_revoked_data(target, reason);
+    let data = target.revoked_notice_data(reason);
     let notification = OutboxEvent::new(&precondition.workspace_id, "api_key.revoked", data, deps.now_ms);
     deps.store.revoke_key(precondition, &target.id, deps.clock_ms(), &audit, &notification).await?.ok_or(ApiError::NotFound)
 }

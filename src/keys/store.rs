@@ -1,12 +1,12 @@
 //! The platform keys' storage port, and what it reads and writes in one round trip.
 
 use super::KeyRecord;
+use super::Workspace;
 use crate::audit::store::AuditStore;
 use crate::audit::AuditEvent;
+use crate::outbox::OutboxEvent;
 use crate::page::Cursor;
 use crate::storage::{Precondition, StoreError};
-use crate::webhooks::outbox::OutboxEvent;
-use crate::workspaces::Workspace;
 
 /// What authenticating one presented key reads, in one round trip.
 #[derive(Debug, Clone)]

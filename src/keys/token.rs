@@ -4,35 +4,10 @@
 //! typos and guesses before any storage lookup.
 
 use crate::crypto::{base62, digest, random};
+pub use crate::settings::{KeyPrefix, DEFAULT_PREFIX};
 
 pub const RANDOM_LEN: usize = 32;
 pub const CHECKSUM_LEN: usize = 6;
-pub const DEFAULT_PREFIX: &str = "kw_live_";
-
-/// The configured key prefix (`KEY_PREFIX`): 1–32 characters of `[A-Za-z0-9_-]`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct KeyPrefix(String);
-
-impl KeyPrefix {
-    pub fn parse(text: &str) -> Result<Self, String> {
-        let valid_char = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == '-';
-        if text.is_empty() || text.len() > 32 || !text.chars().all(valid_char) {
-            return Err(format!("KEY_PREFIX must be 1 to 32 characters of [A-Za-z0-9_-], got {} characters", text.len()));
-        }
-        Ok(KeyPrefix(text.to_string()))
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl Default for KeyPrefix {
-    fn default() -> Self {
-        KeyPrefix(DEFAULT_PREFIX.to_string())
-    }
-}
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum KeyFormatError {
     #[error("the key does not start with the expected prefix")]

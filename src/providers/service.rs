@@ -14,9 +14,9 @@ use crate::crypto::random::random_base62;
 use crate::deps::Deps;
 use crate::error::{echoed, ApiError};
 use crate::keys::auth::Caller;
+use crate::outbox::OutboxEvent;
 use crate::storage::{Precondition, StoreError};
 use crate::vault::{self, Keks, SecretContext};
-use crate::webhooks::outbox::OutboxEvent;
 
 const MAX_MODEL_CHARS: usize = 200;
 const MAX_CONFIG_VALUE_CHARS: usize = 200;

@@ -3,8 +3,8 @@
 use super::catalog::ProviderId;
 use super::record::{AgentRoute, KeyStatus, ProviderRecord};
 use crate::audit::AuditEvent;
+use crate::outbox::OutboxEvent;
 use crate::storage::{Precondition, StoreError};
-use crate::webhooks::outbox::OutboxEvent;
 
 /// A provider save's outcome.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,10 +1,10 @@
 //! Delivering queued notifications: sign with the endpoint's secret, POST, record the attempt.
 
-use super::outbox::{next_attempt_at, Attempt, Notifier, OutboxEvent};
 use super::secrets;
 use super::store::{SecretKind, WebhookStore};
 use crate::deps::Deps;
 use crate::error::ApiError;
+use crate::outbox::{next_attempt_at, Attempt, Notifier, OutboxEvent};
 use crate::providers::host::ApiHost;
 
 /// Attempts one claimed event now. An endpoint removed since the event was queued, or one

@@ -3,7 +3,6 @@
 
 pub mod delivery;
 pub mod inbound;
-pub mod outbox;
 pub mod secrets;
 pub mod signature;
 pub mod store;

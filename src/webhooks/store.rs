@@ -1,7 +1,7 @@
 //! The webhooks' storage port: inbound secrets and receipts, the endpoint and the outbox.
 
-use super::outbox::{Attempt, OutboxEvent};
 use crate::audit::AuditEvent;
+use crate::outbox::{Attempt, OutboxEvent};
 use crate::storage::{Precondition, StoreError};
 
 /// A sealed secret as stored (a webhook secret or a notification endpoint's secret).

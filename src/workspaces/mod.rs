@@ -1,6 +1,6 @@
 //! Workspaces: the tenant boundary. Every key and provider belongs to exactly one.
 
-use serde_json::{json, Value};
+use serde_json::json;
 
 use crate::audit::AuditEvent;
 use crate::crypto::random::random_base62;
@@ -9,37 +9,15 @@ use crate::error::ApiError;
 use crate::keys::record::KeySpec;
 use crate::keys::{Capabilities, KeyRecord, PlatformKey};
 use crate::name::Name;
-use crate::page::{Cursor, Page, PageRequest};
-use crate::time::rfc3339;
+use crate::page::{Page, PageRequest};
 
 pub mod store;
 
 use store::WorkspaceStore;
 
-#[derive(Debug, Clone, PartialEq)]
-pub struct Workspace {
-    pub id: String,
-    pub name: String,
-    pub read_only: bool,
-    pub default_capabilities: Capabilities,
-    pub created_at: i64,
-}
-
-impl Workspace {
-    pub fn to_json(&self) -> Value {
-        json!({
-            "id": self.id,
-            "name": self.name,
-            "read_only": self.read_only,
-            "default_capabilities": self.default_capabilities.to_strings(),
-            "created_at": rfc3339(self.created_at),
-        })
-    }
-
-    pub fn cursor(&self) -> Cursor {
-        Cursor { created_at: self.created_at, id: self.id.clone() }
-    }
-}
+/// The record lives beside the keys that belong to it (authentication reads it with the key);
+/// this module owns its use cases.
+pub use crate::keys::Workspace;
 
 #[derive(Debug, Clone)]
 pub struct NewWorkspace {

@@ -6,10 +6,10 @@ use std::time::Duration;
 
 use futures_util::future::LocalBoxFuture;
 use keywarden::deps::{Clock, Deps};
+use keywarden::outbox::{Attempt, Notifier};
 use keywarden::providers::validation::{ProbeRequest, ProbeResponse, ProviderClient, TransportFailure};
 use keywarden::settings::Settings;
 use keywarden::vault::Keks;
-use keywarden::webhooks::outbox::{Attempt, Notifier};
 
 /// Time stands still at each call's own `now`: a use case's clock never runs ahead of it.
 pub struct Stopped;

@@ -10,11 +10,11 @@ use super::{DB_NOW_MS, KEY_COLUMNS, WORKSPACE_COLUMNS};
 use crate::audit::AuditEvent;
 use crate::keys::limits::FAILED_ATTEMPT_LIMIT;
 use crate::keys::KeyRecord;
+use crate::outbox::OutboxEvent;
 use crate::page::Cursor;
 use crate::store::{
     AuthFinding, AuthProbe, KeyStore, LeakPlan, LeakRevocation, Precondition, RateHits, Reroll, Revocation, StoreError, REVOKED_AS_LEAKED,
 };
-use crate::webhooks::outbox::OutboxEvent;
 
 /// Rows carried by one multi-row statement's JSON parameter. A leak report's rows are bounded by
 /// its 64 KiB body plus a few hundred bytes each, so a chunk stays far below D1's 2 MB value

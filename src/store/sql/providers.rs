@@ -7,10 +7,10 @@ use super::exec::{int, opt_int, opt_text, text, Executor, Outcome, Statement};
 use super::webhooks::{enqueue_statement, queue_statement};
 use super::{insert_audit_statement, outcome, Guard, SqlStore};
 use crate::audit::AuditEvent;
+use crate::outbox::OutboxEvent;
 use crate::providers::record::BOUND_BLOB_PREFIX;
 use crate::providers::{AgentRoute, KeyStatus, ProviderId, ProviderRecord};
 use crate::store::{Precondition, ProviderStore, Resolution, Saved, StoreError};
-use crate::webhooks::outbox::OutboxEvent;
 
 pub(crate) const PROVIDER_COLUMNS: &str = "workspace_id, provider, api_host, model, fallback_model, config, key_hint, status, \
     validated_at, version, blob_name, kek_id, is_default, updated_at";

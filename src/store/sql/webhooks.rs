@@ -7,8 +7,8 @@ use super::exec::{int, opt_int, opt_text, text, Executor, Outcome, Statement, Va
 use super::{insert_audit_statement, outcome, Guard, SqlStore};
 use crate::audit::AuditEvent;
 use crate::crypto::random::random_base62;
+use crate::outbox::{Attempt, OutboxEvent, EVENT_TYPES, LEASE_MS};
 use crate::store::{Endpoint, Precondition, ReceiptClaim, SealedSecret, StoreError, WebhookStore, STALE_CLAIM_MS};
-use crate::webhooks::outbox::{Attempt, OutboxEvent, EVENT_TYPES, LEASE_MS};
 
 #[derive(Deserialize)]
 pub(crate) struct SecretRow {

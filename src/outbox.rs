@@ -1,10 +1,11 @@
-//! Outbound notifications: events a workspace's endpoint is told about, delivered from a D1
-//! outbox with Standard Webhooks signatures and retried with exponential backoff.
+//! Outbound notifications: events a workspace's endpoint is told about, queued in the D1 outbox
+//! in the batch of the action that causes them, then delivered (`webhooks::delivery`) with
+//! Standard Webhooks signatures and retried with exponential backoff. A leaf: every domain that
+//! causes a notification depends on it, and it on none of them.
 
 use serde_json::{json, Value};
 
 use crate::crypto::random::random_base62;
-use crate::keys::KeyRecord;
 use crate::time::rfc3339;
 
 pub const EVENT_TYPES: [&str; 4] = ["api_key.revoked", "api_key.rerolled", "provider_key.rotated", "provider_key.invalidated"];
@@ -46,11 +47,6 @@ impl OutboxEvent {
     pub fn body(&self) -> String {
         self.payload.to_string()
     }
-}
-
-/// The `api_key.revoked` notification's data: ids and times, never the key.
-pub fn key_revoked_data(key: &KeyRecord, reason: &str) -> Value {
-    json!({"key_id": key.id, "name": key.name, "revoked_at": key.revoked_at.map(rfc3339), "reason": reason})
 }
 
 /// When the next attempt is due after `attempts` failed ones: 30 s, 1 min, 2 min, ... capped

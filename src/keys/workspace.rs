@@ -1,0 +1,33 @@
+//! The workspace a key belongs to: the tenant boundary, read with the key when it authenticates.
+//! Its use cases (the operator's routes) are in `crate::workspaces`.
+
+use serde_json::{json, Value};
+
+use super::Capabilities;
+use crate::page::Cursor;
+use crate::time::rfc3339;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Workspace {
+    pub id: String,
+    pub name: String,
+    pub read_only: bool,
+    pub default_capabilities: Capabilities,
+    pub created_at: i64,
+}
+
+impl Workspace {
+    pub fn to_json(&self) -> Value {
+        json!({
+            "id": self.id,
+            "name": self.name,
+            "read_only": self.read_only,
+            "default_capabilities": self.default_capabilities.to_strings(),
+            "created_at": rfc3339(self.created_at),
+        })
+    }
+
+    pub fn cursor(&self) -> Cursor {
+        Cursor { created_at: self.created_at, id: self.id.clone() }
+    }
+}
