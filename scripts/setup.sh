@@ -38,9 +38,16 @@ ensure_cargo_tool() {
   if [ -x "$root/bin/$binary" ] && "$root/bin/$binary" --version 2>/dev/null | grep -q "$version"; then
     return
   fi
-  say "installing $crate $version into $root (a few minutes, once)"
-  # No --locked for wasm-bindgen-cli: its lockfile does not resolve offline (TOOLCHAIN.md).
-  cargo install "$crate" --version "$version" --root "$root" --quiet
+  # Clones share the tool cache: one installs while the others wait, then find it there.
+  mkdir -p "$TOOLS_HOME"
+  exec 9>"$TOOLS_HOME/.install.lock"
+  flock 9
+  if ! { [ -x "$root/bin/$binary" ] && "$root/bin/$binary" --version 2>/dev/null | grep -q "$version"; }; then
+    say "installing $crate $version into $root (a few minutes, once)"
+    # No --locked for wasm-bindgen-cli: its lockfile does not resolve offline (TOOLCHAIN.md).
+    cargo install "$crate" --version "$version" --root "$root" --quiet
+  fi
+  flock -u 9
 }
 
 # A Python of 3.12 or later: schemathesis crashes under the machine's 3.11.
