@@ -270,6 +270,22 @@ describe("the console", () => {
     await page.waitForSelector("[data-testid=leak-labels] li");
     assert.match(await textOf("[data-testid=leak-labels]"), /revoked \(true positive\)/);
     assert.equal((await api("/v1/me", leaked)).status, 401, "the leaked key no longer works");
+    await screenshot("leaks");
     await page.click("xpath/.//button[contains(., 'Sign out')]");
+  });
+
+  test("fits a phone's width without sideways scrolling, tables scrolling inside their cards", async () => {
+    await page.setViewport({ width: 390, height: 844, isMobile: true });
+    await signIn(ownerKey);
+    for (const path of ["keys", "providers", "agents", "webhooks", "audit"]) {
+      await page.goto(`${worker.base}/#/${path}`);
+      await page.waitForSelector("main section");
+      const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+      assert.ok(overflow <= 0, `#/${path} is ${overflow}px wider than the phone`);
+    }
+    await page.goto(`${worker.base}/#/keys`);
+    await page.waitForSelector("td.key-name");
+    await screenshot("keys-phone");
+    await page.setViewport({ width: 1280, height: 900 });
   });
 });
