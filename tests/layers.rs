@@ -25,17 +25,22 @@ fn uses_worker(source: &str) -> bool {
         .any(|line| line.starts_with("use worker") || line.contains("worker::") || line.contains("extern crate worker"))
 }
 
-#[test]
-fn only_the_entry_point_the_http_shell_and_the_adapters_use_worker() {
+/// The files under `src/` outside the `allowed` prefixes whose text `breaks` the rule.
+fn offenders(allowed: &[&str], breaks: fn(&str) -> bool) -> Vec<String> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let mut files = Vec::new();
     rust_files(&root.join("src"), &mut files);
-    let offenders: Vec<String> = files
+    files
         .iter()
         .map(|path| path.strip_prefix(root).unwrap().to_string_lossy().replace('\\', "/"))
-        .filter(|relative| !MAY_USE_WORKER.iter().any(|allowed| relative.starts_with(allowed)))
-        .filter(|relative| uses_worker(&fs::read_to_string(root.join(relative)).unwrap()))
-        .collect();
+        .filter(|relative| !allowed.iter().any(|prefix| relative.starts_with(prefix)))
+        .filter(|relative| breaks(&fs::read_to_string(root.join(relative)).unwrap()))
+        .collect()
+}
+
+#[test]
+fn only_the_entry_point_the_http_shell_and_the_adapters_use_worker() {
+    let offenders = offenders(MAY_USE_WORKER, uses_worker);
     assert!(offenders.is_empty(), "these files use the worker crate outside the shell and adapters: {offenders:?}");
 }
 
@@ -63,15 +68,7 @@ fn imports_store(source: &str) -> bool {
 
 #[test]
 fn no_domain_module_imports_the_storage_adapters() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let mut files = Vec::new();
-    rust_files(&root.join("src"), &mut files);
-    let offenders: Vec<String> = files
-        .iter()
-        .map(|path| path.strip_prefix(root).unwrap().to_string_lossy().replace('\\', "/"))
-        .filter(|relative| !MAY_IMPORT_STORE.iter().any(|allowed| relative.starts_with(allowed)))
-        .filter(|relative| imports_store(&fs::read_to_string(root.join(relative)).unwrap()))
-        .collect();
+    let offenders = offenders(MAY_IMPORT_STORE, imports_store);
     assert!(offenders.is_empty(), "these domain files import crate::store (use the port beside the domain): {offenders:?}");
 }
 

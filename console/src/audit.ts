@@ -1,21 +1,20 @@
 // The audit trail, newest first: the workspace's, or for the operator the operator-level one.
 import { useEffect, useState } from "preact/hooks";
 import type { components } from "../../clients/typescript/index";
-import { describe, ErrorLine, html, when, type Session } from "./ui";
+import { describe, ErrorLine, html, Pager, usePages, when, type Session } from "./ui";
 
 type Entry = components["schemas"]["AuditEntry"];
 
 export function AuditPage({ session }: { session: Session }) {
   const [items, setItems] = useState<Entry[]>([]);
-  const [cursors, setCursors] = useState<(string | undefined)[]>([undefined]);
-  const [next, setNext] = useState<string | null>(null);
+  const pages = usePages();
   const [error, setError] = useState<string | null>(null);
-  const cursor = cursors[cursors.length - 1];
+  const cursor = pages.cursor;
   useEffect(() => {
     session.api.GET("/v1/audit", { params: { query: { limit: 50, cursor } } }).then(({ data, error }) => {
       if (error || !data) return setError(describe(error));
       setItems(data.items);
-      setNext(data.next_cursor ?? null);
+      pages.setNext(data.next_cursor ?? null);
     });
   }, [cursor]);
   return html`<section class="card">
@@ -36,9 +35,6 @@ export function AuditPage({ session }: { session: Session }) {
         )}
       </tbody>
     </table></div>
-    <div class="row">
-      <button type="button" class="secondary" disabled=${cursors.length === 1} onClick=${() => setCursors(cursors.slice(0, -1))}>Newer</button>
-      <button type="button" class="secondary" disabled=${!next} onClick=${() => next && setCursors([...cursors, next])}>Older</button>
-    </div>
+    <${Pager} pages=${pages} />
   </section>`;
 }

@@ -2,7 +2,7 @@
 // reroll with a grace period, and verify a pasted key.
 import { useEffect, useState } from "preact/hooks";
 import type { components } from "../../clients/typescript/index";
-import { describe, ErrorLine, holds, html, when, type Session } from "./ui";
+import { describe, ErrorLine, holds, html, Pager, usePages, when, type Session } from "./ui";
 
 type Key = components["schemas"]["KeyObject"];
 type KeyWithSecret = components["schemas"]["KeyObjectWithSecret"];
@@ -135,13 +135,12 @@ function VerifyKey({ session }: { session: Session }) {
 
 export function KeysPage({ session }: { session: Session }) {
   const [keys, setKeys] = useState<Key[]>([]);
-  const [cursors, setCursors] = useState<(string | undefined)[]>([undefined]);
-  const [next, setNext] = useState<string | null>(null);
+  const pages = usePages();
   const [showRevoked, setShowRevoked] = useState(false);
   const [created, setCreated] = useState<KeyWithSecret | null>(null);
   const [error, setError] = useState<string | null>(null);
   const [reload, setReload] = useState(0);
-  const cursor = cursors[cursors.length - 1];
+  const cursor = pages.cursor;
   const canWrite = holds(session, "keys:write") && !session.me?.workspace.read_only;
 
   useEffect(() => {
@@ -151,7 +150,7 @@ export function KeysPage({ session }: { session: Session }) {
         if (error || !data) return setError(describe(error));
         setError(null);
         setKeys(data.items);
-        setNext(data.next_cursor ?? null);
+        pages.setNext(data.next_cursor ?? null);
       });
   }, [cursor, showRevoked, reload]);
 
@@ -179,7 +178,7 @@ export function KeysPage({ session }: { session: Session }) {
     ${created && html`<${ShownOnce} created=${created} onDone=${() => setCreated(null)} />`}
     <section class="card">
       <h2>API keys</h2>
-      <label class="inline"><input type="checkbox" checked=${showRevoked} onChange=${() => { setShowRevoked(!showRevoked); setCursors([undefined]); }} /> Show revoked keys</label>
+      <label class="inline"><input type="checkbox" checked=${showRevoked} onChange=${() => { setShowRevoked(!showRevoked); pages.reset(); }} /> Show revoked keys</label>
       <${ErrorLine} error=${error} />
       <div class="table-wrap"><table>
         <thead><tr><th>Name</th><th>Key</th><th>Capabilities</th><th>Created</th><th>Last used</th><th>Expires</th><th>Rate limit</th><th>Status</th><th><span class="muted">Actions</span></th></tr></thead>
@@ -205,12 +204,9 @@ export function KeysPage({ session }: { session: Session }) {
         </tbody>
       </table></div>
       ${keys.length === 0 && !error && html`<p class="muted">No keys on this page.</p>`}
-      <div class="row">
-        <button type="button" class="secondary" disabled=${cursors.length === 1} onClick=${() => setCursors(cursors.slice(0, -1))}>Newer</button>
-        <button type="button" class="secondary" disabled=${!next} onClick=${() => next && setCursors([...cursors, next])}>Older</button>
-      </div>
+      <${Pager} pages=${pages} />
     </section>
-    ${holds(session, "keys:write") && html`<${CreateKey} session=${session} onCreated=${(key: KeyWithSecret) => { setCreated(key); setCursors([undefined]); refresh(); }} />`}
+    ${holds(session, "keys:write") && html`<${CreateKey} session=${session} onCreated=${(key: KeyWithSecret) => { setCreated(key); pages.reset(); refresh(); }} />`}
     ${holds(session, "keys:verify") && html`<${VerifyKey} session=${session} />`}
   </div>`;
 }

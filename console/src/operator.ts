@@ -2,7 +2,7 @@
 // renamed, made read-only or writable, their default capabilities edited; and a leak report.
 import { useEffect, useState } from "preact/hooks";
 import type { components } from "../../clients/typescript/index";
-import { describe, ErrorLine, html, when, type Session } from "./ui";
+import { describe, ErrorLine, html, Pager, usePages, when, type Session } from "./ui";
 
 type Workspace = components["schemas"]["Workspace"];
 type Created = components["schemas"]["WorkspaceCreated"];
@@ -33,19 +33,18 @@ function WorkspaceRow({ session, workspace, onChange }: { session: Session; work
 
 export function WorkspacesPage({ session }: { session: Session }) {
   const [items, setItems] = useState<Workspace[]>([]);
-  const [cursors, setCursors] = useState<(string | undefined)[]>([undefined]);
-  const [next, setNext] = useState<string | null>(null);
+  const pages = usePages();
   const [name, setName] = useState("");
   const [defaults, setDefaults] = useState("");
   const [created, setCreated] = useState<Created | null>(null);
   const [error, setError] = useState<string | null>(null);
   const [reload, setReload] = useState(0);
-  const cursor = cursors[cursors.length - 1];
+  const cursor = pages.cursor;
   useEffect(() => {
     session.api.GET("/v1/workspaces", { params: { query: { limit: 20, cursor } } }).then(({ data, error }) => {
       if (error || !data) return setError(describe(error));
       setItems(data.items);
-      setNext(data.next_cursor ?? null);
+      pages.setNext(data.next_cursor ?? null);
     });
   }, [cursor, reload]);
   const create = async (event: Event) => {
@@ -55,7 +54,7 @@ export function WorkspacesPage({ session }: { session: Session }) {
     if (error || !data) return setError(describe(error));
     setCreated(data);
     setName("");
-    setCursors([undefined]);
+    pages.reset();
     setReload(reload + 1);
   };
   const changed = (problem: string | null) => {
@@ -77,10 +76,7 @@ export function WorkspacesPage({ session }: { session: Session }) {
         <thead><tr><th>Name</th><th>Id</th><th>Default capabilities</th><th>Created</th><th>State</th><th><span class="muted">Actions</span></th></tr></thead>
         <tbody>${items.map((workspace) => html`<${WorkspaceRow} key=${`${workspace.id}-${reload}`} session=${session} workspace=${workspace} onChange=${changed} />`)}</tbody>
       </table></div>
-      <div class="row">
-        <button type="button" class="secondary" disabled=${cursors.length === 1} onClick=${() => setCursors(cursors.slice(0, -1))}>Newer</button>
-        <button type="button" class="secondary" disabled=${!next} onClick=${() => next && setCursors([...cursors, next])}>Older</button>
-      </div>
+      <${Pager} pages=${pages} />
     </section>
     <section class="card">
       <h2>Create a workspace</h2>

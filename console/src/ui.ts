@@ -1,5 +1,6 @@
 // What every page shares: the html tag, the session, and how an API error is shown.
 import { h } from "preact";
+import { useState } from "preact/hooks";
 import htm from "htm";
 import type { KeywardenClient, ApiError, components } from "../../clients/typescript/index";
 
@@ -36,4 +37,26 @@ export function when(at: string | null | undefined): string {
 
 export function ErrorLine({ error }: { error: string | null }) {
   return error ? html`<p class="error" role="alert">${error}</p>` : null;
+}
+
+/** Cursor paging, newest first: the cursors of the pages seen so far, and the next one. */
+export function usePages() {
+  const [cursors, setCursors] = useState<(string | undefined)[]>([undefined]);
+  const [next, setNext] = useState<string | null>(null);
+  return {
+    cursor: cursors[cursors.length - 1],
+    first: cursors.length === 1,
+    next,
+    setNext,
+    older: () => next && setCursors([...cursors, next]),
+    newer: () => setCursors(cursors.slice(0, -1)),
+    reset: () => setCursors([undefined]),
+  };
+}
+
+export function Pager({ pages }: { pages: ReturnType<typeof usePages> }) {
+  return html`<div class="row">
+    <button type="button" class="secondary" disabled=${pages.first} onClick=${pages.newer}>Newer</button>
+    <button type="button" class="secondary" disabled=${!pages.next} onClick=${pages.older}>Older</button>
+  </div>`;
 }

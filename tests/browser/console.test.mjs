@@ -126,6 +126,26 @@ describe("the console", () => {
     assert.equal(await page.$("td img"), null, "no element was made from the name");
   });
 
+  test("pages through the keys, newest first", async () => {
+    for (let i = 0; i < 20; i++) {
+      const made = await api("/v1/keys", ownerKey, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ name: `Batch ${i}` }) });
+      assert.equal(made.status, 201);
+    }
+    await page.goto(`${worker.base}/#/providers`);
+    await page.goto(`${worker.base}/#/keys`);
+    await rowOf("Batch 19");
+    const names = () => page.$$eval("td.key-name", (cells) => cells.map((cell) => cell.textContent));
+    const first = await names();
+    assert.equal(first.length, 20, "a page holds 20 keys");
+    assert.equal(first[0], "Batch 19", "newest first");
+    await page.click("xpath/.//button[contains(., 'Older')]");
+    await rowOf("Owner key");
+    const second = await names();
+    assert.ok(second.every((name) => !first.includes(name)), `pages overlap: ${second}`);
+    await page.click("xpath/.//button[contains(., 'Newer')]");
+    await rowOf("Batch 19");
+  });
+
   test("shows an API error with its envelope's message", async () => {
     await page.type("#key-name", "x".repeat(5));
     await page.click("xpath/.//label[contains(., \"default capabilities\")]/input");
