@@ -81,16 +81,23 @@ impl Call {
         );
     }
 
+    /// Makes the first delivery attempt of the notification an action queued, if it queued one.
+    pub fn deliver_after_response(&self, queued: Option<String>) {
+        if let Some(id) = queued {
+            self.deliver_due_after_response(Some(id), 1);
+        }
+    }
+
     /// Makes the first delivery attempts of `queued` notifications after the response.
     pub fn deliver_queued_after_response(&self, queued: usize) {
         if queued > 0 {
-            self.deliver_after_response(None, queued.min(FIRST_ATTEMPTS));
+            self.deliver_due_after_response(None, queued.min(FIRST_ATTEMPTS));
         }
     }
 
     /// Makes up to `limit` delivery attempts of due notifications (or only of `only`) after the
     /// response is sent; what fails is retried by the scheduled handler, and is logged here.
-    pub fn deliver_after_response(&self, only: Option<String>, limit: usize) {
+    fn deliver_due_after_response(&self, only: Option<String>, limit: usize) {
         // Without KEKs nothing can be signed: the events wait in the outbox, untouched.
         if !self.bindings.has_keks() {
             return;

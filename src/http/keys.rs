@@ -111,9 +111,7 @@ pub async fn revoke(call: &mut Call) -> Result<Reply, ApiError> {
     let caller = call.take_caller()?;
     let revocation = service::revoke(&call.deps(), &caller, call.param(0)).await?;
     let key = revocation.key;
-    if let Some(queued) = revocation.queued {
-        call.deliver_after_response(Some(queued), 1);
-    }
+    call.deliver_after_response(revocation.queued);
     Ok(Reply::ok(json!({"id": key.id, "revoked_at": key.revoked_at.map(rfc3339)})))
 }
 
@@ -127,9 +125,7 @@ pub async fn reroll(call: &mut Call) -> Result<Reply, ApiError> {
     };
     let id = call.param(0).to_string();
     let rerolled = service::reroll(&call.deps(), &caller, &id, grace_seconds).await?;
-    if let Some(queued) = rerolled.queued {
-        call.deliver_after_response(Some(queued), 1);
-    }
+    call.deliver_after_response(rerolled.queued);
     Ok(Reply::created(rerolled.successor.to_json_with_secret(&rerolled.key)).no_store())
 }
 

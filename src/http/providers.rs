@@ -34,9 +34,7 @@ pub async fn put(call: &mut Call) -> Result<Reply, ApiError> {
     let audit = caller.audit("provider.configured", call.now_ms);
     let notice = service::RotationNotice::IfReplaced;
     let (record, queued) = service::configure_notifying(&call.deps(), &caller.write_precondition(), request, audit, notice).await?;
-    if let Some(queued) = queued {
-        call.deliver_after_response(Some(queued), 1);
-    }
+    call.deliver_after_response(queued);
     Ok(Reply::ok(record.to_json()))
 }
 
@@ -65,9 +63,7 @@ pub async fn validate(call: &mut Call) -> Result<Reply, ApiError> {
     let provider = path_provider(call)?;
     let invalidated = caller.audit("provider.invalidated", call.now_ms);
     let result = service::revalidate(&call.deps(), &caller.live_precondition(), provider, invalidated).await?;
-    if let (Some(notice), true) = (&result.notice, result.queued) {
-        call.deliver_after_response(Some(notice.id.clone()), 1);
-    }
+    call.deliver_after_response(result.notice.filter(|_| result.queued).map(|notice| notice.id));
     let mut body = result.record.to_json();
     if let Some(error) = result.error {
         body["error"] = error.envelope()["error"].clone();
