@@ -216,31 +216,9 @@ impl SqliteStore {
 
     /// Every audit entry, oldest first.
     pub fn audit(&self) -> Vec<AuditEvent> {
-        #[derive(serde::Deserialize)]
-        struct Row {
-            id: String,
-            workspace_id: Option<String>,
-            at: i64,
-            action: String,
-            actor_key_id: Option<String>,
-            target: Option<String>,
-            ip: Option<String>,
-            detail: String,
-        }
-        let rows: Vec<Row> =
-            self.sql("SELECT id, workspace_id, at, action, actor_key_id, target, ip, detail FROM audit_events ORDER BY seq", &[]);
-        rows.into_iter()
-            .map(|r| AuditEvent {
-                id: r.id,
-                workspace_id: r.workspace_id,
-                at: r.at,
-                action: r.action,
-                actor_key_id: r.actor_key_id,
-                target: r.target,
-                ip: r.ip,
-                detail: serde_json::from_str(&r.detail).unwrap_or(Json::Null),
-            })
-            .collect()
+        let rows: Vec<super::sql::audit::AuditRow> =
+            self.sql("SELECT seq, id, workspace_id, at, action, actor_key_id, target, ip, detail FROM audit_events ORDER BY seq", &[]);
+        rows.into_iter().map(|row| row.into_entry().1).collect()
     }
 
     /// Every platform key, oldest first.
@@ -294,28 +272,13 @@ impl SqliteStore {
 
     /// Stores `record` as it is (its workspace row too), bypassing the port's conditions.
     pub fn put_provider_row(&self, record: &ProviderRecord) {
-        use super::sql::exec::{int, opt_int, opt_text, text};
+        use super::sql::exec::int;
         self.add_workspace_row(&record.workspace_id);
         let columns = super::sql::providers::PROVIDER_COLUMNS;
         let values = columns.split(", ").map(|c| format!(":{c}")).collect::<Vec<_>>().join(", ");
         self.execute(
             &format!("INSERT OR REPLACE INTO provider_configs ({columns}) VALUES ({values})"),
-            &[
-                ("workspace_id", text(&record.workspace_id)),
-                ("provider", text(record.provider.as_str())),
-                ("api_host", text(&record.api_host)),
-                ("model", opt_text(record.model.as_deref())),
-                ("fallback_model", opt_text(record.fallback_model.as_deref())),
-                ("config", text(&Json::Object(record.config.clone()).to_string())),
-                ("key_hint", text(&record.key_hint)),
-                ("status", text(record.status.as_str())),
-                ("validated_at", opt_int(record.validated_at)),
-                ("version", int(record.version)),
-                ("blob_name", text(&record.blob_name)),
-                ("kek_id", text(&record.kek_id)),
-                ("is_default", int(record.is_default as i64)),
-                ("updated_at", int(record.updated_at)),
-            ],
+            &[super::sql::providers::record_binds(record), vec![("is_default", int(record.is_default as i64))]].concat(),
         );
     }
 

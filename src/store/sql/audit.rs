@@ -8,8 +8,9 @@ use super::{insert_audit_statement, SqlStore};
 use crate::audit::AuditEvent;
 use crate::store::{AuditStore, StoreError};
 
+/// An `audit_events` row as read, with its position in the trail.
 #[derive(Deserialize)]
-struct AuditRow {
+pub(crate) struct AuditRow {
     seq: i64,
     id: String,
     workspace_id: Option<String>,
@@ -45,22 +46,22 @@ impl<E: Executor> AuditStore for SqlStore<E> {
                 &[("workspace_id", opt_text(workspace_id)), ("before", before.map_or(Value::Null, int)), ("limit", int(limit as i64))],
             )?)
             .await?;
-        Ok(outcome
-            .rows::<AuditRow>()?
-            .into_iter()
-            .map(|row| {
-                let event = AuditEvent {
-                    id: row.id,
-                    workspace_id: row.workspace_id,
-                    at: row.at,
-                    action: row.action,
-                    actor_key_id: row.actor_key_id,
-                    target: row.target,
-                    ip: row.ip,
-                    detail: serde_json::from_str(&row.detail).unwrap_or(Json::Null),
-                };
-                (row.seq, event)
-            })
-            .collect())
+        Ok(outcome.rows::<AuditRow>()?.into_iter().map(AuditRow::into_entry).collect())
+    }
+}
+
+impl AuditRow {
+    pub(crate) fn into_entry(self) -> (i64, AuditEvent) {
+        let event = AuditEvent {
+            id: self.id,
+            workspace_id: self.workspace_id,
+            at: self.at,
+            action: self.action,
+            actor_key_id: self.actor_key_id,
+            target: self.target,
+            ip: self.ip,
+            detail: serde_json::from_str(&self.detail).unwrap_or(Json::Null),
+        };
+        (self.seq, event)
     }
 }

@@ -3,7 +3,7 @@
 
 use serde::Deserialize;
 
-mod audit;
+pub(crate) mod audit;
 pub mod exec;
 mod housekeeping;
 mod keys;

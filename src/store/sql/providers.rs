@@ -3,7 +3,7 @@
 use serde::Deserialize;
 use serde_json::{Map, Value as Json};
 
-use super::exec::{int, opt_int, opt_text, text, Executor, Outcome, Statement};
+use super::exec::{int, opt_int, opt_text, text, Executor, Outcome, Statement, Value};
 use super::webhooks::{enqueue_statement, queue_statement};
 use super::{insert_audit_statement, outcome, Guard, SqlStore};
 use crate::audit::AuditEvent;
@@ -89,6 +89,25 @@ fn first_record(outcome: &Outcome) -> Result<Option<ProviderRecord>, StoreError>
     Ok(provider_records(outcome)?.into_iter().next())
 }
 
+/// A config's columns as named binds, but `is_default`, which each write decides.
+pub(crate) fn record_binds(record: &ProviderRecord) -> Vec<(&'static str, Value)> {
+    vec![
+        ("workspace_id", text(&record.workspace_id)),
+        ("provider", text(record.provider.as_str())),
+        ("api_host", text(&record.api_host)),
+        ("model", opt_text(record.model.as_deref())),
+        ("fallback_model", opt_text(record.fallback_model.as_deref())),
+        ("config", text(&Json::Object(record.config.clone()).to_string())),
+        ("key_hint", text(&record.key_hint)),
+        ("status", text(record.status.as_str())),
+        ("validated_at", opt_int(record.validated_at)),
+        ("version", int(record.version)),
+        ("blob_name", text(&record.blob_name)),
+        ("kek_id", text(&record.kek_id)),
+        ("updated_at", int(record.updated_at)),
+    ]
+}
+
 const ROUTE_COLUMNS: &str = "workspace_id, agent_id, provider, model, updated_at";
 
 impl<E: Executor> ProviderStore for SqlStore<E> {
@@ -113,24 +132,12 @@ impl<E: Executor> ProviderStore for SqlStore<E> {
         notification: Option<&OutboxEvent>,
         precondition: &Precondition,
     ) -> Result<Saved, StoreError> {
-        let binds = [
-            ("workspace_id", text(&record.workspace_id)),
-            ("provider", text(record.provider.as_str())),
-            ("api_host", text(&record.api_host)),
-            ("model", opt_text(record.model.as_deref())),
-            ("fallback_model", opt_text(record.fallback_model.as_deref())),
-            ("config", text(&Json::Object(record.config.clone()).to_string())),
-            ("key_hint", text(&record.key_hint)),
-            ("status", text(record.status.as_str())),
-            ("validated_at", opt_int(record.validated_at)),
-            ("version", int(record.version)),
-            ("blob_name", text(&record.blob_name)),
-            ("kek_id", text(&record.kek_id)),
+        let mut binds = record_binds(record);
+        binds.extend([
             ("make_default", int(make_default as i64)),
-            ("updated_at", int(record.updated_at)),
             ("expected_version", opt_int(expected_version)),
             ("retired_blob", opt_text(retired_blob)),
-        ];
+        ]);
         // Writes only if the stored version is still the one this change read (NULL: none).
         let upsert = Statement::new(
             &format!(
