@@ -13,9 +13,11 @@ pub struct Cursor {
 }
 
 impl Cursor {
-    /// `<created_at ms>.<id>`: a shape the OpenAPI document can state as a pattern
-    /// (`^[0-9]{1,16}\.[0-9A-Za-z_]{1,64}$`), so every string of that shape is a cursor to seek
-    /// after and anything else is refused; a client still treats it as opaque.
+    /// `<ms>.<id>`: a shape the OpenAPI document can state as a pattern
+    /// (`^[0-9]{1,16}\.[0-9A-Za-z_.:-]{1,128}$`), so every string of that shape is a cursor to
+    /// seek after and anything else is refused; a client still treats it as opaque. The id part
+    /// takes every character of an agent id, whose `.` the first `.` does not confuse: the
+    /// milliseconds have none.
     pub fn encode(&self) -> String {
         format!("{}.{}", self.created_at, self.id)
     }
@@ -23,7 +25,7 @@ impl Cursor {
     pub fn decode(text: &str) -> Option<Self> {
         let (created_at, id) = text.split_once('.')?;
         let ms_ok = (1..=16).contains(&created_at.len()) && created_at.bytes().all(|b| b.is_ascii_digit());
-        let id_ok = (1..=64).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+        let id_ok = (1..=128).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric() || b"_.:-".contains(&b));
         if !ms_ok || !id_ok {
             return None;
         }
@@ -62,6 +64,11 @@ impl PageRequest {
         };
         Ok(PageRequest { limit, after })
     }
+
+    /// From a request's query parameters.
+    pub fn from_query(query: &std::collections::HashMap<String, String>) -> Result<Self, ApiError> {
+        Self::parse(query.get("limit").map(String::as_str), query.get("cursor").map(String::as_str))
+    }
 }
 
 /// One page of items; stores fetch `limit + 1` rows so the page knows whether more follow.
@@ -91,10 +98,28 @@ mod tests {
     }
 
     #[test]
+    fn cursors_carry_agent_ids_with_dots_and_colons() {
+        let cursor = Cursor { created_at: 7, id: "support.bot:v2-eu".into() };
+        assert_eq!(Cursor::decode(&cursor.encode()), Some(cursor));
+        assert_eq!(Cursor::decode(&format!("1.{}", "a".repeat(129))), None, "ids are at most 128 characters");
+    }
+
+    #[test]
     fn garbage_cursors_are_rejected() {
         // The base64 cursors of earlier versions are refused too.
-        for text in ["!!", "bm9jb2xvbg", "x.ws_1", "1.a'b", "1.", ".ws_1", "-1.ws_1", "12345678901234567.ws_1", "MTc5NTM2OTIxNDAwMDp3c18x"]
-        {
+        for text in [
+            "!!",
+            "bm9jb2xvbg",
+            "x.ws_1",
+            "1.a'b",
+            "1.a b",
+            "1.a/b",
+            "1.",
+            ".ws_1",
+            "-1.ws_1",
+            "12345678901234567.ws_1",
+            "MTc5NTM2OTIxNDAwMDp3c18x",
+        ] {
             assert_eq!(Cursor::decode(text), None, "{text}");
         }
         let error = PageRequest::parse(None, Some("!!")).unwrap_err();

@@ -8,6 +8,7 @@ use std::cell::RefCell;
 use futures_executor::block_on;
 use keywarden::audit::AuditEvent;
 use keywarden::error::ApiError;
+use keywarden::page::PageRequest;
 use keywarden::providers::service::{self, Configure, Resolved};
 use keywarden::providers::validation::{ProbeRequest, ProbeResponse, ProviderClient, TransportFailure};
 use keywarden::providers::{AgentRoute, KeyStatus, ProviderId};
@@ -231,6 +232,37 @@ fn resolve_follows_request_then_route_then_default_then_metered() {
     assert_eq!(provider_of(resolve(&store, &keks, Some("metered-bot"), Some(ProviderId::Anthropic))), "anthropic:");
     assert_eq!(provider_of(resolve(&store, &keks, Some("unrouted"), None)), "openai:");
     assert_eq!(provider_of(resolve(&store, &keks, None, Some(ProviderId::Gemini))), "metered:no_byok_configured");
+}
+
+#[test]
+fn routes_page_most_recently_changed_first_and_ties_break_by_agent_id() {
+    let store = store();
+    let route = |agent: &str, updated_at: i64| {
+        let route = AgentRoute { workspace_id: WS.into(), agent_id: agent.into(), provider: None, model: None, updated_at };
+        block_on(store.save_route(&route, &AuditEvent::new(Some(WS), "agent.routed", updated_at), &Precondition::unconditional(WS)))
+            .unwrap()
+    };
+    route("old-bot", 1);
+    route("support.bot:eu", 5);
+    route("support.bot:us", 5);
+    route("new-bot", 9);
+    route("old-bot", 7); // re-routing moves it up the list
+
+    let deps = at(&store, 10);
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let page = PageRequest::parse(Some("2"), cursor.as_deref()).unwrap();
+        let page = block_on(service::routes(&deps, WS, &page)).unwrap();
+        seen.extend(page.items.iter().map(|r| r.agent_id.clone()));
+        match page.next_cursor {
+            Some(next) => cursor = Some(next),
+            None => break,
+        }
+    }
+    assert_eq!(seen, ["new-bot", "old-bot", "support.bot:us", "support.bot:eu"], "each agent once, newest change first");
+    let other = block_on(service::routes(&deps, "ws_other", &PageRequest::default())).unwrap();
+    assert!(other.items.is_empty(), "another workspace's routes are not listed");
 }
 
 #[test]

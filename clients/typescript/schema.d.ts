@@ -109,6 +109,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/workspace": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The calling key's workspace
+         * @description The calling key's workspace in full, as the operator's `GET /v1/workspaces/{id}` answers it: its name, whether it is read-only, and the `default_capabilities` a key created without `capabilities` gets. Answers for any valid key, whatever its capabilities, including keys of a read-only workspace.
+         */
+        get: operations["getOwnWorkspace"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/keys": {
         parameters: {
             query?: never;
@@ -356,6 +376,26 @@ export interface paths {
          * @description Validates the stored key live again, exactly as configure does (same request, 10 s timeout, model checks), with the stored `api_host`, `config`, `model` and `fallback_model`, and answers 200 with the provider config and its fresh `status`. A conclusive outcome records `status` and `validated_at`: accepted, `valid`; `invalid_key` or `invalid_model`, `invalid`; `quota_exceeded`, `quota_exceeded`. When the provider could not answer (`provider_rate_limited`, `provider_unavailable`) `status` and `validated_at` stay as they were. Whenever the validation did not succeed, `error` says why, as the error object configure would have answered (`code`, `message`, and `provider_status` or `field` where they apply); the answer is still a 200, without `Retry-After`. The outcome is recorded only for the key that was validated: if a replacement was stored meanwhile, its status is left alone. Changes no key, so it works in a read-only workspace; needs `providers:write`. `claude` validates `anthropic`. A stored `api_host` that the host policy now refuses is not contacted: `error` is `invalid_host` (`field: "api_host"`) and `status` and `validated_at` stay as they were. An unknown provider id answers 404 `not_found`; a provider that is not configured, 404 `not_configured`; a key whose ciphertext KV does not show yet, 503 `secret_unavailable`. No request body is read. When a key that was `valid` or `unverified` is found `invalid` or `quota_exceeded`, records `provider.invalidated` and notifies `provider_key.invalidated`; nothing else is audited.
          */
         post: operations["validateProvider"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/agents": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List agents' routings
+         * @description Every agent of the workspace that has a routing, most recently changed first (by `updated_at`, then agent id), one page at a time. An agent without routing is not listed: it resolves to the workspace default. Needs `providers:read`; works in a read-only workspace.
+         */
+        get: operations["listAgentRoutings"];
+        put?: never;
+        post?: never;
         delete?: never;
         options?: never;
         head?: never;
@@ -1360,6 +1400,12 @@ export interface components {
             /** @description With `byok`: the model resolve answers for this agent instead of the provider's own, or `null`. Always `null` with `metered`. */
             model: string | null;
             updated_at: components["schemas"]["Timestamp"];
+        };
+        AgentRoutingList: {
+            /** @description Most recently changed first. */
+            items: components["schemas"]["AgentRouting"][];
+            /** @description Pass as `cursor` to get the next page; `null` on the last page. */
+            next_cursor: string | null;
         };
         /**
          * @description Route the agent to metered billing, or to a provider configured for the workspace. `null` counts as absent.
@@ -3239,6 +3285,47 @@ export interface operations {
             500: components["responses"]["Internal"];
         };
     };
+    getOwnWorkspace: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The calling key's workspace. */
+            200: {
+                headers: {
+                    "x-request-id": components["headers"]["XRequestId"];
+                    "RateLimit-Limit": components["headers"]["RateLimitLimit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimitRemaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimitReset"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "id": "ws_3kTMd9Qx0aLpZr7Vb2Nc",
+                     *       "name": "Le Bureau",
+                     *       "read_only": false,
+                     *       "default_capabilities": [
+                     *         "desktop:read",
+                     *         "desktop:chat"
+                     *       ],
+                     *       "created_at": "2026-11-22T17:40:14Z"
+                     *     }
+                     */
+                    "application/json": components["schemas"]["Workspace"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["Internal"];
+        };
+    };
     listKeys: {
         parameters: {
             query?: {
@@ -4433,6 +4520,63 @@ export interface operations {
             429: components["responses"]["TooManyRequests"];
             500: components["responses"]["Internal"];
             503: components["responses"]["SecretUnavailable"];
+        };
+    };
+    listAgentRoutings: {
+        parameters: {
+            query?: {
+                /** @description Page size: a positive integer, default 50; values above 100 are treated as 100. Zero, negative or non-numeric values answer 400 `invalid_request` with `field: "limit"`. */
+                limit?: components["parameters"]["Limit"];
+                /** @description The `next_cursor` of the previous page, verbatim; omit it (or send it empty) for the first page. A cursor is opaque, but of a fixed shape (the pattern below); a string of another shape answers 400 `invalid_request` with `field: "cursor"`. */
+                cursor?: components["parameters"]["Cursor"];
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description One page of routings. */
+            200: {
+                headers: {
+                    "x-request-id": components["headers"]["XRequestId"];
+                    "RateLimit-Limit": components["headers"]["RateLimitLimit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimitRemaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimitReset"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "items": [
+                     *         {
+                     *           "agent_id": "support-bot",
+                     *           "mode": "byok",
+                     *           "provider": "anthropic",
+                     *           "model": "claude-sonnet-4-5",
+                     *           "updated_at": "2026-11-24T10:12:00Z"
+                     *         },
+                     *         {
+                     *           "agent_id": "triage:eu",
+                     *           "mode": "metered",
+                     *           "provider": null,
+                     *           "model": null,
+                     *           "updated_at": "2026-11-23T08:00:00Z"
+                     *         }
+                     *       ],
+                     *       "next_cursor": null
+                     *     }
+                     */
+                    "application/json": components["schemas"]["AgentRoutingList"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["Internal"];
         };
     };
     getAgentRouting: {

@@ -24,7 +24,7 @@ pub async fn list(call: &mut Call) -> Result<Reply, ApiError> {
             Some(caller.workspace.id)
         }
     };
-    let page = PageRequest::parse(query.get("limit").map(String::as_str), query.get("cursor").map(String::as_str))?;
+    let page = PageRequest::from_query(&query)?;
     let page = audit::list(&call.deps(), workspace_id.as_deref(), &page).await?;
     let items: Vec<Value> = page.items.iter().map(AuditEvent::to_json).collect();
     Ok(Reply::ok(json!({"items": items, "next_cursor": page.next_cursor})))

@@ -94,7 +94,7 @@ pub async fn create(call: &mut Call) -> Result<Reply, ApiError> {
 pub async fn list(call: &mut Call) -> Result<Reply, ApiError> {
     let caller = call.take_caller()?;
     let query = call.query();
-    let page = PageRequest::parse(query.get("limit").map(String::as_str), query.get("cursor").map(String::as_str))?;
+    let page = PageRequest::from_query(&query)?;
     let include_revoked = call.query_flag(&query, "include_revoked")?;
     let page = service::list(&call.deps(), &caller, include_revoked, &page).await?;
     let items: Vec<Value> = page.items.iter().map(|k| k.to_json()).collect();

@@ -1,4 +1,5 @@
-//! `GET /v1/me`: the calling key, its workspace and its subject.
+//! `GET /v1/me` (the calling key, its workspace and its subject) and `GET /v1/workspace`
+//! (the calling key's workspace in full).
 
 use serde_json::json;
 
@@ -26,4 +27,11 @@ pub async fn me(call: &mut Call) -> Result<Reply, ApiError> {
         },
         "subject": key.subject,
     })))
+}
+
+/// The caller's workspace as the operator sees it, so a key holder can tell which capabilities a
+/// key created without `capabilities` gets, and whether writes are refused.
+pub async fn workspace(call: &mut Call) -> Result<Reply, ApiError> {
+    let caller = call.take_caller()?;
+    Ok(Reply::ok(caller.workspace.to_json()))
 }

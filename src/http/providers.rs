@@ -5,6 +5,7 @@ use serde_json::{json, Value};
 use super::call::Call;
 use super::reply::Reply;
 use crate::error::ApiError;
+use crate::page::PageRequest;
 use crate::providers::service::{self, check_agent_id, check_model, Configure};
 use crate::providers::{AgentRoute, ProviderId};
 
@@ -100,6 +101,15 @@ pub async fn put_route(call: &mut Call) -> Result<Reply, ApiError> {
     let route = AgentRoute { workspace_id: caller.workspace.id.clone(), agent_id, provider, model, updated_at: call.now_ms };
     let route = service::set_route(&call.deps(), &caller, route).await?;
     Ok(Reply::ok(route.to_json()))
+}
+
+pub async fn list_routes(call: &mut Call) -> Result<Reply, ApiError> {
+    let caller = call.take_caller()?;
+    let query = call.query();
+    let page = PageRequest::from_query(&query)?;
+    let page = service::routes(&call.deps(), &caller.workspace.id, &page).await?;
+    let items: Vec<Value> = page.items.iter().map(AgentRoute::to_json).collect();
+    Ok(Reply::ok(json!({"items": items, "next_cursor": page.next_cursor})))
 }
 
 pub async fn get_route(call: &mut Call) -> Result<Reply, ApiError> {

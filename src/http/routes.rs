@@ -96,6 +96,7 @@ pub static ROUTES: &[RouteSpec] = &[
         operations: &[op!("GET", Access::Operator, workspaces::get), op!("PATCH", Access::Operator, workspaces::update)],
     },
     RouteSpec { template: "/v1/me", operations: &[op!("GET", ANY_KEY, me::me)] },
+    RouteSpec { template: "/v1/workspace", operations: &[op!("GET", ANY_KEY, me::workspace)] },
     RouteSpec {
         template: "/v1/keys",
         operations: &[op!("GET", Access::read("keys:read"), keys::list), op!("POST", Access::write("keys:write"), keys::create)],
@@ -121,6 +122,7 @@ pub static ROUTES: &[RouteSpec] = &[
     },
     // Re-validation changes no key, only what is known of it: allowed in a read-only workspace.
     RouteSpec { template: "/v1/providers/{id}/validate", operations: &[op!("POST", Access::read("providers:write"), providers::validate)] },
+    RouteSpec { template: "/v1/agents", operations: &[op!("GET", Access::read("providers:read"), providers::list_routes)] },
     RouteSpec {
         template: "/v1/agents/{id}/routing",
         operations: &[

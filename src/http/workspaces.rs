@@ -37,7 +37,7 @@ pub async fn create(call: &mut Call) -> Result<Reply, ApiError> {
 
 pub async fn list(call: &mut Call) -> Result<Reply, ApiError> {
     let query = call.query();
-    let page = PageRequest::parse(query.get("limit").map(String::as_str), query.get("cursor").map(String::as_str))?;
+    let page = PageRequest::from_query(&query)?;
     let page = workspaces::list(&call.deps(), &page).await?;
     let items: Vec<_> = page.items.iter().map(|w| w.to_json()).collect();
     Ok(Reply::ok(json!({"items": items, "next_cursor": page.next_cursor})))

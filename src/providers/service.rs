@@ -15,6 +15,7 @@ use crate::deps::Deps;
 use crate::error::{echoed, ApiError};
 use crate::keys::auth::Caller;
 use crate::outbox::OutboxEvent;
+use crate::page::{Cursor, Page, PageRequest};
 use crate::storage::{Precondition, StoreError};
 use crate::vault::{self, Keks, SecretContext};
 
@@ -401,12 +402,22 @@ pub async fn set_route<S: ProviderStore, B, C>(
     Ok(route)
 }
 
-/// Removes an agent's route (it then resolves to the workspace default); idempotent.
 /// An agent's route.
 pub async fn route<S: ProviderStore, B, C>(deps: &Deps<'_, S, B, C>, workspace_id: &str, agent_id: &str) -> Result<AgentRoute, ApiError> {
     deps.store.route(workspace_id, agent_id).await?.ok_or(ApiError::NotConfigured)
 }
 
+/// The workspace's routed agents, most recently changed first, one page at a time.
+pub async fn routes<S: ProviderStore, B, C>(
+    deps: &Deps<'_, S, B, C>,
+    workspace_id: &str,
+    page: &PageRequest,
+) -> Result<Page<AgentRoute>, ApiError> {
+    let rows = deps.store.routes_after(workspace_id, page.after.as_ref(), page.limit + 1).await?;
+    Ok(Page::from_rows(rows, page.limit, |route| Cursor { created_at: route.updated_at, id: route.agent_id.clone() }))
+}
+
+/// Removes an agent's route (it then resolves to the workspace default); idempotent.
 pub async fn remove_route<S: ProviderStore, B, C>(deps: &Deps<'_, S, B, C>, caller: &Caller, agent_id: &str) -> Result<(), ApiError> {
     caller.require("providers:write")?;
     caller.require_writable()?;

@@ -4,6 +4,7 @@ use super::catalog::ProviderId;
 use super::record::{AgentRoute, KeyStatus, ProviderRecord};
 use crate::audit::AuditEvent;
 use crate::outbox::OutboxEvent;
+use crate::page::Cursor;
 use crate::storage::{Precondition, StoreError};
 
 /// A provider save's outcome.
@@ -69,6 +70,9 @@ pub trait ProviderStore {
         invalidation: Option<(&AuditEvent, &OutboxEvent)>,
     ) -> Result<bool, StoreError>;
     async fn route(&self, workspace_id: &str, agent_id: &str) -> Result<Option<AgentRoute>, StoreError>;
+    /// The workspace's routes, most recently changed first (by `updated_at`, then agent id),
+    /// strictly after `after` when given, at most `limit`.
+    async fn routes_after(&self, workspace_id: &str, after: Option<&Cursor>, limit: usize) -> Result<Vec<AgentRoute>, StoreError>;
     /// Stores the route and its audit entry together.
     async fn save_route(&self, route: &AgentRoute, audit: &AuditEvent, precondition: &Precondition) -> Result<(), StoreError>;
     /// Removes the route, recording `audit` only if there was one to remove.

@@ -325,6 +325,55 @@ describe("agent routing and resolve", () => {
     expect((await call("GET", "/v1/agents/a1/routing", { token: owner })).status).toBe(404);
   });
 
+  it("lists routed agents most recently changed first, each once, across pages", async () => {
+    const { key: owner } = await createWorkspace();
+    await put(owner, "openai", { api_key: keyFor("sk-") });
+    const agents = ["support.bot:eu", "support.bot:us", "triage-1", "old_bot"];
+    for (const agent of agents) {
+      const routed = await call("PUT", `/v1/agents/${encodeURIComponent(agent)}/routing`, { token: owner, body: { mode: "byok", provider: "openai", model: "gpt-4o" } });
+      expect(routed.status, routed.text).toBe(200);
+      await sleep(3);
+    }
+    await call("PUT", "/v1/agents/support.bot%3Aeu/routing", { token: owner, body: { mode: "metered" } });
+    await call("DELETE", "/v1/agents/old_bot/routing", { token: owner });
+
+    const seen = [];
+    let cursor = "";
+    for (let pages = 0; pages < 5; pages += 1) {
+      const page = await call("GET", `/v1/agents?limit=2&cursor=${encodeURIComponent(cursor)}`, { token: owner });
+      expect(page.status, page.text).toBe(200);
+      seen.push(...page.body.items);
+      if (page.body.next_cursor === null) break;
+      cursor = page.body.next_cursor;
+    }
+    expect(seen.map((r) => r.agent_id)).toEqual(["support.bot:eu", "triage-1", "support.bot:us"]);
+    expect(seen[0]).toMatchObject({ mode: "metered", provider: null, model: null });
+    expect(seen[1]).toEqual((await call("GET", "/v1/agents/triage-1/routing", { token: owner })).body);
+  });
+
+  it("lists only the calling workspace's agents, for providers:read", async () => {
+    const { key: owner } = await createWorkspace();
+    const { key: other } = await createWorkspace();
+    await call("PUT", "/v1/agents/mine/routing", { token: owner, body: { mode: "metered" } });
+    expect((await call("GET", "/v1/agents", { token: other })).body).toEqual({ items: [], next_cursor: null });
+
+    const keysOnly = await createKey(owner, { capabilities: ["keys:read"] });
+    const refused = await call("GET", "/v1/agents", { token: keysOnly.key });
+    expect(refused.status).toBe(403);
+    expect(refused.body.error).toMatchObject({ code: "missing_capability", required: "providers:read" });
+    const reader = await createKey(owner, { capabilities: ["providers:read"] });
+    expect((await call("GET", "/v1/agents", { token: reader.key })).body.items.map((r) => r.agent_id)).toEqual(["mine"]);
+  });
+
+  it("refuses a cursor of another shape", async () => {
+    const { key: owner } = await createWorkspace();
+    for (const cursor of ["abc", "1.a b", "1.a/b"]) {
+      const refused = await call("GET", `/v1/agents?cursor=${encodeURIComponent(cursor)}`, { token: owner });
+      expect(refused.status, cursor).toBe(400);
+      expect(refused.body.error).toMatchObject({ code: "invalid_request", field: "cursor" });
+    }
+  });
+
   it("audits every resolve without the key", async () => {
     const { key: owner, workspace } = await createWorkspace();
     const apiKey = keyFor("sk-");

@@ -7,6 +7,7 @@ import {
   base62,
   call,
   crc32,
+  createKey,
   createWorkspace,
   dbRow,
   dbRows,
@@ -137,6 +138,26 @@ describe("PATCH /v1/workspaces/{id}", () => {
   it("answers 404 for an unknown id", async () => {
     const response = await admin("PATCH", "/v1/workspaces/ws_nope", { body: { name: "x" } });
     expect(response.status).toBe(404);
+  });
+});
+
+describe("GET /v1/workspace", () => {
+  it("shows any key of the workspace its workspace in full, default capabilities included", async () => {
+    const { key: owner, workspace } = await createWorkspace({ default_capabilities: ["desktop:read", "desktop:chat"] });
+    const narrow = await createKey(owner, { capabilities: ["desktop:chat"] });
+    const seen = await call("GET", "/v1/workspace", { token: narrow.key });
+    expect(seen.status, seen.text).toBe(200);
+    expect(seen.body).toEqual(workspace);
+    expect(seen.body.default_capabilities).toEqual(["desktop:read", "desktop:chat"]);
+
+    await admin("PATCH", `/v1/workspaces/${workspace.id}`, { body: { read_only: true, default_capabilities: ["desktop:read"] } });
+    const after = await call("GET", "/v1/workspace", { token: narrow.key });
+    expect(after.body).toMatchObject({ id: workspace.id, read_only: true, default_capabilities: ["desktop:read"] });
+  });
+
+  it("answers 401 without a valid key, and to the admin token", async () => {
+    expect((await call("GET", "/v1/workspace")).status).toBe(401);
+    expect((await admin("GET", "/v1/workspace")).status).toBe(401);
   });
 });
 

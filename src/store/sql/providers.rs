@@ -8,6 +8,7 @@ use super::webhooks::{enqueue_statement, queue_statement};
 use super::{insert_audit_statement, outcome, Guard, SqlStore};
 use crate::audit::AuditEvent;
 use crate::outbox::OutboxEvent;
+use crate::page::Cursor;
 use crate::providers::record::BOUND_BLOB_PREFIX;
 use crate::providers::{AgentRoute, KeyStatus, ProviderId, ProviderRecord};
 use crate::store::{Precondition, ProviderStore, Resolution, Saved, StoreError};
@@ -250,6 +251,23 @@ impl<E: Executor> ProviderStore for SqlStore<E> {
             )?)
             .await?;
         Ok(outcome.first::<RouteRow>()?.map(RouteRow::into_route))
+    }
+
+    async fn routes_after(&self, workspace_id: &str, after: Option<&Cursor>, limit: usize) -> Result<Vec<AgentRoute>, StoreError> {
+        let (seek, mut binds) = match after {
+            None => ("", vec![]),
+            Some(cursor) => (
+                "AND (updated_at, agent_id) < (:after_updated_at, :after_agent_id) ",
+                vec![("after_updated_at", int(cursor.created_at)), ("after_agent_id", text(&cursor.id))],
+            ),
+        };
+        binds.extend([("workspace_id", text(workspace_id)), ("limit", int(limit as i64))]);
+        let sql = format!(
+            "SELECT {ROUTE_COLUMNS} FROM agent_routes WHERE workspace_id = :workspace_id {seek}\
+             ORDER BY updated_at DESC, agent_id DESC LIMIT :limit"
+        );
+        let rows = self.query(Statement::new(&sql, &binds)?).await?.rows::<RouteRow>()?;
+        Ok(rows.into_iter().map(RouteRow::into_route).collect())
     }
 
     async fn save_route(&self, route: &AgentRoute, audit: &AuditEvent, precondition: &Precondition) -> Result<(), StoreError> {
