@@ -1,4 +1,4 @@
-//! Cursor pagination: newest first, ordered by (created_at, id), with an opaque cursor.
+//! Cursor pagination: newest first, ordered by (position, id), with an opaque cursor.
 
 use crate::error::ApiError;
 
@@ -8,28 +8,30 @@ pub const MAX_LIMIT: usize = 100;
 /// The position after which the next page starts: the last item's sort key.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Cursor {
-    pub created_at: i64,
+    /// The list's first sort column: a time in ms (`created_at`, a route's `updated_at`) or
+    /// the audit trail's sequence number.
+    pub position: i64,
     pub id: String,
 }
 
 impl Cursor {
-    /// `<ms>.<id>`: a shape the OpenAPI document can state as a pattern
+    /// `<position>.<id>`: a shape the OpenAPI document can state as a pattern
     /// (`^[0-9]{1,16}\.[0-9A-Za-z_.:-]{1,128}$`), so every string of that shape is a cursor to
     /// seek after and anything else is refused; a client still treats it as opaque. The id part
     /// takes every character of an agent id, whose `.` the first `.` does not confuse: the
     /// milliseconds have none.
     pub fn encode(&self) -> String {
-        format!("{}.{}", self.created_at, self.id)
+        format!("{}.{}", self.position, self.id)
     }
 
     pub fn decode(text: &str) -> Option<Self> {
-        let (created_at, id) = text.split_once('.')?;
-        let ms_ok = (1..=16).contains(&created_at.len()) && created_at.bytes().all(|b| b.is_ascii_digit());
+        let (position, id) = text.split_once('.')?;
+        let position_ok = (1..=16).contains(&position.len()) && position.bytes().all(|b| b.is_ascii_digit());
         let id_ok = (1..=128).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric() || b"_.:-".contains(&b));
-        if !ms_ok || !id_ok {
+        if !position_ok || !id_ok {
             return None;
         }
-        Some(Cursor { created_at: created_at.parse().ok()?, id: id.to_string() })
+        Some(Cursor { position: position.parse().ok()?, id: id.to_string() })
     }
 }
 
@@ -93,13 +95,13 @@ mod tests {
 
     #[test]
     fn cursor_round_trips() {
-        let cursor = Cursor { created_at: 1_795_369_214_000, id: "ws_abc123".into() };
+        let cursor = Cursor { position: 1_795_369_214_000, id: "ws_abc123".into() };
         assert_eq!(Cursor::decode(&cursor.encode()), Some(cursor));
     }
 
     #[test]
     fn cursors_carry_agent_ids_with_dots_and_colons() {
-        let cursor = Cursor { created_at: 7, id: "support.bot:v2-eu".into() };
+        let cursor = Cursor { position: 7, id: "support.bot:v2-eu".into() };
         assert_eq!(Cursor::decode(&cursor.encode()), Some(cursor));
         assert_eq!(Cursor::decode(&format!("1.{}", "a".repeat(129))), None, "ids are at most 128 characters");
     }
@@ -144,7 +146,7 @@ mod tests {
 
     #[test]
     fn a_page_has_a_next_cursor_only_when_more_rows_follow() {
-        let cursor_of = |n: &i64| Cursor { created_at: *n, id: format!("id{n}") };
+        let cursor_of = |n: &i64| Cursor { position: *n, id: format!("id{n}") };
         let full = Page::from_rows(vec![5, 4, 3], 2, cursor_of);
         assert_eq!(full.items, vec![5, 4]);
         assert_eq!(full.next_cursor, Some(cursor_of(&4).encode()));

@@ -76,8 +76,8 @@ pub async fn list<S: AuditStore, B, C>(
     workspace_id: Option<&str>,
     page: &PageRequest,
 ) -> Result<Page<AuditEvent>, ApiError> {
-    let before = page.after.as_ref().map(|c| c.created_at);
+    let before = page.after.as_ref().map(|c| c.position);
     let rows = deps.store.audit_before(workspace_id, before, page.limit + 1).await?;
-    let page = Page::from_rows(rows, page.limit, |(seq, event)| Cursor { created_at: *seq, id: event.id.clone() });
+    let page = Page::from_rows(rows, page.limit, |(seq, event)| Cursor { position: *seq, id: event.id.clone() });
     Ok(Page { items: page.items.into_iter().map(|(_, event)| event).collect(), next_cursor: page.next_cursor })
 }

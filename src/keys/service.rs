@@ -84,7 +84,7 @@ pub async fn list<S: KeyStore, B, C>(
     caller.require("keys:read")?;
     let (store, now_ms) = (deps.store, deps.now_ms);
     let rows = store.keys_after(&caller.workspace.id, include_revoked, now_ms, page.after.as_ref(), page.limit + 1).await?;
-    Ok(Page::from_rows(rows, page.limit, |k| Cursor { created_at: k.created_at, id: k.id.clone() }))
+    Ok(Page::from_rows(rows, page.limit, |k| Cursor { position: k.created_at, id: k.id.clone() }))
 }
 
 pub async fn get<S: KeyStore, B, C>(deps: &Deps<'_, S, B, C>, caller: &Caller, id: &str) -> Result<KeyRecord, ApiError> {

@@ -28,6 +28,6 @@ impl Workspace {
     }
 
     pub fn cursor(&self) -> Cursor {
-        Cursor { created_at: self.created_at, id: self.id.clone() }
+        Cursor { position: self.created_at, id: self.id.clone() }
     }
 }

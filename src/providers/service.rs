@@ -414,7 +414,7 @@ pub async fn routes<S: ProviderStore, B, C>(
     page: &PageRequest,
 ) -> Result<Page<AgentRoute>, ApiError> {
     let rows = deps.store.routes_after(workspace_id, page.after.as_ref(), page.limit + 1).await?;
-    Ok(Page::from_rows(rows, page.limit, |route| Cursor { created_at: route.updated_at, id: route.agent_id.clone() }))
+    Ok(Page::from_rows(rows, page.limit, |route| Cursor { position: route.updated_at, id: route.agent_id.clone() }))
 }
 
 /// Removes an agent's route (it then resolves to the workspace default); idempotent.

@@ -150,7 +150,7 @@ impl<E: Executor> KeyStore for SqlStore<E> {
             ("workspace_id", text(workspace_id)),
             ("include_revoked", int(include_revoked as i64)),
             ("now", int(now_ms)),
-            ("after_created_at", after.map_or(Value::Null, |c| int(c.created_at))),
+            ("after_created_at", after.map_or(Value::Null, |c| int(c.position))),
             ("after_id", after.map_or(Value::Null, |c| text(&c.id))),
             ("limit", int(limit as i64)),
         ];

@@ -254,18 +254,17 @@ impl<E: Executor> ProviderStore for SqlStore<E> {
     }
 
     async fn routes_after(&self, workspace_id: &str, after: Option<&Cursor>, limit: usize) -> Result<Vec<AgentRoute>, StoreError> {
-        let (seek, mut binds) = match after {
-            None => ("", vec![]),
-            Some(cursor) => (
-                "AND (updated_at, agent_id) < (:after_updated_at, :after_agent_id) ",
-                vec![("after_updated_at", int(cursor.created_at)), ("after_agent_id", text(&cursor.id))],
-            ),
-        };
-        binds.extend([("workspace_id", text(workspace_id)), ("limit", int(limit as i64))]);
         let sql = format!(
-            "SELECT {ROUTE_COLUMNS} FROM agent_routes WHERE workspace_id = :workspace_id {seek}\
+            "SELECT {ROUTE_COLUMNS} FROM agent_routes WHERE workspace_id = :workspace_id \
+             AND (:after_updated_at IS NULL OR (updated_at, agent_id) < (:after_updated_at, :after_agent_id)) \
              ORDER BY updated_at DESC, agent_id DESC LIMIT :limit"
         );
+        let binds = [
+            ("workspace_id", text(workspace_id)),
+            ("after_updated_at", after.map_or(Value::Null, |c| int(c.position))),
+            ("after_agent_id", after.map_or(Value::Null, |c| text(&c.id))),
+            ("limit", int(limit as i64)),
+        ];
         let rows = self.query(Statement::new(&sql, &binds)?).await?.rows::<RouteRow>()?;
         Ok(rows.into_iter().map(RouteRow::into_route).collect())
     }

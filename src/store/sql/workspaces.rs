@@ -46,7 +46,7 @@ impl<E: Executor> WorkspaceStore for SqlStore<E> {
                     "SELECT {WORKSPACE_COLUMNS} FROM workspaces WHERE (created_at, id) < (:after_created_at, :after_id) \
                      ORDER BY created_at DESC, id DESC LIMIT :limit"
                 ),
-                &[("after_created_at", int(cursor.created_at)), ("after_id", text(&cursor.id)), ("limit", int(limit as i64))],
+                &[("after_created_at", int(cursor.position)), ("after_id", text(&cursor.id)), ("limit", int(limit as i64))],
             )?,
         };
         workspaces(&self.query(statement).await?)
