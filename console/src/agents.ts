@@ -1,10 +1,50 @@
 // Agents, as Waypath routes them: each agent to metered billing or to one configured provider
 // (with a model), and a resolve preview that shows the decision, never the key.
-import { useState } from "preact/hooks";
+import { useEffect, useState } from "preact/hooks";
 import type { components } from "../../clients/typescript/index";
-import { describe, ErrorLine, holds, html, when, type Session } from "./ui";
+import { describe, ErrorLine, holds, html, Pager, usePages, when, type Session } from "./ui";
 
 type Routing = components["schemas"]["AgentRouting"];
+
+function describeRouting(routing: Routing): string {
+  return `${routing.mode}${routing.provider ? ` · ${routing.provider}` : ""}${routing.model ? ` · ${routing.model}` : ""}`;
+}
+
+/** Every routed agent, most recently changed first; choosing one opens it in the editor. */
+function RoutedAgents({ session, version, onChoose }: { session: Session; version: number; onChoose: (agentId: string) => void }) {
+  const [items, setItems] = useState<Routing[]>([]);
+  const pages = usePages();
+  const [error, setError] = useState<string | null>(null);
+  const cursor = pages.cursor;
+  useEffect(() => {
+    session.api.GET("/v1/agents", { params: { query: { limit: 20, cursor } } }).then(({ data, error }) => {
+      if (error || !data) return setError(describe(error));
+      setError(null);
+      setItems(data.items);
+      pages.setNext(data.next_cursor ?? null);
+    });
+  }, [cursor, version]);
+  return html`<section class="card">
+    <h2>Routed agents</h2>
+    <${ErrorLine} error=${error} />
+    ${items.length === 0 && !error
+      ? html`<p>No agent is routed yet: every resolve uses the workspace default.</p>`
+      : html`<div class="table-wrap"><table data-testid="agents">
+          <thead><tr><th>Agent</th><th>Routing</th><th>Changed</th><th><span class="visually-hidden">Open</span></th></tr></thead>
+          <tbody>
+            ${items.map(
+              (routing) => html`<tr>
+                <td><code>${routing.agent_id}</code></td>
+                <td>${describeRouting(routing)}</td>
+                <td>${when(routing.updated_at)}</td>
+                <td><button type="button" class="secondary" aria-label=${`Open ${routing.agent_id}`} onClick=${() => onChoose(routing.agent_id)}>Open</button></td>
+              </tr>`,
+            )}
+          </tbody>
+        </table></div>`}
+    <${Pager} pages=${pages} />
+  </section>`;
+}
 
 export function AgentsPage({ session }: { session: Session }) {
   const [agentId, setAgentId] = useState("");
@@ -14,14 +54,15 @@ export function AgentsPage({ session }: { session: Session }) {
   const [model, setModel] = useState("");
   const [preview, setPreview] = useState<string | null>(null);
   const [error, setError] = useState<string | null>(null);
+  const [version, setVersion] = useState(0);
   const writable = holds(session, "providers:write") && !session.me?.workspace.read_only;
   const path = { params: { path: { id: agentId } } };
 
-  const load = async (event?: Event) => {
+  const load = async (event?: Event, id = agentId) => {
     event?.preventDefault();
     setError(null);
     setPreview(null);
-    const { data, error } = await session.api.GET("/v1/agents/{id}/routing", path);
+    const { data, error } = await session.api.GET("/v1/agents/{id}/routing", { params: { path: { id } } });
     if ((error as { error?: { code: string } })?.error?.code === "not_configured") return setRouting(null);
     if (error || !data) return setError(describe(error));
     setRouting(data);
@@ -39,11 +80,17 @@ export function AgentsPage({ session }: { session: Session }) {
     const { data, error } = await session.api.PUT("/v1/agents/{id}/routing", { ...path, body });
     if (error || !data) return setError(describe(error));
     setRouting(data);
+    setVersion(version + 1);
   };
   const remove = async () => {
     const { error } = await session.api.DELETE("/v1/agents/{id}/routing", path);
     if (error) return setError(describe(error));
     setRouting(null);
+    setVersion(version + 1);
+  };
+  const choose = (id: string) => {
+    setAgentId(id);
+    load(undefined, id);
   };
   const resolve = async () => {
     setError(null);
@@ -54,6 +101,7 @@ export function AgentsPage({ session }: { session: Session }) {
   };
 
   return html`<div>
+    <${RoutedAgents} session=${session} version=${version} onChoose=${choose} />
     <section class="card">
       <h2>Agent routing</h2>
       <form onSubmit=${load}>

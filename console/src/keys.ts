@@ -37,7 +37,9 @@ function ShownOnce({ created, onDone }: { created: KeyWithSecret; onDone: () => 
 
 function CreateKey({ session, onCreated }: { session: Session; onCreated: (key: KeyWithSecret) => void }) {
   const [name, setName] = useState("");
-  const [useDefaults, setUseDefaults] = useState(true);
+  // The workspace's defaults come pre-ticked, so a key starts as narrow as the operator chose;
+  // widening it is a deliberate tick.
+  const [defaults, setDefaults] = useState<string[]>([]);
   const [chosen, setChosen] = useState<string[]>([]);
   const [custom, setCustom] = useState("");
   const [expiresIn, setExpiresIn] = useState("");
@@ -48,6 +50,15 @@ function CreateKey({ session, onCreated }: { session: Session; onCreated: (key: 
   const [busy, setBusy] = useState(false);
   const readOnly = session.me?.workspace.read_only ?? false;
 
+  useEffect(() => {
+    session.api.GET("/v1/workspace").then(({ data, error }) => {
+      if (error || !data) return setError(describe(error));
+      setDefaults(data.default_capabilities);
+      setChosen(data.default_capabilities);
+    });
+  }, []);
+
+  const offered = [...RESERVED, ...defaults.filter((capability) => !RESERVED.includes(capability))];
   const toggle = (capability: string) =>
     setChosen(chosen.includes(capability) ? chosen.filter((c) => c !== capability) : [...chosen, capability]);
 
@@ -64,8 +75,7 @@ function CreateKey({ session, onCreated }: { session: Session; onCreated: (key: 
       }
     }
     const extra = custom.split(/[\s,]+/).filter(Boolean);
-    const body: components["schemas"]["KeyCreateRequest"] = { name };
-    if (!useDefaults) body.capabilities = [...chosen, ...extra];
+    const body: components["schemas"]["KeyCreateRequest"] = { name, capabilities: [...new Set([...chosen, ...extra])] };
     if (expiresIn) body.expires_in = Number(expiresIn);
     if (limit) body.rate_limit = { limit: Number(limit), window_seconds: Number(windowSeconds) };
     if (parsedSubject) body.subject = parsedSubject;
@@ -74,6 +84,8 @@ function CreateKey({ session, onCreated }: { session: Session; onCreated: (key: 
     setBusy(false);
     if (error || !data) return setError(describe(error));
     setName("");
+    setCustom("");
+    setChosen(defaults);
     onCreated(data);
   };
 
@@ -83,18 +95,15 @@ function CreateKey({ session, onCreated }: { session: Session; onCreated: (key: 
     <form onSubmit=${submit}>
       <label for="key-name">Name</label>
       <input id="key-name" type="text" required maxlength="200" value=${name} onInput=${(e: Event) => setName((e.target as HTMLInputElement).value)} />
-      <fieldset>
+      <fieldset data-testid="capabilities">
         <legend>Capabilities</legend>
-        <label class="inline"><input type="checkbox" checked=${useDefaults} onChange=${() => setUseDefaults(!useDefaults)} /> The workspace's default capabilities</label>
-        ${!useDefaults &&
-        html`<div>
-          ${RESERVED.map(
-            (capability) =>
-              html`<label class="inline"><input type="checkbox" checked=${chosen.includes(capability)} onChange=${() => toggle(capability)} /> <code>${capability}</code></label>`,
-          )}
-          <label for="key-custom">Your product's capabilities (comma or space separated, e.g. <code>desktop:chat</code>)</label>
-          <input id="key-custom" type="text" value=${custom} onInput=${(e: Event) => setCustom((e.target as HTMLInputElement).value)} />
-        </div>`}
+        <p class="muted">The workspace's defaults are ticked. Tick only what this key needs.</p>
+        ${offered.map(
+          (capability) =>
+            html`<label class="inline"><input type="checkbox" value=${capability} checked=${chosen.includes(capability)} onChange=${() => toggle(capability)} /> <code>${capability}</code>${defaults.includes(capability) ? html` <span class="muted">(default)</span>` : ""}</label>`,
+        )}
+        <label for="key-custom">Your product's capabilities (comma or space separated, e.g. <code>desktop:chat</code>)</label>
+        <input id="key-custom" type="text" value=${custom} onInput=${(e: Event) => setCustom((e.target as HTMLInputElement).value)} />
       </fieldset>
       <label for="key-expires">Expires in (seconds, empty for never)</label>
       <input id="key-expires" type="number" min="1" value=${expiresIn} onInput=${(e: Event) => setExpiresIn((e.target as HTMLInputElement).value)} />

@@ -148,7 +148,6 @@ describe("the console", () => {
 
   test("shows an API error with its envelope's message", async () => {
     await page.type("#key-name", "x".repeat(5));
-    await page.click("xpath/.//label[contains(., \"default capabilities\")]/input");
     await page.type("#key-custom", "Not A Capability!");
     await page.click("form button[type=submit]");
     await page.waitForSelector("form .error");
@@ -190,6 +189,8 @@ describe("the console", () => {
     await page.type("#agent-model", "gpt-4o-mini");
     await page.click("xpath/.//button[contains(., 'Set routing')]");
     await page.waitForFunction(() => document.querySelector("[data-testid=routing]")?.textContent.startsWith("Routed byok to openai"));
+    // The list above the editor grows by the new row; clicking before it settles could miss.
+    await page.waitForFunction(() => document.querySelector("[data-testid=agents]")?.textContent.includes("support-bot"));
     await page.click("xpath/.//button[contains(., 'Preview resolve')]");
     await page.waitForSelector("[data-testid=preview]");
     assert.equal(await textOf("[data-testid=preview]"), "Resolve: byok · openai · gpt-4o-mini");
@@ -197,6 +198,22 @@ describe("the console", () => {
     const routing = await (await api("/v1/agents/support-bot/routing", ownerKey)).json();
     assert.deepEqual([routing.mode, routing.provider, routing.model], ["byok", "openai", "gpt-4o-mini"]);
     await screenshot("agents");
+  });
+
+  test("lists every routed agent and opens one in the editor", async () => {
+    const put = await api("/v1/agents/billing-bot/routing", ownerKey, { method: "PUT", headers: { "content-type": "application/json" }, body: JSON.stringify({ mode: "metered" }) });
+    assert.equal(put.status, 200);
+    await page.goto(`${worker.base}/#/keys`);
+    await page.goto(`${worker.base}/#/agents`);
+    await page.waitForFunction(() => document.querySelector("[data-testid=agents]")?.textContent.includes("billing-bot"));
+    const agents = await page.$$eval("[data-testid=agents] tbody tr td:first-child", (cells) => cells.map((cell) => cell.textContent));
+    assert.deepEqual(agents.slice(0, 2), ["billing-bot", "support-bot"], "most recently changed first");
+    await page.click("xpath/.//button[@aria-label='Open billing-bot']");
+    await page.waitForFunction(() => document.querySelector("[data-testid=routing]")?.textContent.startsWith("Routed metered"));
+    assert.equal(await page.$eval("#agent-id", (input) => input.value), "billing-bot");
+    await page.click("xpath/.//button[contains(., 'Remove routing')]");
+    await page.waitForFunction(() => !document.querySelector("[data-testid=agents]")?.textContent.includes("billing-bot"));
+    assert.equal((await api("/v1/agents/billing-bot/routing", ownerKey)).status, 404, "the API no longer routes it");
   });
 
   test("shows those actions in the audit trail, newest first", async () => {
@@ -250,6 +267,24 @@ describe("the console", () => {
     assert.deepEqual(stored, { local: 0, session: 0, cookie: "" });
     const cookies = await browser.defaultBrowserContext().cookies();
     assert.deepEqual(cookies, []);
+  });
+
+  test("pre-ticks the workspace's default capabilities on the create form", async () => {
+    const made = await fetch(`${worker.base}/v1/workspaces`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${process.env.ADMIN_TOKEN}`, "content-type": "application/json" },
+      body: JSON.stringify({ name: "Hooli", default_capabilities: ["keys:read", "desktop:chat"] }),
+    });
+    assert.equal(made.status, 201);
+    await signIn((await made.json()).key.key);
+    await page.waitForFunction(() => document.querySelectorAll("[data-testid=capabilities] input:checked").length === 2);
+    const ticked = await page.$$eval("[data-testid=capabilities] input:checked", (inputs) => inputs.map((input) => input.value));
+    assert.deepEqual(ticked.sort(), ["desktop:chat", "keys:read"], "exactly the workspace's defaults are ticked");
+    await page.click("xpath/.//fieldset[@data-testid='capabilities']//label[contains(., 'keys:read')]/input");
+    const plaintext = await createKey("Chat only");
+    const me = await (await api("/v1/me", plaintext)).json();
+    assert.deepEqual(me.key.capabilities, ["desktop:chat"], "the key has what was left ticked");
+    await page.click("xpath/.//button[contains(., 'Sign out')]");
   });
 
   test("the operator creates a workspace (owner key shown once), makes it read-only, and its key sees writes disabled", async () => {
