@@ -75,6 +75,8 @@ pub enum ApiError {
     Conflict,
     #[error("The secret is being replicated; retry in a second.")]
     SecretUnavailable,
+    #[error("The service is briefly overloaded. Retry after the number of seconds in Retry-After.")]
+    Unavailable,
     #[error("{message}")]
     InvalidWebhook { message: String },
     #[error("The webhook timestamp is more than 300 seconds away from now.")]
@@ -127,6 +129,7 @@ impl ApiError {
             ApiError::ProviderNotConfigured { .. } => "provider_not_configured",
             ApiError::Conflict => "conflict",
             ApiError::SecretUnavailable => "secret_unavailable",
+            ApiError::Unavailable => "unavailable",
             ApiError::InvalidWebhook { .. } => "invalid_webhook",
             ApiError::StaleWebhook => "stale_webhook",
             ApiError::InvalidSignature => "invalid_signature",
@@ -149,7 +152,7 @@ impl ApiError {
             | ApiError::InvalidModel { .. }
             | ApiError::QuotaExceeded { .. } => 422,
             ApiError::ProviderUnavailable { .. } => 502,
-            ApiError::ProviderRateLimited { .. } | ApiError::SecretUnavailable => 503,
+            ApiError::ProviderRateLimited { .. } | ApiError::SecretUnavailable | ApiError::Unavailable => 503,
             ApiError::NotConfigured => 404,
             ApiError::ProviderNotConfigured { .. } | ApiError::Conflict => 409,
             ApiError::Unauthorized => 401,
@@ -174,7 +177,7 @@ impl ApiError {
             ApiError::TooManyFailedAttempts { retry_after }
             | ApiError::RateLimited { retry_after }
             | ApiError::ProviderRateLimited { retry_after } => vec![("retry-after", retry_after.to_string())],
-            ApiError::SecretUnavailable => vec![("retry-after", "1".to_string())],
+            ApiError::SecretUnavailable | ApiError::Unavailable => vec![("retry-after", "1".to_string())],
             _ => Vec::new(),
         }
     }
@@ -323,6 +326,7 @@ mod tests {
             ApiError::ProviderNotConfigured { provider: "openai".into() },
             ApiError::Conflict,
             ApiError::SecretUnavailable,
+            ApiError::Unavailable,
             ApiError::InvalidWebhook { message: "m".into() },
             ApiError::StaleWebhook,
             ApiError::InvalidSignature,

@@ -1,7 +1,8 @@
 //! keywarden: platform API keys and bring-your-own provider keys, as one Cloudflare Worker.
 //!
-//! Only this file, `http/` and the D1/KV adapters in `store/` touch `worker`; everything else
-//! is plain Rust that `cargo test` runs natively.
+//! Only this file, `http/` and the adapters in `store/` (D1, KV, the key authority's Durable
+//! Object and its stubs) touch `worker`; everything else is plain Rust that `cargo test` runs
+//! natively.
 
 pub mod audit;
 pub mod crypto;

@@ -9,6 +9,9 @@ pub enum StoreError {
     /// A storage failure. Its text goes to the log under the request id, never to the client.
     #[error("storage: {0}")]
     Failed(String),
+    /// A key authority object is overloaded: the request may be retried after a moment.
+    #[error("a key authority object is overloaded")]
+    Unavailable,
     /// The write's precondition no longer held when it would have committed; nothing was written.
     #[error("precondition: {0:?}")]
     Refused(Refusal),
@@ -27,6 +30,7 @@ impl From<StoreError> for ApiError {
     fn from(error: StoreError) -> Self {
         match error {
             StoreError::Failed(_) => ApiError::internal(error),
+            StoreError::Unavailable => ApiError::Unavailable,
             StoreError::Refused(Refusal::CallerNotLive) => ApiError::Unauthorized,
             StoreError::Refused(Refusal::WorkspaceReadOnly) => ApiError::WorkspaceReadOnly,
         }

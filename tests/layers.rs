@@ -4,7 +4,15 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-const MAY_USE_WORKER: &[&str] = &["src/lib.rs", "src/http/", "src/store/d1.rs", "src/store/kv.rs"];
+const MAY_USE_WORKER: &[&str] = &[
+    "src/lib.rs",
+    "src/http/",
+    "src/store/d1.rs",
+    "src/store/kv.rs",
+    // The key authority: the Worker's side (stubs, KV) and the Durable Object itself.
+    "src/store/authority.rs",
+    "src/store/authority_object.rs",
+];
 
 fn rust_files(dir: &Path, found: &mut Vec<PathBuf>) {
     for entry in fs::read_dir(dir).expect("src is readable") {

@@ -1887,7 +1887,7 @@ export interface components {
         /** @description With `invalid_key` and `quota_exceeded`, and with `provider_unavailable` when the provider answered at all: the HTTP status the provider answered. */
         ErrorProviderStatus: number;
         /**
-         * @description Machine-readable snake_case error code, e.g. `invalid_json`, `invalid_request`, `unsupported_media_type`, `payload_too_large`, `unauthorized`, `missing_capability`, `capability_escalation`, `workspace_read_only`, `not_found`, `method_not_allowed`, `key_revoked`, `key_expired`, `too_many_failed_attempts`, `rate_limited`, `wrong_provider`, `invalid_host`, `invalid_key`, `invalid_model`, `quota_exceeded`, `provider_rate_limited`, `provider_unavailable`, `not_configured`, `provider_not_configured`, `conflict`, `secret_unavailable`, `invalid_webhook`, `stale_webhook`, `invalid_signature`, `unsupported_event`, `internal`.
+         * @description Machine-readable snake_case error code, e.g. `invalid_json`, `invalid_request`, `unsupported_media_type`, `payload_too_large`, `unauthorized`, `missing_capability`, `capability_escalation`, `workspace_read_only`, `not_found`, `method_not_allowed`, `key_revoked`, `key_expired`, `too_many_failed_attempts`, `rate_limited`, `wrong_provider`, `invalid_host`, `invalid_key`, `invalid_model`, `quota_exceeded`, `provider_rate_limited`, `provider_unavailable`, `not_configured`, `provider_not_configured`, `conflict`, `secret_unavailable`, `unavailable`, `invalid_webhook`, `stale_webhook`, `invalid_signature`, `unsupported_event`, `internal`.
          * @example invalid_request
          */
         ErrorCode: string;
@@ -2338,6 +2338,20 @@ export interface components {
              */
             code: "MALFORMED" | "NOT_FOUND";
         };
+        /** @description The error envelope with `code` `unavailable`. */
+        UnavailableError: {
+            error: {
+                /** @constant */
+                code: "unavailable";
+                message: components["schemas"]["ErrorMessage"];
+                field?: components["schemas"]["ErrorField"];
+                required?: components["schemas"]["ErrorRequired"];
+                capability?: components["schemas"]["ErrorCapability"];
+                request_id?: components["schemas"]["ErrorRequestId"];
+                detected?: components["schemas"]["ErrorDetected"];
+                provider_status?: components["schemas"]["ErrorProviderStatus"];
+            };
+        };
     };
     responses: {
         /** @description The body is malformed JSON (`invalid_json`), or a body field or query parameter is missing, wrongly typed, invalid or unknown (`invalid_request`, naming it in `field`). */
@@ -2573,7 +2587,7 @@ export interface components {
                 "application/json": components["schemas"]["ProviderUnavailableError"];
             };
         };
-        /** @description `provider_rate_limited`: the provider answered 429 without mentioning quota or billing. Nothing was stored; retry after `Retry-After`. */
+        /** @description `provider_rate_limited`: the provider answered 429 without mentioning quota or billing. Nothing was stored; retry after `Retry-After`. Or `unavailable`: the key authority is briefly overloaded; retry after `Retry-After` seconds. */
         ProviderRateLimited: {
             headers: {
                 "x-request-id": components["headers"]["XRequestId"];
@@ -2594,10 +2608,10 @@ export interface components {
                  *       }
                  *     }
                  */
-                "application/json": components["schemas"]["ProviderRateLimitedError"];
+                "application/json": components["schemas"]["ProviderRateLimitedError"] | components["schemas"]["UnavailableError"];
             };
         };
-        /** @description `secret_unavailable`: the ciphertext the provider config names is not visible in KV yet (it was just replaced); retry after a second. An older key is never answered instead. */
+        /** @description `secret_unavailable`: the ciphertext the provider config names is not visible in KV yet (it was just replaced); retry after a second. An older key is never answered instead. Or `unavailable`: the key authority is briefly overloaded; retry after `Retry-After` seconds. */
         SecretUnavailable: {
             headers: {
                 "x-request-id": components["headers"]["XRequestId"];
@@ -2618,7 +2632,7 @@ export interface components {
                  *       }
                  *     }
                  */
-                "application/json": components["schemas"]["SecretUnavailableError"];
+                "application/json": components["schemas"]["SecretUnavailableError"] | components["schemas"]["UnavailableError"];
             };
         };
         /** @description `not_configured`: the provider is not configured for the workspace. `not_found`: the path's provider id is not one of the catalog (nor `claude`). */
@@ -2902,6 +2916,30 @@ export interface components {
                 "application/json": components["schemas"]["MissingCapabilityError"];
             };
         };
+        /** @description `unavailable`: the key authority of the key's workspace (a Durable Object) is briefly overloaded; nothing was counted twice or written. Retry after `Retry-After` seconds. */
+        Unavailable: {
+            headers: {
+                "x-request-id": components["headers"]["XRequestId"];
+                "Retry-After": components["headers"]["UnavailableRetryAfter"];
+                "RateLimit-Limit": components["headers"]["RateLimitLimit"];
+                "RateLimit-Remaining": components["headers"]["RateLimitRemaining"];
+                "RateLimit-Reset": components["headers"]["RateLimitReset"];
+                "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                RateLimit: components["headers"]["RateLimit"];
+                [name: string]: unknown;
+            };
+            content: {
+                /**
+                 * @example {
+                 *       "error": {
+                 *         "code": "unavailable",
+                 *         "message": "The service is briefly overloaded. Retry after the number of seconds in Retry-After."
+                 *       }
+                 *     }
+                 */
+                "application/json": components["schemas"]["UnavailableError"];
+            };
+        };
     };
     parameters: {
         /** @description Page size: a positive integer, default 50; values above 100 are treated as 100. Zero, negative or non-numeric values answer 400 `invalid_request` with `field: "limit"`. */
@@ -2961,6 +2999,8 @@ export interface components {
         SecretRetryAfter: 1;
         /** @description Sent, as `true`, only when this answer is the remembered answer to an earlier delivery of the same `webhook-id` to the same workspace: the delivery was not processed again. Absent on the answer of the delivery that was processed. */
         WebhookReplayed: "true";
+        /** @description Seconds to wait before retrying; 1 today. */
+        UnavailableRetryAfter: number;
     };
     pathItems: never;
 }
@@ -3067,6 +3107,7 @@ export interface operations {
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             500: components["responses"]["Internal"];
+            503: components["responses"]["Unavailable"];
         };
     };
     createWorkspace: {
@@ -3138,6 +3179,7 @@ export interface operations {
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
             500: components["responses"]["Internal"];
+            503: components["responses"]["Unavailable"];
         };
     };
     getWorkspace: {
@@ -3177,6 +3219,7 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             404: components["responses"]["NotFound"];
             500: components["responses"]["Internal"];
+            503: components["responses"]["Unavailable"];
         };
     };
     updateWorkspace: {
@@ -3228,6 +3271,7 @@ export interface operations {
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
             500: components["responses"]["Internal"];
+            503: components["responses"]["Unavailable"];
         };
     };
     getMe: {
@@ -3283,6 +3327,7 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             429: components["responses"]["TooManyRequests"];
             500: components["responses"]["Internal"];
+            503: components["responses"]["Unavailable"];
         };
     };
     getOwnWorkspace: {
@@ -3324,6 +3369,7 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             429: components["responses"]["TooManyRequests"];
             500: components["responses"]["Internal"];
+            503: components["responses"]["Unavailable"];
         };
     };
     listKeys: {
@@ -3410,6 +3456,7 @@ export interface operations {
             403: components["responses"]["Forbidden"];
             429: components["responses"]["TooManyRequests"];
             500: components["responses"]["Internal"];
+            503: components["responses"]["Unavailable"];
         };
     };
     createKey: {
@@ -3496,6 +3543,7 @@ export interface operations {
             415: components["responses"]["UnsupportedMediaType"];
             429: components["responses"]["TooManyRequests"];
             500: components["responses"]["Internal"];
+            503: components["responses"]["Unavailable"];
         };
     };
     verifyKey: {
@@ -3541,6 +3589,7 @@ export interface operations {
             415: components["responses"]["UnsupportedMediaType"];
             429: components["responses"]["TooManyRequests"];
             500: components["responses"]["Internal"];
+            503: components["responses"]["Unavailable"];
         };
     };
     getKey: {
@@ -3602,6 +3651,7 @@ export interface operations {
             404: components["responses"]["NotFound"];
             429: components["responses"]["TooManyRequests"];
             500: components["responses"]["Internal"];
+            503: components["responses"]["Unavailable"];
         };
     };
     revokeKey: {
@@ -3642,6 +3692,7 @@ export interface operations {
             404: components["responses"]["NotFound"];
             429: components["responses"]["TooManyRequests"];
             500: components["responses"]["Internal"];
+            503: components["responses"]["Unavailable"];
         };
     };
     rerollKey: {
@@ -3718,6 +3769,7 @@ export interface operations {
             415: components["responses"]["UnsupportedMediaType"];
             429: components["responses"]["TooManyRequests"];
             500: components["responses"]["Internal"];
+            503: components["responses"]["Unavailable"];
         };
     };
     reportLeaks: {
@@ -3773,6 +3825,7 @@ export interface operations {
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
             500: components["responses"]["Internal"];
+            503: components["responses"]["Unavailable"];
         };
     };
     legacyListKeys: {
@@ -3859,6 +3912,7 @@ export interface operations {
             403: components["responses"]["Forbidden"];
             429: components["responses"]["TooManyRequests"];
             500: components["responses"]["Internal"];
+            503: components["responses"]["Unavailable"];
         };
     };
     legacyRevokeKey: {
@@ -3899,6 +3953,7 @@ export interface operations {
             404: components["responses"]["NotFound"];
             429: components["responses"]["TooManyRequests"];
             500: components["responses"]["Internal"];
+            503: components["responses"]["Unavailable"];
         };
     };
     getProviderCatalog: {
@@ -4338,6 +4393,7 @@ export interface operations {
             403: components["responses"]["Forbidden"];
             429: components["responses"]["TooManyRequests"];
             500: components["responses"]["Internal"];
+            503: components["responses"]["Unavailable"];
         };
     };
     getProvider: {
@@ -4386,6 +4442,7 @@ export interface operations {
             404: components["responses"]["ProviderNotFound"];
             429: components["responses"]["TooManyRequests"];
             500: components["responses"]["Internal"];
+            503: components["responses"]["Unavailable"];
         };
     };
     configureProvider: {
@@ -4485,6 +4542,7 @@ export interface operations {
             404: components["responses"]["ProviderNotFound"];
             429: components["responses"]["TooManyRequests"];
             500: components["responses"]["Internal"];
+            503: components["responses"]["Unavailable"];
         };
     };
     validateProvider: {
@@ -4577,6 +4635,7 @@ export interface operations {
             403: components["responses"]["Forbidden"];
             429: components["responses"]["TooManyRequests"];
             500: components["responses"]["Internal"];
+            503: components["responses"]["Unavailable"];
         };
     };
     getAgentRouting: {
@@ -4621,6 +4680,7 @@ export interface operations {
             404: components["responses"]["NotConfigured"];
             429: components["responses"]["TooManyRequests"];
             500: components["responses"]["Internal"];
+            503: components["responses"]["Unavailable"];
         };
     };
     setAgentRouting: {
@@ -4662,6 +4722,7 @@ export interface operations {
             415: components["responses"]["UnsupportedMediaType"];
             429: components["responses"]["TooManyRequests"];
             500: components["responses"]["Internal"];
+            503: components["responses"]["Unavailable"];
         };
     };
     removeAgentRouting: {
@@ -4702,6 +4763,7 @@ export interface operations {
             403: components["responses"]["Forbidden"];
             429: components["responses"]["TooManyRequests"];
             500: components["responses"]["Internal"];
+            503: components["responses"]["Unavailable"];
         };
     };
     resolveSecret: {
@@ -4836,6 +4898,7 @@ export interface operations {
             404: components["responses"]["NotFound"];
             429: components["responses"]["TooManyRequests"];
             500: components["responses"]["Internal"];
+            503: components["responses"]["Unavailable"];
         };
     };
     rotateWebhookSecret: {
@@ -4886,6 +4949,7 @@ export interface operations {
             415: components["responses"]["UnsupportedMediaType"];
             429: components["responses"]["TooManyRequests"];
             500: components["responses"]["Internal"];
+            503: components["responses"]["Unavailable"];
         };
     };
     getNotificationEndpoint: {
@@ -4923,6 +4987,7 @@ export interface operations {
             404: components["responses"]["EndpointNotConfigured"];
             429: components["responses"]["TooManyRequests"];
             500: components["responses"]["Internal"];
+            503: components["responses"]["Unavailable"];
         };
     };
     setNotificationEndpoint: {
@@ -4983,6 +5048,7 @@ export interface operations {
             415: components["responses"]["UnsupportedMediaType"];
             429: components["responses"]["TooManyRequests"];
             500: components["responses"]["Internal"];
+            503: components["responses"]["Unavailable"];
         };
     };
     removeNotificationEndpoint: {
@@ -5018,6 +5084,7 @@ export interface operations {
             403: components["responses"]["Forbidden"];
             429: components["responses"]["TooManyRequests"];
             500: components["responses"]["Internal"];
+            503: components["responses"]["Unavailable"];
         };
     };
     receiveWebhook: {
@@ -5134,6 +5201,7 @@ export interface operations {
             403: components["responses"]["AuditForbidden"];
             429: components["responses"]["TooManyRequests"];
             500: components["responses"]["Internal"];
+            503: components["responses"]["Unavailable"];
         };
     };
     notifyApiKeyRevoked: {

@@ -1,6 +1,7 @@
 //! The Worker's bindings as the use cases see them: D1, KV, `fetch`, the KEKs and the
 //! settings, read from `env` once per request (or per scheduled run).
 
+use std::rc::Rc;
 use std::time::Duration;
 
 use futures_util::future::LocalBoxFuture;
@@ -9,6 +10,7 @@ use worker::{Date, Delay, Env};
 use super::outbound::FetchClient;
 use crate::deps::{Clock, Deps};
 use crate::settings::Settings;
+use crate::store::authority::DurableAuthority;
 use crate::store::d1::D1Store;
 use crate::store::kv::KvBlobs;
 use crate::vault::Keks;
@@ -48,11 +50,30 @@ pub fn settings(env: &Env) -> Result<Settings, String> {
     Settings::from_vars(var("KEY_PREFIX").as_deref(), var("ALLOW_INSECURE_PROVIDER_HOSTS").as_deref())
 }
 
+/// The key authority: one Durable Object per workspace (or `AUTHORITY_SHARDS` per workspace,
+/// 1 to 64), and whether it answers authentication. `KEY_AUTHORITY=object` (the default) says
+/// it does; `catalogue` has D1 answer, for comparison and as a way back, while every write
+/// still keeps the objects up to date.
+fn key_authority(env: &Env) -> Result<(DurableAuthority, bool), String> {
+    let shards = match env_string(env, "AUTHORITY_SHARDS") {
+        None => 1,
+        Some(text) => text.trim().parse::<u32>().ok().filter(|n| (1..=64).contains(n)).ok_or("AUTHORITY_SHARDS must be 1 to 64")?,
+    };
+    let authenticates = match env_string(env, "KEY_AUTHORITY").as_deref().map(str::trim) {
+        None | Some("") | Some("object") => true,
+        Some("catalogue") => false,
+        Some(other) => return Err(format!("KEY_AUTHORITY must be `object` or `catalogue`, not {other:?}")),
+    };
+    Ok((DurableAuthority::from_env(env, shards)?, authenticates))
+}
+
 impl Bindings {
     /// A missing D1 or KV binding, or invalid settings, is a deployment error: every route
     /// that gets this far answers 500 and the log says which.
     pub fn from_env(env: &Env, request_id: Option<&str>) -> Result<Bindings, String> {
         let store = D1Store::new(env.d1("DB").map_err(|e| format!("the DB binding: {e}"))?);
+        let (authority, authenticates) = key_authority(env)?;
+        let store = store.with_authority(Rc::new(authority), authenticates);
         let blobs = KvBlobs::new(env.kv("SECRETS").map_err(|e| format!("the SECRETS binding: {e}"))?);
         let keks = match env_string(env, "VAULT_KEKS") {
             Some(text) => Keks::parse(&text).map_err(|e| format!("VAULT_KEKS: {e}")),

@@ -139,6 +139,6 @@ pub async fn authenticate<S: KeyStore, B, C>(
     if let Some(decision) = rate.filter(|d| !d.allowed) {
         return Err(Rejection { rate, ..ApiError::RateLimited { retry_after: decision.reset_seconds }.into() });
     }
-    let needs_touch = needs_touch(&key, now_ms);
+    let needs_touch = !finding.use_recorded && needs_touch(&key, now_ms);
     Ok(Authenticated { caller: Caller { key, workspace, ip: ip.map(str::to_string) }, rate, needs_touch })
 }

@@ -73,8 +73,24 @@ fn truncate_for_message(text: &str) -> String {
 }
 
 /// A key's capability list: at most 32, each valid, duplicates dropped, order kept.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+/// Serialised as its list of strings (the key authority's records), and parsed back.
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(into = "Vec<String>", try_from = "Vec<String>")]
 pub struct Capabilities(Vec<Capability>);
+
+impl From<Capabilities> for Vec<String> {
+    fn from(capabilities: Capabilities) -> Self {
+        capabilities.to_strings()
+    }
+}
+
+impl TryFrom<Vec<String>> for Capabilities {
+    type Error = String;
+
+    fn try_from(items: Vec<String>) -> Result<Self, String> {
+        Capabilities::parse(&items)
+    }
+}
 
 impl Capabilities {
     pub fn parse<S: AsRef<str>>(items: &[S]) -> Result<Self, String> {

@@ -2,6 +2,7 @@
 //! key routes (authenticate, create, list, revoke, reroll, verify, leak reports).
 
 pub mod auth;
+pub mod authority;
 pub mod bounds;
 pub mod capability;
 pub mod leaks;

@@ -8,7 +8,7 @@ use crate::name::Name;
 use crate::time::rfc3339;
 
 /// A per-key request budget: at most `limit` requests per fixed window of `window_seconds`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct RateLimit {
     pub limit: u32,
     pub window_seconds: u32,
@@ -21,7 +21,7 @@ impl RateLimit {
 }
 
 /// A stored key. It holds the SHA-256 of the key, never the key.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct KeyRecord {
     pub id: String,
     pub workspace_id: String,

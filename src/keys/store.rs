@@ -28,9 +28,11 @@ pub struct AuthFinding {
     pub found: Option<(KeyRecord, Workspace)>,
     pub ip_failures: u32,
     pub rate_hits: Option<RateHits>,
+    /// The key authority recorded the use itself: nothing is written after the response.
+    pub use_recorded: bool,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct RateHits {
     pub hits: u32,
     pub window_start: i64,
@@ -83,6 +85,15 @@ pub trait KeyStore: AuditStore {
         notification: &OutboxEvent,
         precondition: &Precondition,
     ) -> Result<Option<Reroll>, StoreError>;
+    /// The key with this hash and its workspace, counting nothing: what the key authority
+    /// reads through.
+    async fn key_with_workspace(&self, key_hash: &str) -> Result<Option<(KeyRecord, Workspace)>, StoreError>;
+    /// The workspace and id of the key with this hash; they never change once the key exists.
+    async fn location_of_key(&self, key_hash: &str) -> Result<Option<(String, String)>, StoreError>;
+    /// Any workspace's key by id (ids are unique across workspaces).
+    async fn key_by_id(&self, id: &str) -> Result<Option<KeyRecord>, StoreError>;
+    /// Writes the key authority's uses to `last_used_at`, in one statement.
+    async fn record_uses(&self, uses: &[crate::keys::authority::KeyUse]) -> Result<(), StoreError>;
     /// Records a use; skipped by the store when one was recorded within the last minute.
     async fn touch_last_used(&self, key_id: &str, now_ms: i64) -> Result<(), StoreError>;
     /// The keys whose hash is listed (in `workspace_id` only, when given) that are live at

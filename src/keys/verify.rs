@@ -101,6 +101,6 @@ pub async fn verify<S: KeyStore, B, C>(
         VerifyCode::Valid
     };
     let live = !matches!(code, VerifyCode::Revoked | VerifyCode::Expired);
-    let needs_touch = live && needs_touch(&key, now_ms);
+    let needs_touch = live && !finding.use_recorded && needs_touch(&key, now_ms);
     Ok(Verdict { code, key: Some(key), rate, needs_touch })
 }

@@ -7,7 +7,7 @@ use super::Capabilities;
 use crate::page::Cursor;
 use crate::time::rfc3339;
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Workspace {
     pub id: String,
     pub name: String,

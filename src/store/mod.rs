@@ -3,6 +3,9 @@
 //! Worker's binding and `sqlite` over real SQLite in native tests. The ports are re-exported
 //! here for the shell and the adapters; the domain never imports this module.
 
+pub mod authority;
+pub mod authority_ledger;
+pub mod authority_object;
 pub mod d1;
 pub mod kv;
 pub mod sql;

@@ -92,35 +92,58 @@ impl Sqlite {
     }
 
     fn run(&self, statement: &Statement) -> Result<Outcome, StoreError> {
-        let mut prepared = self.connection.prepare(&statement.sql).map_err(sql_error)?;
-        for (index, value) in statement.binds.iter().enumerate() {
-            let value = match value {
-                Value::Null => ToSqlOutput::Owned(rusqlite::types::Value::Null),
-                Value::Integer(v) => ToSqlOutput::Owned(rusqlite::types::Value::Integer(*v)),
-                Value::Real(v) => ToSqlOutput::Owned(rusqlite::types::Value::Real(*v)),
-                Value::Text(v) => ToSqlOutput::Borrowed(ValueRef::Text(v.as_bytes())),
+        let rows = query(&self.connection, &statement.sql, &statement.binds)?;
+        Ok(Outcome { rows, changes: self.connection.changes() as usize })
+    }
+}
+
+/// Runs one statement with positional binds; its rows as JSON objects, as D1 returns them.
+fn query(connection: &Connection, sql: &str, binds: &[Value]) -> Result<Vec<Map<String, Json>>, StoreError> {
+    let mut prepared = connection.prepare(sql).map_err(sql_error)?;
+    for (index, value) in binds.iter().enumerate() {
+        let value = match value {
+            Value::Null => ToSqlOutput::Owned(rusqlite::types::Value::Null),
+            Value::Integer(v) => ToSqlOutput::Owned(rusqlite::types::Value::Integer(*v)),
+            Value::Real(v) => ToSqlOutput::Owned(rusqlite::types::Value::Real(*v)),
+            Value::Text(v) => ToSqlOutput::Borrowed(ValueRef::Text(v.as_bytes())),
+        };
+        prepared.raw_bind_parameter(index + 1, value).map_err(sql_error)?;
+    }
+    let columns: Vec<String> = prepared.column_names().into_iter().map(String::from).collect();
+    let mut rows = prepared.raw_query();
+    let mut found = Vec::new();
+    while let Some(row) = rows.next().map_err(sql_error)? {
+        let mut map = Map::new();
+        for (index, column) in columns.iter().enumerate() {
+            let value = match row.get_ref(index).map_err(sql_error)? {
+                ValueRef::Null => Json::Null,
+                ValueRef::Integer(v) => Json::from(v),
+                ValueRef::Real(v) => Json::from(v),
+                ValueRef::Text(v) => Json::from(String::from_utf8_lossy(v).into_owned()),
+                ValueRef::Blob(_) => return Err(StoreError::Failed(format!("column {column} is a blob"))),
             };
-            prepared.raw_bind_parameter(index + 1, value).map_err(sql_error)?;
+            map.insert(column.clone(), value);
         }
-        let columns: Vec<String> = prepared.column_names().into_iter().map(String::from).collect();
-        let mut rows = prepared.raw_query();
-        let mut found = Vec::new();
-        while let Some(row) = rows.next().map_err(sql_error)? {
-            let mut map = Map::new();
-            for (index, column) in columns.iter().enumerate() {
-                let value = match row.get_ref(index).map_err(sql_error)? {
-                    ValueRef::Null => Json::Null,
-                    ValueRef::Integer(v) => Json::from(v),
-                    ValueRef::Real(v) => Json::from(v),
-                    ValueRef::Text(v) => Json::from(String::from_utf8_lossy(v).into_owned()),
-                    ValueRef::Blob(_) => return Err(StoreError::Failed(format!("column {column} is a blob"))),
-                };
-                map.insert(column.clone(), value);
-            }
-            found.push(map);
-        }
-        drop(rows);
-        Ok(Outcome { rows: found, changes: self.connection.changes() as usize })
+        found.push(map);
+    }
+    Ok(found)
+}
+
+/// A Durable Object's own SQLite database, as native tests stand it in: in memory, its SQL run
+/// at once. It outlives the objects a test starts over it, as the object's storage does.
+pub struct ObjectSqlite {
+    connection: Connection,
+}
+
+impl Default for ObjectSqlite {
+    fn default() -> Self {
+        ObjectSqlite { connection: Connection::open_in_memory().expect("SQLite opens in memory") }
+    }
+}
+
+impl super::authority_ledger::SyncSql for &ObjectSqlite {
+    fn run(&self, sql: &str, binds: Vec<Value>) -> Result<Vec<Map<String, Json>>, StoreError> {
+        query(&self.connection, sql, &binds)
     }
 }
 

@@ -1,6 +1,6 @@
 // Security review findings (issue 10): no key gains what it was not given, and no request held
 // open outlives the revocation of its key or a switch of its workspace to read-only.
-import { SELF, env } from "cloudflare:test";
+import { SELF, env, runInDurableObject } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { admin, call, createKey, createWorkspace, dbRow, dbRows, randomIp, sleep } from "./helpers.js";
 
@@ -113,7 +113,8 @@ describe("a key creates and rerolls only keys no wider than itself", () => {
 /**
  * Sends a request's headers now and its body only when `send` is called, as a slow or
  * malicious client would. `authenticated()` resolves once the Worker has authenticated it:
- * the caller key has a rate limit, so its counter moves when the request is checked.
+ * the caller key has a rate limit, so its workspace's key authority marks its counter when
+ * the request is checked.
  */
 function holdRequest(method, path, callerKey) {
   let release;
@@ -129,9 +130,12 @@ function holdRequest(method, path, callerKey) {
   const pending = SELF.fetch(`http://keywarden.test${path}`, { method, headers, body });
   return {
     async authenticated() {
+      const authority = env.AUTHORITY.get(env.AUTHORITY.idFromName(callerKey.workspaceId));
       for (let i = 0; i < 200; i++) {
-        const row = await dbRow("SELECT hits FROM rate_windows WHERE key_id = ?", callerKey.id);
-        if (row?.hits >= 1) return;
+        const rows = await runInDurableObject(authority, (_instance, state) =>
+          state.storage.sql.exec("SELECT marked FROM counters WHERE key_id = ?", callerKey.id).toArray(),
+        );
+        if (rows.length > 0) return;
         await sleep(25);
       }
       throw new Error("the held request was never authenticated");
@@ -149,7 +153,7 @@ function holdRequest(method, path, callerKey) {
 async function heldSetup() {
   const { key: owner, workspace } = await createWorkspace();
   const caller = await createKey(owner, { name: "held", capabilities: ["*"], rate_limit: { limit: 1000, window_seconds: 3600 } });
-  return { owner, workspace, caller };
+  return { owner, workspace, caller: { ...caller, workspaceId: workspace.id } };
 }
 
 const revoke = (owner, caller) => call("DELETE", `/v1/keys/${caller.id}`, { token: owner });

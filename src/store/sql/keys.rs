@@ -8,8 +8,10 @@ use super::webhooks::queue_statement;
 use super::{insert_audit_statement, insert_key_statement, key_records, live_key, outcome, Guard, KeyRow, SqlStore, WorkspaceRow};
 use super::{DB_NOW_MS, KEY_COLUMNS, WORKSPACE_COLUMNS};
 use crate::audit::AuditEvent;
-use crate::keys::limits::FAILED_ATTEMPT_LIMIT;
-use crate::keys::KeyRecord;
+use crate::keys::authority::KeyUse;
+use crate::keys::authority::{changing, Change};
+use crate::keys::limits::{FAILED_ATTEMPT_LIMIT, FAILED_ATTEMPT_WINDOW_MS};
+use crate::keys::{KeyRecord, Workspace};
 use crate::outbox::OutboxEvent;
 use crate::page::Cursor;
 use crate::store::{
@@ -53,8 +55,27 @@ struct HitsRow {
     window_start: i64,
 }
 
+impl<E: Executor> SqlStore<E> {
+    async fn count_auth_failure(&self, ip: &str, window_start: i64) -> Result<u32, StoreError> {
+        let outcome = self
+            .query(Statement::new(
+                "INSERT INTO auth_failures (ip, window_start, failures) VALUES (:ip, :window_start, 1) \
+                 ON CONFLICT (ip) DO UPDATE SET \
+                 failures = CASE WHEN auth_failures.window_start = excluded.window_start THEN auth_failures.failures + 1 ELSE 1 END, \
+                 window_start = excluded.window_start \
+                 RETURNING failures",
+                &[("ip", text(ip)), ("window_start", int(window_start))],
+            )?)
+            .await?;
+        Ok(outcome.first::<FailuresRow>()?.and_then(|r| r.failures).unwrap_or(1) as u32)
+    }
+}
+
 impl<E: Executor> KeyStore for SqlStore<E> {
     async fn authenticate(&self, probe: &AuthProbe<'_>) -> Result<AuthFinding, StoreError> {
+        if let Some(authority) = self.authenticating_authority() {
+            return authority.authenticate(probe).await;
+        }
         let binds = [
             ("key_hash", text(probe.key_hash)),
             ("ip", opt_text(probe.ip)),
@@ -103,23 +124,16 @@ impl<E: Executor> KeyStore for SqlStore<E> {
             _ => None,
         };
         let rate_hits = hits.first::<HitsRow>()?.map(|row| RateHits { hits: row.hits as u32, window_start: row.window_start });
-        Ok(AuthFinding { found, ip_failures: ip_failures as u32, rate_hits })
+        Ok(AuthFinding { found, ip_failures: ip_failures as u32, rate_hits, use_recorded: false })
     }
 
     async fn record_auth_failure(&self, ip: &str, window_start: i64) -> Result<u32, StoreError> {
-        let outcome = self
-            .query(Statement::new(
-                "INSERT INTO auth_failures (ip, window_start, failures) VALUES (:ip, :window_start, 1) \
-                 ON CONFLICT (ip) DO UPDATE SET \
-                 failures = CASE WHEN auth_failures.window_start = excluded.window_start THEN auth_failures.failures + 1 ELSE 1 END, \
-                 window_start = excluded.window_start \
-                 RETURNING failures",
-                &[("ip", text(ip)), ("window_start", int(window_start))],
-            )?)
-            .await?;
-        Ok(outcome.first::<FailuresRow>()?.and_then(|r| r.failures).unwrap_or(1) as u32)
+        let failures = self.count_auth_failure(ip, window_start).await?;
+        if let (true, Some(authority)) = (failures == FAILED_ATTEMPT_LIMIT, self.authenticating_authority()) {
+            authority.block_ip(ip, window_start + FAILED_ATTEMPT_WINDOW_MS).await;
+        }
+        Ok(failures)
     }
-
     async fn insert_key(&self, key: &KeyRecord, audit: &AuditEvent, precondition: &Precondition) -> Result<(), StoreError> {
         let statements = vec![insert_key_statement(key, None)?, insert_audit_statement(audit, None)?];
         self.batch_under(precondition, statements).await?;
@@ -165,34 +179,38 @@ impl<E: Executor> KeyStore for SqlStore<E> {
         audit: &AuditEvent,
         notification: &OutboxEvent,
     ) -> Result<Option<Revocation>, StoreError> {
-        let binds = [("id", text(id)), ("workspace_id", text(&precondition.workspace_id)), ("now", int(now_ms))];
-        // Stamped with the earlier of the Worker's clock and the commit's own: no later commit
-        // (judged by the database clock) and no later request (judged by the Worker's) can see
-        // the key live, whichever of the two clocks runs ahead.
-        let revoke = Statement::new(
-            &format!(
-                "UPDATE api_keys SET revoked_at = MIN(:now, {DB_NOW_MS}) WHERE id = :id AND workspace_id = :workspace_id \
+        let write = async {
+            let binds = [("id", text(id)), ("workspace_id", text(&precondition.workspace_id)), ("now", int(now_ms))];
+            // Stamped with the earlier of the Worker's clock and the commit's own: no later commit
+            // (judged by the database clock) and no later request (judged by the Worker's) can see
+            // the key live, whichever of the two clocks runs ahead.
+            let revoke = Statement::new(
+                &format!(
+                    "UPDATE api_keys SET revoked_at = MIN(:now, {DB_NOW_MS}) WHERE id = :id AND workspace_id = :workspace_id \
                  AND (revoked_at IS NULL OR revoked_at > {DB_NOW_MS}) RETURNING id"
-            ),
-            &binds,
-        )?;
-        // Audited only by the call that revoked it: changes() is the UPDATE's row count.
-        let audit_id = audit.id.clone();
-        let audit = insert_audit_statement(audit, Some(Guard::after_a_change()))?;
-        // Told only by the call that revoked it (its audit entry exists), stamped as revoked.
-        let notify = queue_statement(
-            notification,
-            now_ms,
-            Some("EXISTS (SELECT 1 FROM audit_events WHERE id = :audit_id)"),
-            Some(("revoked_at", "SELECT revoked_at FROM api_keys WHERE id = :key_id")),
-            &[("audit_id", text(&audit_id)), ("key_id", text(id))],
-        )?;
-        let read = Statement::new(&format!("SELECT {KEY_COLUMNS} FROM api_keys WHERE id = :id AND workspace_id = :workspace_id"), &binds)?;
-        let outcomes = self.batch_under(precondition, vec![revoke, audit, notify, read]).await?;
-        let revoked_now = !outcome(&outcomes, 0)?.rows.is_empty();
-        let queued = (outcome(&outcomes, 2)?.changes > 0).then(|| notification.id.clone());
-        let key = outcome(&outcomes, 3)?.first::<KeyRow>()?.map(KeyRow::into_record).transpose()?;
-        Ok(key.map(|key| Revocation { key, revoked_now, queued }))
+                ),
+                &binds,
+            )?;
+            // Audited only by the call that revoked it: changes() is the UPDATE's row count.
+            let audit_id = audit.id.clone();
+            let audit = insert_audit_statement(audit, Some(Guard::after_a_change()))?;
+            // Told only by the call that revoked it (its audit entry exists), stamped as revoked.
+            let notify = queue_statement(
+                notification,
+                now_ms,
+                Some("EXISTS (SELECT 1 FROM audit_events WHERE id = :audit_id)"),
+                Some(("revoked_at", "SELECT revoked_at FROM api_keys WHERE id = :key_id")),
+                &[("audit_id", text(&audit_id)), ("key_id", text(id))],
+            )?;
+            let read =
+                Statement::new(&format!("SELECT {KEY_COLUMNS} FROM api_keys WHERE id = :id AND workspace_id = :workspace_id"), &binds)?;
+            let outcomes = self.batch_under(precondition, vec![revoke, audit, notify, read]).await?;
+            let revoked_now = !outcome(&outcomes, 0)?.rows.is_empty();
+            let queued = (outcome(&outcomes, 2)?.changes > 0).then(|| notification.id.clone());
+            let key = outcome(&outcomes, 3)?.first::<KeyRow>()?.map(KeyRow::into_record).transpose()?;
+            Ok(key.map(|key| Revocation { key, revoked_now, queued }))
+        };
+        changing::<_, StoreError>(self.authority(), &Change::keys([(precondition.workspace_id.as_str(), id)]), write).await
     }
 
     async fn reroll_key(
@@ -205,35 +223,40 @@ impl<E: Executor> KeyStore for SqlStore<E> {
         notification: &OutboxEvent,
         precondition: &Precondition,
     ) -> Result<Option<Reroll>, StoreError> {
-        // Judged by the commit's own clock: a revoke that committed first always wins.
-        let old_is_live_sql = format!(
-            "EXISTS (SELECT 1 FROM api_keys k WHERE k.id = :old_id AND k.workspace_id = :old_workspace_id AND {})",
-            live_key("k", DB_NOW_MS)
-        );
-        let old_is_live =
-            Guard { sql: &old_is_live_sql, binds: vec![("old_id", text(old_id)), ("old_workspace_id", text(&successor.workspace_id))] };
-        let insert = insert_key_statement(successor, Some(old_is_live))?;
-        let end_old = Statement::new(
+        let write = async {
+            // Judged by the commit's own clock: a revoke that committed first always wins.
+            let old_is_live_sql = format!(
+                "EXISTS (SELECT 1 FROM api_keys k WHERE k.id = :old_id AND k.workspace_id = :old_workspace_id AND {})",
+                live_key("k", DB_NOW_MS)
+            );
+            let old_is_live =
+                Guard { sql: &old_is_live_sql, binds: vec![("old_id", text(old_id)), ("old_workspace_id", text(&successor.workspace_id))] };
+            let insert = insert_key_statement(successor, Some(old_is_live))?;
+            let end_old = Statement::new(
             &format!(
                 "UPDATE api_keys SET revoked_at = MIN(COALESCE(revoked_at, MIN(:now, {DB_NOW_MS}) + :grace), MIN(:now, {DB_NOW_MS}) + :grace) \
                  WHERE id = :old_id AND EXISTS (SELECT 1 FROM api_keys WHERE id = :successor_id) RETURNING revoked_at"
             ),
             &[("old_id", text(old_id)), ("grace", int(grace_ms)), ("successor_id", text(&successor.id)), ("now", int(now_ms))],
         )?;
-        let successor_exists =
-            Guard { sql: "EXISTS (SELECT 1 FROM api_keys WHERE id = :successor_id)", binds: vec![("successor_id", text(&successor.id))] };
-        let audit = insert_audit_statement(audit, Some(successor_exists))?;
-        let notify = queue_statement(
-            notification,
-            now_ms,
-            Some("EXISTS (SELECT 1 FROM api_keys WHERE id = :successor_id)"),
-            Some(("old_key_stops_at", "SELECT revoked_at FROM api_keys WHERE id = :old_id")),
-            &[("successor_id", text(&successor.id)), ("old_id", text(old_id))],
-        )?;
-        let outcomes = self.batch_under(precondition, vec![insert, end_old, audit, notify]).await?;
-        let queued = (outcome(&outcomes, 3)?.changes > 0).then(|| notification.id.clone());
-        let ended = outcome(&outcomes, 1)?.first::<RevokedAtRow>()?.and_then(|row| row.revoked_at);
-        Ok(ended.map(|old_key_stops_at| Reroll { old_key_stops_at, queued }))
+            let successor_exists = Guard {
+                sql: "EXISTS (SELECT 1 FROM api_keys WHERE id = :successor_id)",
+                binds: vec![("successor_id", text(&successor.id))],
+            };
+            let audit = insert_audit_statement(audit, Some(successor_exists))?;
+            let notify = queue_statement(
+                notification,
+                now_ms,
+                Some("EXISTS (SELECT 1 FROM api_keys WHERE id = :successor_id)"),
+                Some(("old_key_stops_at", "SELECT revoked_at FROM api_keys WHERE id = :old_id")),
+                &[("successor_id", text(&successor.id)), ("old_id", text(old_id))],
+            )?;
+            let outcomes = self.batch_under(precondition, vec![insert, end_old, audit, notify]).await?;
+            let queued = (outcome(&outcomes, 3)?.changes > 0).then(|| notification.id.clone());
+            let ended = outcome(&outcomes, 1)?.first::<RevokedAtRow>()?.and_then(|row| row.revoked_at);
+            Ok(ended.map(|old_key_stops_at| Reroll { old_key_stops_at, queued }))
+        };
+        changing::<_, StoreError>(self.authority(), &Change::keys([(successor.workspace_id.as_str(), old_id)]), write).await
     }
 
     async fn live_keys_by_hashes(
@@ -335,10 +358,60 @@ impl<E: Executor> KeyStore for SqlStore<E> {
              AND (:scope IS NULL OR workspace_id = :scope)",
             &[("hashes", json_param(plan.key_hashes)?), ("reason", text(REVOKED_AS_LEAKED)), scope],
         )?);
-        let outcomes = self.batch(statements).await?;
+        let changes =
+            Change::keys(plan.revocations.iter().map(|planned| (planned.notification.workspace_id.as_str(), planned.key_id.as_str())));
+        let outcomes = changing::<_, StoreError>(self.authority(), &changes, self.batch(statements)).await?;
         let revoked = key_records(outcome(&outcomes, revoke_at)?)?;
         let leaked_hashes = outcome(&outcomes, revoke_at + 1)?.rows::<HashRow>()?.into_iter().map(|row| row.key_hash).collect();
         Ok(LeakRevocation { revoked, leaked_hashes })
+    }
+
+    async fn key_with_workspace(&self, key_hash: &str) -> Result<Option<(KeyRecord, Workspace)>, StoreError> {
+        let binds = [("key_hash", text(key_hash))];
+        let key = Statement::new(&format!("SELECT {KEY_COLUMNS} FROM api_keys WHERE key_hash = :key_hash"), &binds)?;
+        let workspace = Statement::new(
+            &format!(
+                "SELECT {WORKSPACE_COLUMNS} FROM workspaces WHERE id = (SELECT workspace_id FROM api_keys WHERE key_hash = :key_hash)"
+            ),
+            &binds,
+        )?;
+        let outcomes = self.batch(vec![key, workspace]).await?;
+        let [key, workspace] = outcomes.as_slice() else {
+            return Err(StoreError::Failed(format!("key read returned {} results", outcomes.len())));
+        };
+        match (key.first::<KeyRow>()?, workspace.first::<WorkspaceRow>()?) {
+            (Some(key), Some(workspace)) => Ok(Some((key.into_record()?, workspace.into_workspace()?))),
+            _ => Ok(None),
+        }
+    }
+
+    async fn location_of_key(&self, key_hash: &str) -> Result<Option<(String, String)>, StoreError> {
+        #[derive(Deserialize)]
+        struct Row {
+            workspace_id: String,
+            id: String,
+        }
+        let sql = "SELECT workspace_id, id FROM api_keys WHERE key_hash = :key_hash";
+        let outcome = self.query(Statement::new(sql, &[("key_hash", text(key_hash))])?).await?;
+        Ok(outcome.first::<Row>()?.map(|row| (row.workspace_id, row.id)))
+    }
+
+    async fn key_by_id(&self, id: &str) -> Result<Option<KeyRecord>, StoreError> {
+        let sql = format!("SELECT {KEY_COLUMNS} FROM api_keys WHERE id = :id");
+        let outcome = self.query(Statement::new(&sql, &[("id", text(id))])?).await?;
+        outcome.first::<KeyRow>()?.map(KeyRow::into_record).transpose()
+    }
+
+    async fn record_uses(&self, uses: &[KeyUse]) -> Result<(), StoreError> {
+        if uses.is_empty() {
+            return Ok(());
+        }
+        // One statement for all of them; a use never moves `last_used_at` back.
+        let sql = "UPDATE api_keys SET last_used_at = u.at FROM \
+                   (SELECT json_extract(value, '$.key_id') AS key_id, json_extract(value, '$.at') AS at FROM json_each(:uses)) AS u \
+                   WHERE api_keys.id = u.key_id AND (api_keys.last_used_at IS NULL OR api_keys.last_used_at < u.at)";
+        self.query(Statement::new(sql, &[("uses", json_param(uses)?)])?).await?;
+        Ok(())
     }
 
     async fn touch_last_used(&self, key_id: &str, now_ms: i64) -> Result<(), StoreError> {

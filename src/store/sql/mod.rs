@@ -1,6 +1,8 @@
 //! The SQL of the storage ports, written once: D1 runs it in the Worker and SQLite in native
 //! tests, through the same [`Executor`].
 
+use std::rc::Rc;
+
 use serde::Deserialize;
 
 pub(crate) mod audit;
@@ -15,18 +17,41 @@ use exec::{int, json_text, opt_int, opt_text, text};
 pub use exec::{Executor, Outcome, Statement, Value};
 
 use crate::audit::AuditEvent;
+use crate::keys::authority::KeyAuthority;
 use crate::keys::{Capabilities, KeyRecord, RateLimit};
 use crate::storage::{Precondition, Refusal, StoreError};
 use crate::workspaces::Workspace;
 
-/// Every storage port over one SQL executor.
+/// Every storage port over one SQL executor, and the key authority that answers
+/// authentication when there is one (keeping it consistent is this store's job: every write
+/// that changes what authentication reads holds it first).
 pub struct SqlStore<E> {
     exec: E,
+    authority: Option<Rc<dyn KeyAuthority>>,
+    /// Whether the authority also answers authentication, or only is kept consistent (so that
+    /// switching `KEY_AUTHORITY` back to `object` finds every object up to date).
+    authenticates: bool,
 }
 
 impl<E: Executor> SqlStore<E> {
     pub fn over(exec: E) -> Self {
-        SqlStore { exec }
+        SqlStore { exec, authority: None, authenticates: false }
+    }
+
+    /// The same store keeping `authority` consistent with every write, and asking it to
+    /// authenticate when `authenticates`.
+    pub fn with_authority(self, authority: Rc<dyn KeyAuthority>, authenticates: bool) -> Self {
+        SqlStore { authority: Some(authority), authenticates, ..self }
+    }
+
+    /// The authority every write that changes what authentication reads must hold.
+    pub(crate) fn authority(&self) -> Option<&dyn KeyAuthority> {
+        self.authority.as_deref()
+    }
+
+    /// The authority that answers authentication, if it is not D1.
+    pub(crate) fn authenticating_authority(&self) -> Option<&dyn KeyAuthority> {
+        self.authority().filter(|_| self.authenticates)
     }
 
     pub fn executor(&self) -> &E {

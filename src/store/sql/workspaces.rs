@@ -3,6 +3,7 @@
 use super::exec::{int, opt_int, opt_text, text, Executor, Statement, Value};
 use super::{capabilities_text, insert_audit_statement, insert_key_statement, SqlStore, WorkspaceRow, WORKSPACE_COLUMNS};
 use crate::audit::AuditEvent;
+use crate::keys::authority::{changing, Change};
 use crate::keys::KeyRecord;
 use crate::page::Cursor;
 use crate::store::{StoreError, WorkspaceStore};
@@ -64,6 +65,9 @@ impl<E: Executor> WorkspaceStore for SqlStore<E> {
             ("read_only", opt_int(patch.read_only.map(i64::from))),
             ("default_capabilities", patch.default_capabilities.as_ref().map_or(Value::Null, capabilities_text)),
         ];
-        Ok(workspaces(&self.query(Statement::new(&sql, &binds)?).await?)?.into_iter().next())
+        let statement = Statement::new(&sql, &binds)?;
+        // The workspace's objects mirror it (read-only, name): held while it changes.
+        let outcome = changing::<_, StoreError>(self.authority(), &Change::workspace(id), self.query(statement)).await?;
+        Ok(workspaces(&outcome)?.into_iter().next())
     }
 }

@@ -1,0 +1,346 @@
+//! The key authority: one object per workspace (or per shard of a hot one) that every
+//! authentication of its keys goes through. Serving them from one place is what keeps a revoke
+//! effective from the very next request without asking D1 each time.
+//!
+//! This is the object's logic, in plain Rust. It keeps a mirror of the keys it has served and
+//! their workspace, per-key rate counters and the uses not yet written to the catalogue. What
+//! must survive a restart goes through the [`Ledger`] before the change is visible in memory.
+//! The Durable Object adapter (`store::authority_object`) feeds it requests, the catalogue's
+//! answers and the clock.
+//!
+//! - **Read-through.** A key the mirror lacks, or one being changed in the catalogue (held), is
+//!   read from the catalogue (D1) instead. So an object that has not yet seen a key, or a
+//!   database from before the authority existed, answers exactly as D1 does.
+//! - **Holds.** A write that changes what authentication reads (revoke, reroll, leak, a
+//!   workspace's `read_only`) first holds the keys or the workspace, then commits in D1, then
+//!   releases with D1's fresh record. A hold is durable, so a held key is read through until
+//!   its release arrives, even across a restart. A hold left behind by a caller that died is
+//!   released by the alarm after [`HOLD_TIMEOUT_MS`], from D1.
+//! - **Counters.** They live in memory. The first change after a save marks the key durably
+//!   ("may have unsaved uses"), and the alarm saves them and clears the marks. A marked key
+//!   restored after a restart has its window treated as spent. So a restart loses at most the
+//!   rest of one window, and never admits more than the limit.
+
+use std::collections::{HashMap, HashSet};
+
+use serde::{Deserialize, Serialize};
+
+use crate::keys::limits::window_start;
+use crate::keys::store::RateHits;
+use crate::keys::{KeyRecord, Workspace};
+use crate::storage::StoreError;
+
+/// The hold target that stands for the workspace record itself.
+pub const WHOLE_WORKSPACE: &str = "*";
+
+/// How long after the first unsaved change the alarm saves counters and writes uses.
+pub const FLUSH_INTERVAL_MS: i64 = 1_000;
+
+/// `last_used_at` is written to the catalogue at most once a minute per key, as before.
+pub const USE_WRITE_INTERVAL_MS: i64 = 60_000;
+
+/// A hold older than this is released from D1 by the alarm: no D1 write runs that long, so the
+/// caller that held it is gone, and D1's record is the truth.
+pub const HOLD_TIMEOUT_MS: i64 = 5 * 60_000;
+
+/// A key's fixed-window counter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Counter {
+    pub window_start: i64,
+    pub hits: u32,
+}
+
+/// What the object keeps durably: its storage, in the Durable Object's SQLite.
+pub trait Ledger {
+    fn save_key(&self, key: &KeyRecord) -> Result<(), StoreError>;
+    fn forget_key(&self, key_id: &str) -> Result<(), StoreError>;
+    fn save_workspace(&self, workspace: &Workspace) -> Result<(), StoreError>;
+    fn save_hold(&self, target: &str, since_ms: i64) -> Result<(), StoreError>;
+    fn drop_hold(&self, target: &str) -> Result<(), StoreError>;
+    /// Marks `key_id` as possibly having uses its saved counter lacks.
+    fn mark_counting(&self, key_id: &str) -> Result<(), StoreError>;
+    /// Saves these counters exactly and clears their marks.
+    fn save_counters(&self, counters: &[(String, Counter)]) -> Result<(), StoreError>;
+    fn drop_counters(&self, key_ids: &[String]) -> Result<(), StoreError>;
+    fn load(&self) -> Result<Snapshot, StoreError>;
+}
+
+/// What the ledger holds, as read back when the object starts.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Snapshot {
+    pub keys: Vec<KeyRecord>,
+    pub workspace: Option<Workspace>,
+    pub holds: Vec<(String, i64)>,
+    /// Each counter, and whether it is marked (uses may have been lost).
+    pub counters: Vec<(String, Counter, bool)>,
+}
+
+/// The answer to one authentication: the key and its workspace (`None`: no such key), and for a
+/// live, rate-limited key whose use was counted, its counter after this use.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Admission {
+    pub found: Option<(KeyRecord, Workspace)>,
+    pub rate_hits: Option<RateHits>,
+}
+
+/// Whether the mirror can answer, or the catalogue must be read first.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Lookup {
+    Answered(Box<Admission>),
+    /// Read the key by hash from the catalogue, then call [`Authority::read_through`] with this
+    /// generation.
+    ReadThrough {
+        generation: u64,
+    },
+}
+
+/// A use to write to the catalogue's `last_used_at`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyUse {
+    pub key_id: String,
+    pub at: i64,
+}
+
+#[derive(Debug, Default)]
+pub struct Authority {
+    workspace: Option<Workspace>,
+    keys: HashMap<String, KeyRecord>,
+    hash_of: HashMap<String, String>,
+    holds: HashMap<String, i64>,
+    counters: HashMap<String, Counter>,
+    unsaved: HashSet<String>,
+    uses: HashMap<String, i64>,
+    /// Keys restored with a marked counter, and when: their window at that moment is spent.
+    spent: HashMap<String, i64>,
+    /// Bumped by every hold and release: a read-through that started before one is stale.
+    generation: u64,
+}
+
+impl Authority {
+    /// The object as its ledger left it. A marked counter may lack uses, so the window its key
+    /// was in at `now_ms` counts as spent.
+    pub fn restore(snapshot: Snapshot, now_ms: i64) -> Self {
+        let mut authority = Authority { workspace: snapshot.workspace, ..Authority::default() };
+        for key in snapshot.keys {
+            authority.hash_of.insert(key.id.clone(), key.key_hash.clone());
+            authority.keys.insert(key.key_hash.clone(), key);
+        }
+        authority.holds = snapshot.holds.into_iter().collect();
+        for (key_id, counter, marked) in snapshot.counters {
+            if marked {
+                authority.spent.insert(key_id.clone(), now_ms);
+            }
+            authority.counters.insert(key_id, counter);
+        }
+        authority
+    }
+
+    /// The workspace this object serves, once it has read it.
+    pub fn workspace_id(&self) -> Option<String> {
+        self.workspace.as_ref().map(|workspace| workspace.id.clone())
+    }
+
+    fn key_by_id(&self, key_id: &str) -> Option<&KeyRecord> {
+        self.hash_of.get(key_id).and_then(|hash| self.keys.get(hash))
+    }
+
+    fn workspace_held(&self) -> bool {
+        self.holds.contains_key(WHOLE_WORKSPACE)
+    }
+
+    /// Authenticates the key with this hash from the mirror, or says to read it through.
+    /// `count` counts the use (and records it) when the key is live.
+    pub fn lookup(&mut self, ledger: &impl Ledger, key_hash: &str, now_ms: i64, count: bool) -> Result<Lookup, StoreError> {
+        let read_through = Lookup::ReadThrough { generation: self.generation };
+        let (Some(workspace), false) = (self.workspace.clone(), self.workspace_held()) else { return Ok(read_through) };
+        let Some(key) = self.keys.get(key_hash).filter(|key| !self.holds.contains_key(&key.id)).cloned() else {
+            return Ok(read_through);
+        };
+        Ok(Lookup::Answered(Box::new(self.admit(ledger, key, workspace, now_ms, count)?)))
+    }
+
+    /// Answers from the catalogue's record, read after [`Lookup::ReadThrough`] gave
+    /// `generation`; `None` when a hold or release came in between, and it must be read again.
+    /// A record nothing holds joins the mirror.
+    pub fn read_through(
+        &mut self,
+        ledger: &impl Ledger,
+        generation: u64,
+        found: Option<(KeyRecord, Workspace)>,
+        now_ms: i64,
+        count: bool,
+    ) -> Result<Option<Admission>, StoreError> {
+        if generation != self.generation {
+            return Ok(None);
+        }
+        let Some((key, workspace)) = found else { return Ok(Some(Admission { found: None, rate_hits: None })) };
+        if !self.workspace_held() && self.workspace.as_ref() != Some(&workspace) {
+            ledger.save_workspace(&workspace)?;
+            self.workspace = Some(workspace.clone());
+        }
+        if !self.holds.contains_key(&key.id) && self.keys.get(&key.key_hash) != Some(&key) {
+            self.remember(ledger, key.clone())?;
+        }
+        self.admit(ledger, key, workspace, now_ms, count).map(Some)
+    }
+
+    fn remember(&mut self, ledger: &impl Ledger, key: KeyRecord) -> Result<(), StoreError> {
+        ledger.save_key(&key)?;
+        self.hash_of.insert(key.id.clone(), key.key_hash.clone());
+        self.keys.insert(key.key_hash.clone(), key);
+        Ok(())
+    }
+
+    fn admit(
+        &mut self,
+        ledger: &impl Ledger,
+        mut key: KeyRecord,
+        workspace: Workspace,
+        now_ms: i64,
+        count: bool,
+    ) -> Result<Admission, StoreError> {
+        let mut rate_hits = None;
+        if count && key.is_live(now_ms) {
+            if let Some(limit) = key.rate_limit {
+                let window_ms = limit.window_seconds as i64 * 1000;
+                let window = window_start(now_ms, window_ms);
+                if !self.unsaved.contains(&key.id) {
+                    ledger.mark_counting(&key.id)?;
+                    self.unsaved.insert(key.id.clone());
+                }
+                let counter = self.counters.entry(key.id.clone()).or_insert(Counter { window_start: window, hits: 0 });
+                if let Some(restored_at) = self.spent.remove(&key.id) {
+                    let spent_window = window_start(restored_at, window_ms);
+                    if counter.window_start != spent_window {
+                        *counter = Counter { window_start: spent_window, hits: 0 };
+                    }
+                    counter.hits = counter.hits.max(limit.limit);
+                }
+                if counter.window_start != window {
+                    *counter = Counter { window_start: window, hits: 0 };
+                }
+                counter.hits = counter.hits.saturating_add(1);
+                rate_hits = Some(RateHits { hits: counter.hits, window_start: counter.window_start });
+            }
+            let last = self.uses.entry(key.id.clone()).or_insert(now_ms);
+            *last = (*last).max(now_ms);
+        }
+        if let Some(used) = self.uses.get(&key.id) {
+            key.last_used_at = Some(key.last_used_at.map_or(*used, |at| at.max(*used)));
+        }
+        Ok(Admission { found: Some((key, workspace)), rate_hits })
+    }
+
+    /// Holds `targets` (key ids, or [`WHOLE_WORKSPACE`]): they are read through until released.
+    pub fn hold(&mut self, ledger: &impl Ledger, targets: &[String], now_ms: i64) -> Result<(), StoreError> {
+        for target in targets {
+            ledger.save_hold(target, now_ms)?;
+            self.holds.insert(target.clone(), now_ms);
+        }
+        self.generation += 1;
+        Ok(())
+    }
+
+    /// Releases a held key with the catalogue's record of it now (`None`: it is gone).
+    pub fn release_key(&mut self, ledger: &impl Ledger, key_id: &str, fresh: Option<KeyRecord>) -> Result<(), StoreError> {
+        match fresh {
+            Some(key) => self.remember(ledger, key)?,
+            None => {
+                ledger.forget_key(key_id)?;
+                if let Some(hash) = self.hash_of.remove(key_id) {
+                    self.keys.remove(&hash);
+                }
+            }
+        }
+        ledger.drop_hold(key_id)?;
+        self.holds.remove(key_id);
+        self.generation += 1;
+        Ok(())
+    }
+
+    /// Releases the held workspace with the catalogue's record of it now.
+    pub fn release_workspace(&mut self, ledger: &impl Ledger, fresh: Option<Workspace>) -> Result<(), StoreError> {
+        if let Some(workspace) = fresh {
+            ledger.save_workspace(&workspace)?;
+            self.workspace = Some(workspace);
+        }
+        ledger.drop_hold(WHOLE_WORKSPACE)?;
+        self.holds.remove(WHOLE_WORKSPACE);
+        self.generation += 1;
+        Ok(())
+    }
+
+    /// The holds older than [`HOLD_TIMEOUT_MS`]: the alarm releases them from D1.
+    pub fn stale_holds(&self, now_ms: i64) -> Vec<String> {
+        let mut stale: Vec<String> =
+            self.holds.iter().filter(|(_, since)| **since <= now_ms - HOLD_TIMEOUT_MS).map(|(target, _)| target.clone()).collect();
+        stale.sort();
+        stale
+    }
+
+    /// Saves the counters changed since the last save and drops those whose window has ended;
+    /// returns the uses due to be written to the catalogue (taken: hand back the ones that
+    /// could not be written with [`Authority::keep_uses`]).
+    pub fn flush(&mut self, ledger: &impl Ledger, now_ms: i64) -> Result<Vec<KeyUse>, StoreError> {
+        let mut changed: Vec<(String, Counter)> =
+            self.unsaved.iter().filter_map(|id| self.counters.get(id).map(|counter| (id.clone(), *counter))).collect();
+        changed.sort_by(|a, b| a.0.cmp(&b.0));
+        ledger.save_counters(&changed)?;
+        self.unsaved.clear();
+        let ended: Vec<String> = self
+            .counters
+            .iter()
+            // A spent window must outlive a second restart, so its mark stays until the key is used.
+            .filter(|(id, _)| !self.spent.contains_key(*id))
+            .filter(|(id, counter)| {
+                let window_ms = self.key_by_id(id).and_then(|key| key.rate_limit).map_or(0, |limit| limit.window_seconds as i64 * 1000);
+                counter.window_start + window_ms <= now_ms
+            })
+            .map(|(id, _)| id.clone())
+            .collect();
+        if !ended.is_empty() {
+            ledger.drop_counters(&ended)?;
+            for id in &ended {
+                self.counters.remove(id);
+            }
+        }
+        // A use within a minute of the last one written is not written, as D1 alone did.
+        let mut due: Vec<KeyUse> = std::mem::take(&mut self.uses)
+            .into_iter()
+            .filter(|(id, at)| {
+                self.key_by_id(id).and_then(|key| key.last_used_at).is_none_or(|written| *at >= written + USE_WRITE_INTERVAL_MS)
+            })
+            .map(|(key_id, at)| KeyUse { key_id, at })
+            .collect();
+        due.sort_by(|a, b| a.key_id.cmp(&b.key_id));
+        Ok(due)
+    }
+
+    /// Records that these uses reached the catalogue, so the mirror's records say so.
+    pub fn uses_written(&mut self, ledger: &impl Ledger, written: &[KeyUse]) -> Result<(), StoreError> {
+        for key_use in written {
+            if let Some(mut key) = self.key_by_id(&key_use.key_id).cloned() {
+                key.last_used_at = Some(key.last_used_at.map_or(key_use.at, |at| at.max(key_use.at)));
+                self.remember(ledger, key)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Hands back uses that could not be written, for the next flush.
+    pub fn keep_uses(&mut self, unwritten: Vec<KeyUse>) {
+        for key_use in unwritten {
+            let last = self.uses.entry(key_use.key_id).or_insert(key_use.at);
+            *last = (*last).max(key_use.at);
+        }
+    }
+
+    /// When the alarm has work: counters to save or uses to write soon, else the first hold
+    /// to time out; `None` when there is nothing to do.
+    pub fn next_alarm(&self, now_ms: i64) -> Option<i64> {
+        if !self.unsaved.is_empty() || !self.uses.is_empty() {
+            return Some(now_ms + FLUSH_INTERVAL_MS);
+        }
+        self.holds.values().min().map(|since| (since + HOLD_TIMEOUT_MS).max(now_ms))
+    }
+}

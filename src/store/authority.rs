@@ -1,0 +1,226 @@
+//! The Worker's side of the key authority: which object owns a key, the IP guard, and the
+//! internal protocol to the objects (`store::authority_object`).
+//!
+//! The hot path is: the hash's location (isolate memory, else KV, else D1's `key_hash` index;
+//! a key's workspace and id never change, so no cache of them can be stale), then one `fetch`
+//! to that object. A successful authentication issues no D1 statement once the location is
+//! known in the isolate or in KV.
+//!
+//! The failed-attempt block: failures are counted in D1 as before (exactly, on the failure
+//! path only). The 10th blocks the IP in this isolate's memory and in KV until its window
+//! ends, and the success path checks both. A guess is refused exactly everywhere, because every
+//! failure reads D1's count. A valid key sent from a blocked IP is refused wherever the block
+//! is known: at once in this isolate, and elsewhere once KV has it (about a minute, its
+//! propagation, comparable to the window).
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+
+use futures_util::future::LocalBoxFuture;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use worker::wasm_bindgen::JsValue;
+use worker::{Date, Env, KvStore, Method, ObjectNamespace, Request, RequestInit};
+
+use super::d1::D1Store;
+use crate::keys::authority::{Admission, Change, KeyAuthority, WHOLE_WORKSPACE};
+use crate::keys::limits::FAILED_ATTEMPT_LIMIT;
+use crate::keys::store::{AuthFinding, AuthProbe, KeyStore};
+use crate::storage::StoreError;
+
+/// The protocol's version: its paths start with it, so an object and a Worker of different
+/// deploys never misread each other.
+pub const PROTOCOL: &str = "/authority/v1";
+
+/// The isolate keeps at most this many locations; past it, it starts again (they are cheap to
+/// read back).
+const LOCATIONS_KEPT: usize = 100_000;
+
+/// Which object a key lives in.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Location {
+    pub workspace_id: String,
+    pub key_id: String,
+}
+
+thread_local! {
+    static LOCATIONS: RefCell<HashMap<String, Location>> = RefCell::new(HashMap::new());
+    static BLOCKED_IPS: RefCell<HashMap<String, i64>> = RefCell::new(HashMap::new());
+}
+
+/// The request to an object: authenticate a hash.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct AuthenticateMessage {
+    pub key_hash: String,
+    pub now_ms: i64,
+    pub count: bool,
+}
+
+/// The request to an object: hold or release keys or the workspace.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct TargetsMessage {
+    pub workspace_id: String,
+    pub targets: Vec<String>,
+}
+
+/// The object of a key: its workspace's, or one of the workspace's `shards`, chosen by the key.
+pub fn object_name(workspace_id: &str, key_id: &str, shards: u32) -> String {
+    if shards <= 1 {
+        workspace_id.to_string()
+    } else {
+        format!("{workspace_id}/{}", crc32fast::hash(key_id.as_bytes()) % shards)
+    }
+}
+
+pub struct DurableAuthority {
+    objects: ObjectNamespace,
+    kv: KvStore,
+    catalogue: D1Store,
+    shards: u32,
+}
+
+fn failed(what: &str, error: impl std::fmt::Display) -> StoreError {
+    let text = error.to_string();
+    // An object refusing work it cannot take is the caller's to retry later, never ours now.
+    if text.contains("overloaded") {
+        StoreError::Unavailable
+    } else {
+        StoreError::Failed(format!("{what}: {text}"))
+    }
+}
+
+impl DurableAuthority {
+    pub fn from_env(env: &Env, shards: u32) -> Result<Self, String> {
+        Ok(DurableAuthority {
+            objects: env.durable_object("AUTHORITY").map_err(|e| format!("the AUTHORITY binding: {e}"))?,
+            kv: env.kv("SECRETS").map_err(|e| format!("the SECRETS binding: {e}"))?,
+            catalogue: D1Store::new(env.d1("DB").map_err(|e| format!("the DB binding: {e}"))?),
+            shards,
+        })
+    }
+
+    async fn call<T: serde::de::DeserializeOwned>(&self, object: &str, op: &str, body: &impl Serialize) -> Result<T, StoreError> {
+        let stub = self.objects.id_from_name(object).and_then(|id| id.get_stub()).map_err(|e| failed("authority stub", e))?;
+        let text = serde_json::to_string(body).map_err(|e| StoreError::Failed(format!("authority message: {e}")))?;
+        let mut init = RequestInit::new();
+        init.with_method(Method::Post).with_body(Some(JsValue::from_str(&text)));
+        let request =
+            Request::new_with_init(&format!("https://authority{PROTOCOL}/{op}"), &init).map_err(|e| failed("authority request", e))?;
+        // Never retried: an authentication may have counted a use before the answer was lost.
+        let mut response = stub.fetch_with_request(request).await.map_err(|e| failed("authority call", e))?;
+        let answer = response.text().await.map_err(|e| failed("authority answer", e))?;
+        match response.status_code() {
+            200 => serde_json::from_str(&answer).map_err(|e| StoreError::Failed(format!("authority answer: {e}"))),
+            503 => Err(StoreError::Unavailable),
+            status => Err(StoreError::Failed(format!("authority {op} answered {status}: {answer}"))),
+        }
+    }
+
+    async fn locate(&self, key_hash: &str) -> Result<Option<Location>, StoreError> {
+        if let Some(found) = LOCATIONS.with(|cache| cache.borrow().get(key_hash).cloned()) {
+            return Ok(Some(found));
+        }
+        let name = format!("keyloc:{key_hash}");
+        let mut found = self.kv.get(&name).json::<Location>().await.ok().flatten();
+        if found.is_none() {
+            found = self.catalogue.location_of_key(key_hash).await?.map(|(workspace_id, key_id)| Location { workspace_id, key_id });
+            if let Some(location) = &found {
+                // Best effort: a location missing from KV is read from D1 again, nothing worse.
+                if let Ok(put) = self.kv.put(&name, json!(location).to_string()) {
+                    let _ = put.execute().await;
+                }
+            }
+        }
+        if let Some(location) = &found {
+            LOCATIONS.with(|cache| {
+                let mut cache = cache.borrow_mut();
+                if cache.len() >= LOCATIONS_KEPT {
+                    cache.clear();
+                }
+                cache.insert(key_hash.to_string(), location.clone());
+            });
+        }
+        Ok(found)
+    }
+
+    async fn blocked(&self, ip: &str, now_ms: i64) -> bool {
+        if BLOCKED_IPS.with(|blocked| blocked.borrow().get(ip).is_some_and(|until| *until > now_ms)) {
+            return true;
+        }
+        let until = self.kv.get(&format!("ipblock:{ip}")).text().await.ok().flatten().and_then(|text| text.parse::<i64>().ok());
+        match until {
+            Some(until) if until > now_ms => {
+                BLOCKED_IPS.with(|blocked| blocked.borrow_mut().insert(ip.to_string(), until));
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// The objects a change touches, with the targets each holds.
+    fn objects_of(&self, change: &Change) -> Vec<(String, Vec<String>)> {
+        let mut objects: Vec<(String, Vec<String>)> = Vec::new();
+        if change.whole_workspace {
+            for shard in 0..self.shards.max(1) {
+                let name = if self.shards <= 1 { change.workspace_id.clone() } else { format!("{}/{shard}", change.workspace_id) };
+                objects.push((name, vec![WHOLE_WORKSPACE.to_string()]));
+            }
+        }
+        for key_id in &change.key_ids {
+            let name = object_name(&change.workspace_id, key_id, self.shards);
+            match objects.iter_mut().find(|(object, _)| *object == name) {
+                Some((_, targets)) => targets.push(key_id.clone()),
+                None => objects.push((name, vec![key_id.clone()])),
+            }
+        }
+        objects
+    }
+
+    async fn send_targets(&self, change: &Change, op: &str) -> Result<(), StoreError> {
+        for (object, targets) in self.objects_of(change) {
+            let message = TargetsMessage { workspace_id: change.workspace_id.clone(), targets };
+            self.call::<serde_json::Value>(&object, op, &message).await?;
+        }
+        Ok(())
+    }
+}
+
+impl KeyAuthority for DurableAuthority {
+    fn authenticate<'a>(&'a self, probe: &'a AuthProbe<'a>) -> LocalBoxFuture<'a, Result<AuthFinding, StoreError>> {
+        Box::pin(async move {
+            if let Some(ip) = probe.ip {
+                if self.blocked(ip, probe.now_ms).await {
+                    return Ok(AuthFinding { ip_failures: FAILED_ATTEMPT_LIMIT, ..AuthFinding::default() });
+                }
+            }
+            let Some(location) = self.locate(probe.key_hash).await? else { return Ok(AuthFinding::default()) };
+            // Verify counts (and answers) only keys of the caller's own workspace.
+            if probe.count_use_in.is_some_and(|workspace_id| workspace_id != location.workspace_id) {
+                return Ok(AuthFinding::default());
+            }
+            let object = object_name(&location.workspace_id, &location.key_id, self.shards);
+            let message = AuthenticateMessage { key_hash: probe.key_hash.to_string(), now_ms: probe.now_ms, count: true };
+            let admission: Admission = self.call(&object, "authenticate", &message).await?;
+            Ok(AuthFinding { found: admission.found, ip_failures: 0, rate_hits: admission.rate_hits, use_recorded: true })
+        })
+    }
+
+    fn block_ip<'a>(&'a self, ip: &'a str, until_ms: i64) -> LocalBoxFuture<'a, ()> {
+        Box::pin(async move {
+            BLOCKED_IPS.with(|blocked| blocked.borrow_mut().insert(ip.to_string(), until_ms));
+            // KV keeps a value at least 60 s; the value itself says when the block ends.
+            let ttl = ((until_ms - Date::now().as_millis() as i64) / 1000 + 1).max(60) as u64;
+            if let Ok(put) = self.kv.put(&format!("ipblock:{ip}"), until_ms.to_string()) {
+                let _ = put.expiration_ttl(ttl).execute().await;
+            }
+        })
+    }
+
+    fn hold<'a>(&'a self, change: &'a Change) -> LocalBoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(self.send_targets(change, "hold"))
+    }
+
+    fn release<'a>(&'a self, change: &'a Change) -> LocalBoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(self.send_targets(change, "release"))
+    }
+}

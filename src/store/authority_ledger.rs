@@ -1,0 +1,144 @@
+//! The key authority's ledger in SQL: the tables of each authority object's own SQLite
+//! database. The Durable Object runs the SQL over `state.storage().sql()`, and native tests
+//! run the same text over rusqlite.
+
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+use serde_json::{Map, Value as Json};
+
+use super::sql::Value;
+use crate::keys::authority::{Counter, Ledger, Snapshot};
+use crate::keys::{KeyRecord, Workspace};
+use crate::storage::StoreError;
+
+/// SQL that runs at once, as a Durable Object's storage does: positional `?` binds, rows back
+/// as JSON objects.
+pub trait SyncSql {
+    fn run(&self, sql: &str, binds: Vec<Value>) -> Result<Vec<Map<String, Json>>, StoreError>;
+}
+
+/// The tables, created when an object starts; `IF NOT EXISTS` makes that idempotent.
+const SCHEMA: &[&str] = &[
+    "CREATE TABLE IF NOT EXISTS keys (key_id TEXT PRIMARY KEY, record TEXT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS workspace (singleton INTEGER PRIMARY KEY CHECK (singleton = 1), record TEXT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS holds (target TEXT PRIMARY KEY, since INTEGER NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS counters (key_id TEXT PRIMARY KEY, window_start INTEGER NOT NULL, hits INTEGER NOT NULL, \
+     marked INTEGER NOT NULL)",
+];
+
+pub struct SqlLedger<X: SyncSql> {
+    sql: X,
+}
+
+fn encode(value: &impl serde::Serialize) -> Result<Value, StoreError> {
+    serde_json::to_string(value).map(Value::Text).map_err(|e| StoreError::Failed(format!("ledger record: {e}")))
+}
+
+fn rows<T: DeserializeOwned>(rows: Vec<Map<String, Json>>) -> Result<Vec<T>, StoreError> {
+    rows.into_iter()
+        .map(|row| serde_json::from_value(Json::Object(row)).map_err(|e| StoreError::Failed(format!("ledger row: {e}"))))
+        .collect()
+}
+
+fn decode<T: DeserializeOwned>(text: &str) -> Result<T, StoreError> {
+    serde_json::from_str(text).map_err(|e| StoreError::Failed(format!("ledger record: {e}")))
+}
+
+#[derive(Deserialize)]
+struct RecordRow {
+    record: String,
+}
+
+#[derive(Deserialize)]
+struct HoldRow {
+    target: String,
+    since: i64,
+}
+
+#[derive(Deserialize)]
+struct CounterRow {
+    key_id: String,
+    window_start: i64,
+    hits: i64,
+    marked: i64,
+}
+
+impl<X: SyncSql> SqlLedger<X> {
+    /// The ledger over `sql`, with its tables created.
+    pub fn open(sql: X) -> Result<Self, StoreError> {
+        for statement in SCHEMA {
+            sql.run(statement, Vec::new())?;
+        }
+        Ok(SqlLedger { sql })
+    }
+}
+
+impl<X: SyncSql> Ledger for SqlLedger<X> {
+    fn save_key(&self, key: &KeyRecord) -> Result<(), StoreError> {
+        let sql = "INSERT INTO keys (key_id, record) VALUES (?, ?) ON CONFLICT (key_id) DO UPDATE SET record = excluded.record";
+        self.sql.run(sql, vec![Value::Text(key.id.clone()), encode(key)?]).map(drop)
+    }
+
+    fn forget_key(&self, key_id: &str) -> Result<(), StoreError> {
+        self.sql.run("DELETE FROM keys WHERE key_id = ?", vec![Value::Text(key_id.to_string())])?;
+        self.sql.run("DELETE FROM counters WHERE key_id = ?", vec![Value::Text(key_id.to_string())]).map(drop)
+    }
+
+    fn save_workspace(&self, workspace: &Workspace) -> Result<(), StoreError> {
+        let sql = "INSERT INTO workspace (singleton, record) VALUES (1, ?) ON CONFLICT (singleton) DO UPDATE SET record = excluded.record";
+        self.sql.run(sql, vec![encode(workspace)?]).map(drop)
+    }
+
+    fn save_hold(&self, target: &str, since_ms: i64) -> Result<(), StoreError> {
+        // A second hold of the same target keeps the first one's time: the timeout counts from it.
+        let sql = "INSERT INTO holds (target, since) VALUES (?, ?) ON CONFLICT (target) DO NOTHING";
+        self.sql.run(sql, vec![Value::Text(target.to_string()), Value::Integer(since_ms)]).map(drop)
+    }
+
+    fn drop_hold(&self, target: &str) -> Result<(), StoreError> {
+        self.sql.run("DELETE FROM holds WHERE target = ?", vec![Value::Text(target.to_string())]).map(drop)
+    }
+
+    fn mark_counting(&self, key_id: &str) -> Result<(), StoreError> {
+        let sql = "INSERT INTO counters (key_id, window_start, hits, marked) VALUES (?, 0, 0, 1) \
+                   ON CONFLICT (key_id) DO UPDATE SET marked = 1";
+        self.sql.run(sql, vec![Value::Text(key_id.to_string())]).map(drop)
+    }
+
+    fn save_counters(&self, counters: &[(String, Counter)]) -> Result<(), StoreError> {
+        let sql = "INSERT INTO counters (key_id, window_start, hits, marked) VALUES (?, ?, ?, 0) \
+                   ON CONFLICT (key_id) DO UPDATE SET window_start = excluded.window_start, hits = excluded.hits, marked = 0";
+        for (key_id, counter) in counters {
+            let binds = vec![Value::Text(key_id.clone()), Value::Integer(counter.window_start), Value::Integer(counter.hits as i64)];
+            self.sql.run(sql, binds)?;
+        }
+        Ok(())
+    }
+
+    fn drop_counters(&self, key_ids: &[String]) -> Result<(), StoreError> {
+        for key_id in key_ids {
+            self.sql.run("DELETE FROM counters WHERE key_id = ?", vec![Value::Text(key_id.clone())])?;
+        }
+        Ok(())
+    }
+
+    fn load(&self) -> Result<Snapshot, StoreError> {
+        let keys = rows::<RecordRow>(self.sql.run("SELECT record FROM keys", Vec::new())?)?
+            .iter()
+            .map(|row| decode::<KeyRecord>(&row.record))
+            .collect::<Result<Vec<_>, _>>()?;
+        let workspace = match rows::<RecordRow>(self.sql.run("SELECT record FROM workspace", Vec::new())?)?.first() {
+            Some(row) => Some(decode::<Workspace>(&row.record)?),
+            None => None,
+        };
+        let holds = rows::<HoldRow>(self.sql.run("SELECT target, since FROM holds", Vec::new())?)?
+            .into_iter()
+            .map(|row| (row.target, row.since))
+            .collect();
+        let counters = rows::<CounterRow>(self.sql.run("SELECT key_id, window_start, hits, marked FROM counters", Vec::new())?)?
+            .into_iter()
+            .map(|row| (row.key_id, Counter { window_start: row.window_start, hits: row.hits.max(0) as u32 }, row.marked != 0))
+            .collect();
+        Ok(Snapshot { keys, workspace, holds, counters })
+    }
+}

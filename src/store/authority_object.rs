@@ -1,0 +1,199 @@
+//! The key authority's Durable Object: a thin adapter around `keys::authority::Authority`,
+//! with its ledger in the object's SQLite storage and D1 as the catalogue it reads through.
+//!
+//! It answers only the internal protocol (`store::authority::PROTOCOL`), which no client can
+//! reach: a Durable Object is addressed only through its namespace binding. Its alarm saves
+//! the counters, writes `last_used_at` to D1 and times out abandoned holds.
+
+use std::cell::{Cell, RefCell};
+
+use serde::Serialize;
+use serde_json::{json, Map, Value as Json};
+use worker::{durable_object, wasm_bindgen, Date, DurableObject, Env, Request, Response, Result, SqlStorage, SqlStorageValue, State};
+
+use super::authority::{AuthenticateMessage, TargetsMessage, PROTOCOL};
+use super::authority_ledger::{SqlLedger, SyncSql};
+use super::d1::D1Store;
+use super::sql::Value;
+use crate::keys::authority::{Authority, Ledger, Lookup, WHOLE_WORKSPACE};
+use crate::keys::store::KeyStore;
+use crate::storage::StoreError;
+use crate::workspaces::store::WorkspaceStore;
+
+/// A read-through that keeps being overtaken by holds is given up after this many reads.
+const READ_ATTEMPTS: usize = 3;
+
+pub struct ObjectSql(SqlStorage);
+
+impl SyncSql for ObjectSql {
+    fn run(&self, sql: &str, binds: Vec<Value>) -> std::result::Result<Vec<Map<String, Json>>, StoreError> {
+        let binds: Vec<SqlStorageValue> = binds
+            .into_iter()
+            .map(|value| match value {
+                Value::Null => SqlStorageValue::Null,
+                Value::Integer(v) => SqlStorageValue::Integer(v),
+                Value::Real(v) => SqlStorageValue::Float(v),
+                Value::Text(v) => SqlStorageValue::String(v),
+            })
+            .collect();
+        let cursor = self.0.exec(sql, binds).map_err(|e| StoreError::Failed(format!("object storage: {e}")))?;
+        cursor.to_array::<Map<String, Json>>().map_err(|e| StoreError::Failed(format!("object storage rows: {e}")))
+    }
+}
+
+#[durable_object]
+pub struct KeyAuthorityObject {
+    state: State,
+    env: Env,
+    ledger: std::result::Result<SqlLedger<ObjectSql>, String>,
+    authority: RefCell<Option<Authority>>,
+    /// The alarm this instance has set, so a busy object sets it once per flush.
+    alarm_at: Cell<Option<i64>>,
+}
+
+fn now_ms() -> i64 {
+    Date::now().as_millis() as i64
+}
+
+fn answer(status: u16, body: &impl Serialize) -> Result<Response> {
+    Ok(Response::from_json(body)?.with_status(status))
+}
+
+fn refused(error: StoreError) -> Result<Response> {
+    let status = if error == StoreError::Unavailable { 503 } else { 500 };
+    answer(status, &json!({"error": error.to_string()}))
+}
+
+impl KeyAuthorityObject {
+    fn ledger(&self) -> std::result::Result<&SqlLedger<ObjectSql>, StoreError> {
+        self.ledger.as_ref().map_err(|e| StoreError::Failed(e.clone()))
+    }
+
+    fn catalogue(&self) -> std::result::Result<D1Store, StoreError> {
+        self.env.d1("DB").map(D1Store::new).map_err(|e| StoreError::Failed(format!("the DB binding: {e}")))
+    }
+
+    /// Runs `work` on the authority, restored from the ledger the first time.
+    fn with<T>(
+        &self,
+        work: impl FnOnce(&mut Authority, &SqlLedger<ObjectSql>) -> std::result::Result<T, StoreError>,
+    ) -> std::result::Result<T, StoreError> {
+        let ledger = self.ledger()?;
+        let mut slot = self.authority.borrow_mut();
+        if slot.is_none() {
+            *slot = Some(Authority::restore(ledger.load()?, now_ms()));
+        }
+        work(slot.as_mut().expect("restored above"), ledger)
+    }
+
+    /// Sets the alarm when there is work for it sooner than the one already set.
+    async fn schedule(&self) -> std::result::Result<(), StoreError> {
+        let now = now_ms();
+        let Some(at) = self.with(|authority, _| Ok(authority.next_alarm(now)))? else { return Ok(()) };
+        if self.alarm_at.get().is_some_and(|set| set <= at) {
+            return Ok(());
+        }
+        self.state.storage().set_alarm(at - now).await.map_err(|e| StoreError::Failed(format!("set alarm: {e}")))?;
+        self.alarm_at.set(Some(at));
+        Ok(())
+    }
+
+    async fn authenticate(&self, message: AuthenticateMessage) -> std::result::Result<Json, StoreError> {
+        let (hash, now, count) = (message.key_hash.as_str(), message.now_ms, message.count);
+        for _ in 0..READ_ATTEMPTS {
+            let generation = match self.with(|authority, ledger| authority.lookup(ledger, hash, now, count))? {
+                Lookup::Answered(admission) => return Ok(json!(admission)),
+                Lookup::ReadThrough { generation } => generation,
+            };
+            let found = self.catalogue()?.key_with_workspace(hash).await?;
+            if let Some(admission) = self.with(|authority, ledger| authority.read_through(ledger, generation, found, now, count))? {
+                return Ok(json!(admission));
+            }
+        }
+        Err(StoreError::Unavailable)
+    }
+
+    async fn hold(&self, message: TargetsMessage) -> std::result::Result<Json, StoreError> {
+        let now = now_ms();
+        self.with(|authority, ledger| authority.hold(ledger, &message.targets, now))?;
+        Ok(json!({"held": message.targets}))
+    }
+
+    /// Releases each target with D1's record of it now.
+    async fn release(&self, workspace_id: Option<&str>, targets: &[String]) -> std::result::Result<Json, StoreError> {
+        let catalogue = self.catalogue()?;
+        for target in targets {
+            if target == WHOLE_WORKSPACE {
+                let fresh = match workspace_id {
+                    Some(id) => catalogue.workspace(id).await?,
+                    None => None,
+                };
+                self.with(|authority, ledger| authority.release_workspace(ledger, fresh))?;
+            } else {
+                let fresh = catalogue.key_by_id(target).await?;
+                self.with(|authority, ledger| authority.release_key(ledger, target, fresh))?;
+            }
+        }
+        Ok(json!({"released": targets}))
+    }
+
+    async fn serve(&self, mut req: Request) -> std::result::Result<Json, StoreError> {
+        let bad = |e: worker::Error| StoreError::Failed(format!("authority message: {e}"));
+        let path = req.path();
+        let op = path.strip_prefix(PROTOCOL).unwrap_or_default();
+        let outcome = match op {
+            "/authenticate" => self.authenticate(req.json().await.map_err(bad)?).await,
+            "/hold" => self.hold(req.json().await.map_err(bad)?).await,
+            "/release" => {
+                let message: TargetsMessage = req.json().await.map_err(bad)?;
+                self.release(Some(&message.workspace_id), &message.targets).await
+            }
+            _ => Err(StoreError::Failed(format!("no such authority operation: {path}"))),
+        };
+        self.schedule().await?;
+        outcome
+    }
+}
+
+impl DurableObject for KeyAuthorityObject {
+    fn new(state: State, env: Env) -> Self {
+        let ledger = SqlLedger::open(ObjectSql(state.storage().sql())).map_err(|e| e.to_string());
+        KeyAuthorityObject { state, env, ledger, authority: RefCell::new(None), alarm_at: Cell::new(None) }
+    }
+
+    async fn fetch(&self, req: Request) -> Result<Response> {
+        match self.serve(req).await {
+            Ok(body) => answer(200, &body),
+            Err(error) => refused(error),
+        }
+    }
+
+    async fn alarm(&self) -> Result<Response> {
+        self.alarm_at.set(None);
+        let now = now_ms();
+        let outcome: std::result::Result<(), StoreError> = async {
+            let due = self.with(|authority, ledger| authority.flush(ledger, now))?;
+            if !due.is_empty() {
+                match self.catalogue()?.record_uses(&due).await {
+                    Ok(()) => self.with(|authority, ledger| authority.uses_written(ledger, &due))?,
+                    Err(error) => {
+                        self.with(|authority, _| {
+                            authority.keep_uses(due);
+                            Ok(())
+                        })?;
+                        return Err(error);
+                    }
+                }
+            }
+            let (stale, workspace_id) = self.with(|authority, _| Ok((authority.stale_holds(now), authority.workspace_id())))?;
+            if !stale.is_empty() {
+                self.release(workspace_id.as_deref(), &stale).await?;
+            }
+            Ok(())
+        }
+        .await;
+        self.schedule().await.map_err(|e| worker::Error::RustError(e.to_string()))?;
+        outcome.map_err(|e| worker::Error::RustError(e.to_string()))?;
+        Response::ok("")
+    }
+}

@@ -1,0 +1,289 @@
+//! The key authority's rules (`keys::authority`), over the ledger SQL a Durable Object runs,
+//! here on an in-memory SQLite that outlives each "restart".
+
+use keywarden::keys::authority::{Admission, Authority, Counter, Ledger, Lookup, HOLD_TIMEOUT_MS, WHOLE_WORKSPACE};
+use keywarden::keys::store::RateHits;
+use keywarden::keys::{Capabilities, KeyRecord, RateLimit, Workspace};
+use keywarden::store::authority_ledger::SqlLedger;
+use keywarden::store::sqlite::ObjectSqlite;
+
+const MINUTE: i64 = 60_000;
+
+fn workspace(read_only: bool) -> Workspace {
+    Workspace { id: "ws_a".into(), name: "Acme".into(), read_only, default_capabilities: Capabilities::default(), created_at: 0 }
+}
+
+fn key(id: &str) -> KeyRecord {
+    KeyRecord {
+        id: id.into(),
+        workspace_id: "ws_a".into(),
+        name: format!("key {id}"),
+        key_hash: format!("hash_{id}"),
+        prefix: "kw_live_".into(),
+        last4: "abcd".into(),
+        capabilities: Capabilities::parse(&["keys:read"]).unwrap(),
+        subject: None,
+        rate_limit: None,
+        created_at: 0,
+        expires_at: None,
+        last_used_at: None,
+        revoked_at: None,
+        rerolled_from: None,
+    }
+}
+
+fn limited(id: &str, limit: u32) -> KeyRecord {
+    KeyRecord { rate_limit: Some(RateLimit { limit, window_seconds: 60 }), ..key(id) }
+}
+
+/// An object that has read `key` through from the catalogue once, at `now`.
+fn serving(ledger: &impl Ledger, key: &KeyRecord, now: i64) -> Authority {
+    let mut authority = Authority::default();
+    admit_through(&mut authority, ledger, key, now);
+    authority
+}
+
+fn admit_through(authority: &mut Authority, ledger: &impl Ledger, key: &KeyRecord, now: i64) -> Admission {
+    let Lookup::ReadThrough { generation } = authority.lookup(ledger, &key.key_hash, now, true).unwrap() else {
+        panic!("an unknown key is read through");
+    };
+    authority.read_through(ledger, generation, Some((key.clone(), workspace(false))), now, true).unwrap().expect("nothing came in between")
+}
+
+fn answered(authority: &mut Authority, ledger: &impl Ledger, hash: &str, now: i64) -> Admission {
+    match authority.lookup(ledger, hash, now, true).unwrap() {
+        Lookup::Answered(admission) => *admission,
+        other => panic!("expected the mirror to answer for {hash}, got {other:?}"),
+    }
+}
+
+fn is_live_at(admission: &Admission, now: i64) -> bool {
+    admission.found.as_ref().is_some_and(|(key, _)| key.is_live(now))
+}
+
+fn hits(admission: &Admission) -> u32 {
+    admission.rate_hits.expect("a rate-limited live key is counted").hits
+}
+
+#[test]
+fn an_unknown_key_is_read_through_and_then_answered_from_the_mirror() {
+    let db = ObjectSqlite::default();
+    let ledger = SqlLedger::open(&db).unwrap();
+    let mut authority = serving(&ledger, &key("k1"), 1_000);
+    let admission = answered(&mut authority, &ledger, "hash_k1", 2_000);
+    assert!(is_live_at(&admission, 2_000), "the mirrored key is live: {admission:?}");
+}
+
+#[test]
+fn a_key_the_catalogue_does_not_have_is_not_found_and_not_remembered() {
+    let db = ObjectSqlite::default();
+    let ledger = SqlLedger::open(&db).unwrap();
+    let mut authority = Authority::default();
+    let Lookup::ReadThrough { generation } = authority.lookup(&ledger, "hash_none", 0, true).unwrap() else { panic!() };
+    let admission = authority.read_through(&ledger, generation, None, 0, true).unwrap().unwrap();
+    assert_eq!(admission.found, None);
+    assert!(matches!(authority.lookup(&ledger, "hash_none", 0, true).unwrap(), Lookup::ReadThrough { .. }), "still read through");
+}
+
+#[test]
+fn an_expired_key_is_found_but_not_live_and_not_counted() {
+    let db = ObjectSqlite::default();
+    let ledger = SqlLedger::open(&db).unwrap();
+    let expiring = KeyRecord { expires_at: Some(5_000), ..limited("k1", 3) };
+    let mut authority = serving(&ledger, &expiring, 1_000);
+    let admission = answered(&mut authority, &ledger, "hash_k1", 5_000);
+    assert!(!is_live_at(&admission, 5_000), "expired at 5,000");
+    assert_eq!(admission.rate_hits, None, "a dead key spends nothing");
+}
+
+#[test]
+fn a_key_in_grace_is_live_until_its_revocation_time() {
+    let db = ObjectSqlite::default();
+    let ledger = SqlLedger::open(&db).unwrap();
+    let graced = KeyRecord { revoked_at: Some(10_000), ..key("k1") };
+    let mut authority = serving(&ledger, &graced, 1_000);
+    assert!(is_live_at(&answered(&mut authority, &ledger, "hash_k1", 9_999), 9_999));
+    assert!(!is_live_at(&answered(&mut authority, &ledger, "hash_k1", 10_000), 10_000));
+}
+
+#[test]
+fn the_capabilities_come_from_the_mirrored_record() {
+    let db = ObjectSqlite::default();
+    let ledger = SqlLedger::open(&db).unwrap();
+    let mut authority = serving(&ledger, &key("k1"), 0);
+    let admission = answered(&mut authority, &ledger, "hash_k1", 1);
+    let (record, _) = admission.found.unwrap();
+    assert!(record.capabilities.grants("keys:read"));
+    assert!(!record.capabilities.grants("keys:write"));
+}
+
+#[test]
+fn the_rate_limit_admits_exactly_the_limit_in_a_window_and_resets_with_the_next() {
+    let db = ObjectSqlite::default();
+    let ledger = SqlLedger::open(&db).unwrap();
+    let mut authority = serving(&ledger, &limited("k1", 5), 0);
+    let counts: Vec<u32> = (1..=5).map(|i| hits(&answered(&mut authority, &ledger, "hash_k1", i))).collect();
+    assert_eq!(counts, vec![2, 3, 4, 5, 6], "the read-through counted the first use");
+    assert_eq!(hits(&answered(&mut authority, &ledger, "hash_k1", MINUTE - 1)), 7);
+    let next_window = answered(&mut authority, &ledger, "hash_k1", MINUTE);
+    assert_eq!(next_window.rate_hits, Some(RateHits { hits: 1, window_start: MINUTE }));
+}
+
+#[test]
+fn a_held_key_is_read_through_until_released_with_the_catalogues_record() {
+    let db = ObjectSqlite::default();
+    let ledger = SqlLedger::open(&db).unwrap();
+    let live = key("k1");
+    let mut authority = serving(&ledger, &live, 0);
+    authority.hold(&ledger, &["k1".to_string()], 10).unwrap();
+    assert!(matches!(authority.lookup(&ledger, "hash_k1", 11, true).unwrap(), Lookup::ReadThrough { .. }), "held: read through");
+    let revoked = KeyRecord { revoked_at: Some(12), ..live };
+    authority.release_key(&ledger, "k1", Some(revoked)).unwrap();
+    assert!(!is_live_at(&answered(&mut authority, &ledger, "hash_k1", 13), 13), "the release brought the revocation");
+}
+
+#[test]
+fn a_read_through_that_a_hold_overtook_is_read_again() {
+    let db = ObjectSqlite::default();
+    let ledger = SqlLedger::open(&db).unwrap();
+    let mut authority = Authority::default();
+    let live = key("k1");
+    let Lookup::ReadThrough { generation } = authority.lookup(&ledger, "hash_k1", 0, true).unwrap() else { panic!() };
+    authority.hold(&ledger, &["k1".to_string()], 1).unwrap();
+    let stale = authority.read_through(&ledger, generation, Some((live, workspace(false))), 2, true).unwrap();
+    assert_eq!(stale, None, "a record read before the hold may predate the revoke");
+}
+
+#[test]
+fn a_held_key_read_through_does_not_join_the_mirror() {
+    let db = ObjectSqlite::default();
+    let ledger = SqlLedger::open(&db).unwrap();
+    let mut authority = serving(&ledger, &key("k1"), 0);
+    authority.hold(&ledger, &["k1".to_string()], 1).unwrap();
+    let Lookup::ReadThrough { generation } = authority.lookup(&ledger, "hash_k1", 2, true).unwrap() else { panic!() };
+    let changed = KeyRecord { name: "changed in flight".into(), ..key("k1") };
+    authority.read_through(&ledger, generation, Some((changed, workspace(false))), 2, true).unwrap().unwrap();
+    let restored = Authority::restore(ledger.load().unwrap(), 3);
+    drop(restored);
+    assert_eq!(ledger.load().unwrap().keys[0].name, "key k1", "the ledger still has the record from before the hold");
+}
+
+#[test]
+fn a_held_workspace_reads_every_key_through_and_its_release_brings_read_only() {
+    let db = ObjectSqlite::default();
+    let ledger = SqlLedger::open(&db).unwrap();
+    let mut authority = serving(&ledger, &key("k1"), 0);
+    authority.hold(&ledger, &[WHOLE_WORKSPACE.to_string()], 1).unwrap();
+    assert!(matches!(authority.lookup(&ledger, "hash_k1", 2, true).unwrap(), Lookup::ReadThrough { .. }));
+    authority.release_workspace(&ledger, Some(workspace(true))).unwrap();
+    let (_, seen) = answered(&mut authority, &ledger, "hash_k1", 3).found.unwrap();
+    assert!(seen.read_only, "the next authentication sees the workspace read-only");
+}
+
+#[test]
+fn holds_survive_a_restart() {
+    let db = ObjectSqlite::default();
+    let ledger = SqlLedger::open(&db).unwrap();
+    let mut authority = serving(&ledger, &key("k1"), 0);
+    authority.hold(&ledger, &["k1".to_string()], 5).unwrap();
+    let mut restarted = Authority::restore(ledger.load().unwrap(), 6);
+    assert!(matches!(restarted.lookup(&ledger, "hash_k1", 6, true).unwrap(), Lookup::ReadThrough { .. }), "still held");
+}
+
+#[test]
+fn a_revoked_key_stays_revoked_after_a_restart() {
+    let db = ObjectSqlite::default();
+    let ledger = SqlLedger::open(&db).unwrap();
+    let mut authority = serving(&ledger, &key("k1"), 0);
+    authority.hold(&ledger, &["k1".to_string()], 1).unwrap();
+    authority.release_key(&ledger, "k1", Some(KeyRecord { revoked_at: Some(2), ..key("k1") })).unwrap();
+    drop(authority);
+    let mut restarted = Authority::restore(ledger.load().unwrap(), 3);
+    assert!(!is_live_at(&answered(&mut restarted, &ledger, "hash_k1", 3), 3), "the mirror kept the revocation");
+}
+
+#[test]
+fn a_hold_older_than_the_timeout_is_stale() {
+    let db = ObjectSqlite::default();
+    let ledger = SqlLedger::open(&db).unwrap();
+    let mut authority = Authority::default();
+    authority.hold(&ledger, &["k1".to_string()], 1_000).unwrap();
+    assert!(authority.stale_holds(1_000 + HOLD_TIMEOUT_MS - 1).is_empty());
+    assert_eq!(authority.stale_holds(1_000 + HOLD_TIMEOUT_MS), vec!["k1".to_string()]);
+    assert_eq!(authority.next_alarm(2_000), Some(1_000 + HOLD_TIMEOUT_MS), "the alarm wakes for it");
+}
+
+#[test]
+fn saved_counters_come_back_exactly_after_a_restart() {
+    let db = ObjectSqlite::default();
+    let ledger = SqlLedger::open(&db).unwrap();
+    let mut authority = serving(&ledger, &limited("k1", 5), 0);
+    answered(&mut authority, &ledger, "hash_k1", 1);
+    authority.flush(&ledger, 2).unwrap();
+    let mut restarted = Authority::restore(ledger.load().unwrap(), 3);
+    assert_eq!(hits(&answered(&mut restarted, &ledger, "hash_k1", 3)), 3, "two saved uses, then this one");
+}
+
+#[test]
+fn uses_not_saved_before_a_restart_spend_the_rest_of_that_window_and_no_more() {
+    let db = ObjectSqlite::default();
+    let ledger = SqlLedger::open(&db).unwrap();
+    let mut authority = serving(&ledger, &limited("k1", 5), 0);
+    authority.flush(&ledger, 1).unwrap();
+    answered(&mut authority, &ledger, "hash_k1", 2);
+    drop(authority); // one unsaved use, lost with the object's memory
+    let mut restarted = Authority::restore(ledger.load().unwrap(), 3);
+    let after = answered(&mut restarted, &ledger, "hash_k1", 4);
+    assert!(hits(&after) > 5, "the window counts as spent, so nothing beyond the limit is admitted: {after:?}");
+    let next_window = answered(&mut restarted, &ledger, "hash_k1", MINUTE);
+    assert_eq!(hits(&next_window), 1, "only that one window is lost");
+}
+
+#[test]
+fn a_spent_window_stays_spent_through_a_second_restart() {
+    let db = ObjectSqlite::default();
+    let ledger = SqlLedger::open(&db).unwrap();
+    let mut authority = serving(&ledger, &limited("k1", 5), 0);
+    drop(authority);
+    authority = Authority::restore(ledger.load().unwrap(), 10);
+    authority.flush(&ledger, 20).unwrap();
+    drop(authority);
+    let mut again = Authority::restore(ledger.load().unwrap(), 30);
+    assert!(hits(&answered(&mut again, &ledger, "hash_k1", 31)) > 5, "the mark outlived the flush");
+}
+
+#[test]
+fn the_flush_saves_counters_and_returns_the_uses_due_once() {
+    let db = ObjectSqlite::default();
+    let ledger = SqlLedger::open(&db).unwrap();
+    let mut authority = serving(&ledger, &limited("k1", 5), 1_000);
+    answered(&mut authority, &ledger, "hash_k1", 2_000);
+    assert_eq!(authority.next_alarm(2_000), Some(3_000), "unsaved work wakes the alarm a second later");
+    let due = authority.flush(&ledger, 3_000).unwrap();
+    assert_eq!(due.iter().map(|u| (u.key_id.as_str(), u.at)).collect::<Vec<_>>(), vec![("k1", 2_000)]);
+    authority.uses_written(&ledger, &due).unwrap();
+    let saved = ledger.load().unwrap();
+    assert_eq!(saved.counters, vec![("k1".to_string(), Counter { window_start: 0, hits: 2 }, false)]);
+    assert_eq!(saved.keys[0].last_used_at, Some(2_000), "the mirror knows the use reached the catalogue");
+    assert_eq!(authority.next_alarm(3_000), None, "nothing left to do");
+}
+
+#[test]
+fn a_use_within_a_minute_of_the_last_written_one_is_not_written() {
+    let db = ObjectSqlite::default();
+    let ledger = SqlLedger::open(&db).unwrap();
+    let mut authority = serving(&ledger, &KeyRecord { last_used_at: Some(1_000), ..key("k1") }, 30_000);
+    assert!(authority.flush(&ledger, 31_000).unwrap().is_empty());
+    answered(&mut authority, &ledger, "hash_k1", 61_000);
+    assert_eq!(authority.flush(&ledger, 62_000).unwrap().len(), 1, "a minute after the last one, it is written");
+}
+
+#[test]
+fn uses_that_could_not_be_written_are_kept_for_the_next_flush() {
+    let db = ObjectSqlite::default();
+    let ledger = SqlLedger::open(&db).unwrap();
+    let mut authority = serving(&ledger, &key("k1"), 1_000);
+    let due = authority.flush(&ledger, 2_000).unwrap();
+    authority.keep_uses(due.clone());
+    assert_eq!(authority.flush(&ledger, 3_000).unwrap(), due);
+}
