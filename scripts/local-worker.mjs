@@ -6,8 +6,9 @@ import { startMockProvider } from "../tests/e2e/mock-provider.mjs";
 
 /**
  * Starts the mock provider and `wrangler dev` on `port`, persisting local D1 and KV to `state`
- * (already migrated), with `vars` as extra Worker variables.
- * Returns { base, mock, wrangler, stop(), createOwnerKey(name) }.
+ * (already migrated), with `vars` as extra Worker variables. `logs`: false (dropped), true
+ * (shown) or "capture" (kept as `lines`, the Worker's JSON log lines, parsed).
+ * Returns { base, mock, wrangler, lines, stop(), createOwnerKey(name) }.
  */
 export async function startLocalWorker({ port, state, logs = false, adminToken, vars = {} }) {
   const base = `http://127.0.0.1:${port}`;
@@ -22,10 +23,29 @@ export async function startLocalWorker({ port, state, logs = false, adminToken, 
       "--var", "ALLOW_INSECURE_PROVIDER_HOSTS:true",
       ...Object.entries(vars).flatMap(([name, value]) => ["--var", `${name}:${value}`]),
       "--show-interactive-dev-session=false",
-      "--log-level", "error",
+      // The Worker's own console lines are shown at "log"; "capture" needs them.
+      "--log-level", logs === "capture" ? "log" : "error",
     ],
-    { stdio: ["ignore", logs ? "inherit" : "ignore", "inherit"], env: process.env },
+    { stdio: ["ignore", logs === "capture" ? "pipe" : logs ? "inherit" : "ignore", "inherit"], env: process.env },
   );
+  const lines = [];
+  if (logs === "capture") {
+    let partial = "";
+    wrangler.stdout.on("data", (chunk) => {
+      const text = partial + chunk.toString();
+      const complete = text.split("\n");
+      partial = complete.pop();
+      for (const line of complete) {
+        const start = line.indexOf("{");
+        if (start < 0) continue;
+        try {
+          lines.push(JSON.parse(line.slice(start)));
+        } catch {
+          // not one of the Worker's JSON lines
+        }
+      }
+    });
+  }
   const stop = () => {
     if (wrangler.exitCode === null) wrangler.kill("SIGTERM");
     mock.close();
@@ -44,7 +64,7 @@ export async function startLocalWorker({ port, state, logs = false, adminToken, 
     return (await created.json()).key.key;
   }
 
-  return { base, mock, wrangler, stop, createOwnerKey };
+  return { base, mock, wrangler, lines, stop, createOwnerKey };
 }
 
 async function waitForHealth(base, child) {

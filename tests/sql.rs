@@ -396,3 +396,31 @@ fn an_invalidation_commits_with_the_status_or_not_at_all() {
     assert_eq!(store.audit().iter().filter(|e| e.action == "provider.invalidated").count(), 1);
     assert_eq!(store.outbox()[0].id, notice.id);
 }
+
+#[test]
+fn the_authoritys_reads_find_a_key_by_hash_or_id_without_counting_it() {
+    let store = SqliteStore::default();
+    let (workspace_id, _) = workspace(&store);
+    let (record, _) = key(&store, &workspace_id, Some(RateLimit { limit: 1, window_seconds: 60 }), None);
+    let (found, found_workspace) = block_on(store.key_with_workspace(&record.key_hash)).unwrap().expect("the key is there");
+    assert_eq!((found.id.as_str(), found_workspace.id.as_str()), (record.id.as_str(), workspace_id.as_str()));
+    assert_eq!(block_on(store.location_of_key(&record.key_hash)).unwrap(), Some((workspace_id.clone(), record.id.clone())));
+    assert_eq!(block_on(store.key_by_id(&record.id)).unwrap().map(|k| k.key_hash), Some(record.key_hash.clone()));
+    assert_eq!(block_on(store.key_with_workspace("no such hash")).unwrap(), None);
+    let counted = store.sql::<serde_json::Value>("SELECT hits FROM rate_windows", &[]);
+    assert!(counted.is_empty(), "reading through counts no use: {counted:?}");
+}
+
+#[test]
+fn recorded_uses_move_last_used_at_forward_and_never_back() {
+    use keywarden::keys::authority::KeyUse;
+    let store = SqliteStore::default();
+    let (workspace_id, _) = workspace(&store);
+    let (first, _) = key(&store, &workspace_id, None, None);
+    let (second, _) = key(&store, &workspace_id, None, None);
+    let uses = [KeyUse { key_id: first.id.clone(), at: T0 + 5_000 }, KeyUse { key_id: second.id.clone(), at: T0 + 7_000 }];
+    block_on(store.record_uses(&uses)).unwrap();
+    block_on(store.record_uses(&[KeyUse { key_id: first.id.clone(), at: T0 + 1_000 }])).unwrap();
+    let last_used = |id: &str| block_on(store.key_by_id(id)).unwrap().unwrap().last_used_at;
+    assert_eq!((last_used(&first.id), last_used(&second.id)), (Some(T0 + 5_000), Some(T0 + 7_000)));
+}

@@ -1,6 +1,7 @@
 //! The Worker's bindings as the use cases see them: D1, KV, `fetch`, the KEKs and the
 //! settings, read from `env` once per request (or per scheduled run).
 
+use std::cell::Cell;
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -20,6 +21,8 @@ pub type LiveDeps<'a> = Deps<'a, D1Store, KvBlobs, FetchClient>;
 
 pub struct Bindings {
     pub store: D1Store,
+    /// D1 statements this request has sent so far, by any of its stores.
+    d1_statements: Rc<Cell<usize>>,
     pub blobs: KvBlobs,
     pub client: FetchClient,
     keks: Result<Keks, String>,
@@ -54,7 +57,7 @@ pub fn settings(env: &Env) -> Result<Settings, String> {
 /// 1 to 64), and whether it answers authentication. `KEY_AUTHORITY=object` (the default) says
 /// it does; `catalogue` has D1 answer, for comparison and as a way back, while every write
 /// still keeps the objects up to date.
-fn key_authority(env: &Env) -> Result<(DurableAuthority, bool), String> {
+fn key_authority(env: &Env, d1_statements: &Rc<Cell<usize>>) -> Result<(DurableAuthority, bool), String> {
     let shards = match env_string(env, "AUTHORITY_SHARDS") {
         None => 1,
         Some(text) => text.trim().parse::<u32>().ok().filter(|n| (1..=64).contains(n)).ok_or("AUTHORITY_SHARDS must be 1 to 64")?,
@@ -64,15 +67,16 @@ fn key_authority(env: &Env) -> Result<(DurableAuthority, bool), String> {
         Some("catalogue") => false,
         Some(other) => return Err(format!("KEY_AUTHORITY must be `object` or `catalogue`, not {other:?}")),
     };
-    Ok((DurableAuthority::from_env(env, shards)?, authenticates))
+    Ok((DurableAuthority::from_env(env, shards, d1_statements.clone())?, authenticates))
 }
 
 impl Bindings {
     /// A missing D1 or KV binding, or invalid settings, is a deployment error: every route
     /// that gets this far answers 500 and the log says which.
     pub fn from_env(env: &Env, request_id: Option<&str>) -> Result<Bindings, String> {
-        let store = D1Store::new(env.d1("DB").map_err(|e| format!("the DB binding: {e}"))?);
-        let (authority, authenticates) = key_authority(env)?;
+        let d1_statements = Rc::new(Cell::new(0));
+        let store = D1Store::counting(env.d1("DB").map_err(|e| format!("the DB binding: {e}"))?, d1_statements.clone());
+        let (authority, authenticates) = key_authority(env, &d1_statements)?;
         let store = store.with_authority(Rc::new(authority), authenticates);
         let blobs = KvBlobs::new(env.kv("SECRETS").map_err(|e| format!("the SECRETS binding: {e}"))?);
         let keks = match env_string(env, "VAULT_KEKS") {
@@ -84,11 +88,16 @@ impl Bindings {
         if let Some(ms) = env_string(env, "PROVIDER_TIMEOUT_MS").and_then(|v| v.trim().parse::<u64>().ok()) {
             client.timeout = client.timeout.min(Duration::from_millis(ms.max(1)));
         }
-        Ok(Bindings { store, blobs, client, keks, settings: settings(env)? })
+        Ok(Bindings { store, d1_statements, blobs, client, keks, settings: settings(env)? })
     }
 
     pub fn deps(&self, now_ms: i64) -> LiveDeps<'_> {
         Deps::new(&self.store, &self.blobs, &self.client, self.keks.as_ref().map_err(String::as_str), &self.settings, now_ms, &WorkerClock)
+    }
+
+    /// The D1 statements sent so far for this request (work after the response not included).
+    pub fn d1_statements(&self) -> usize {
+        self.d1_statements.get()
     }
 
     pub fn has_keks(&self) -> bool {

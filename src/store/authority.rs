@@ -8,13 +8,16 @@
 //!
 //! The failed-attempt block: failures are counted in D1 as before (exactly, on the failure
 //! path only). The 10th blocks the IP in this isolate's memory and in KV until its window
-//! ends, and the success path checks both. A guess is refused exactly everywhere, because every
-//! failure reads D1's count. A valid key sent from a blocked IP is refused wherever the block
-//! is known: at once in this isolate, and elsewhere once KV has it (about a minute, its
-//! propagation, comparable to the window).
+//! ends, and the success path checks both (KV at most once per IP per isolate every 5 s). A
+//! guess is refused exactly everywhere, because every failure reads D1's count. A valid key
+//! sent from a blocked IP is refused wherever the block is known: at once in this isolate, and
+//! elsewhere once KV shows it (up to about a minute, KV's propagation, comparable to the
+//! window). The Rate Limiting binding was not used: it counts every call it is asked about,
+//! so it cannot tell "is this IP blocked?" without counting, and it is per location.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
+use std::rc::Rc;
 
 use futures_util::future::LocalBoxFuture;
 use serde::{Deserialize, Serialize};
@@ -43,9 +46,29 @@ pub struct Location {
     pub key_id: String,
 }
 
+/// How long the isolate trusts what KV said about an IP's block.
+const IP_CHECK_KEPT_MS: i64 = 5_000;
+
+/// What the isolate knows of an IP: blocked until `until` (0: not blocked), as of `checked_at`.
+#[derive(Debug, Clone, Copy)]
+struct IpCheck {
+    until: i64,
+    checked_at: i64,
+}
+
 thread_local! {
     static LOCATIONS: RefCell<HashMap<String, Location>> = RefCell::new(HashMap::new());
-    static BLOCKED_IPS: RefCell<HashMap<String, i64>> = RefCell::new(HashMap::new());
+    static BLOCKED_IPS: RefCell<HashMap<String, IpCheck>> = RefCell::new(HashMap::new());
+}
+
+fn remember_ip(ip: &str, check: IpCheck) {
+    BLOCKED_IPS.with(|seen| {
+        let mut seen = seen.borrow_mut();
+        if seen.len() >= LOCATIONS_KEPT {
+            seen.clear();
+        }
+        seen.insert(ip.to_string(), check);
+    });
 }
 
 /// The request to an object: authenticate a hash.
@@ -90,11 +113,12 @@ fn failed(what: &str, error: impl std::fmt::Display) -> StoreError {
 }
 
 impl DurableAuthority {
-    pub fn from_env(env: &Env, shards: u32) -> Result<Self, String> {
+    /// `d1_statements` counts the statements of its lookups with the request's own.
+    pub fn from_env(env: &Env, shards: u32, d1_statements: Rc<Cell<usize>>) -> Result<Self, String> {
         Ok(DurableAuthority {
             objects: env.durable_object("AUTHORITY").map_err(|e| format!("the AUTHORITY binding: {e}"))?,
             kv: env.kv("SECRETS").map_err(|e| format!("the SECRETS binding: {e}"))?,
-            catalogue: D1Store::new(env.d1("DB").map_err(|e| format!("the DB binding: {e}"))?),
+            catalogue: D1Store::counting(env.d1("DB").map_err(|e| format!("the DB binding: {e}"))?, d1_statements),
             shards,
         })
     }
@@ -143,18 +167,22 @@ impl DurableAuthority {
         Ok(found)
     }
 
+    /// Whether `ip` is blocked: known here, or in KV. An answer from KV is kept in the isolate
+    /// for [`IP_CHECK_KEPT_MS`], so a busy client costs one KV read per isolate that often.
     async fn blocked(&self, ip: &str, now_ms: i64) -> bool {
-        if BLOCKED_IPS.with(|blocked| blocked.borrow().get(ip).is_some_and(|until| *until > now_ms)) {
-            return true;
+        let known = BLOCKED_IPS.with(|seen| seen.borrow().get(ip).copied());
+        if let Some(seen) = known {
+            if seen.until > now_ms {
+                return true;
+            }
+            if seen.checked_at > now_ms - IP_CHECK_KEPT_MS {
+                return false;
+            }
         }
         let until = self.kv.get(&format!("ipblock:{ip}")).text().await.ok().flatten().and_then(|text| text.parse::<i64>().ok());
-        match until {
-            Some(until) if until > now_ms => {
-                BLOCKED_IPS.with(|blocked| blocked.borrow_mut().insert(ip.to_string(), until));
-                true
-            }
-            _ => false,
-        }
+        let seen = IpCheck { until: until.unwrap_or(0), checked_at: now_ms };
+        remember_ip(ip, seen);
+        seen.until > now_ms
     }
 
     /// The objects a change touches, with the targets each holds.
@@ -207,7 +235,7 @@ impl KeyAuthority for DurableAuthority {
 
     fn block_ip<'a>(&'a self, ip: &'a str, until_ms: i64) -> LocalBoxFuture<'a, ()> {
         Box::pin(async move {
-            BLOCKED_IPS.with(|blocked| blocked.borrow_mut().insert(ip.to_string(), until_ms));
+            remember_ip(ip, IpCheck { until: until_ms, checked_at: Date::now().as_millis() as i64 });
             // KV keeps a value at least 60 s; the value itself says when the block ends.
             let ttl = ((until_ms - Date::now().as_millis() as i64) / 1000 + 1).max(60) as u64;
             if let Ok(put) = self.kv.put(&format!("ipblock:{ip}"), until_ms.to_string()) {

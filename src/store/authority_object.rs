@@ -6,6 +6,7 @@
 //! the counters, writes `last_used_at` to D1 and times out abandoned holds.
 
 use std::cell::{Cell, RefCell};
+use std::rc::Rc;
 
 use serde::Serialize;
 use serde_json::{json, Map, Value as Json};
@@ -69,8 +70,10 @@ impl KeyAuthorityObject {
         self.ledger.as_ref().map_err(|e| StoreError::Failed(e.clone()))
     }
 
-    fn catalogue(&self) -> std::result::Result<D1Store, StoreError> {
-        self.env.d1("DB").map(D1Store::new).map_err(|e| StoreError::Failed(format!("the DB binding: {e}")))
+    /// D1, counting its statements in `statements`.
+    fn catalogue(&self, statements: Rc<Cell<usize>>) -> std::result::Result<D1Store, StoreError> {
+        let db = self.env.d1("DB").map_err(|e| StoreError::Failed(format!("the DB binding: {e}")))?;
+        Ok(D1Store::counting(db, statements))
     }
 
     /// Runs `work` on the authority, restored from the ledger the first time.
@@ -105,7 +108,9 @@ impl KeyAuthorityObject {
                 Lookup::Answered(admission) => return Ok(json!(admission)),
                 Lookup::ReadThrough { generation } => generation,
             };
-            let found = self.catalogue()?.key_with_workspace(hash).await?;
+            let statements = Rc::new(Cell::new(0));
+            let found = self.catalogue(statements.clone())?.key_with_workspace(hash).await?;
+            worker::console_log!("{}", json!({"level": "info", "msg": "authority read-through", "d1_statements": statements.get()}));
             if let Some(admission) = self.with(|authority, ledger| authority.read_through(ledger, generation, found, now, count))? {
                 return Ok(json!(admission));
             }
@@ -121,7 +126,7 @@ impl KeyAuthorityObject {
 
     /// Releases each target with D1's record of it now.
     async fn release(&self, workspace_id: Option<&str>, targets: &[String]) -> std::result::Result<Json, StoreError> {
-        let catalogue = self.catalogue()?;
+        let catalogue = self.catalogue(Rc::default())?;
         for target in targets {
             if target == WHOLE_WORKSPACE {
                 let fresh = match workspace_id {
@@ -174,7 +179,7 @@ impl DurableObject for KeyAuthorityObject {
         let outcome: std::result::Result<(), StoreError> = async {
             let due = self.with(|authority, ledger| authority.flush(ledger, now))?;
             if !due.is_empty() {
-                match self.catalogue()?.record_uses(&due).await {
+                match self.catalogue(Rc::default())?.record_uses(&due).await {
                     Ok(()) => self.with(|authority, ledger| authority.uses_written(ledger, &due))?,
                     Err(error) => {
                         self.with(|authority, _| {

@@ -1,5 +1,8 @@
 //! The D1 executor: runs the SQL of `store::sql` over the Worker's `DB` binding.
 
+use std::cell::Cell;
+use std::rc::Rc;
+
 use serde_json::Map;
 use worker::wasm_bindgen::JsValue;
 use worker::{D1Database, D1PreparedStatement, D1Result};
@@ -9,6 +12,8 @@ use crate::storage::StoreError;
 
 pub struct D1 {
     db: D1Database,
+    /// Statements sent so far, shared by the stores of one request: what its log line reports.
+    statements: Rc<Cell<usize>>,
 }
 
 /// Every storage port over D1.
@@ -16,7 +21,12 @@ pub type D1Store = SqlStore<D1>;
 
 impl D1Store {
     pub fn new(db: D1Database) -> Self {
-        SqlStore::over(D1 { db })
+        D1Store::counting(db, Rc::default())
+    }
+
+    /// A store whose statements are added to `statements`.
+    pub fn counting(db: D1Database, statements: Rc<Cell<usize>>) -> Self {
+        SqlStore::over(D1 { db, statements })
     }
 }
 
@@ -49,12 +59,14 @@ fn outcome(result: &D1Result) -> Result<Outcome, StoreError> {
 
 impl Executor for D1 {
     async fn batch(&self, statements: Vec<Statement>) -> Result<Vec<Outcome>, StoreError> {
+        self.statements.set(self.statements.get() + statements.len());
         let prepared = statements.iter().map(|s| self.prepare(s)).collect::<Result<Vec<_>, _>>()?;
         let results = self.db.batch(prepared).await.map_err(failed)?;
         results.iter().map(outcome).collect()
     }
 
     async fn query(&self, statement: Statement) -> Result<Outcome, StoreError> {
+        self.statements.set(self.statements.get() + 1);
         outcome(&self.prepare(&statement)?.all().await.map_err(failed)?)
     }
 }
