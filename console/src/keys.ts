@@ -2,7 +2,7 @@
 // reroll with a grace period, and verify a pasted key.
 import { useEffect, useState } from "preact/hooks";
 import type { components } from "../../clients/typescript/index";
-import { describe, ErrorLine, holds, html, Pager, usePages, when, type Session } from "./ui";
+import { describe, ErrorLine, holds, html, Pager, Secret, usePages, when, type Session } from "./ui";
 
 type Key = components["schemas"]["KeyObject"];
 type KeyWithSecret = components["schemas"]["KeyObjectWithSecret"];
@@ -19,19 +19,11 @@ function status(key: Key, now: number): "active" | "revoked" | "expired" | "in g
 
 /** The plaintext of a new key, shown this once. */
 function ShownOnce({ created, onDone }: { created: KeyWithSecret; onDone: () => void }) {
-  const [copied, setCopied] = useState(false);
-  const copy = async () => {
-    await navigator.clipboard.writeText(created.key);
-    setCopied(true);
-  };
   return html`<section class="card notice" aria-live="polite">
     <h2>Your new key “${created.name}”</h2>
     <p><strong>Copy it now: it cannot be shown again.</strong> keywarden stores only its hash.</p>
-    <code class="secret" data-testid="new-key">${created.key}</code>
-    <div class="row">
-      <button type="button" onClick=${copy}>${copied ? "Copied" : "Copy key"}</button>
-      <button type="button" class="secondary" onClick=${onDone}>I have saved it</button>
-    </div>
+    <${Secret} value=${created.key} testid="new-key" copyLabel="Copy key" />
+    <div class="row"><button type="button" class="secondary" onClick=${onDone}>I have saved it</button></div>
   </section>`;
 }
 

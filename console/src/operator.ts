@@ -2,7 +2,7 @@
 // renamed, made read-only or writable, their default capabilities edited; and a leak report.
 import { useEffect, useState } from "preact/hooks";
 import type { components } from "../../clients/typescript/index";
-import { describe, ErrorLine, html, Pager, usePages, when, type Session } from "./ui";
+import { describe, ErrorLine, html, Pager, Secret, usePages, when, type Session } from "./ui";
 
 type Workspace = components["schemas"]["Workspace"];
 type Created = components["schemas"]["WorkspaceCreated"];
@@ -66,7 +66,7 @@ export function WorkspacesPage({ session }: { session: Session }) {
     html`<section class="card notice" aria-live="polite">
       <h2>Owner key of “${created.workspace.name}”</h2>
       <p><strong>Copy it now: it cannot be shown again.</strong> Hand it to the workspace's owner.</p>
-      <code class="secret" data-testid="owner-key">${created.key.key}</code>
+      <${Secret} value=${created.key.key} testid="owner-key" copyLabel="Copy owner key" />
       <div class="row"><button type="button" class="secondary" onClick=${() => setCreated(null)}>I have handed it over</button></div>
     </section>`}
     <section class="card">

@@ -60,3 +60,16 @@ export function Pager({ pages }: { pages: ReturnType<typeof usePages> }) {
     <button type="button" class="secondary" disabled=${!pages.next} onClick=${pages.older}>Older</button>
   </div>`;
 }
+
+/** A secret shown this once, with a button that copies it. */
+export function Secret({ value, testid, copyLabel = "Copy" }: { value: string; testid: string; copyLabel?: string }) {
+  const [copied, setCopied] = useState(false);
+  const copy = async () => {
+    await navigator.clipboard.writeText(value);
+    setCopied(true);
+  };
+  return html`<div>
+    <code class="secret" data-testid=${testid}>${value}</code>
+    <div class="row"><button type="button" onClick=${copy}>${copied ? "Copied" : copyLabel}</button></div>
+  </div>`;
+}

@@ -2,7 +2,7 @@
 // example filled in for this workspace) and the notification endpoint (its secret shown once).
 import { useEffect, useState } from "preact/hooks";
 import type { components } from "../../clients/typescript/index";
-import { describe, ErrorLine, html, when, type Session } from "./ui";
+import { describe, ErrorLine, html, Secret, when, type Session } from "./ui";
 
 type Endpoint = components["schemas"]["NotificationEndpoint"];
 
@@ -68,7 +68,7 @@ export function WebhooksPage({ session }: { session: Session }) {
       ${secret &&
       html`<div class="notice" aria-live="polite">
         <p><strong>Copy it now: it cannot be shown again.</strong></p>
-        <code class="secret" data-testid="webhook-secret">${secret}</code>
+        <${Secret} value=${secret} testid="webhook-secret" copyLabel="Copy secret" />
         <p>Signing an event by hand, for this workspace:</p>
         <pre class="secret" data-testid="signing-example">${signingExample(location.origin, workspaceId, secret)}</pre>
       </div>`}
@@ -85,7 +85,10 @@ export function WebhooksPage({ session }: { session: Session }) {
         </div>
       </form>
       ${endpointSecret &&
-      html`<div class="notice"><p><strong>Deliveries are signed with this secret, shown once:</strong></p><code class="secret" data-testid="endpoint-secret">${endpointSecret}</code></div>`}
+      html`<div class="notice" aria-live="polite">
+        <p><strong>Deliveries are signed with this secret, shown once:</strong></p>
+        <${Secret} value=${endpointSecret} testid="endpoint-secret" copyLabel="Copy endpoint secret" />
+      </div>`}
     </section>
     <${ErrorLine} error=${error} />
   </div>`;

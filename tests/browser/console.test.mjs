@@ -234,6 +234,8 @@ describe("the console", () => {
     await page.waitForSelector("[data-testid=webhook-secret]");
     const secret = (await textOf("[data-testid=webhook-secret]")).trim();
     assert.match(secret, /^whsec_[A-Za-z0-9+/]{43}=$/);
+    await page.click("xpath/.//button[contains(., 'Copy secret')]");
+    assert.equal(await page.evaluate(() => navigator.clipboard.readText()), secret, "the copy button copies the secret");
     const me = await (await api("/v1/me", ownerKey)).json();
     assert.match(await textOf("[data-testid=signing-example]"), new RegExp(`WS=${me.workspace.id}`));
     const id = `msg_console_${Date.now()}`;
@@ -253,7 +255,10 @@ describe("the console", () => {
     await page.type("#endpoint-url", url);
     await page.click("xpath/.//button[contains(., 'Set the endpoint')]");
     await page.waitForSelector("[data-testid=endpoint-secret]");
-    assert.match(await textOf("[data-testid=endpoint-secret]"), /^whsec_/);
+    const endpointSecret = (await textOf("[data-testid=endpoint-secret]")).trim();
+    assert.match(endpointSecret, /^whsec_/);
+    await page.click("xpath/.//button[contains(., 'Copy endpoint secret')]");
+    assert.equal(await page.evaluate(() => navigator.clipboard.readText()), endpointSecret, "the copy button copies the endpoint secret");
     assert.match(await textOf("[data-testid=endpoint]"), new RegExp(url.replace(/[.]/g, "\\.")));
     const stored = await (await api("/v1/webhooks/endpoint", ownerKey)).json();
     assert.equal(stored.url, url);
@@ -296,6 +301,8 @@ describe("the console", () => {
     await page.click("xpath/.//button[contains(., 'Create workspace')]");
     await page.waitForSelector("[data-testid=owner-key]");
     const owner = (await textOf("[data-testid=owner-key]")).trim();
+    await page.click("xpath/.//button[contains(., 'Copy owner key')]");
+    assert.equal(await page.evaluate(() => navigator.clipboard.readText()), owner, "the copy button copies the owner key");
     const me = await (await api("/v1/me", owner)).json();
     assert.equal(me.workspace.name, "Globex", "the shown owner key works");
     await page.click("xpath/.//button[contains(., 'I have handed it over')]");
