@@ -37,19 +37,19 @@ impl<E: Executor> WorkspaceStore for SqlStore<E> {
     }
 
     async fn workspaces_after(&self, after: Option<&Cursor>, limit: usize) -> Result<Vec<Workspace>, StoreError> {
-        let statement = match after {
-            None => Statement::new(
-                &format!("SELECT {WORKSPACE_COLUMNS} FROM workspaces ORDER BY created_at DESC, id DESC LIMIT :limit"),
-                &[("limit", int(limit as i64))],
-            )?,
-            Some(cursor) => Statement::new(
-                &format!(
-                    "SELECT {WORKSPACE_COLUMNS} FROM workspaces WHERE (created_at, id) < (:after_created_at, :after_id) \
-                     ORDER BY created_at DESC, id DESC LIMIT :limit"
-                ),
-                &[("after_created_at", int(cursor.position)), ("after_id", text(&cursor.id)), ("limit", int(limit as i64))],
-            )?,
-        };
+        // One statement for every page: the first page binds no cursor.
+        let statement = Statement::new(
+            &format!(
+                "SELECT {WORKSPACE_COLUMNS} FROM workspaces \
+                 WHERE (:after_created_at IS NULL OR (created_at, id) < (:after_created_at, :after_id)) \
+                 ORDER BY created_at DESC, id DESC LIMIT :limit"
+            ),
+            &[
+                ("after_created_at", after.map_or(Value::Null, |c| int(c.position))),
+                ("after_id", after.map_or(Value::Null, |c| text(&c.id))),
+                ("limit", int(limit as i64)),
+            ],
+        )?;
         workspaces(&self.query(statement).await?)
     }
 
