@@ -19,7 +19,7 @@ use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::rc::Rc;
 
-use futures_util::future::LocalBoxFuture;
+use futures_util::future::{join_all, LocalBoxFuture};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use worker::wasm_bindgen::JsValue;
@@ -204,12 +204,14 @@ impl DurableAuthority {
         objects
     }
 
+    /// Sends `op` to every object the change touches, all at once (a sharded workspace's
+    /// change reaches each shard).
     async fn send_targets(&self, change: &Change, op: &str) -> Result<(), StoreError> {
-        for (object, targets) in self.objects_of(change) {
+        let calls = self.objects_of(change).into_iter().map(|(object, targets)| async move {
             let message = TargetsMessage { workspace_id: change.workspace_id.clone(), targets };
-            self.call::<serde_json::Value>(&object, op, &message).await?;
-        }
-        Ok(())
+            self.call::<serde_json::Value>(&object, op, &message).await
+        });
+        join_all(calls).await.into_iter().try_for_each(|outcome| outcome.map(drop))
     }
 }
 
@@ -250,5 +252,29 @@ impl KeyAuthority for DurableAuthority {
 
     fn release<'a>(&'a self, change: &'a Change) -> LocalBoxFuture<'a, Result<(), StoreError>> {
         Box::pin(self.send_targets(change, "release"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_workspace_of_one_shard_is_one_object_named_by_the_workspace() {
+        assert_eq!(object_name("ws_a", "key_1", 1), "ws_a");
+    }
+
+    #[test]
+    fn a_sharded_workspace_puts_each_key_in_the_same_one_of_its_objects() {
+        let names: Vec<String> = (0..50).map(|i| object_name("ws_a", &format!("key_{i}"), 4)).collect();
+        assert!(names.iter().all(|name| ["ws_a/0", "ws_a/1", "ws_a/2", "ws_a/3"].contains(&name.as_str())), "{names:?}");
+        assert!(names.iter().collect::<std::collections::HashSet<_>>().len() > 1, "keys spread over the shards");
+        assert_eq!(object_name("ws_a", "key_7", 4), object_name("ws_a", "key_7", 4));
+    }
+
+    #[test]
+    fn an_overloaded_object_is_unavailable_and_anything_else_a_failure() {
+        assert_eq!(failed("authority call", "Error: Durable Object is overloaded. Too many requests queued."), StoreError::Unavailable);
+        assert!(matches!(failed("authority call", "network connection lost"), StoreError::Failed(_)));
     }
 }

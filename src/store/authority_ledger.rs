@@ -19,7 +19,7 @@ pub trait SyncSql {
 
 /// The tables, created when an object starts; `IF NOT EXISTS` makes that idempotent.
 const SCHEMA: &[&str] = &[
-    "CREATE TABLE IF NOT EXISTS keys (key_id TEXT PRIMARY KEY, record TEXT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS keys (key_id TEXT PRIMARY KEY, key_hash TEXT NOT NULL UNIQUE, record TEXT NOT NULL)",
     "CREATE TABLE IF NOT EXISTS workspace (singleton INTEGER PRIMARY KEY CHECK (singleton = 1), record TEXT NOT NULL)",
     "CREATE TABLE IF NOT EXISTS holds (target TEXT PRIMARY KEY, since INTEGER NOT NULL)",
     "CREATE TABLE IF NOT EXISTS counters (key_id TEXT PRIMARY KEY, window_start INTEGER NOT NULL, hits INTEGER NOT NULL, \
@@ -73,10 +73,28 @@ impl<X: SyncSql> SqlLedger<X> {
     }
 }
 
+impl<X: SyncSql> SqlLedger<X> {
+    fn one_key(&self, sql: &str, bind: &str) -> Result<Option<KeyRecord>, StoreError> {
+        match rows::<RecordRow>(self.sql.run(sql, vec![Value::Text(bind.to_string())])?)?.first() {
+            Some(row) => decode(&row.record).map(Some),
+            None => Ok(None),
+        }
+    }
+}
+
 impl<X: SyncSql> Ledger for SqlLedger<X> {
     fn save_key(&self, key: &KeyRecord) -> Result<(), StoreError> {
-        let sql = "INSERT INTO keys (key_id, record) VALUES (?, ?) ON CONFLICT (key_id) DO UPDATE SET record = excluded.record";
-        self.sql.run(sql, vec![Value::Text(key.id.clone()), encode(key)?]).map(drop)
+        let sql =
+            "INSERT INTO keys (key_id, key_hash, record) VALUES (?, ?, ?) ON CONFLICT (key_id) DO UPDATE SET record = excluded.record";
+        self.sql.run(sql, vec![Value::Text(key.id.clone()), Value::Text(key.key_hash.clone()), encode(key)?]).map(drop)
+    }
+
+    fn key_by_hash(&self, key_hash: &str) -> Result<Option<KeyRecord>, StoreError> {
+        self.one_key("SELECT record FROM keys WHERE key_hash = ?", key_hash)
+    }
+
+    fn key_by_id(&self, key_id: &str) -> Result<Option<KeyRecord>, StoreError> {
+        self.one_key("SELECT record FROM keys WHERE key_id = ?", key_id)
     }
 
     fn forget_key(&self, key_id: &str) -> Result<(), StoreError> {
@@ -123,10 +141,6 @@ impl<X: SyncSql> Ledger for SqlLedger<X> {
     }
 
     fn load(&self) -> Result<Snapshot, StoreError> {
-        let keys = rows::<RecordRow>(self.sql.run("SELECT record FROM keys", Vec::new())?)?
-            .iter()
-            .map(|row| decode::<KeyRecord>(&row.record))
-            .collect::<Result<Vec<_>, _>>()?;
         let workspace = match rows::<RecordRow>(self.sql.run("SELECT record FROM workspace", Vec::new())?)?.first() {
             Some(row) => Some(decode::<Workspace>(&row.record)?),
             None => None,
@@ -139,6 +153,6 @@ impl<X: SyncSql> Ledger for SqlLedger<X> {
             .into_iter()
             .map(|row| (row.key_id, Counter { window_start: row.window_start, hits: row.hits.max(0) as u32 }, row.marked != 0))
             .collect();
-        Ok(Snapshot { keys, workspace, holds, counters })
+        Ok(Snapshot { workspace, holds, counters })
     }
 }

@@ -53,6 +53,8 @@ pub struct Counter {
 /// What the object keeps durably: its storage, in the Durable Object's SQLite.
 pub trait Ledger {
     fn save_key(&self, key: &KeyRecord) -> Result<(), StoreError>;
+    fn key_by_hash(&self, key_hash: &str) -> Result<Option<KeyRecord>, StoreError>;
+    fn key_by_id(&self, key_id: &str) -> Result<Option<KeyRecord>, StoreError>;
     fn forget_key(&self, key_id: &str) -> Result<(), StoreError>;
     fn save_workspace(&self, workspace: &Workspace) -> Result<(), StoreError>;
     fn save_hold(&self, target: &str, since_ms: i64) -> Result<(), StoreError>;
@@ -65,10 +67,9 @@ pub trait Ledger {
     fn load(&self) -> Result<Snapshot, StoreError>;
 }
 
-/// What the ledger holds, as read back when the object starts.
+/// What the object reads back from its ledger when it starts (keys are read when asked for).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Snapshot {
-    pub keys: Vec<KeyRecord>,
     pub workspace: Option<Workspace>,
     pub holds: Vec<(String, i64)>,
     /// Each counter, and whether it is marked (uses may have been lost).
@@ -101,9 +102,15 @@ pub struct KeyUse {
     pub at: i64,
 }
 
+/// The mirror keeps at most this many key records in memory; the rest are read from the
+/// ledger (the object's SQLite, a local read) when asked for, so a workspace of any size fits
+/// an object's memory.
+pub const KEYS_CACHED: usize = 10_000;
+
 #[derive(Debug, Default)]
 pub struct Authority {
     workspace: Option<Workspace>,
+    /// Recently used records of the mirror, by hash, and their hashes by id.
     keys: HashMap<String, KeyRecord>,
     hash_of: HashMap<String, String>,
     holds: HashMap<String, i64>,
@@ -121,10 +128,6 @@ impl Authority {
     /// was in at `now_ms` counts as spent.
     pub fn restore(snapshot: Snapshot, now_ms: i64) -> Self {
         let mut authority = Authority { workspace: snapshot.workspace, ..Authority::default() };
-        for key in snapshot.keys {
-            authority.hash_of.insert(key.id.clone(), key.key_hash.clone());
-            authority.keys.insert(key.key_hash.clone(), key);
-        }
         authority.holds = snapshot.holds.into_iter().collect();
         for (key_id, counter, marked) in snapshot.counters {
             if marked {
@@ -140,8 +143,36 @@ impl Authority {
         self.workspace.as_ref().map(|workspace| workspace.id.clone())
     }
 
-    fn key_by_id(&self, key_id: &str) -> Option<&KeyRecord> {
-        self.hash_of.get(key_id).and_then(|hash| self.keys.get(hash))
+    /// The mirror's record of the key with this hash: from memory, else from the ledger.
+    fn mirrored(&mut self, ledger: &impl Ledger, key_hash: &str) -> Result<Option<KeyRecord>, StoreError> {
+        if let Some(key) = self.keys.get(key_hash) {
+            return Ok(Some(key.clone()));
+        }
+        let found = ledger.key_by_hash(key_hash)?;
+        if let Some(key) = &found {
+            self.cache(key.clone());
+        }
+        Ok(found)
+    }
+
+    fn mirrored_by_id(&mut self, ledger: &impl Ledger, key_id: &str) -> Result<Option<KeyRecord>, StoreError> {
+        if let Some(key) = self.hash_of.get(key_id).and_then(|hash| self.keys.get(hash)) {
+            return Ok(Some(key.clone()));
+        }
+        let found = ledger.key_by_id(key_id)?;
+        if let Some(key) = &found {
+            self.cache(key.clone());
+        }
+        Ok(found)
+    }
+
+    fn cache(&mut self, key: KeyRecord) {
+        if self.keys.len() >= KEYS_CACHED && !self.keys.contains_key(&key.key_hash) {
+            self.keys.clear();
+            self.hash_of.clear();
+        }
+        self.hash_of.insert(key.id.clone(), key.key_hash.clone());
+        self.keys.insert(key.key_hash.clone(), key);
     }
 
     fn workspace_held(&self) -> bool {
@@ -153,7 +184,7 @@ impl Authority {
     pub fn lookup(&mut self, ledger: &impl Ledger, key_hash: &str, now_ms: i64, count: bool) -> Result<Lookup, StoreError> {
         let read_through = Lookup::ReadThrough { generation: self.generation };
         let (Some(workspace), false) = (self.workspace.clone(), self.workspace_held()) else { return Ok(read_through) };
-        let Some(key) = self.keys.get(key_hash).filter(|key| !self.holds.contains_key(&key.id)).cloned() else {
+        let Some(key) = self.mirrored(ledger, key_hash)?.filter(|key| !self.holds.contains_key(&key.id)) else {
             return Ok(read_through);
         };
         Ok(Lookup::Answered(Box::new(self.admit(ledger, key, workspace, now_ms, count)?)))
@@ -178,7 +209,7 @@ impl Authority {
             ledger.save_workspace(&workspace)?;
             self.workspace = Some(workspace.clone());
         }
-        if !self.holds.contains_key(&key.id) && self.keys.get(&key.key_hash) != Some(&key) {
+        if !self.holds.contains_key(&key.id) && self.mirrored(ledger, &key.key_hash)?.as_ref() != Some(&key) {
             self.remember(ledger, key.clone())?;
         }
         self.admit(ledger, key, workspace, now_ms, count).map(Some)
@@ -186,8 +217,7 @@ impl Authority {
 
     fn remember(&mut self, ledger: &impl Ledger, key: KeyRecord) -> Result<(), StoreError> {
         ledger.save_key(&key)?;
-        self.hash_of.insert(key.id.clone(), key.key_hash.clone());
-        self.keys.insert(key.key_hash.clone(), key);
+        self.cache(key);
         Ok(())
     }
 
@@ -287,17 +317,16 @@ impl Authority {
         changed.sort_by(|a, b| a.0.cmp(&b.0));
         ledger.save_counters(&changed)?;
         self.unsaved.clear();
-        let ended: Vec<String> = self
-            .counters
-            .iter()
-            // A spent window must outlive a second restart, so its mark stays until the key is used.
-            .filter(|(id, _)| !self.spent.contains_key(*id))
-            .filter(|(id, counter)| {
-                let window_ms = self.key_by_id(id).and_then(|key| key.rate_limit).map_or(0, |limit| limit.window_seconds as i64 * 1000);
-                counter.window_start + window_ms <= now_ms
-            })
-            .map(|(id, _)| id.clone())
-            .collect();
+        // A spent window must outlive a second restart, so its mark stays until the key is used.
+        let counting: Vec<(String, Counter)> =
+            self.counters.iter().filter(|(id, _)| !self.spent.contains_key(*id)).map(|(id, counter)| (id.clone(), *counter)).collect();
+        let mut ended = Vec::new();
+        for (id, counter) in counting {
+            let limit = self.mirrored_by_id(ledger, &id)?.and_then(|key| key.rate_limit);
+            if counter.window_start + limit.map_or(0, |limit| limit.window_seconds as i64 * 1000) <= now_ms {
+                ended.push(id);
+            }
+        }
         if !ended.is_empty() {
             ledger.drop_counters(&ended)?;
             for id in &ended {
@@ -305,13 +334,13 @@ impl Authority {
             }
         }
         // A use within a minute of the last one written is not written, as D1 alone did.
-        let mut due: Vec<KeyUse> = std::mem::take(&mut self.uses)
-            .into_iter()
-            .filter(|(id, at)| {
-                self.key_by_id(id).and_then(|key| key.last_used_at).is_none_or(|written| *at >= written + USE_WRITE_INTERVAL_MS)
-            })
-            .map(|(key_id, at)| KeyUse { key_id, at })
-            .collect();
+        let mut due = Vec::new();
+        for (key_id, at) in std::mem::take(&mut self.uses) {
+            let written = self.mirrored_by_id(ledger, &key_id)?.and_then(|key| key.last_used_at);
+            if written.is_none_or(|written| at >= written + USE_WRITE_INTERVAL_MS) {
+                due.push(KeyUse { key_id, at });
+            }
+        }
         due.sort_by(|a, b| a.key_id.cmp(&b.key_id));
         Ok(due)
     }
@@ -319,7 +348,7 @@ impl Authority {
     /// Records that these uses reached the catalogue, so the mirror's records say so.
     pub fn uses_written(&mut self, ledger: &impl Ledger, written: &[KeyUse]) -> Result<(), StoreError> {
         for key_use in written {
-            if let Some(mut key) = self.key_by_id(&key_use.key_id).cloned() {
+            if let Some(mut key) = self.mirrored_by_id(ledger, &key_use.key_id)? {
                 key.last_used_at = Some(key.last_used_at.map_or(key_use.at, |at| at.max(key_use.at)));
                 self.remember(ledger, key)?;
             }
