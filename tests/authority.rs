@@ -135,10 +135,11 @@ fn a_held_key_is_read_through_until_released_with_the_catalogues_record() {
     let ledger = SqlLedger::open(&db).unwrap();
     let live = key("k1");
     let mut authority = serving(&ledger, &live, 0);
-    authority.hold(&ledger, &["k1".to_string()], 10).unwrap();
+    authority.hold(&ledger, &["k1".to_string()], "h1", 10).unwrap();
     assert!(matches!(authority.lookup(&ledger, "hash_k1", 11, true).unwrap(), Lookup::ReadThrough { .. }), "held: read through");
     let revoked = KeyRecord { revoked_at: Some(12), ..live };
-    authority.release_key(&ledger, "k1", Some(revoked)).unwrap();
+    let generation = authority.generation();
+    assert!(authority.release_key(&ledger, "k1", "h1", Some(revoked), generation).unwrap());
     assert!(!is_live_at(&answered(&mut authority, &ledger, "hash_k1", 13), 13), "the release brought the revocation");
 }
 
@@ -149,7 +150,7 @@ fn a_read_through_that_a_hold_overtook_is_read_again() {
     let mut authority = Authority::default();
     let live = key("k1");
     let Lookup::ReadThrough { generation } = authority.lookup(&ledger, "hash_k1", 0, true).unwrap() else { panic!() };
-    authority.hold(&ledger, &["k1".to_string()], 1).unwrap();
+    authority.hold(&ledger, &["k1".to_string()], "h1", 1).unwrap();
     let stale = authority.read_through(&ledger, generation, Some((live, workspace(false))), 2, true).unwrap();
     assert_eq!(stale, None, "a record read before the hold may predate the revoke");
 }
@@ -159,7 +160,7 @@ fn a_held_key_read_through_does_not_join_the_mirror() {
     let db = ObjectSqlite::default();
     let ledger = SqlLedger::open(&db).unwrap();
     let mut authority = serving(&ledger, &key("k1"), 0);
-    authority.hold(&ledger, &["k1".to_string()], 1).unwrap();
+    authority.hold(&ledger, &["k1".to_string()], "h1", 1).unwrap();
     let Lookup::ReadThrough { generation } = authority.lookup(&ledger, "hash_k1", 2, true).unwrap() else { panic!() };
     let changed = KeyRecord { name: "changed in flight".into(), ..key("k1") };
     authority.read_through(&ledger, generation, Some((changed, workspace(false))), 2, true).unwrap().unwrap();
@@ -171,9 +172,10 @@ fn a_held_workspace_reads_every_key_through_and_its_release_brings_read_only() {
     let db = ObjectSqlite::default();
     let ledger = SqlLedger::open(&db).unwrap();
     let mut authority = serving(&ledger, &key("k1"), 0);
-    authority.hold(&ledger, &[WHOLE_WORKSPACE.to_string()], 1).unwrap();
+    authority.hold(&ledger, &[WHOLE_WORKSPACE.to_string()], "h1", 1).unwrap();
     assert!(matches!(authority.lookup(&ledger, "hash_k1", 2, true).unwrap(), Lookup::ReadThrough { .. }));
-    authority.release_workspace(&ledger, Some(workspace(true))).unwrap();
+    let generation = authority.generation();
+    assert!(authority.release_workspace(&ledger, "h1", Some(workspace(true)), generation).unwrap());
     let (_, seen) = answered(&mut authority, &ledger, "hash_k1", 3).found.unwrap();
     assert!(seen.read_only, "the next authentication sees the workspace read-only");
 }
@@ -183,7 +185,7 @@ fn holds_survive_a_restart() {
     let db = ObjectSqlite::default();
     let ledger = SqlLedger::open(&db).unwrap();
     let mut authority = serving(&ledger, &key("k1"), 0);
-    authority.hold(&ledger, &["k1".to_string()], 5).unwrap();
+    authority.hold(&ledger, &["k1".to_string()], "h1", 5).unwrap();
     let mut restarted = Authority::restore(ledger.load().unwrap(), 6);
     assert!(matches!(restarted.lookup(&ledger, "hash_k1", 6, true).unwrap(), Lookup::ReadThrough { .. }), "still held");
 }
@@ -193,8 +195,9 @@ fn a_revoked_key_stays_revoked_after_a_restart() {
     let db = ObjectSqlite::default();
     let ledger = SqlLedger::open(&db).unwrap();
     let mut authority = serving(&ledger, &key("k1"), 0);
-    authority.hold(&ledger, &["k1".to_string()], 1).unwrap();
-    authority.release_key(&ledger, "k1", Some(KeyRecord { revoked_at: Some(2), ..key("k1") })).unwrap();
+    authority.hold(&ledger, &["k1".to_string()], "h1", 1).unwrap();
+    let generation = authority.generation();
+    assert!(authority.release_key(&ledger, "k1", "h1", Some(KeyRecord { revoked_at: Some(2), ..key("k1") }), generation).unwrap());
     drop(authority);
     let mut restarted = Authority::restore(ledger.load().unwrap(), 3);
     assert!(!is_live_at(&answered(&mut restarted, &ledger, "hash_k1", 3), 3), "the mirror kept the revocation");
@@ -205,9 +208,9 @@ fn a_hold_older_than_the_timeout_is_stale() {
     let db = ObjectSqlite::default();
     let ledger = SqlLedger::open(&db).unwrap();
     let mut authority = Authority::default();
-    authority.hold(&ledger, &["k1".to_string()], 1_000).unwrap();
+    authority.hold(&ledger, &["k1".to_string()], "h1", 1_000).unwrap();
     assert!(authority.stale_holds(1_000 + HOLD_TIMEOUT_MS - 1).is_empty());
-    assert_eq!(authority.stale_holds(1_000 + HOLD_TIMEOUT_MS), vec!["k1".to_string()]);
+    assert_eq!(authority.stale_holds(1_000 + HOLD_TIMEOUT_MS), vec![("k1".to_string(), "h1".to_string())]);
     assert_eq!(authority.next_alarm(2_000), Some(1_000 + HOLD_TIMEOUT_MS), "the alarm wakes for it");
 }
 
@@ -261,7 +264,7 @@ fn the_flush_saves_counters_and_returns_the_uses_due_once() {
     assert_eq!(due.iter().map(|u| (u.key_id.as_str(), u.at)).collect::<Vec<_>>(), vec![("k1", 2_000)]);
     authority.uses_written(&ledger, &due).unwrap();
     let saved = ledger.load().unwrap();
-    assert_eq!(saved.counters, vec![("k1".to_string(), Counter { window_start: 0, hits: 2 }, false)]);
+    assert_eq!(saved.counters, vec![("k1".to_string(), Counter { window_start: 0, window_ms: MINUTE, hits: 2 }, false)]);
     assert_eq!(ledger.key_by_id("k1").unwrap().unwrap().last_used_at, Some(2_000), "the mirror knows the use reached the catalogue");
     assert_eq!(authority.next_alarm(3_000), None, "nothing left to do");
 }
@@ -296,4 +299,58 @@ fn a_key_beyond_the_memory_cache_is_answered_from_the_ledger() {
     }
     let admission = answered(&mut authority, &ledger, "hash_first", 2);
     assert!(is_live_at(&admission, 2), "read back from the ledger, not through to D1");
+}
+
+#[test]
+fn one_writers_release_leaves_another_writers_hold_in_place() {
+    let db = ObjectSqlite::default();
+    let ledger = SqlLedger::open(&db).unwrap();
+    let mut authority = serving(&ledger, &key("k1"), 0);
+    authority.hold(&ledger, &["k1".to_string()], "reroll", 1).unwrap();
+    authority.hold(&ledger, &["k1".to_string()], "revoke", 2).unwrap();
+    let generation = authority.generation();
+    let graced = KeyRecord { revoked_at: Some(86_400_000), ..key("k1") };
+    assert!(authority.release_key(&ledger, "k1", "reroll", Some(graced), generation).unwrap());
+    assert!(
+        matches!(authority.lookup(&ledger, "hash_k1", 3, true).unwrap(), Lookup::ReadThrough { .. }),
+        "the revoke still holds it, even if its own release never arrives"
+    );
+    let mut restarted = Authority::restore(ledger.load().unwrap(), 4);
+    assert!(matches!(restarted.lookup(&ledger, "hash_k1", 4, true).unwrap(), Lookup::ReadThrough { .. }), "and across a restart");
+}
+
+#[test]
+fn a_release_whose_read_another_release_overtook_is_read_again() {
+    let db = ObjectSqlite::default();
+    let ledger = SqlLedger::open(&db).unwrap();
+    let mut authority = serving(&ledger, &key("k1"), 0);
+    authority.hold(&ledger, &["k1".to_string()], "first", 1).unwrap();
+    authority.hold(&ledger, &["k1".to_string()], "second", 2).unwrap();
+    let first_read_at = authority.generation();
+    let revoked = KeyRecord { revoked_at: Some(3), ..key("k1") };
+    let second_read_at = authority.generation();
+    assert!(authority.release_key(&ledger, "k1", "second", Some(revoked), second_read_at).unwrap());
+    let stale = key("k1");
+    assert!(!authority.release_key(&ledger, "k1", "first", Some(stale), first_read_at).unwrap(), "read before the other release: refused");
+    let again = authority.generation();
+    assert!(authority.release_key(&ledger, "k1", "first", Some(KeyRecord { revoked_at: Some(3), ..key("k1") }), again).unwrap());
+    assert!(!is_live_at(&answered(&mut authority, &ledger, "hash_k1", 4), 4), "the revocation stands");
+}
+
+#[test]
+fn a_held_keys_counter_outlives_the_flush_until_its_window_ends() {
+    let db = ObjectSqlite::default();
+    let ledger = SqlLedger::open(&db).unwrap();
+    let limited_key = limited("k1", 3);
+    let mut authority = Authority::default();
+    authority.hold(&ledger, &["k1".to_string()], "h1", 0).unwrap();
+    let mut counts = Vec::new();
+    for now in 1..=5 {
+        let admission = admit_through(&mut authority, &ledger, &limited_key, now);
+        counts.push(hits(&admission));
+        authority.flush(&ledger, now).unwrap();
+    }
+    assert_eq!(counts, vec![1, 2, 3, 4, 5], "every flush kept the count of a key only ever read through");
+    authority.flush(&ledger, MINUTE).unwrap();
+    assert_eq!(hits(&admit_through(&mut authority, &ledger, &limited_key, MINUTE)), 1, "a new window starts afresh");
 }

@@ -11,7 +11,7 @@ use worker::{Date, Delay, Env};
 use super::outbound::FetchClient;
 use crate::deps::{Clock, Deps};
 use crate::settings::Settings;
-use crate::store::authority::DurableAuthority;
+use crate::store::authority::{DurableAuthority, Layout};
 use crate::store::d1::D1Store;
 use crate::store::kv::KvBlobs;
 use crate::vault::Keks;
@@ -54,20 +54,24 @@ pub fn settings(env: &Env) -> Result<Settings, String> {
 }
 
 /// The key authority: one Durable Object per workspace (or `AUTHORITY_SHARDS` per workspace,
-/// 1 to 64), and whether it answers authentication. `KEY_AUTHORITY=object` (the default) says
-/// it does; `catalogue` has D1 answer, for comparison and as a way back, while every write
-/// still keeps the objects up to date.
+/// 1 to 64), named under `AUTHORITY_EPOCH`, and whether it answers authentication.
+/// `KEY_AUTHORITY=object` (the default) says it does; `catalogue` has D1 answer, for comparison
+/// and as a way back, while every write still keeps the objects up to date.
 fn key_authority(env: &Env, d1_statements: &Rc<Cell<usize>>) -> Result<(DurableAuthority, bool), String> {
     let shards = match env_string(env, "AUTHORITY_SHARDS") {
         None => 1,
         Some(text) => text.trim().parse::<u32>().ok().filter(|n| (1..=64).contains(n)).ok_or("AUTHORITY_SHARDS must be 1 to 64")?,
     };
+    let epoch = env_string(env, "AUTHORITY_EPOCH").map(|text| text.trim().to_string()).unwrap_or_else(|| "1".to_string());
+    if !(1..=32).contains(&epoch.len()) || !epoch.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        return Err("AUTHORITY_EPOCH must be 1 to 32 letters or digits".to_string());
+    }
     let authenticates = match env_string(env, "KEY_AUTHORITY").as_deref().map(str::trim) {
         None | Some("") | Some("object") => true,
         Some("catalogue") => false,
         Some(other) => return Err(format!("KEY_AUTHORITY must be `object` or `catalogue`, not {other:?}")),
     };
-    Ok((DurableAuthority::from_env(env, shards, d1_statements.clone())?, authenticates))
+    Ok((DurableAuthority::from_env(env, Layout { epoch, shards }, d1_statements.clone())?, authenticates))
 }
 
 impl Bindings {

@@ -79,19 +79,31 @@ pub struct AuthenticateMessage {
     pub count: bool,
 }
 
-/// The request to an object: hold or release keys or the workspace.
+/// The request to an object: hold or release keys or the workspace, for one writer.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct TargetsMessage {
     pub workspace_id: String,
     pub targets: Vec<String>,
+    pub hold_id: String,
 }
 
-/// The object of a key: its workspace's, or one of the workspace's `shards`, chosen by the key.
-pub fn object_name(workspace_id: &str, key_id: &str, shards: u32) -> String {
-    if shards <= 1 {
-        workspace_id.to_string()
-    } else {
-        format!("{workspace_id}/{}", crc32fast::hash(key_id.as_bytes()) % shards)
+/// How the objects are laid out: the generation of objects in use, and how many per workspace.
+/// Both are part of every object's name, so a change of either starts from fresh objects that
+/// read everything through from D1, and an object of another layout is never asked again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Layout {
+    pub epoch: String,
+    pub shards: u32,
+}
+
+impl Layout {
+    /// The object of a key: one of its workspace's `shards`, chosen by the key.
+    pub fn object_of(&self, workspace_id: &str, key_id: &str) -> String {
+        self.object(workspace_id, crc32fast::hash(key_id.as_bytes()) % self.shards.max(1))
+    }
+
+    pub fn object(&self, workspace_id: &str, shard: u32) -> String {
+        format!("{}/{workspace_id}/{shard}of{}", self.epoch, self.shards.max(1))
     }
 }
 
@@ -99,7 +111,7 @@ pub struct DurableAuthority {
     objects: ObjectNamespace,
     kv: KvStore,
     catalogue: D1Store,
-    shards: u32,
+    layout: Layout,
 }
 
 fn failed(what: &str, error: impl std::fmt::Display) -> StoreError {
@@ -114,12 +126,12 @@ fn failed(what: &str, error: impl std::fmt::Display) -> StoreError {
 
 impl DurableAuthority {
     /// `d1_statements` counts the statements of its lookups with the request's own.
-    pub fn from_env(env: &Env, shards: u32, d1_statements: Rc<Cell<usize>>) -> Result<Self, String> {
+    pub fn from_env(env: &Env, layout: Layout, d1_statements: Rc<Cell<usize>>) -> Result<Self, String> {
         Ok(DurableAuthority {
             objects: env.durable_object("AUTHORITY").map_err(|e| format!("the AUTHORITY binding: {e}"))?,
             kv: env.kv("SECRETS").map_err(|e| format!("the SECRETS binding: {e}"))?,
             catalogue: D1Store::counting(env.d1("DB").map_err(|e| format!("the DB binding: {e}"))?, d1_statements),
-            shards,
+            layout,
         })
     }
 
@@ -131,7 +143,9 @@ impl DurableAuthority {
         let request =
             Request::new_with_init(&format!("https://authority{PROTOCOL}/{op}"), &init).map_err(|e| failed("authority request", e))?;
         // Never retried: an authentication may have counted a use before the answer was lost.
-        let mut response = stub.fetch_with_request(request).await.map_err(|e| failed("authority call", e))?;
+        // An object that cannot be reached now (reset, moved, overloaded) is worth retrying
+        // later; the caller decides, never this call.
+        let mut response = stub.fetch_with_request(request).await.map_err(|_| StoreError::Unavailable)?;
         let answer = response.text().await.map_err(|e| failed("authority answer", e))?;
         match response.status_code() {
             200 => serde_json::from_str(&answer).map_err(|e| StoreError::Failed(format!("authority answer: {e}"))),
@@ -189,13 +203,12 @@ impl DurableAuthority {
     fn objects_of(&self, change: &Change) -> Vec<(String, Vec<String>)> {
         let mut objects: Vec<(String, Vec<String>)> = Vec::new();
         if change.whole_workspace {
-            for shard in 0..self.shards.max(1) {
-                let name = if self.shards <= 1 { change.workspace_id.clone() } else { format!("{}/{shard}", change.workspace_id) };
-                objects.push((name, vec![WHOLE_WORKSPACE.to_string()]));
+            for shard in 0..self.layout.shards.max(1) {
+                objects.push((self.layout.object(&change.workspace_id, shard), vec![WHOLE_WORKSPACE.to_string()]));
             }
         }
         for key_id in &change.key_ids {
-            let name = object_name(&change.workspace_id, key_id, self.shards);
+            let name = self.layout.object_of(&change.workspace_id, key_id);
             match objects.iter_mut().find(|(object, _)| *object == name) {
                 Some((_, targets)) => targets.push(key_id.clone()),
                 None => objects.push((name, vec![key_id.clone()])),
@@ -206,9 +219,9 @@ impl DurableAuthority {
 
     /// Sends `op` to every object the change touches, all at once (a sharded workspace's
     /// change reaches each shard).
-    async fn send_targets(&self, change: &Change, op: &str) -> Result<(), StoreError> {
+    async fn send_targets(&self, change: &Change, hold_id: &str, op: &str) -> Result<(), StoreError> {
         let calls = self.objects_of(change).into_iter().map(|(object, targets)| async move {
-            let message = TargetsMessage { workspace_id: change.workspace_id.clone(), targets };
+            let message = TargetsMessage { workspace_id: change.workspace_id.clone(), targets, hold_id: hold_id.to_string() };
             self.call::<serde_json::Value>(&object, op, &message).await
         });
         join_all(calls).await.into_iter().try_for_each(|outcome| outcome.map(drop))
@@ -228,7 +241,7 @@ impl KeyAuthority for DurableAuthority {
             if probe.count_use_in.is_some_and(|workspace_id| workspace_id != location.workspace_id) {
                 return Ok(AuthFinding::default());
             }
-            let object = object_name(&location.workspace_id, &location.key_id, self.shards);
+            let object = self.layout.object_of(&location.workspace_id, &location.key_id);
             let message = AuthenticateMessage { key_hash: probe.key_hash.to_string(), now_ms: probe.now_ms, count: true };
             let admission: Admission = self.call(&object, "authenticate", &message).await?;
             Ok(AuthFinding { found: admission.found, ip_failures: 0, rate_hits: admission.rate_hits, use_recorded: true })
@@ -246,12 +259,12 @@ impl KeyAuthority for DurableAuthority {
         })
     }
 
-    fn hold<'a>(&'a self, change: &'a Change) -> LocalBoxFuture<'a, Result<(), StoreError>> {
-        Box::pin(self.send_targets(change, "hold"))
+    fn hold<'a>(&'a self, change: &'a Change, hold_id: &'a str) -> LocalBoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(self.send_targets(change, hold_id, "hold"))
     }
 
-    fn release<'a>(&'a self, change: &'a Change) -> LocalBoxFuture<'a, Result<(), StoreError>> {
-        Box::pin(self.send_targets(change, "release"))
+    fn release<'a>(&'a self, change: &'a Change, hold_id: &'a str) -> LocalBoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(self.send_targets(change, hold_id, "release"))
     }
 }
 
@@ -259,17 +272,31 @@ impl KeyAuthority for DurableAuthority {
 mod tests {
     use super::*;
 
+    fn layout(epoch: &str, shards: u32) -> Layout {
+        Layout { epoch: epoch.to_string(), shards }
+    }
+
     #[test]
-    fn a_workspace_of_one_shard_is_one_object_named_by_the_workspace() {
-        assert_eq!(object_name("ws_a", "key_1", 1), "ws_a");
+    fn a_workspace_of_one_shard_is_one_object_named_by_its_layout() {
+        assert_eq!(layout("1", 1).object_of("ws_a", "key_1"), "1/ws_a/0of1");
     }
 
     #[test]
     fn a_sharded_workspace_puts_each_key_in_the_same_one_of_its_objects() {
-        let names: Vec<String> = (0..50).map(|i| object_name("ws_a", &format!("key_{i}"), 4)).collect();
-        assert!(names.iter().all(|name| ["ws_a/0", "ws_a/1", "ws_a/2", "ws_a/3"].contains(&name.as_str())), "{names:?}");
+        let four = layout("1", 4);
+        let names: Vec<String> = (0..50).map(|i| four.object_of("ws_a", &format!("key_{i}"))).collect();
+        assert!(
+            names.iter().all(|name| ["1/ws_a/0of4", "1/ws_a/1of4", "1/ws_a/2of4", "1/ws_a/3of4"].contains(&name.as_str())),
+            "{names:?}"
+        );
         assert!(names.iter().collect::<std::collections::HashSet<_>>().len() > 1, "keys spread over the shards");
-        assert_eq!(object_name("ws_a", "key_7", 4), object_name("ws_a", "key_7", 4));
+        assert_eq!(four.object_of("ws_a", "key_7"), four.object_of("ws_a", "key_7"));
+    }
+
+    #[test]
+    fn another_epoch_or_shard_count_never_names_an_object_of_this_layout() {
+        let names = [layout("1", 1), layout("2", 1), layout("1", 2)].map(|layout| layout.object("ws_a", 0));
+        assert_eq!(names.iter().collect::<std::collections::HashSet<_>>().len(), 3, "{names:?}");
     }
 
     #[test]

@@ -21,9 +21,10 @@ pub trait SyncSql {
 const SCHEMA: &[&str] = &[
     "CREATE TABLE IF NOT EXISTS keys (key_id TEXT PRIMARY KEY, key_hash TEXT NOT NULL UNIQUE, record TEXT NOT NULL)",
     "CREATE TABLE IF NOT EXISTS workspace (singleton INTEGER PRIMARY KEY CHECK (singleton = 1), record TEXT NOT NULL)",
-    "CREATE TABLE IF NOT EXISTS holds (target TEXT PRIMARY KEY, since INTEGER NOT NULL)",
-    "CREATE TABLE IF NOT EXISTS counters (key_id TEXT PRIMARY KEY, window_start INTEGER NOT NULL, hits INTEGER NOT NULL, \
-     marked INTEGER NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS holds (target TEXT NOT NULL, hold_id TEXT NOT NULL, since INTEGER NOT NULL, \
+     PRIMARY KEY (target, hold_id))",
+    "CREATE TABLE IF NOT EXISTS counters (key_id TEXT PRIMARY KEY, window_start INTEGER NOT NULL, window_ms INTEGER NOT NULL, \
+     hits INTEGER NOT NULL, marked INTEGER NOT NULL)",
 ];
 
 pub struct SqlLedger<X: SyncSql> {
@@ -52,6 +53,7 @@ struct RecordRow {
 #[derive(Deserialize)]
 struct HoldRow {
     target: String,
+    hold_id: String,
     since: i64,
 }
 
@@ -59,6 +61,7 @@ struct HoldRow {
 struct CounterRow {
     key_id: String,
     window_start: i64,
+    window_ms: i64,
     hits: i64,
     marked: i64,
 }
@@ -107,27 +110,34 @@ impl<X: SyncSql> Ledger for SqlLedger<X> {
         self.sql.run(sql, vec![encode(workspace)?]).map(drop)
     }
 
-    fn save_hold(&self, target: &str, since_ms: i64) -> Result<(), StoreError> {
-        // A second hold of the same target keeps the first one's time: the timeout counts from it.
-        let sql = "INSERT INTO holds (target, since) VALUES (?, ?) ON CONFLICT (target) DO NOTHING";
-        self.sql.run(sql, vec![Value::Text(target.to_string()), Value::Integer(since_ms)]).map(drop)
+    fn save_hold(&self, target: &str, hold_id: &str, since_ms: i64) -> Result<(), StoreError> {
+        // A repeated hold by the same writer keeps its first time: the timeout counts from it.
+        let sql = "INSERT INTO holds (target, hold_id, since) VALUES (?, ?, ?) ON CONFLICT (target, hold_id) DO NOTHING";
+        self.sql.run(sql, vec![Value::Text(target.to_string()), Value::Text(hold_id.to_string()), Value::Integer(since_ms)]).map(drop)
     }
 
-    fn drop_hold(&self, target: &str) -> Result<(), StoreError> {
-        self.sql.run("DELETE FROM holds WHERE target = ?", vec![Value::Text(target.to_string())]).map(drop)
+    fn drop_hold(&self, target: &str, hold_id: &str) -> Result<(), StoreError> {
+        let sql = "DELETE FROM holds WHERE target = ? AND hold_id = ?";
+        self.sql.run(sql, vec![Value::Text(target.to_string()), Value::Text(hold_id.to_string())]).map(drop)
     }
 
     fn mark_counting(&self, key_id: &str) -> Result<(), StoreError> {
-        let sql = "INSERT INTO counters (key_id, window_start, hits, marked) VALUES (?, 0, 0, 1) \
+        let sql = "INSERT INTO counters (key_id, window_start, window_ms, hits, marked) VALUES (?, 0, 0, 0, 1) \
                    ON CONFLICT (key_id) DO UPDATE SET marked = 1";
         self.sql.run(sql, vec![Value::Text(key_id.to_string())]).map(drop)
     }
 
     fn save_counters(&self, counters: &[(String, Counter)]) -> Result<(), StoreError> {
-        let sql = "INSERT INTO counters (key_id, window_start, hits, marked) VALUES (?, ?, ?, 0) \
-                   ON CONFLICT (key_id) DO UPDATE SET window_start = excluded.window_start, hits = excluded.hits, marked = 0";
+        let sql = "INSERT INTO counters (key_id, window_start, window_ms, hits, marked) VALUES (?, ?, ?, ?, 0) \
+                   ON CONFLICT (key_id) DO UPDATE SET window_start = excluded.window_start, window_ms = excluded.window_ms, \
+                   hits = excluded.hits, marked = 0";
         for (key_id, counter) in counters {
-            let binds = vec![Value::Text(key_id.clone()), Value::Integer(counter.window_start), Value::Integer(counter.hits as i64)];
+            let binds = vec![
+                Value::Text(key_id.clone()),
+                Value::Integer(counter.window_start),
+                Value::Integer(counter.window_ms),
+                Value::Integer(counter.hits as i64),
+            ];
             self.sql.run(sql, binds)?;
         }
         Ok(())
@@ -145,13 +155,17 @@ impl<X: SyncSql> Ledger for SqlLedger<X> {
             Some(row) => Some(decode::<Workspace>(&row.record)?),
             None => None,
         };
-        let holds = rows::<HoldRow>(self.sql.run("SELECT target, since FROM holds", Vec::new())?)?
+        let holds = rows::<HoldRow>(self.sql.run("SELECT target, hold_id, since FROM holds", Vec::new())?)?
             .into_iter()
-            .map(|row| (row.target, row.since))
+            .map(|row| (row.target, row.hold_id, row.since))
             .collect();
-        let counters = rows::<CounterRow>(self.sql.run("SELECT key_id, window_start, hits, marked FROM counters", Vec::new())?)?
+        let sql = "SELECT key_id, window_start, window_ms, hits, marked FROM counters";
+        let counters = rows::<CounterRow>(self.sql.run(sql, Vec::new())?)?
             .into_iter()
-            .map(|row| (row.key_id, Counter { window_start: row.window_start, hits: row.hits.max(0) as u32 }, row.marked != 0))
+            .map(|row| {
+                let counter = Counter { window_start: row.window_start, window_ms: row.window_ms, hits: row.hits.max(0) as u32 };
+                (row.key_id, counter, row.marked != 0)
+            })
             .collect();
         Ok(Snapshot { workspace, holds, counters })
     }

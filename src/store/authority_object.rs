@@ -120,23 +120,31 @@ impl KeyAuthorityObject {
 
     async fn hold(&self, message: TargetsMessage) -> std::result::Result<Json, StoreError> {
         let now = now_ms();
-        self.with(|authority, ledger| authority.hold(ledger, &message.targets, now))?;
+        self.with(|authority, ledger| authority.hold(ledger, &message.targets, &message.hold_id, now))?;
         Ok(json!({"held": message.targets}))
     }
 
-    /// Releases each target with D1's record of it now.
-    async fn release(&self, workspace_id: Option<&str>, targets: &[String]) -> std::result::Result<Json, StoreError> {
+    /// Releases `hold_id`'s hold of each target with D1's record of it, read after the hold's
+    /// writer committed. A read that another hold or release overtook is read again; one that
+    /// keeps being overtaken leaves the hold for the alarm (the target stays read through).
+    async fn release(&self, workspace_id: Option<&str>, targets: &[String], hold_id: &str) -> std::result::Result<Json, StoreError> {
         let catalogue = self.catalogue(Rc::default())?;
         for target in targets {
-            if target == WHOLE_WORKSPACE {
-                let fresh = match workspace_id {
-                    Some(id) => catalogue.workspace(id).await?,
-                    None => None,
+            for _ in 0..READ_ATTEMPTS {
+                let generation = self.with(|authority, _| Ok(authority.generation()))?;
+                let released = if target == WHOLE_WORKSPACE {
+                    let fresh = match workspace_id {
+                        Some(id) => catalogue.workspace(id).await?,
+                        None => None,
+                    };
+                    self.with(|authority, ledger| authority.release_workspace(ledger, hold_id, fresh, generation))?
+                } else {
+                    let fresh = catalogue.key_by_id(target).await?;
+                    self.with(|authority, ledger| authority.release_key(ledger, target, hold_id, fresh, generation))?
                 };
-                self.with(|authority, ledger| authority.release_workspace(ledger, fresh))?;
-            } else {
-                let fresh = catalogue.key_by_id(target).await?;
-                self.with(|authority, ledger| authority.release_key(ledger, target, fresh))?;
+                if released {
+                    break;
+                }
             }
         }
         Ok(json!({"released": targets}))
@@ -151,11 +159,14 @@ impl KeyAuthorityObject {
             "/hold" => self.hold(req.json().await.map_err(bad)?).await,
             "/release" => {
                 let message: TargetsMessage = req.json().await.map_err(bad)?;
-                self.release(Some(&message.workspace_id), &message.targets).await
+                self.release(Some(&message.workspace_id), &message.targets, &message.hold_id).await
             }
             _ => Err(StoreError::Failed(format!("no such authority operation: {path}"))),
         };
-        self.schedule().await?;
+        // The answer stands without the alarm: the next request sets it.
+        if let Err(error) = self.schedule().await {
+            worker::console_error!("{}", json!({"level": "error", "msg": "authority alarm not set", "detail": error.to_string()}));
+        }
         outcome
     }
 }
@@ -191,8 +202,8 @@ impl DurableObject for KeyAuthorityObject {
                 }
             }
             let (stale, workspace_id) = self.with(|authority, _| Ok((authority.stale_holds(now), authority.workspace_id())))?;
-            if !stale.is_empty() {
-                self.release(workspace_id.as_deref(), &stale).await?;
+            for (target, hold_id) in stale {
+                self.release(workspace_id.as_deref(), &[target], &hold_id).await?;
             }
             Ok(())
         }

@@ -12,7 +12,8 @@ import { describe, expect, it } from "vitest";
 import worker from "../../build/index.js";
 import { admin, call, createKey, createWorkspace, dbRow, randomIp } from "./helpers.js";
 
-const objectOf = (workspaceId) => env.AUTHORITY.get(env.AUTHORITY.idFromName(workspaceId));
+// The object of a workspace under the default layout (AUTHORITY_EPOCH 1, one shard).
+const objectOf = (workspaceId) => env.AUTHORITY.get(env.AUTHORITY.idFromName(`1/${workspaceId}/0of1`));
 
 async function objectRows(workspaceId, sql) {
   return runInDurableObject(objectOf(workspaceId), (_instance, state) => state.storage.sql.exec(sql).toArray());
@@ -151,6 +152,17 @@ describe("the key authority", () => {
     expect((await call("GET", "/v1/me", { token: switched.key })).status).toBe(200);
     expect((await callWith({ KEY_AUTHORITY: "catalogue" }, "DELETE", `/v1/keys/${switched.id}`, owner)).status).toBe(200);
     expect((await call("GET", "/v1/me", { token: switched.key })).status, "the object saw the revoke").toBe(401);
+  });
+
+  it("starts from fresh objects under a new AUTHORITY_EPOCH, which read through from D1", async () => {
+    const { workspace, key: owner } = await createWorkspace();
+    const key = await createKey(owner, { name: "epoch", capabilities: ["keys:read"] });
+    expect((await call("GET", "/v1/me", { token: key.key })).status).toBe(200);
+    expect((await call("DELETE", `/v1/keys/${key.id}`, { token: owner })).status).toBe(200);
+    expect((await callWith({ AUTHORITY_EPOCH: "2" }, "GET", "/v1/me", key.key)).status, "read through: revoked").toBe(401);
+    const fresh = env.AUTHORITY.get(env.AUTHORITY.idFromName(`2/${workspace.id}/0of1`));
+    const mirrored = await runInDurableObject(fresh, (_instance, state) => state.storage.sql.exec("SELECT key_id FROM keys").toArray());
+    expect(mirrored.map((row) => row.key_id)).toEqual([key.id]);
   });
 
   it("answers a revoked key's leak report and revokes it through the object", async () => {

@@ -130,7 +130,7 @@ function holdRequest(method, path, callerKey) {
   const pending = SELF.fetch(`http://keywarden.test${path}`, { method, headers, body });
   return {
     async authenticated() {
-      const authority = env.AUTHORITY.get(env.AUTHORITY.idFromName(callerKey.workspaceId));
+      const authority = env.AUTHORITY.get(env.AUTHORITY.idFromName(`1/${callerKey.workspaceId}/0of1`));
       for (let i = 0; i < 200; i++) {
         const rows = await runInDurableObject(authority, (_instance, state) =>
           state.storage.sql.exec("SELECT marked FROM counters WHERE key_id = ?", callerKey.id).toArray(),

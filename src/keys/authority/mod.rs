@@ -18,6 +18,7 @@ use futures_util::future::LocalBoxFuture;
 pub use object::*;
 
 use super::store::{AuthFinding, AuthProbe};
+use crate::crypto::random::random_base62;
 use crate::storage::StoreError;
 
 /// What a write is about to change in one workspace: some of its keys, or the workspace record.
@@ -59,8 +60,10 @@ pub trait KeyAuthority {
     fn authenticate<'a>(&'a self, probe: &'a AuthProbe<'a>) -> LocalBoxFuture<'a, Result<AuthFinding, StoreError>>;
     /// Tells the IP guard that `ip` is blocked until `until_ms` (its 10th failure).
     fn block_ip<'a>(&'a self, ip: &'a str, until_ms: i64) -> LocalBoxFuture<'a, ()>;
-    fn hold<'a>(&'a self, change: &'a Change) -> LocalBoxFuture<'a, Result<(), StoreError>>;
-    fn release<'a>(&'a self, change: &'a Change) -> LocalBoxFuture<'a, Result<(), StoreError>>;
+    /// Holds the change's targets for the writer `hold_id` (one per write).
+    fn hold<'a>(&'a self, change: &'a Change, hold_id: &'a str) -> LocalBoxFuture<'a, Result<(), StoreError>>;
+    /// Releases `hold_id`'s holds, the objects reading the targets' records afresh.
+    fn release<'a>(&'a self, change: &'a Change, hold_id: &'a str) -> LocalBoxFuture<'a, Result<(), StoreError>>;
 }
 
 /// Runs `write` with `changes` held in their objects: nothing is written unless every hold was
@@ -73,17 +76,21 @@ pub async fn changing<T, E: From<StoreError>>(
     write: impl Future<Output = Result<T, E>>,
 ) -> Result<T, E> {
     let Some(authority) = authority else { return write.await };
-    for (held, change) in changes.iter().enumerate() {
-        if let Err(error) = authority.hold(change).await {
-            for change in &changes[..held] {
-                let _ = authority.release(change).await;
+    // Each write holds under its own id, so one writer's release never ends another's hold.
+    let hold_id = format!("hold_{}", random_base62(20));
+    for (tried, change) in changes.iter().enumerate() {
+        if let Err(error) = authority.hold(change, &hold_id).await {
+            // Nothing is written; what was held (a change may have reached some of its objects)
+            // is released now rather than by the alarm.
+            for change in &changes[..=tried] {
+                let _ = authority.release(change, &hold_id).await;
             }
             return Err(error.into());
         }
     }
     let outcome = write.await;
     for change in changes {
-        let _ = authority.release(change).await;
+        let _ = authority.release(change, &hold_id).await;
     }
     outcome
 }

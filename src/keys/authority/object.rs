@@ -47,6 +47,7 @@ pub const HOLD_TIMEOUT_MS: i64 = 5 * 60_000;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Counter {
     pub window_start: i64,
+    pub window_ms: i64,
     pub hits: u32,
 }
 
@@ -57,8 +58,8 @@ pub trait Ledger {
     fn key_by_id(&self, key_id: &str) -> Result<Option<KeyRecord>, StoreError>;
     fn forget_key(&self, key_id: &str) -> Result<(), StoreError>;
     fn save_workspace(&self, workspace: &Workspace) -> Result<(), StoreError>;
-    fn save_hold(&self, target: &str, since_ms: i64) -> Result<(), StoreError>;
-    fn drop_hold(&self, target: &str) -> Result<(), StoreError>;
+    fn save_hold(&self, target: &str, hold_id: &str, since_ms: i64) -> Result<(), StoreError>;
+    fn drop_hold(&self, target: &str, hold_id: &str) -> Result<(), StoreError>;
     /// Marks `key_id` as possibly having uses its saved counter lacks.
     fn mark_counting(&self, key_id: &str) -> Result<(), StoreError>;
     /// Saves these counters exactly and clears their marks.
@@ -71,7 +72,8 @@ pub trait Ledger {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Snapshot {
     pub workspace: Option<Workspace>,
-    pub holds: Vec<(String, i64)>,
+    /// Each hold's target, its writer's hold id, and since when.
+    pub holds: Vec<(String, String, i64)>,
     /// Each counter, and whether it is marked (uses may have been lost).
     pub counters: Vec<(String, Counter, bool)>,
 }
@@ -113,7 +115,8 @@ pub struct Authority {
     /// Recently used records of the mirror, by hash, and their hashes by id.
     keys: HashMap<String, KeyRecord>,
     hash_of: HashMap<String, String>,
-    holds: HashMap<String, i64>,
+    /// Every writer's hold by (target, hold id): a target is held while any writer holds it.
+    holds: HashMap<(String, String), i64>,
     counters: HashMap<String, Counter>,
     unsaved: HashSet<String>,
     uses: HashMap<String, i64>,
@@ -128,7 +131,7 @@ impl Authority {
     /// was in at `now_ms` counts as spent.
     pub fn restore(snapshot: Snapshot, now_ms: i64) -> Self {
         let mut authority = Authority { workspace: snapshot.workspace, ..Authority::default() };
-        authority.holds = snapshot.holds.into_iter().collect();
+        authority.holds = snapshot.holds.into_iter().map(|(target, hold_id, since)| ((target, hold_id), since)).collect();
         for (key_id, counter, marked) in snapshot.counters {
             if marked {
                 authority.spent.insert(key_id.clone(), now_ms);
@@ -175,8 +178,17 @@ impl Authority {
         self.keys.insert(key.key_hash.clone(), key);
     }
 
+    fn is_held(&self, target: &str) -> bool {
+        self.holds.keys().any(|(held, _)| held == target)
+    }
+
     fn workspace_held(&self) -> bool {
-        self.holds.contains_key(WHOLE_WORKSPACE)
+        self.is_held(WHOLE_WORKSPACE)
+    }
+
+    /// Changes with every hold and release: what a read of the catalogue is checked against.
+    pub fn generation(&self) -> u64 {
+        self.generation
     }
 
     /// Authenticates the key with this hash from the mirror, or says to read it through.
@@ -184,7 +196,7 @@ impl Authority {
     pub fn lookup(&mut self, ledger: &impl Ledger, key_hash: &str, now_ms: i64, count: bool) -> Result<Lookup, StoreError> {
         let read_through = Lookup::ReadThrough { generation: self.generation };
         let (Some(workspace), false) = (self.workspace.clone(), self.workspace_held()) else { return Ok(read_through) };
-        let Some(key) = self.mirrored(ledger, key_hash)?.filter(|key| !self.holds.contains_key(&key.id)) else {
+        let Some(key) = self.mirrored(ledger, key_hash)?.filter(|key| !self.is_held(&key.id)) else {
             return Ok(read_through);
         };
         Ok(Lookup::Answered(Box::new(self.admit(ledger, key, workspace, now_ms, count)?)))
@@ -209,7 +221,7 @@ impl Authority {
             ledger.save_workspace(&workspace)?;
             self.workspace = Some(workspace.clone());
         }
-        if !self.holds.contains_key(&key.id) && self.mirrored(ledger, &key.key_hash)?.as_ref() != Some(&key) {
+        if !self.is_held(&key.id) && self.mirrored(ledger, &key.key_hash)?.as_ref() != Some(&key) {
             self.remember(ledger, key.clone())?;
         }
         self.admit(ledger, key, workspace, now_ms, count).map(Some)
@@ -238,16 +250,17 @@ impl Authority {
                     ledger.mark_counting(&key.id)?;
                     self.unsaved.insert(key.id.clone());
                 }
-                let counter = self.counters.entry(key.id.clone()).or_insert(Counter { window_start: window, hits: 0 });
+                let fresh = |start| Counter { window_start: start, window_ms, hits: 0 };
+                let counter = self.counters.entry(key.id.clone()).or_insert(fresh(window));
                 if let Some(restored_at) = self.spent.remove(&key.id) {
                     let spent_window = window_start(restored_at, window_ms);
-                    if counter.window_start != spent_window {
-                        *counter = Counter { window_start: spent_window, hits: 0 };
+                    if counter.window_start != spent_window || counter.window_ms != window_ms {
+                        *counter = fresh(spent_window);
                     }
                     counter.hits = counter.hits.max(limit.limit);
                 }
-                if counter.window_start != window {
-                    *counter = Counter { window_start: window, hits: 0 };
+                if counter.window_start != window || counter.window_ms != window_ms {
+                    *counter = fresh(window);
                 }
                 counter.hits = counter.hits.saturating_add(1);
                 rate_hits = Some(RateHits { hits: counter.hits, window_start: counter.window_start });
@@ -261,18 +274,32 @@ impl Authority {
         Ok(Admission { found: Some((key, workspace)), rate_hits })
     }
 
-    /// Holds `targets` (key ids, or [`WHOLE_WORKSPACE`]): they are read through until released.
-    pub fn hold(&mut self, ledger: &impl Ledger, targets: &[String], now_ms: i64) -> Result<(), StoreError> {
+    /// Holds `targets` (key ids, or [`WHOLE_WORKSPACE`]) for the writer `hold_id`: they are
+    /// read through until every writer holding them has released them.
+    pub fn hold(&mut self, ledger: &impl Ledger, targets: &[String], hold_id: &str, now_ms: i64) -> Result<(), StoreError> {
         for target in targets {
-            ledger.save_hold(target, now_ms)?;
-            self.holds.insert(target.clone(), now_ms);
+            ledger.save_hold(target, hold_id, now_ms)?;
+            self.holds.entry((target.clone(), hold_id.to_string())).or_insert(now_ms);
         }
         self.generation += 1;
         Ok(())
     }
 
-    /// Releases a held key with the catalogue's record of it now (`None`: it is gone).
-    pub fn release_key(&mut self, ledger: &impl Ledger, key_id: &str, fresh: Option<KeyRecord>) -> Result<(), StoreError> {
+    /// Releases `hold_id`'s hold of a key with the catalogue's record of it (`None`: gone), read
+    /// after [`Authority::generation`] gave `generation`. `false`, and nothing changed, when a
+    /// hold or release came in between: that record may predate another writer's commit, so
+    /// it must be read again.
+    pub fn release_key(
+        &mut self,
+        ledger: &impl Ledger,
+        key_id: &str,
+        hold_id: &str,
+        fresh: Option<KeyRecord>,
+        generation: u64,
+    ) -> Result<bool, StoreError> {
+        if generation != self.generation {
+            return Ok(false);
+        }
         match fresh {
             Some(key) => self.remember(ledger, key)?,
             None => {
@@ -282,28 +309,39 @@ impl Authority {
                 }
             }
         }
-        ledger.drop_hold(key_id)?;
-        self.holds.remove(key_id);
+        ledger.drop_hold(key_id, hold_id)?;
+        self.holds.remove(&(key_id.to_string(), hold_id.to_string()));
         self.generation += 1;
-        Ok(())
+        Ok(true)
     }
 
-    /// Releases the held workspace with the catalogue's record of it now.
-    pub fn release_workspace(&mut self, ledger: &impl Ledger, fresh: Option<Workspace>) -> Result<(), StoreError> {
+    /// Releases `hold_id`'s hold of the workspace with the catalogue's record of it, read after
+    /// `generation`; `false` as for [`Authority::release_key`].
+    pub fn release_workspace(
+        &mut self,
+        ledger: &impl Ledger,
+        hold_id: &str,
+        fresh: Option<Workspace>,
+        generation: u64,
+    ) -> Result<bool, StoreError> {
+        if generation != self.generation {
+            return Ok(false);
+        }
         if let Some(workspace) = fresh {
             ledger.save_workspace(&workspace)?;
             self.workspace = Some(workspace);
         }
-        ledger.drop_hold(WHOLE_WORKSPACE)?;
-        self.holds.remove(WHOLE_WORKSPACE);
+        ledger.drop_hold(WHOLE_WORKSPACE, hold_id)?;
+        self.holds.remove(&(WHOLE_WORKSPACE.to_string(), hold_id.to_string()));
         self.generation += 1;
-        Ok(())
+        Ok(true)
     }
 
-    /// The holds older than [`HOLD_TIMEOUT_MS`]: the alarm releases them from D1.
-    pub fn stale_holds(&self, now_ms: i64) -> Vec<String> {
-        let mut stale: Vec<String> =
-            self.holds.iter().filter(|(_, since)| **since <= now_ms - HOLD_TIMEOUT_MS).map(|(target, _)| target.clone()).collect();
+    /// The holds older than [`HOLD_TIMEOUT_MS`], as (target, hold id): the alarm releases them
+    /// from D1.
+    pub fn stale_holds(&self, now_ms: i64) -> Vec<(String, String)> {
+        let mut stale: Vec<(String, String)> =
+            self.holds.iter().filter(|(_, since)| **since <= now_ms - HOLD_TIMEOUT_MS).map(|(hold, _)| hold.clone()).collect();
         stale.sort();
         stale
     }
@@ -320,13 +358,8 @@ impl Authority {
         // A spent window must outlive a second restart, so its mark stays until the key is used.
         let counting: Vec<(String, Counter)> =
             self.counters.iter().filter(|(id, _)| !self.spent.contains_key(*id)).map(|(id, counter)| (id.clone(), *counter)).collect();
-        let mut ended = Vec::new();
-        for (id, counter) in counting {
-            let limit = self.mirrored_by_id(ledger, &id)?.and_then(|key| key.rate_limit);
-            if counter.window_start + limit.map_or(0, |limit| limit.window_seconds as i64 * 1000) <= now_ms {
-                ended.push(id);
-            }
-        }
+        let ended: Vec<String> =
+            counting.into_iter().filter(|(_, counter)| counter.window_start + counter.window_ms <= now_ms).map(|(id, _)| id).collect();
         if !ended.is_empty() {
             ledger.drop_counters(&ended)?;
             for id in &ended {
