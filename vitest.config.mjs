@@ -21,6 +21,8 @@ export default defineConfig(async () => {
             // The mock provider answers "slow" keys after 15 s; the Worker gives up after this.
             PROVIDER_TIMEOUT_MS: "1500",
             MOCK_PROVIDER: `http://127.0.0.1:${inject("mockProviderPort")}`,
+            // GitHub's secret scanning keys, as the mock provider publishes them.
+            SECRET_SCANNING_KEYS_URL: `http://127.0.0.1:${inject("mockProviderPort")}/github/keys`,
           },
         },
       })),

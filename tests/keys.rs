@@ -7,7 +7,7 @@ use futures_executor::block_on;
 use keywarden::audit::AuditEvent;
 use keywarden::error::ApiError;
 use keywarden::keys::auth::{authenticate, Caller};
-use keywarden::keys::leaks::{self, LeakReport};
+use keywarden::keys::leaks::{self, LeakReport, Reporter};
 use keywarden::keys::service::{self, Expiry, NewKey};
 use keywarden::keys::verify::{verify, VerifyCode};
 use keywarden::keys::{Capabilities, KeyPrefix, PlatformKey, RateLimit};
@@ -301,12 +301,12 @@ fn a_leak_report_revokes_live_keys_of_any_workspace_and_labels_each_token() {
         .iter()
         .map(|token| LeakReport { token: token.to_string(), kind: None, url: Some("https://gist.example/x".into()), source: None })
         .collect();
-    let labels = block_on(leaks::report(&at(&world.store, T0), &reports, None)).unwrap().0;
+    let labels = block_on(leaks::report(&at(&world.store, T0), &reports, None, Reporter::Operator)).unwrap().0;
     let positives: Vec<bool> = labels.iter().map(|l| l.true_positive).collect();
     assert_eq!(positives, vec![true, true, false, false]);
     assert_eq!(labels[0].token_hash, world.owner_key.hash());
     assert!(block_on(authenticate(&at(&world.store, T0), Some(world.owner_key.expose()), None)).is_err());
-    let again = block_on(leaks::report(&at(&world.store, T0 + 1), &reports, None)).unwrap().0;
+    let again = block_on(leaks::report(&at(&world.store, T0 + 1), &reports, None, Reporter::Operator)).unwrap().0;
     assert_eq!(again.iter().map(|l| l.true_positive).collect::<Vec<_>>(), positives, "a retried report labels the same");
     let audit = format!("{:?}", world.store.audit());
     assert!(!audit.contains(world.owner_key.expose()), "token in audit");
@@ -323,7 +323,7 @@ fn a_token_quoted_in_the_reports_url_never_reaches_the_audit_trail() {
         url: Some(format!("https://paste.example/raw?key={token}")),
         source: Some(format!("found {token} in a commit")),
     }];
-    let labels = block_on(leaks::report(&at(&world.store, T0), &reports, None)).unwrap().0;
+    let labels = block_on(leaks::report(&at(&world.store, T0), &reports, None, Reporter::Operator)).unwrap().0;
     assert!(labels[0].true_positive);
     let audit = format!("{:?}", world.store.audit());
     assert!(!audit.contains(&token), "token in audit: {audit}");
@@ -335,7 +335,7 @@ fn a_workspace_leak_report_touches_only_that_workspace() {
     let world = world();
     let other = add_workspace(&world.store, "Other");
     let reports = vec![LeakReport { token: other.expose().to_string(), kind: None, url: None, source: None }];
-    let labels = block_on(leaks::report(&at(&world.store, T0), &reports, Some(&world.owner.workspace.id))).unwrap().0;
+    let labels = block_on(leaks::report(&at(&world.store, T0), &reports, Some(&world.owner.workspace.id), Reporter::Webhook)).unwrap().0;
     assert!(!labels[0].true_positive);
     assert!(block_on(authenticate(&at(&world.store, T0), Some(other.expose()), None)).is_ok());
 }
@@ -345,7 +345,7 @@ fn an_expired_key_reported_as_leaked_is_a_false_positive() {
     let world = world();
     let brief = issue(&world, NewKey { expiry: Expiry::InSeconds(1), ..new_key("brief", None) });
     let reports = vec![LeakReport { token: brief.expose().to_string(), kind: None, url: None, source: None }];
-    let labels = block_on(leaks::report(&at(&world.store, T0 + 1_000), &reports, None)).unwrap().0;
+    let labels = block_on(leaks::report(&at(&world.store, T0 + 1_000), &reports, None, Reporter::Operator)).unwrap().0;
     assert!(!labels[0].true_positive);
 }
 
@@ -485,10 +485,15 @@ fn a_key_revoked_by_a_leak_report_stays_a_true_positive_and_one_revoked_otherwis
     let (by_leak, by_hand) = (issue(&world, new_key("leaked", None)), issue(&world, new_key("revoked", None)));
     let by_hand_id = login(&world.store, &by_hand, T0).key.id;
     block_on(service::revoke(&at(&world.store, T0), &world.owner, &by_hand_id)).unwrap();
-    let first = block_on(leaks::report(&at(&world.store, T0 + 1), &[leaked(by_leak.expose())], None)).unwrap().0;
+    let first = block_on(leaks::report(&at(&world.store, T0 + 1), &[leaked(by_leak.expose())], None, Reporter::Operator)).unwrap().0;
     assert!(first[0].true_positive);
     for scope in [None, Some(world.owner.workspace.id.as_str())] {
-        let retried = block_on(leaks::report(&at(&world.store, T0 + 2), &[leaked(by_leak.expose()), leaked(by_hand.expose())], scope));
+        let retried = block_on(leaks::report(
+            &at(&world.store, T0 + 2),
+            &[leaked(by_leak.expose()), leaked(by_hand.expose())],
+            scope,
+            Reporter::Operator,
+        ));
         let labels: Vec<bool> = retried.unwrap().0.iter().map(|l| l.true_positive).collect();
         assert_eq!(labels, vec![true, false], "scope {scope:?}");
     }
@@ -502,7 +507,7 @@ fn a_report_of_a_thousand_live_keys_revokes_audits_and_queues_every_one() {
     set_endpoint(&world);
     let tokens: Vec<PlatformKey> = (0..1_000).map(|i| issue(&world, new_key(&format!("k{i}"), None))).collect();
     let reports: Vec<LeakReport> = tokens.iter().map(|t| leaked(t.expose())).collect();
-    let (labels, revoked) = block_on(leaks::report(&at(&world.store, T0 + 1), &reports, None)).unwrap();
+    let (labels, revoked) = block_on(leaks::report(&at(&world.store, T0 + 1), &reports, None, Reporter::Operator)).unwrap();
     assert!(labels.iter().all(|l| l.true_positive));
     assert_eq!(revoked.len(), 1_000);
     let audit = world.store.audit();

@@ -228,7 +228,7 @@ export interface paths {
         put?: never;
         /**
          * Report leaked tokens (secret scanning)
-         * @description Takes a secret scanner's report: a JSON array of `{token, type?, url?, source?}`. Every token that is a live key of any workspace (not expired, and not revoked or still in a reroll grace period) is revoked at once, even in a read-only workspace, and labelled `true_positive`; so is a token whose key an earlier leak report revoked (a scanner retrying its report), with nothing done or audited again. Every other token (not a well-formed key of this Worker's `KEY_PREFIX`, unknown, expired, or revoked another way: the API, a webhook, a reroll) is labelled `false_positive`. The answer has one `{token_hash, label}` per reported item, in the order given, where `token_hash` is the lowercase hex SHA-256 of the token; tokens are never stored, logged or returned. An empty array answers `[]`. Each revoked key is audited as `key.leaked` in its workspace and at operator level, with the report's `type`, `url` and `source`, and notified to its workspace as `api_key.revoked` (`reason: "leaked"`); the report is audited as `leaks.reported` at operator level (`tokens`: how many were reported; `revoked`: the ids it revoked). The revocations, their audit entries and their queued notifications are committed together, so a report of any size the 64 KiB body admits (about 1,100 keys) takes effect whole or not at all; the first delivery attempts of up to 25 notifications are made right after the response, the scheduled handler delivers the rest. A body that is not an array answers 400 with `field: "body"`; a bad item is named by its index, e.g. `[2]` (not an object), `[2].token` (missing or not a string) or `[2].colour` (unknown field).
+         * @description Takes a secret scanner's report: a JSON array of `{token, type?, url?, source?}`. Every token that is a live key of any workspace (not expired, and not revoked or still in a reroll grace period) is revoked at once, even in a read-only workspace, and labelled `true_positive`; so is a token whose key an earlier leak report revoked (a scanner retrying its report), with nothing done or audited again. Every other token (not a well-formed key of this Worker's `KEY_PREFIX`, unknown, expired, or revoked another way: the API, a webhook, a reroll) is labelled `false_positive`. The answer has one `{token_hash, token_type, label}` per reported item (`token_type` echoes the item's `type`, or `null`), in the order given, where `token_hash` is the lowercase hex SHA-256 of the token; tokens are never stored, logged or returned. An empty array answers `[]`. Each revoked key is audited as `key.leaked` in its workspace and at operator level, with the report's `type`, `url` and `source`, and notified to its workspace as `api_key.revoked` (`reason: "leaked"`); the report is audited as `leaks.reported` at operator level (`tokens`: how many were reported; `revoked`: the ids it revoked). The revocations, their audit entries and their queued notifications are committed together, so a report of any size the 64 KiB body admits (about 1,100 keys) takes effect whole or not at all; the first delivery attempts of up to 25 notifications are made right after the response, the scheduled handler delivers the rest. A body that is not an array answers 400 with `field: "body"`; a bad item is named by its index, e.g. `[2]` (not an object), `[2].token` (missing or not a string) or `[2].colour` (unknown field).
          */
         post: operations["reportLeaks"];
         delete?: never;
@@ -600,6 +600,26 @@ export interface paths {
         get: operations["listAudit"];
         put?: never;
         post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/leaks/github": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * GitHub secret scanning report (partner program)
+         * @description GitHub's secret scanning partner protocol, with no admin token: the raw body is verified against GitHub's published keys (fetched from the Worker variable `SECRET_SCANNING_KEYS_URL`, default `https://api.github.com/meta/public_keys/secret_scanning`, held to the provider host policy; kept in the isolate, and fetched again once when a report names an identifier they lack). A verified report is handled as `POST /v1/leaks` handles the operator's: every token that is a live key of any workspace is revoked, audited (`key.leaked`, `reported_by: "github"`, with the report's `url` and `source`, never the token) and notified; each item gets `{token_hash, token_type, label}` in the order given. Bodies up to 1 MiB and 1,000 tokens. Enrol the key format with GitHub (see the README) with this endpoint's URL.
+         */
+        post: operations["reportGithubLeaks"];
         delete?: never;
         options?: never;
         head?: never;
@@ -1057,12 +1077,15 @@ export interface components {
         /**
          * @example {
          *       "token_hash": "8eefe7bb68932ce14031b256872461273e4abb7d00cc3122220945912a0b4504",
+         *       "token_type": "keywarden_api_key",
          *       "label": "true_positive"
          *     }
          */
         LeakLabel: {
             /** @description Lowercase hex SHA-256 of the reported token. */
             token_hash: string;
+            /** @description The reported item's `type`, echoed (GitHub's secret scanning feedback format); `null` when the item had none. */
+            token_type: string | null;
             /**
              * @description `true_positive`: the token was a live key (unexpired, revocation not yet in effect) and this report revoked it, or its key was revoked by an earlier leak report. `false_positive`: anything else.
              * @enum {string}
@@ -2352,6 +2375,20 @@ export interface components {
                 provider_status?: components["schemas"]["ErrorProviderStatus"];
             };
         };
+        /** @description The error envelope with `code` `invalid_webhook`, `invalid_json` or `invalid_request`. */
+        GithubReportBadRequestError: {
+            error: {
+                /** @enum {string} */
+                code: "invalid_webhook" | "invalid_json" | "invalid_request";
+                message: components["schemas"]["ErrorMessage"];
+                field?: components["schemas"]["ErrorField"];
+                required?: components["schemas"]["ErrorRequired"];
+                capability?: components["schemas"]["ErrorCapability"];
+                request_id?: components["schemas"]["ErrorRequestId"];
+                detected?: components["schemas"]["ErrorDetected"];
+                provider_status?: components["schemas"]["ErrorProviderStatus"];
+            };
+        };
     };
     responses: {
         /** @description The body is malformed JSON (`invalid_json`), or a body field or query parameter is missing, wrongly typed, invalid or unknown (`invalid_request`, naming it in `field`). */
@@ -2916,7 +2953,7 @@ export interface components {
                 "application/json": components["schemas"]["MissingCapabilityError"];
             };
         };
-        /** @description `unavailable`: the key authority of the key's workspace (a Durable Object) is briefly overloaded; nothing was counted twice or written. Retry after `Retry-After` seconds. */
+        /** @description `unavailable`: the key authority of the key's workspace (a Durable Object) is briefly overloaded; nothing was counted twice or written. Retry after `Retry-After` seconds. On `POST /v1/leaks/github`: GitHub's key list could not be fetched; GitHub retries. */
         Unavailable: {
             headers: {
                 "x-request-id": components["headers"]["XRequestId"];
@@ -2938,6 +2975,42 @@ export interface components {
                  *     }
                  */
                 "application/json": components["schemas"]["UnavailableError"];
+            };
+        };
+        /** @description `invalid_webhook`: `Github-Public-Key-Identifier` or `Github-Public-Key-Signature` is missing or blank (checked first, before any signature work). After the signature has verified: `invalid_json` (the body is not JSON) or `invalid_request` (not an array of `{token, type?, url?, source?}`, a bad item named by its index, or more than 1,000 tokens, `field: "body"`). */
+        GithubReportBadRequest: {
+            headers: {
+                "x-request-id": components["headers"]["XRequestId"];
+                [name: string]: unknown;
+            };
+            content: {
+                /**
+                 * @example {
+                 *       "error": {
+                 *         "code": "invalid_webhook",
+                 *         "message": "The Github-Public-Key-Signature header is missing."
+                 *       }
+                 *     }
+                 */
+                "application/json": components["schemas"]["GithubReportBadRequestError"];
+            };
+        };
+        /** @description `invalid_signature`: the identifier is not among GitHub's published keys even after fetching them again, or the signature (ECDSA P-256 with SHA-256, base64 DER) does not verify over the raw body. Nothing was processed. */
+        GithubInvalidSignature: {
+            headers: {
+                "x-request-id": components["headers"]["XRequestId"];
+                [name: string]: unknown;
+            };
+            content: {
+                /**
+                 * @example {
+                 *       "error": {
+                 *         "code": "invalid_signature",
+                 *         "message": "No valid signature for this workspace."
+                 *       }
+                 *     }
+                 */
+                "application/json": components["schemas"]["InvalidSignatureError"];
             };
         };
     };
@@ -2974,6 +3047,10 @@ export interface components {
         NotificationTimestampHeader: string;
         /** @description `v1,<base64 HMAC-SHA256>` over `{webhook-id}.{webhook-timestamp}.{body}` (the body byte for byte as sent), keyed with the base64-decoded part after `whsec_` of the endpoint's secret, the one `PUT /v1/webhooks/endpoint` answered. */
         NotificationSignatureHeader: string;
+        /** @description The `key_identifier` of the GitHub key that signed the body. */
+        GithubPublicKeyIdentifier: string;
+        /** @description Base64 of the DER ECDSA P-256 SHA-256 signature of the raw body. */
+        GithubPublicKeySignature: string;
     };
     requestBodies: never;
     headers: {
@@ -3809,10 +3886,12 @@ export interface operations {
                      * @example [
                      *       {
                      *         "token_hash": "8eefe7bb68932ce14031b256872461273e4abb7d00cc3122220945912a0b4504",
+                     *         "token_type": "keywarden_api_key",
                      *         "label": "true_positive"
                      *       },
                      *       {
                      *         "token_hash": "1a5d44a2dca19669d72edf4c4f1c27c4c1ca4b4408fbb17f6ce4ad452d78ddb3",
+                     *         "token_type": null,
                      *         "label": "false_positive"
                      *       }
                      *     ]
@@ -5200,6 +5279,65 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["AuditForbidden"];
             429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["Internal"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    reportGithubLeaks: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description The `key_identifier` of the GitHub key that signed the body. */
+                "Github-Public-Key-Identifier": components["parameters"]["GithubPublicKeyIdentifier"];
+                /** @description Base64 of the DER ECDSA P-256 SHA-256 signature of the raw body. */
+                "Github-Public-Key-Signature": components["parameters"]["GithubPublicKeySignature"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example [
+                 *       {
+                 *         "token": "kw_live_ExampleKeyNotARealKey00000000000XXXXXX",
+                 *         "type": "keywarden_api_key",
+                 *         "url": "https://github.com/octocat/Hello-World/blob/12345600b9cbe38a219f39a9941c9319b600c002/.env",
+                 *         "source": "content"
+                 *       }
+                 *     ]
+                 */
+                "application/json": components["schemas"]["LeakReport"][];
+            };
+        };
+        responses: {
+            /** @description One label per reported token, in the order reported. */
+            200: {
+                headers: {
+                    "x-request-id": components["headers"]["XRequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example [
+                     *       {
+                     *         "token_hash": "8eefe7bb68932ce14031b256872461273e4abb7d00cc3122220945912a0b4504",
+                     *         "token_type": "keywarden_api_key",
+                     *         "label": "true_positive"
+                     *       },
+                     *       {
+                     *         "token_hash": "1a5d44a2dca19669d72edf4c4f1c27c4c1ca4b4408fbb17f6ce4ad452d78ddb3",
+                     *         "token_type": null,
+                     *         "label": "false_positive"
+                     *       }
+                     *     ]
+                     */
+                    "application/json": components["schemas"]["LeakLabel"][];
+                };
+            };
+            400: components["responses"]["GithubReportBadRequest"];
+            401: components["responses"]["GithubInvalidSignature"];
+            413: components["responses"]["PayloadTooLarge"];
             500: components["responses"]["Internal"];
             503: components["responses"]["Unavailable"];
         };

@@ -3,4 +3,5 @@
 pub mod base62;
 pub mod digest;
 pub mod random;
+pub mod scanning_signature;
 pub mod sigv4;

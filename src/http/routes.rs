@@ -108,6 +108,7 @@ pub static ROUTES: &[RouteSpec] = &[
     },
     RouteSpec { template: "/v1/keys/{id}/reroll", operations: &[op!("POST", Access::write("keys:write"), keys::reroll)] },
     RouteSpec { template: "/v1/leaks", operations: &[op!("POST", Access::Operator, leaks::report)] },
+    RouteSpec { template: "/v1/leaks/github", operations: &[op!("POST", Access::Signed, leaks::github)] },
     RouteSpec { template: "/api/auth/api-keys", operations: &[op!("GET", Access::read("keys:read"), keys::list)] },
     RouteSpec { template: "/api/auth/api-keys/{id}", operations: &[op!("DELETE", Access::write("keys:write"), keys::revoke)] },
     RouteSpec { template: "/v1/providers/catalog", operations: &[op!("GET", Access::Public, providers::catalog)] },

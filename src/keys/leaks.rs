@@ -55,12 +55,39 @@ impl LeakReport {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LeakLabel {
     pub token_hash: String,
+    /// The report's own `type`, echoed (GitHub's feedback format names it `token_type`).
+    pub token_type: Option<String>,
     pub true_positive: bool,
 }
 
 impl LeakLabel {
     pub fn to_json(&self) -> Value {
-        json!({"token_hash": self.token_hash, "label": if self.true_positive { "true_positive" } else { "false_positive" }})
+        json!({
+            "token_hash": self.token_hash,
+            "token_type": self.token_type,
+            "label": if self.true_positive { "true_positive" } else { "false_positive" },
+        })
+    }
+}
+
+/// Who reported the tokens, as the audit trail names them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reporter {
+    /// The operator's `POST /v1/leaks`.
+    Operator,
+    /// GitHub's secret scanning, `POST /v1/leaks/github`.
+    GitHub,
+    /// A workspace's own signed webhook, which reports its own keys only.
+    Webhook,
+}
+
+impl Reporter {
+    fn as_str(self) -> &'static str {
+        match self {
+            Reporter::Operator => "operator",
+            Reporter::GitHub => "github",
+            Reporter::Webhook => "webhook",
+        }
     }
 }
 
@@ -75,6 +102,7 @@ pub async fn report<S: KeyStore, B, C>(
     deps: &Deps<'_, S, B, C>,
     reports: &[LeakReport],
     workspace_id: Option<&str>,
+    reporter: Reporter,
 ) -> Result<(Vec<LeakLabel>, Vec<KeyRecord>), ApiError> {
     let (store, prefix, now_ms) = (deps.store, deps.key_prefix(), deps.now_ms);
     let token_hashes: Vec<String> = reports.iter().map(|r| sha256_hex(r.token.as_bytes())).collect();
@@ -94,11 +122,13 @@ pub async fn report<S: KeyStore, B, C>(
         .iter()
         .map(|key| {
             let report = first_report.get(key.key_hash.as_str()).copied();
-            planned_revocation(key, report, reports, workspace_id, now_ms)
+            planned_revocation(key, report, reports, workspace_id, reporter, now_ms)
         })
         .collect();
     // Every operator report is on the operator trail, even one that revokes nothing.
-    let summary = workspace_id.is_none().then(|| AuditEvent::new(None, "leaks.reported", now_ms).detail(json!({"tokens": reports.len()})));
+    let summary = workspace_id.is_none().then(|| {
+        AuditEvent::new(None, "leaks.reported", now_ms).detail(json!({"tokens": reports.len(), "reported_by": reporter.as_str()}))
+    });
     let outcome = if candidate_hashes.is_empty() && summary.is_none() {
         LeakRevocation::default()
     } else {
@@ -109,9 +139,10 @@ pub async fn report<S: KeyStore, B, C>(
     let leaked: HashSet<&str> = outcome.leaked_hashes.iter().map(String::as_str).collect();
     let labels = token_hashes
         .into_iter()
-        .map(|token_hash| {
+        .zip(reports)
+        .map(|(token_hash, report)| {
             let true_positive = leaked.contains(token_hash.as_str());
-            LeakLabel { token_hash, true_positive }
+            LeakLabel { token_hash, token_type: report.kind.clone(), true_positive }
         })
         .collect();
     Ok((labels, outcome.revoked))
@@ -123,13 +154,14 @@ fn planned_revocation(
     report: Option<&LeakReport>,
     reports: &[LeakReport],
     workspace_id: Option<&str>,
+    reporter: Reporter,
     now_ms: i64,
 ) -> PlannedRevocation {
     let detail = json!({
         "type": report.and_then(|r| redact(r.kind.as_deref(), reports)),
         "url": report.and_then(|r| redact(r.url.as_deref(), reports)),
         "source": report.and_then(|r| redact(r.source.as_deref(), reports)),
-        "reported_by": if workspace_id.is_some() { "webhook" } else { "operator" },
+        "reported_by": reporter.as_str(),
     });
     let mut audit = vec![AuditEvent::new(Some(&key.workspace_id), "key.leaked", now_ms).target(key.id.clone()).detail(detail.clone())];
     if workspace_id.is_none() {

@@ -172,7 +172,7 @@ where
                 .map_err(in_data)?
                 .ok_or_else(|| in_data(ApiError::invalid_request("tokens", "`tokens` is required.")))?;
             let reports = LeakReport::read_all(Value::Array(tokens)).map_err(|e| prefix(e, "data.tokens"))?;
-            let (labels, revoked) = leaks::report(deps, &reports, Some(&workspace.id)).await?;
+            let (labels, revoked) = leaks::report(deps, &reports, Some(&workspace.id), leaks::Reporter::Webhook).await?;
             let mut answer = Answer::new(200, Value::Array(labels.iter().map(|l| l.to_json()).collect()));
             answer.queued = revoked.len();
             Ok(answer)

@@ -531,10 +531,10 @@ describe("POST /v1/leaks", () => {
     });
     expect(response.status).toBe(200);
     expect(response.body).toEqual([
-      { token_hash: await sha256Hex(leakedA.key), label: "true_positive" },
-      { token_hash: await sha256Hex(b.key), label: "true_positive" },
-      { token_hash: await sha256Hex(notOurs), label: "false_positive" },
-      { token_hash: expect.stringMatching(/^[0-9a-f]{64}$/), label: "false_positive" },
+      { token_hash: await sha256Hex(leakedA.key), token_type: "keywarden_api_key", label: "true_positive" },
+      { token_hash: await sha256Hex(b.key), token_type: null, label: "true_positive" },
+      { token_hash: await sha256Hex(notOurs), token_type: null, label: "false_positive" },
+      { token_hash: expect.stringMatching(/^[0-9a-f]{64}$/), token_type: null, label: "false_positive" },
     ]);
     expect((await call("GET", "/v1/me", { token: leakedA.key })).status).toBe(401);
     expect((await call("GET", "/v1/me", { token: b.key })).status).toBe(401);

@@ -15,6 +15,11 @@
 //                        list padded to exactly list_bytes bytes (a list that grows later)
 //   DELETE /__keys/<key> 204, back to the answer its family gives
 //
+// GitHub's secret scanning keys (two P-256 keys made at start; recorded like provider calls):
+//   GET  /github/keys            {"public_keys": [...]}: gh-key-1, and gh-key-2 once rotated
+//   POST /github/__sign?key=ID   (control) the base64 DER signature of the body under key ID
+//   POST /github/__rotate        (control) publishes gh-key-2 too, from now on
+//
 // Notification receiver (recorded like provider calls):
 //   POST /receiver/ok/<name>      204
 //   POST /receiver/flaky/<name>   503 the first time for each <name>, 204 after
@@ -61,6 +66,7 @@
 // OpenRouter's public list) do this; the others answer as usual.
 
 import http from "node:http";
+import { generateKeyPairSync, sign } from "node:crypto";
 
 const SLOW_MS = 15_000;
 const RETRY_AFTER_SECONDS = "7";
@@ -565,9 +571,34 @@ export async function startMockProvider({ port = 0, host = "127.0.0.1", slowMs =
     return send(res, json(405, { error: { message: "method not allowed" } }, { allow: "PUT, DELETE" }));
   }
 
+  const githubKeys = new Map(["gh-key-1", "gh-key-2"].map((id) => [id, generateKeyPairSync("ec", { namedCurve: "P-256" })]));
+  let githubRotated = false;
+
+  function githubKeyList() {
+    const published = githubRotated ? ["gh-key-1", "gh-key-2"] : ["gh-key-1"];
+    const public_keys = published.map((id, index) => ({
+      key_identifier: id,
+      key: githubKeys.get(id).publicKey.export({ type: "spki", format: "pem" }),
+      is_current: index === published.length - 1,
+    }));
+    return json(200, { public_keys });
+  }
+
+  async function handleGithubControl(req, res, url) {
+    if (url.pathname === "/github/__rotate") {
+      githubRotated = true;
+      return send(res, { status: 204 });
+    }
+    const pair = githubKeys.get(url.searchParams.get("key"));
+    if (!pair) return send(res, json(404, { error: { message: "no such key" } }));
+    const body = Buffer.from((await readBody(req)) ?? "", "utf8");
+    return send(res, { status: 200, headers: { "content-type": "text/plain" }, text: sign("sha256", body, pair.privateKey).toString("base64") });
+  }
+
   async function handle(req, res) {
     const url = new URL(req.url, "http://mock.invalid");
     if (url.pathname === "/__requests") return handleControl(req, res);
+    if (req.method === "POST" && url.pathname.startsWith("/github/__")) return handleGithubControl(req, res, url);
     if (url.pathname.startsWith("/__keys/")) return handleOverride(req, res, decodeURIComponent(url.pathname.slice("/__keys/".length)));
 
     const request = {
@@ -579,6 +610,8 @@ export async function startMockProvider({ port = 0, host = "127.0.0.1", slowMs =
       at: new Date().toISOString(),
     };
     requests.push(request);
+
+    if (req.method === "GET" && url.pathname === "/github/keys") return send(res, githubKeyList());
 
     if (req.method === "POST" && url.pathname.startsWith("/receiver/")) {
       const flaky = url.pathname.startsWith("/receiver/flaky/");

@@ -133,7 +133,7 @@ describe("leak reports of 1,000 live keys", () => {
     expect(endpoint.status).toBe(200);
     const { tokens, hashes } = await insertLiveKeys(workspace.id, 1000);
     const body = tokens.map((token) => ({ token }));
-    const expected = hashes.map((token_hash) => ({ token_hash, label: "true_positive" }));
+    const expected = hashes.map((token_hash) => ({ token_hash, token_type: null, label: "true_positive" }));
 
     const first = await admin("POST", "/v1/leaks", { body });
     expect(first.status, first.text.slice(0, 500)).toBe(200);
@@ -163,7 +163,7 @@ describe("leak reports of 1,000 live keys", () => {
     expect(rotated.status).toBe(201);
     const { tokens, hashes } = await insertLiveKeys(workspace.id, 1000);
     const payload = { type: "api_key.leaked", data: { tokens: tokens.map((token) => ({ token })) } };
-    const expected = hashes.map((token_hash) => ({ token_hash, label: "true_positive" }));
+    const expected = hashes.map((token_hash) => ({ token_hash, token_type: null, label: "true_positive" }));
 
     for (const attempt of ["first delivery", "retried delivery"]) {
       const response = await deliver(workspace.id, rotated.body.secret, payload);
