@@ -57,6 +57,8 @@ pub enum ApiError {
     WrongProvider { detected: String },
     #[error("`{field}` {reason}.")]
     InvalidHost { field: String, reason: String },
+    #[error("The workspace lets a key live at most {max_seconds} seconds: give it an expiry within that.")]
+    LifetimeExceedsPolicy { field: String, max_seconds: u64 },
     #[error("Invalid key. Validation failed.")]
     InvalidKey { provider_status: u16 },
     #[error("Invalid model name. Validation failed.")]
@@ -122,6 +124,7 @@ impl ApiError {
             ApiError::InvalidHost { .. } => "invalid_host",
             ApiError::InvalidKey { .. } => "invalid_key",
             ApiError::InvalidModel { .. } => "invalid_model",
+            ApiError::LifetimeExceedsPolicy { .. } => "lifetime_exceeds_policy",
             ApiError::QuotaExceeded { .. } => "quota_exceeded",
             ApiError::ProviderRateLimited { .. } => "provider_rate_limited",
             ApiError::ProviderUnavailable { .. } => "provider_unavailable",
@@ -150,6 +153,7 @@ impl ApiError {
             ApiError::WrongProvider { .. }
             | ApiError::InvalidKey { .. }
             | ApiError::InvalidModel { .. }
+            | ApiError::LifetimeExceedsPolicy { .. }
             | ApiError::QuotaExceeded { .. } => 422,
             ApiError::ProviderUnavailable { .. } => 502,
             ApiError::ProviderRateLimited { .. } | ApiError::SecretUnavailable | ApiError::Unavailable => 503,
@@ -210,7 +214,7 @@ impl ApiError {
             ApiError::WrongProvider { detected } => {
                 body.insert("detected".into(), json!(detected));
             }
-            ApiError::InvalidHost { field, .. } | ApiError::InvalidModel { field } => {
+            ApiError::InvalidHost { field, .. } | ApiError::InvalidModel { field } | ApiError::LifetimeExceedsPolicy { field, .. } => {
                 body.insert("field".into(), json!(field));
             }
             ApiError::InvalidKey { provider_status } | ApiError::QuotaExceeded { provider_status } => {
@@ -319,6 +323,7 @@ mod tests {
             ApiError::InvalidHost { field: "api_host".into(), reason: "must use https".into() },
             ApiError::InvalidKey { provider_status: 401 },
             ApiError::InvalidModel { field: "model".into() },
+            ApiError::LifetimeExceedsPolicy { field: "expires_in".into(), max_seconds: 60 },
             ApiError::QuotaExceeded { provider_status: 429 },
             ApiError::ProviderRateLimited { retry_after: 7 },
             ApiError::ProviderUnavailable { provider_status: None },

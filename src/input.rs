@@ -73,6 +73,16 @@ impl Fields {
         }
     }
 
+    /// A field that may be set to `null` on purpose: `None` when absent, `Some(None)` for an
+    /// explicit `null`, `Some(Some(n))` for a whole number.
+    pub fn nullable_u64(&mut self, name: &str) -> Result<Option<Option<u64>>, ApiError> {
+        match self.map.remove(name) {
+            None => Ok(None),
+            Some(Value::Null) => Ok(Some(None)),
+            Some(value) => whole_number(&value).map(|n| Some(Some(n))).ok_or_else(|| wrong_type(name, "a non-negative integer or null")),
+        }
+    }
+
     pub fn optional_string_list(&mut self, name: &str) -> Result<Option<Vec<String>>, ApiError> {
         match self.take(name) {
             None => Ok(None),

@@ -10,7 +10,14 @@ use keywarden::store::sqlite::ObjectSqlite;
 const MINUTE: i64 = 60_000;
 
 fn workspace(read_only: bool) -> Workspace {
-    Workspace { id: "ws_a".into(), name: "Acme".into(), read_only, default_capabilities: Capabilities::default(), created_at: 0 }
+    Workspace {
+        id: "ws_a".into(),
+        name: "Acme".into(),
+        read_only,
+        default_capabilities: Capabilities::default(),
+        created_at: 0,
+        max_key_lifetime_seconds: None,
+    }
 }
 
 fn key(id: &str) -> KeyRecord {

@@ -545,3 +545,58 @@ fn a_planned_revocation_whose_key_was_revoked_meanwhile_writes_nothing_for_it() 
     assert_eq!(audit.len(), before + 1, "only the summary");
     assert_eq!(audit.last().unwrap().detail["revoked"], serde_json::json!([]));
 }
+
+/// The world's owner, signed in again after the workspace got a lifetime policy of `seconds`.
+fn under_lifetime_policy(world: &World, seconds: u64) -> Caller {
+    let patch = WorkspacePatch { max_key_lifetime_seconds: Some(Some(seconds)), ..Default::default() };
+    block_on(workspaces::update(&at(&world.store, T0), &world.owner.workspace.id, &patch)).unwrap();
+    login(&world.store, &world.owner_key, T0)
+}
+
+fn lifetime_refusal(result: Result<impl std::fmt::Debug, ApiError>) -> (String, u64) {
+    match result {
+        Err(ApiError::LifetimeExceedsPolicy { field, max_seconds }) => (field, max_seconds),
+        other => panic!("expected lifetime_exceeds_policy, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_lifetime_policy_refuses_a_key_without_an_expiry() {
+    let world = world();
+    let owner = under_lifetime_policy(&world, 3_600);
+    let refused =
+        block_on(service::create(&at(&world.store, T0), &owner, new_key("forever", Some(&["keys:read"])))).map(|(record, _)| record);
+    assert_eq!(lifetime_refusal(refused), ("expires_at".to_string(), 3_600));
+}
+
+#[test]
+fn a_lifetime_policy_refuses_an_expiry_beyond_it_naming_the_field_sent() {
+    let world = world();
+    let owner = under_lifetime_policy(&world, 3_600);
+    let too_long = NewKey { expiry: Expiry::InSeconds(3_601), ..new_key("long", Some(&["keys:read"])) };
+    let refused = block_on(service::create(&at(&world.store, T0), &owner, too_long)).map(|(record, _)| record);
+    assert_eq!(lifetime_refusal(refused).0, "expires_in");
+    let at_limit = NewKey { expiry: Expiry::InSeconds(3_600), ..new_key("exact", Some(&["keys:read"])) };
+    assert!(block_on(service::create(&at(&world.store, T0), &owner, at_limit)).is_ok(), "exactly the policy's lifetime is allowed");
+}
+
+#[test]
+fn a_lifetime_policy_refuses_rerolling_a_key_that_never_expires() {
+    let world = world();
+    let forever = block_on(service::create(&at(&world.store, T0), &world.owner, new_key("old", Some(&["keys:read"])))).unwrap().0;
+    let owner = under_lifetime_policy(&world, 3_600);
+    let refused = block_on(service::reroll(&at(&world.store, T0), &owner, &forever.id, 0)).map(|rerolled| rerolled.successor);
+    assert_eq!(lifetime_refusal(refused).0, "expires_at");
+    assert_eq!(world.store.keys().iter().filter(|k| k.rerolled_from.as_deref() == Some(&forever.id)).count(), 0, "no successor");
+}
+
+#[test]
+fn removing_the_lifetime_policy_admits_keys_without_an_expiry_again() {
+    let world = world();
+    under_lifetime_policy(&world, 3_600);
+    let patch = WorkspacePatch { max_key_lifetime_seconds: Some(None), ..Default::default() };
+    let workspace = block_on(workspaces::update(&at(&world.store, T0), &world.owner.workspace.id, &patch)).unwrap();
+    assert_eq!(workspace.max_key_lifetime_seconds, None);
+    let owner = login(&world.store, &world.owner_key, T0);
+    assert!(block_on(service::create(&at(&world.store, T0), &owner, new_key("forever", Some(&["keys:read"])))).is_ok());
+}

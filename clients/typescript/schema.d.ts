@@ -796,7 +796,8 @@ export interface components {
          *         "desktop:read",
          *         "desktop:chat"
          *       ],
-         *       "created_at": "2026-11-22T17:40:14Z"
+         *       "created_at": "2026-11-22T17:40:14Z",
+         *       "max_key_lifetime_seconds": null
          *     }
          */
         Workspace: {
@@ -808,6 +809,8 @@ export interface components {
             /** @description Capabilities of keys created in this workspace without an explicit list. */
             default_capabilities: components["schemas"]["Capabilities"];
             created_at: components["schemas"]["Timestamp"];
+            /** @description The longest a key may live, in seconds from its creation or reroll; `null`: no limit. With a limit, a key created or rerolled without an expiry, or with one beyond it, answers 422 `lifetime_exceeds_policy`. */
+            max_key_lifetime_seconds: number | null;
         };
         WorkspaceList: {
             /** @description Newest first. */
@@ -825,6 +828,8 @@ export interface components {
             name?: components["schemas"]["Name"] | null;
             read_only?: boolean | null;
             default_capabilities?: components["schemas"]["CapabilitiesInput"];
+            /** @description Sets the lifetime policy (1 second to ten years); `null` removes it. Keys that exist are not changed. */
+            max_key_lifetime_seconds?: number | null;
         };
         WorkspaceCreated: {
             workspace: components["schemas"]["Workspace"];
@@ -1910,7 +1915,7 @@ export interface components {
         /** @description With `invalid_key` and `quota_exceeded`, and with `provider_unavailable` when the provider answered at all: the HTTP status the provider answered. */
         ErrorProviderStatus: number;
         /**
-         * @description Machine-readable snake_case error code, e.g. `invalid_json`, `invalid_request`, `unsupported_media_type`, `payload_too_large`, `unauthorized`, `missing_capability`, `capability_escalation`, `workspace_read_only`, `not_found`, `method_not_allowed`, `key_revoked`, `key_expired`, `too_many_failed_attempts`, `rate_limited`, `wrong_provider`, `invalid_host`, `invalid_key`, `invalid_model`, `quota_exceeded`, `provider_rate_limited`, `provider_unavailable`, `not_configured`, `provider_not_configured`, `conflict`, `secret_unavailable`, `unavailable`, `invalid_webhook`, `stale_webhook`, `invalid_signature`, `unsupported_event`, `internal`.
+         * @description Machine-readable snake_case error code, e.g. `invalid_json`, `invalid_request`, `unsupported_media_type`, `payload_too_large`, `unauthorized`, `missing_capability`, `capability_escalation`, `workspace_read_only`, `not_found`, `method_not_allowed`, `key_revoked`, `key_expired`, `too_many_failed_attempts`, `rate_limited`, `wrong_provider`, `invalid_host`, `invalid_key`, `invalid_model`, `quota_exceeded`, `lifetime_exceeds_policy`, `provider_rate_limited`, `provider_unavailable`, `not_configured`, `provider_not_configured`, `conflict`, `secret_unavailable`, `unavailable`, `invalid_webhook`, `stale_webhook`, `invalid_signature`, `unsupported_event`, `internal`.
          * @example invalid_request
          */
         ErrorCode: string;
@@ -2382,6 +2387,20 @@ export interface components {
                 code: "invalid_webhook" | "invalid_json" | "invalid_request";
                 message: components["schemas"]["ErrorMessage"];
                 field?: components["schemas"]["ErrorField"];
+                required?: components["schemas"]["ErrorRequired"];
+                capability?: components["schemas"]["ErrorCapability"];
+                request_id?: components["schemas"]["ErrorRequestId"];
+                detected?: components["schemas"]["ErrorDetected"];
+                provider_status?: components["schemas"]["ErrorProviderStatus"];
+            };
+        };
+        /** @description The error envelope with `code` `lifetime_exceeds_policy` and the `field` it judges (`expires_in` or `expires_at`). */
+        LifetimeExceedsPolicyError: {
+            error: {
+                /** @constant */
+                code: "lifetime_exceeds_policy";
+                message: components["schemas"]["ErrorMessage"];
+                field: components["schemas"]["ErrorField"];
                 required?: components["schemas"]["ErrorRequired"];
                 capability?: components["schemas"]["ErrorCapability"];
                 request_id?: components["schemas"]["ErrorRequestId"];
@@ -3013,6 +3032,25 @@ export interface components {
                 "application/json": components["schemas"]["InvalidSignatureError"];
             };
         };
+        /** @description `lifetime_exceeds_policy`: the workspace has `max_key_lifetime_seconds` and the key (created, or the successor of a reroll, which keeps the old key's expiry) would have no expiry or one beyond it. `field` names what to change: `expires_in` when it was sent, else `expires_at`. */
+        LifetimeExceedsPolicy: {
+            headers: {
+                "x-request-id": components["headers"]["XRequestId"];
+                [name: string]: unknown;
+            };
+            content: {
+                /**
+                 * @example {
+                 *       "error": {
+                 *         "code": "lifetime_exceeds_policy",
+                 *         "message": "The workspace lets a key live at most 7776000 seconds: give it an expiry within that.",
+                 *         "field": "expires_at"
+                 *       }
+                 *     }
+                 */
+                "application/json": components["schemas"]["LifetimeExceedsPolicyError"];
+            };
+        };
     };
     parameters: {
         /** @description Page size: a positive integer, default 50; values above 100 are treated as 100. Zero, negative or non-numeric values answer 400 `invalid_request` with `field: "limit"`. */
@@ -3172,7 +3210,8 @@ export interface operations {
                      *             "desktop:read",
                      *             "desktop:chat"
                      *           ],
-                     *           "created_at": "2026-11-22T17:40:14Z"
+                     *           "created_at": "2026-11-22T17:40:14Z",
+                     *           "max_key_lifetime_seconds": null
                      *         }
                      *       ],
                      *       "next_cursor": null
@@ -3227,7 +3266,8 @@ export interface operations {
                      *           "desktop:read",
                      *           "desktop:chat"
                      *         ],
-                     *         "created_at": "2026-11-22T17:40:14Z"
+                     *         "created_at": "2026-11-22T17:40:14Z",
+                     *         "max_key_lifetime_seconds": null
                      *       },
                      *       "key": {
                      *         "id": "key_8fJ2sQw1LmZx4Tb9Vc0R",
@@ -3287,7 +3327,8 @@ export interface operations {
                      *         "desktop:read",
                      *         "desktop:chat"
                      *       ],
-                     *       "created_at": "2026-11-22T17:40:14Z"
+                     *       "created_at": "2026-11-22T17:40:14Z",
+                     *       "max_key_lifetime_seconds": null
                      *     }
                      */
                     "application/json": components["schemas"]["Workspace"];
@@ -3336,7 +3377,8 @@ export interface operations {
                      *         "desktop:read",
                      *         "desktop:chat"
                      *       ],
-                     *       "created_at": "2026-11-22T17:40:14Z"
+                     *       "created_at": "2026-11-22T17:40:14Z",
+                     *       "max_key_lifetime_seconds": null
                      *     }
                      */
                     "application/json": components["schemas"]["Workspace"];
@@ -3437,7 +3479,8 @@ export interface operations {
                      *         "desktop:read",
                      *         "desktop:chat"
                      *       ],
-                     *       "created_at": "2026-11-22T17:40:14Z"
+                     *       "created_at": "2026-11-22T17:40:14Z",
+                     *       "max_key_lifetime_seconds": null
                      *     }
                      */
                     "application/json": components["schemas"]["Workspace"];
@@ -3618,6 +3661,7 @@ export interface operations {
             403: components["responses"]["Forbidden"];
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["LifetimeExceedsPolicy"];
             429: components["responses"]["TooManyRequests"];
             500: components["responses"]["Internal"];
             503: components["responses"]["Unavailable"];
@@ -3844,6 +3888,7 @@ export interface operations {
             409: components["responses"]["Conflict"];
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["LifetimeExceedsPolicy"];
             429: components["responses"]["TooManyRequests"];
             500: components["responses"]["Internal"];
             503: components["responses"]["Unavailable"];

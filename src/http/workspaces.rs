@@ -49,11 +49,16 @@ pub async fn get(call: &mut Call) -> Result<Reply, ApiError> {
 }
 
 pub async fn update(call: &mut Call) -> Result<Reply, ApiError> {
-    let mut fields = call.fields(&["name", "read_only", "default_capabilities"]).await?;
+    let mut fields = call.fields(&["name", "read_only", "default_capabilities", "max_key_lifetime_seconds"]).await?;
+    let max_key_lifetime_seconds = fields.nullable_u64("max_key_lifetime_seconds")?;
+    if let Some(Some(seconds)) = max_key_lifetime_seconds {
+        workspaces::check_max_key_lifetime(seconds)?;
+    }
     let patch = WorkspacePatch {
         name: read_name(&mut fields, false)?,
         read_only: fields.optional_bool("read_only")?,
         default_capabilities: read_capabilities(&mut fields, "default_capabilities")?,
+        max_key_lifetime_seconds,
     };
     let workspace = workspaces::update(&call.deps(), call.param(0), &patch).await?;
     Ok(Reply::ok(workspace.to_json()))

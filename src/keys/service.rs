@@ -45,6 +45,19 @@ fn expires_at(expiry: Expiry, now_ms: i64) -> Result<Option<i64>, ApiError> {
     }
 }
 
+/// 422 `lifetime_exceeds_policy` (naming `field`) unless a key issued at `now_ms` with
+/// `expires_at` fits the workspace's lifetime policy: with a policy, it must expire, and no
+/// later than the policy allows.
+fn check_lifetime(workspace: &super::Workspace, expires_at: Option<i64>, now_ms: i64, field: &str) -> Result<(), ApiError> {
+    let Some(max_seconds) = workspace.max_key_lifetime_seconds else { return Ok(()) };
+    let latest = now_ms + max_seconds as i64 * 1000;
+    if expires_at.is_some_and(|at| at <= latest) {
+        Ok(())
+    } else {
+        Err(ApiError::LifetimeExceedsPolicy { field: field.to_string(), max_seconds })
+    }
+}
+
 pub async fn create<S: KeyStore, B, C>(
     deps: &Deps<'_, S, B, C>,
     caller: &Caller,
@@ -55,8 +68,13 @@ pub async fn create<S: KeyStore, B, C>(
     caller.require_writable()?;
     let capabilities = new.capabilities.unwrap_or_else(|| caller.workspace.default_capabilities.clone());
     check_holds(&caller.key, &capabilities)?;
+    let expiry_field = match new.expiry {
+        Expiry::InSeconds(_) => "expires_in",
+        Expiry::Never | Expiry::AtMs(_) => "expires_at",
+    };
     let requested = Terms { expires_at: expires_at(new.expiry, now_ms)?, rate_limit: new.rate_limit, subject: new.subject };
     let terms = Terms::inherit(&caller.key, requested)?;
+    check_lifetime(&caller.workspace, terms.expires_at, now_ms, expiry_field)?;
     let spec = KeySpec {
         workspace_id: caller.workspace.id.clone(),
         name: new.name,
@@ -154,6 +172,8 @@ pub async fn reroll<S: KeyStore, B, C>(
     if old.expires_at.is_some_and(|at| at <= now_ms) {
         return Err(ApiError::KeyExpired);
     }
+    // The successor keeps the old key's expiry, so that is what the policy judges.
+    check_lifetime(&caller.workspace, old.expires_at, now_ms, "expires_at")?;
     let spec = KeySpec {
         workspace_id: old.workspace_id.clone(),
         name: Name::from_stored(&old.name),

@@ -14,6 +14,10 @@ pub struct Workspace {
     pub read_only: bool,
     pub default_capabilities: Capabilities,
     pub created_at: i64,
+    /// The longest a key of this workspace may live, from its creation or reroll; `None`: no
+    /// limit. A key without an expiry is refused when there is one.
+    #[serde(default)]
+    pub max_key_lifetime_seconds: Option<u64>,
 }
 
 impl Workspace {
@@ -24,6 +28,7 @@ impl Workspace {
             "read_only": self.read_only,
             "default_capabilities": self.default_capabilities.to_strings(),
             "created_at": rfc3339(self.created_at),
+            "max_key_lifetime_seconds": self.max_key_lifetime_seconds,
         })
     }
 

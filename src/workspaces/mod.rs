@@ -30,6 +30,8 @@ pub struct WorkspacePatch {
     pub name: Option<Name>,
     pub read_only: Option<bool>,
     pub default_capabilities: Option<Capabilities>,
+    /// `Some(None)` removes the limit; `None` leaves it as it is.
+    pub max_key_lifetime_seconds: Option<Option<u64>>,
 }
 
 /// A new workspace, its owner key (capabilities `*`) and the plaintext of that key.
@@ -41,12 +43,26 @@ pub struct CreatedWorkspace {
 
 pub const OWNER_KEY_NAME: &str = "Owner key";
 
+/// The longest lifetime policy a workspace may set: ten years.
+pub const MAX_KEY_LIFETIME_LIMIT: u64 = 10 * 365 * 86_400;
+
+/// 400 unless `seconds` is a lifetime a policy may name: 1 second to ten years.
+pub fn check_max_key_lifetime(seconds: u64) -> Result<(), ApiError> {
+    if (1..=MAX_KEY_LIFETIME_LIMIT).contains(&seconds) {
+        Ok(())
+    } else {
+        let message = format!("`max_key_lifetime_seconds` must be 1 to {MAX_KEY_LIFETIME_LIMIT} (ten years), or null for no limit.");
+        Err(ApiError::invalid_request("max_key_lifetime_seconds", message))
+    }
+}
+
 pub async fn create<S: WorkspaceStore, B, C>(deps: &Deps<'_, S, B, C>, new: NewWorkspace) -> Result<CreatedWorkspace, ApiError> {
     let (store, prefix, now_ms) = (deps.store, deps.key_prefix(), deps.now_ms);
     let workspace = Workspace {
         id: format!("ws_{}", random_base62(20)),
         name: new.name.into_string(),
         read_only: false,
+        max_key_lifetime_seconds: None,
         default_capabilities: new.default_capabilities,
         created_at: now_ms,
     };

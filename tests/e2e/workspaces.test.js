@@ -28,6 +28,7 @@ describe("POST /v1/workspaces", () => {
       read_only: false,
       default_capabilities: ["desktop:read", "desktop:chat"],
       created_at: expect.stringMatching(TIMESTAMP_PATTERN),
+      max_key_lifetime_seconds: null,
     });
     const key = response.body.key;
     expect(key).toMatchObject({
@@ -236,5 +237,52 @@ describe("operator authentication", () => {
         expect(response.status, `${method} ${path} ${headers.authorization}`).toBe(401);
       }
     }
+  });
+});
+
+describe("the key lifetime policy (max_key_lifetime_seconds)", () => {
+  it("is null by default and set, read and removed with PATCH", async () => {
+    const { workspace } = await createWorkspace();
+    expect(workspace.max_key_lifetime_seconds).toBeNull();
+    const set = await admin("PATCH", `/v1/workspaces/${workspace.id}`, { body: { max_key_lifetime_seconds: 3600 } });
+    expect(set.status).toBe(200);
+    expect(set.body.max_key_lifetime_seconds).toBe(3600);
+    expect((await admin("GET", `/v1/workspaces/${workspace.id}`)).body.max_key_lifetime_seconds).toBe(3600);
+    const removed = await admin("PATCH", `/v1/workspaces/${workspace.id}`, { body: { max_key_lifetime_seconds: null } });
+    expect(removed.body.max_key_lifetime_seconds).toBeNull();
+  });
+
+  it("refuses an out-of-range policy with 400 naming the field", async () => {
+    const { workspace } = await createWorkspace();
+    for (const value of [0, 315360001, "3600", -1]) {
+      const response = await admin("PATCH", `/v1/workspaces/${workspace.id}`, { body: { max_key_lifetime_seconds: value } });
+      expect(response.status, JSON.stringify(value)).toBe(400);
+      expect(response.body.error).toMatchObject({ code: "invalid_request", field: "max_key_lifetime_seconds" });
+    }
+  });
+
+  it("refuses keys without an expiry or beyond it with 422 lifetime_exceeds_policy, and stores none", async () => {
+    const { workspace, key: owner } = await createWorkspace();
+    await admin("PATCH", `/v1/workspaces/${workspace.id}`, { body: { max_key_lifetime_seconds: 3600 } });
+    const forever = await call("POST", "/v1/keys", { token: owner, body: { name: "forever", capabilities: ["keys:read"] } });
+    expect(forever.status).toBe(422);
+    expect(forever.body.error).toMatchObject({ code: "lifetime_exceeds_policy", field: "expires_at" });
+    const tooLong = await call("POST", "/v1/keys", { token: owner, body: { name: "long", capabilities: ["keys:read"], expires_in: 3601 } });
+    expect(tooLong.status).toBe(422);
+    expect(tooLong.body.error.field).toBe("expires_in");
+    const stored = await dbRow("SELECT COUNT(*) AS n FROM api_keys WHERE workspace_id = ? AND name IN ('forever', 'long')", workspace.id);
+    expect(stored.n).toBe(0);
+    const within = await call("POST", "/v1/keys", { token: owner, body: { name: "within", capabilities: ["keys:read"], expires_in: 3600 } });
+    expect(within.status).toBe(201);
+  });
+
+  it("refuses rerolling a key that never expires, and makes no successor", async () => {
+    const { workspace, key: owner, ownerKey } = await createWorkspace();
+    await admin("PATCH", `/v1/workspaces/${workspace.id}`, { body: { max_key_lifetime_seconds: 3600 } });
+    const reroll = await call("POST", `/v1/keys/${ownerKey.id}/reroll`, { token: owner, body: { grace_seconds: 0 } });
+    expect(reroll.status).toBe(422);
+    expect(reroll.body.error).toMatchObject({ code: "lifetime_exceeds_policy", field: "expires_at" });
+    expect((await dbRow("SELECT COUNT(*) AS n FROM api_keys WHERE rerolled_from = ?", ownerKey.id)).n).toBe(0);
+    expect((await call("GET", "/v1/me", { token: owner })).status, "the old key still works").toBe(200);
   });
 });

@@ -136,6 +136,7 @@ pub(crate) struct WorkspaceRow {
     read_only: i64,
     default_capabilities: String,
     created_at: i64,
+    max_key_lifetime_seconds: Option<i64>,
 }
 
 impl WorkspaceRow {
@@ -146,11 +147,12 @@ impl WorkspaceRow {
             read_only: self.read_only != 0,
             default_capabilities: capabilities_from(&self.default_capabilities)?,
             created_at: self.created_at,
+            max_key_lifetime_seconds: self.max_key_lifetime_seconds.map(|seconds| seconds.max(0) as u64),
         })
     }
 }
 
-pub(crate) const WORKSPACE_COLUMNS: &str = "id, name, read_only, default_capabilities, created_at";
+pub(crate) const WORKSPACE_COLUMNS: &str = "id, name, read_only, default_capabilities, created_at, max_key_lifetime_seconds";
 
 #[derive(Deserialize)]
 pub(crate) struct KeyRow {

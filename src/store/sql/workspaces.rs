@@ -16,14 +16,15 @@ fn workspaces(outcome: &super::Outcome) -> Result<Vec<Workspace>, StoreError> {
 impl<E: Executor> WorkspaceStore for SqlStore<E> {
     async fn insert_workspace(&self, workspace: &Workspace, owner_key: &KeyRecord, audit: &AuditEvent) -> Result<(), StoreError> {
         let insert_workspace = Statement::new(
-            "INSERT INTO workspaces (id, name, read_only, default_capabilities, created_at) \
-             VALUES (:id, :name, :read_only, :default_capabilities, :created_at)",
+            "INSERT INTO workspaces (id, name, read_only, default_capabilities, created_at, max_key_lifetime_seconds) \
+             VALUES (:id, :name, :read_only, :default_capabilities, :created_at, :max_key_lifetime_seconds)",
             &[
                 ("id", text(&workspace.id)),
                 ("name", text(&workspace.name)),
                 ("read_only", int(workspace.read_only as i64)),
                 ("default_capabilities", capabilities_text(&workspace.default_capabilities)),
                 ("created_at", int(workspace.created_at)),
+                ("max_key_lifetime_seconds", opt_int(workspace.max_key_lifetime_seconds.map(|s| s as i64))),
             ],
         )?;
         let statements = vec![insert_workspace, insert_key_statement(owner_key, None)?, insert_audit_statement(audit, None)?];
@@ -57,13 +58,17 @@ impl<E: Executor> WorkspaceStore for SqlStore<E> {
         // COALESCE keeps a column whose field the patch did not set, all in one statement.
         let sql = format!(
             "UPDATE workspaces SET name = COALESCE(:name, name), read_only = COALESCE(:read_only, read_only), \
-             default_capabilities = COALESCE(:default_capabilities, default_capabilities) WHERE id = :id RETURNING {WORKSPACE_COLUMNS}"
+             default_capabilities = COALESCE(:default_capabilities, default_capabilities), \
+             max_key_lifetime_seconds = CASE WHEN :set_lifetime = 1 THEN :max_key_lifetime_seconds ELSE max_key_lifetime_seconds END \
+             WHERE id = :id RETURNING {WORKSPACE_COLUMNS}"
         );
         let binds = [
             ("id", text(id)),
             ("name", opt_text(patch.name.as_ref().map(|n| n.as_str()))),
             ("read_only", opt_int(patch.read_only.map(i64::from))),
             ("default_capabilities", patch.default_capabilities.as_ref().map_or(Value::Null, capabilities_text)),
+            ("set_lifetime", int(patch.max_key_lifetime_seconds.is_some() as i64)),
+            ("max_key_lifetime_seconds", opt_int(patch.max_key_lifetime_seconds.flatten().map(|s| s as i64))),
         ];
         let statement = Statement::new(&sql, &binds)?;
         // The workspace's objects mirror it (read-only, name): held while it changes.
