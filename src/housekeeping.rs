@@ -32,6 +32,8 @@ pub struct Report {
     pub invalidated: usize,
     pub rewrapped: usize,
     pub delivered: usize,
+    /// Keys whose `api_key.expiring` or `api_key.expired` notice this run queued.
+    pub expiry_notices: usize,
     /// What failed, for the log; never a secret.
     pub errors: Vec<String>,
 }
@@ -67,6 +69,8 @@ where
         Err(error) => report.record("rewrap secrets", Err(error)),
     };
     report.rewrapped = provider_keys + secrets;
+    report.expiry_notices =
+        report.record("expiry notices", store.queue_expiry_notices(deps.clock_ms(), PER_TASK * 20).await.map_err(ApiError::from));
     let pass = delivery::deliver_due(deps, None, PER_TASK).await;
     report.delivered = pass.delivered;
     report.errors.extend(pass.errors);
@@ -183,6 +187,11 @@ pub trait HousekeepingStore {
     async fn secrets_not_under(&self, current_kek: &str, limit: usize) -> Result<Vec<(SecretKind, SealedSecret)>, StoreError>;
     /// Replaces a sealed secret (and its name) by its re-wrapped form, only if it is still `old_sealed`.
     async fn replace_sealed(&self, kind: SecretKind, secret: &SealedSecret, old_sealed: &str) -> Result<bool, StoreError>;
+    /// Queues `api_key.expiring` and `api_key.expired` for the keys due them at `now_ms` (at
+    /// most `limit` of each, for workspaces with an endpoint) and marks those keys, in one
+    /// atomic batch: however many runs, each key gets each notice once. Returns how many keys
+    /// were marked.
+    async fn queue_expiry_notices(&self, now_ms: i64, limit: usize) -> Result<usize, StoreError>;
 }
 
 #[cfg(test)]

@@ -424,3 +424,65 @@ fn recorded_uses_move_last_used_at_forward_and_never_back() {
     let last_used = |id: &str| block_on(store.key_by_id(id)).unwrap().unwrap().last_used_at;
     assert_eq!((last_used(&first.id), last_used(&second.id)), (Some(T0 + 5_000), Some(T0 + 7_000)));
 }
+
+const DAY: i64 = 24 * 3_600_000;
+
+fn notices(store: &SqliteStore, event_type: &str) -> Vec<serde_json::Value> {
+    store.outbox().into_iter().filter(|row| row.event_type == event_type).map(|row| row.payload()).collect()
+}
+
+#[test]
+fn a_key_is_warned_once_seven_days_before_it_expires_however_often_the_cron_runs() {
+    use keywarden::store::HousekeepingStore;
+    let store = SqliteStore::default();
+    let (workspace_id, _) = workspace(&store);
+    set_endpoint(&store, &workspace_id);
+    let (record, _) = key(&store, &workspace_id, None, Some(T0 + 10 * DAY));
+    block_on(store.queue_expiry_notices(T0 + 2 * DAY, 100)).unwrap();
+    assert!(notices(&store, "api_key.expiring").is_empty(), "eight days before: not yet");
+    for run in 0..3 {
+        block_on(store.queue_expiry_notices(T0 + 3 * DAY + run, 100)).unwrap();
+    }
+    let warned = notices(&store, "api_key.expiring");
+    assert_eq!(warned.len(), 1, "once: {warned:?}");
+    assert_eq!(warned[0]["data"]["key_id"], record.id.as_str());
+    assert_eq!(warned[0]["data"]["name"], "k");
+    assert_eq!(warned[0]["data"]["expires_at"], keywarden::time::rfc3339(T0 + 10 * DAY));
+    for run in 0..3 {
+        block_on(store.queue_expiry_notices(T0 + 10 * DAY + run, 100)).unwrap();
+    }
+    assert_eq!(notices(&store, "api_key.expired").len(), 1, "expired: announced once");
+}
+
+#[test]
+fn a_key_made_to_expire_within_the_week_is_warned_as_it_is_made() {
+    let store = SqliteStore::default();
+    let (workspace_id, _) = workspace(&store);
+    set_endpoint(&store, &workspace_id);
+    key(&store, &workspace_id, None, Some(T0 + DAY));
+    key(&store, &workspace_id, None, Some(T0 + 30 * DAY));
+    assert_eq!(notices(&store, "api_key.expiring").len(), 1, "only the one expiring within 7 days");
+}
+
+#[test]
+fn a_revoked_key_gets_no_expiry_notice_and_a_workspace_without_endpoint_none_later() {
+    use keywarden::store::HousekeepingStore;
+    let store = SqliteStore::default();
+    let (workspace_id, _) = workspace(&store);
+    let (quiet, _) = key(&store, &workspace_id, None, Some(T0 + 3 * DAY));
+    block_on(store.queue_expiry_notices(T0 + DAY, 100)).unwrap();
+    set_endpoint(&store, &workspace_id);
+    block_on(store.queue_expiry_notices(T0 + DAY + 1, 100)).unwrap();
+    assert!(notices(&store, "api_key.expiring").is_empty(), "marked when it was due, endpoint or not: {quiet:?}");
+    let (revoked, _) = key(&store, &workspace_id, None, Some(T0 + 20 * DAY));
+    store.execute(
+        "UPDATE api_keys SET revoked_at = :at WHERE id = :id",
+        &[("at", keywarden::store::sql::Value::Integer(T0)), ("id", keywarden::store::sql::Value::Text(revoked.id.clone()))],
+    );
+    block_on(store.queue_expiry_notices(T0 + 15 * DAY, 100)).unwrap();
+    block_on(store.queue_expiry_notices(T0 + 20 * DAY, 100)).unwrap();
+    assert!(
+        notices(&store, "api_key.expiring").is_empty() && notices(&store, "api_key.expired").is_empty(),
+        "a revoked key is not announced"
+    );
+}

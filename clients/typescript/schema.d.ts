@@ -708,6 +708,46 @@ export interface webhooks {
         patch?: never;
         trace?: never;
     };
+    "api_key.expiring": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * A platform key expires within 7 days
+         * @description Queued once per key by the scheduled handler 7 days before the key's `expires_at`, or in the batch that creates a key expiring sooner. Not sent for a key revoked by then. Delivered like every notification (see `api_key.revoked`).
+         */
+        post: operations["notifyApiKeyExpiring"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "api_key.expired": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * A platform key has expired
+         * @description Queued once per key by the scheduled handler after its `expires_at` has passed (within 7 days of it; not for a key revoked before it expired). Delivered like every notification (see `api_key.revoked`).
+         */
+        post: operations["notifyApiKeyExpired"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export interface components {
     schemas: {
@@ -2406,6 +2446,64 @@ export interface components {
                 request_id?: components["schemas"]["ErrorRequestId"];
                 detected?: components["schemas"]["ErrorDetected"];
                 provider_status?: components["schemas"]["ErrorProviderStatus"];
+            };
+        };
+        /**
+         * @description A platform key will expire within 7 days (sent once per key).
+         * @example {
+         *       "type": "api_key.expiring",
+         *       "timestamp": "2026-12-01T09:15:00Z",
+         *       "data": {
+         *         "key_id": "key_T4r5yHUig43kiJfahqSI",
+         *         "name": "Desktop app (Ada)",
+         *         "expires_at": "2026-12-08T09:15:00Z"
+         *       }
+         *     }
+         */
+        ApiKeyExpiringNotification: {
+            /** @constant */
+            type: "api_key.expiring";
+            /** @description When the event happened (the same on every attempt). */
+            timestamp: components["schemas"]["Timestamp"];
+            data: {
+                /** @example key_T4r5yHUig43kiJfahqSI */
+                key_id: string;
+                /**
+                 * @description The key's name.
+                 * @example Desktop app (Ada)
+                 */
+                name: string;
+                /** @description When the key expires (or expired). */
+                expires_at: components["schemas"]["Timestamp"];
+            };
+        };
+        /**
+         * @description A platform key's expiry has passed (sent once per key).
+         * @example {
+         *       "type": "api_key.expired",
+         *       "timestamp": "2026-12-01T09:15:00Z",
+         *       "data": {
+         *         "key_id": "key_T4r5yHUig43kiJfahqSI",
+         *         "name": "Desktop app (Ada)",
+         *         "expires_at": "2026-12-08T09:15:00Z"
+         *       }
+         *     }
+         */
+        ApiKeyExpiredNotification: {
+            /** @constant */
+            type: "api_key.expired";
+            /** @description When the event happened (the same on every attempt). */
+            timestamp: components["schemas"]["Timestamp"];
+            data: {
+                /** @example key_T4r5yHUig43kiJfahqSI */
+                key_id: string;
+                /**
+                 * @description The key's name.
+                 * @example Desktop app (Ada)
+                 */
+                name: string;
+                /** @description When the key expires (or expired). */
+                expires_at: components["schemas"]["Timestamp"];
             };
         };
     };
@@ -5557,6 +5655,100 @@ export interface operations {
                  *     }
                  */
                 "application/json": components["schemas"]["ProviderKeyInvalidatedNotification"];
+            };
+        };
+        responses: {
+            /** @description Delivered: any 2xx status within 10 s ends the event's deliveries. The answer's body is ignored. */
+            "2XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Not delivered: any other status (a redirect included, which is never followed), a network error or no answer within 10 s. The event is retried with the same `webhook-id`. */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    notifyApiKeyExpiring: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description The event's outbox id: `msg_` and 24 base62 characters. The same on every attempt to deliver the event: a receiver drops duplicates by it. */
+                "webhook-id": components["parameters"]["NotificationIdHeader"];
+                /** @description When this attempt was signed, in Unix seconds (a retry carries its own time; the body's `timestamp` is the event's). */
+                "webhook-timestamp": components["parameters"]["NotificationTimestampHeader"];
+                /** @description `v1,<base64 HMAC-SHA256>` over `{webhook-id}.{webhook-timestamp}.{body}` (the body byte for byte as sent), keyed with the base64-decoded part after `whsec_` of the endpoint's secret, the one `PUT /v1/webhooks/endpoint` answered. */
+                "webhook-signature": components["parameters"]["NotificationSignatureHeader"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "type": "api_key.expiring",
+                 *       "timestamp": "2026-12-01T09:15:00Z",
+                 *       "data": {
+                 *         "key_id": "key_T4r5yHUig43kiJfahqSI",
+                 *         "name": "Desktop app (Ada)",
+                 *         "expires_at": "2026-12-08T09:15:00Z"
+                 *       }
+                 *     }
+                 */
+                "application/json": components["schemas"]["ApiKeyExpiringNotification"];
+            };
+        };
+        responses: {
+            /** @description Delivered: any 2xx status within 10 s ends the event's deliveries. The answer's body is ignored. */
+            "2XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Not delivered: any other status (a redirect included, which is never followed), a network error or no answer within 10 s. The event is retried with the same `webhook-id`. */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    notifyApiKeyExpired: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description The event's outbox id: `msg_` and 24 base62 characters. The same on every attempt to deliver the event: a receiver drops duplicates by it. */
+                "webhook-id": components["parameters"]["NotificationIdHeader"];
+                /** @description When this attempt was signed, in Unix seconds (a retry carries its own time; the body's `timestamp` is the event's). */
+                "webhook-timestamp": components["parameters"]["NotificationTimestampHeader"];
+                /** @description `v1,<base64 HMAC-SHA256>` over `{webhook-id}.{webhook-timestamp}.{body}` (the body byte for byte as sent), keyed with the base64-decoded part after `whsec_` of the endpoint's secret, the one `PUT /v1/webhooks/endpoint` answered. */
+                "webhook-signature": components["parameters"]["NotificationSignatureHeader"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "type": "api_key.expired",
+                 *       "timestamp": "2026-12-01T09:15:00Z",
+                 *       "data": {
+                 *         "key_id": "key_T4r5yHUig43kiJfahqSI",
+                 *         "name": "Desktop app (Ada)",
+                 *         "expires_at": "2026-12-08T09:15:00Z"
+                 *       }
+                 *     }
+                 */
+                "application/json": components["schemas"]["ApiKeyExpiredNotification"];
             };
         };
         responses: {

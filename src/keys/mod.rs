@@ -5,6 +5,7 @@ pub mod auth;
 pub mod authority;
 pub mod bounds;
 pub mod capability;
+pub mod expiry;
 pub mod leaks;
 pub mod limits;
 pub mod record;

@@ -3,9 +3,11 @@
 use serde::Deserialize;
 
 use super::exec::{int, opt_text, text, Executor, Statement};
+use super::expiry::expiry_notice_statements;
 use super::providers::{provider_records, PROVIDER_COLUMNS};
 use super::webhooks::{SecretRow, SECRET_COLUMNS};
 use super::{outcome, SqlStore};
+use crate::keys::expiry::ExpiryNotice;
 use crate::keys::limits::FAILED_ATTEMPT_WINDOW_MS;
 use crate::providers::ProviderRecord;
 use crate::store::{HousekeepingStore, SealedSecret, SecretKind, StoreError};
@@ -16,6 +18,13 @@ struct NameRow {
 }
 
 impl<E: Executor> HousekeepingStore for SqlStore<E> {
+    async fn queue_expiry_notices(&self, now_ms: i64, limit: usize) -> Result<usize, StoreError> {
+        let mut statements = expiry_notice_statements(ExpiryNotice::Expiring, now_ms, limit, None)?;
+        statements.extend(expiry_notice_statements(ExpiryNotice::Expired, now_ms, limit, None)?);
+        let outcomes = self.batch(statements).await?;
+        Ok(outcome(&outcomes, 1)?.changes + outcome(&outcomes, 3)?.changes)
+    }
+
     async fn prune_counters(&self, now_ms: i64, limit: usize) -> Result<usize, StoreError> {
         let failures = Statement::new(
             "DELETE FROM auth_failures WHERE ip IN (SELECT ip FROM auth_failures WHERE window_start + :window <= :now LIMIT :limit)",

@@ -4,12 +4,14 @@ use serde::Deserialize;
 use serde_json::{json, Value as Json};
 
 use super::exec::{int, opt_text, text, Executor, Statement, Value};
+use super::expiry::expiry_notice_statements;
 use super::webhooks::queue_statement;
 use super::{insert_audit_statement, insert_key_statement, key_records, live_key, outcome, Guard, KeyRow, SqlStore, WorkspaceRow};
 use super::{DB_NOW_MS, KEY_COLUMNS, WORKSPACE_COLUMNS};
 use crate::audit::AuditEvent;
 use crate::keys::authority::KeyUse;
 use crate::keys::authority::{changing, Change};
+use crate::keys::expiry::ExpiryNotice;
 use crate::keys::limits::{FAILED_ATTEMPT_LIMIT, FAILED_ATTEMPT_WINDOW_MS};
 use crate::keys::{KeyRecord, Workspace};
 use crate::outbox::OutboxEvent;
@@ -135,7 +137,9 @@ impl<E: Executor> KeyStore for SqlStore<E> {
         Ok(failures)
     }
     async fn insert_key(&self, key: &KeyRecord, audit: &AuditEvent, precondition: &Precondition) -> Result<(), StoreError> {
-        let statements = vec![insert_key_statement(key, None)?, insert_audit_statement(audit, None)?];
+        let mut statements = vec![insert_key_statement(key, None)?, insert_audit_statement(audit, None)?];
+        // A key that expires within the warning period is warned as it is made.
+        statements.extend(expiry_notice_statements(ExpiryNotice::Expiring, key.created_at, 1, Some(&key.id))?);
         self.batch_under(precondition, statements).await?;
         Ok(())
     }

@@ -7,6 +7,7 @@ use serde::Deserialize;
 
 pub(crate) mod audit;
 pub mod exec;
+mod expiry;
 mod housekeeping;
 mod keys;
 pub(crate) mod providers;
