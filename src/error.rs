@@ -77,6 +77,10 @@ pub enum ApiError {
     Conflict,
     #[error("The secret is being replicated; retry in a second.")]
     SecretUnavailable,
+    #[error("This Idempotency-Key was used with another request body; use a new key for a new request.")]
+    IdempotencyConflict,
+    #[error("This key was already rerolled; its successor is {successor_id}.")]
+    AlreadyRerolled { successor_id: String },
     #[error("The service is briefly overloaded. Retry after the number of seconds in Retry-After.")]
     Unavailable,
     #[error("{message}")]
@@ -133,6 +137,8 @@ impl ApiError {
             ApiError::Conflict => "conflict",
             ApiError::SecretUnavailable => "secret_unavailable",
             ApiError::Unavailable => "unavailable",
+            ApiError::IdempotencyConflict => "idempotency_conflict",
+            ApiError::AlreadyRerolled { .. } => "already_rerolled",
             ApiError::InvalidWebhook { .. } => "invalid_webhook",
             ApiError::StaleWebhook => "stale_webhook",
             ApiError::InvalidSignature => "invalid_signature",
@@ -158,7 +164,10 @@ impl ApiError {
             ApiError::ProviderUnavailable { .. } => 502,
             ApiError::ProviderRateLimited { .. } | ApiError::SecretUnavailable | ApiError::Unavailable => 503,
             ApiError::NotConfigured => 404,
-            ApiError::ProviderNotConfigured { .. } | ApiError::Conflict => 409,
+            ApiError::ProviderNotConfigured { .. }
+            | ApiError::Conflict
+            | ApiError::IdempotencyConflict
+            | ApiError::AlreadyRerolled { .. } => 409,
             ApiError::Unauthorized => 401,
             ApiError::MissingCapability { .. }
             | ApiError::CapabilityEscalation { .. }
@@ -213,6 +222,9 @@ impl ApiError {
             }
             ApiError::WrongProvider { detected } => {
                 body.insert("detected".into(), json!(detected));
+            }
+            ApiError::AlreadyRerolled { successor_id } => {
+                body.insert("successor_id".into(), json!(successor_id));
             }
             ApiError::InvalidHost { field, .. } | ApiError::InvalidModel { field } | ApiError::LifetimeExceedsPolicy { field, .. } => {
                 body.insert("field".into(), json!(field));
@@ -332,6 +344,8 @@ mod tests {
             ApiError::Conflict,
             ApiError::SecretUnavailable,
             ApiError::Unavailable,
+            ApiError::IdempotencyConflict,
+            ApiError::AlreadyRerolled { successor_id: "key_x".into() },
             ApiError::InvalidWebhook { message: "m".into() },
             ApiError::StaleWebhook,
             ApiError::InvalidSignature,

@@ -9,6 +9,7 @@ pub mod crypto;
 pub mod deps;
 pub mod error;
 pub mod housekeeping;
+pub mod idempotency;
 pub mod input;
 pub mod keys;
 pub mod name;

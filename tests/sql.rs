@@ -174,7 +174,7 @@ fn a_reroll_of_a_key_revoked_first_makes_no_successor() {
 }
 
 #[test]
-fn a_reroll_ends_the_old_key_after_its_grace_or_sooner() {
+fn a_reroll_ends_the_old_key_after_its_grace_and_happens_once() {
     let store = SqliteStore::default();
     let (ws, _) = workspace(&store);
     let (old, _) = key(&store, &ws, None, None);
@@ -195,7 +195,10 @@ fn a_reroll_ends_the_old_key_after_its_grace_or_sooner() {
     let (second, _) = KeyRecord::issue(spec(&old), &KeyPrefix::default(), T0 + 2);
     let again =
         block_on(store.reroll_key(&old.id, &second, 600_000, T0 + 2, &audit(&ws, "key.rerolled"), &note(&ws), &unconditional)).unwrap();
-    assert_eq!(again.map(|e| e.old_key_stops_at), Some(T0 + 1 + 60_000), "a longer grace does not extend the first");
+    assert_eq!(again, None, "a key is rerolled once: the second reroll makes nothing");
+    assert!(store.keys().iter().all(|k| k.id != second.id), "no second successor");
+    assert_eq!(block_on(store.successor_of(&old.id)).unwrap(), Some(first.id.clone()));
+    assert_eq!(store.keys().iter().find(|k| k.id == old.id).unwrap().revoked_at, Some(T0 + 1 + 60_000), "the first grace stands");
 }
 
 #[test]

@@ -59,7 +59,7 @@ export interface paths {
         put?: never;
         /**
          * Create a workspace and its owner key
-         * @description Creates a workspace (writable, `read_only: false`) together with its owner key: a key named `Owner key` with capabilities `["*"]`, no subject, no expiry and no rate limit. The plaintext of the owner key is returned in `key.key` in this response only, which is why it carries `Cache-Control: no-store`. `default_capabilities` (default `[]`) are the capabilities given to keys created in the workspace without an explicit list.
+         * @description Creates a workspace (writable, `read_only: false`) together with its owner key: a key named `Owner key` with capabilities `["*"]`, no subject, no expiry and no rate limit. The plaintext of the owner key is returned in `key.key` in this response only, which is why it carries `Cache-Control: no-store`. `default_capabilities` (default `[]`) are the capabilities given to keys created in the workspace without an explicit list. Accepts `Idempotency-Key`: a retry with the same key and body answers the first response again.
          */
         post: operations["createWorkspace"];
         delete?: never;
@@ -144,7 +144,7 @@ export interface paths {
         put?: never;
         /**
          * Create a platform key
-         * @description Creates a key in the calling key's workspace and returns it with its plaintext `key`, shown in this response only (hence `Cache-Control: no-store`); only its SHA-256 is stored. Without `capabilities` the key gets the workspace's `default_capabilities`. The capabilities must pass the escalation rule: the calling key must hold each of them itself (wildcards count), else 403 `capability_escalation` naming the first one at fault in `capability`. The expiry, rate limit and subject must pass the bounds rule (see Capabilities): a bounded calling key passes its own on to what it creates. `expires_in` (seconds from now, 1 to 315360000) or `expires_at` (an RFC 3339 timestamp with any offset, in the future and, in UTC, no later than `9999-12-31T23:59:59Z`, the last second RFC 3339 can write) set the expiry; give at most one; neither means no expiry. `subject` (at most 2048 bytes as compact JSON) is returned by `/v1/me` and verify. `rate_limit` limits the key's own requests and verifications. Needs `keys:write` and a writable workspace. Body errors name the field, nested ones by path (`rate_limit.limit`); an `expires_at` that is not in the future is reported (400, `field: "expires_at"`) after the 403 checks. Records `key.created`.
+         * @description Creates a key in the calling key's workspace and returns it with its plaintext `key`, shown in this response only (hence `Cache-Control: no-store`); only its SHA-256 is stored. Without `capabilities` the key gets the workspace's `default_capabilities`. The capabilities must pass the escalation rule: the calling key must hold each of them itself (wildcards count), else 403 `capability_escalation` naming the first one at fault in `capability`. The expiry, rate limit and subject must pass the bounds rule (see Capabilities): a bounded calling key passes its own on to what it creates. `expires_in` (seconds from now, 1 to 315360000) or `expires_at` (an RFC 3339 timestamp with any offset, in the future and, in UTC, no later than `9999-12-31T23:59:59Z`, the last second RFC 3339 can write) set the expiry; give at most one; neither means no expiry. `subject` (at most 2048 bytes as compact JSON) is returned by `/v1/me` and verify. `rate_limit` limits the key's own requests and verifications. Needs `keys:write` and a writable workspace. Body errors name the field, nested ones by path (`rate_limit.limit`); an `expires_at` that is not in the future is reported (400, `field: "expires_at"`) after the 403 checks. Records `key.created`. Accepts `Idempotency-Key`: a retry with the same key and body answers the first response again.
          */
         post: operations["createKey"];
         delete?: never;
@@ -208,7 +208,7 @@ export interface paths {
         put?: never;
         /**
          * Reroll a key: issue its successor
-         * @description Issues a successor of the key: a new id and secret, with the same name, capabilities, subject, rate limit and expiry, and `rerolled_from` naming the old key. The plaintext `key` is shown in this response only (hence `Cache-Control: no-store`). The old key keeps working for `grace_seconds` (0 to 604800, default 0) and then stops: its `revoked_at` is set to that moment (or kept, if it already ended sooner), and until then it is still listed. With 0 it stops at once. A key still in an earlier grace period can be rerolled again; a key whose revocation has already taken effect answers 409 `key_revoked`, an expired key 409 `key_expired`. The body may be empty. Needs `keys:write` and a writable workspace, and the calling key must hold every capability of the key (403 `capability_escalation`) and be no narrower in expiry, rate limit and subject (403 `capability_escalation` with `field`; see Capabilities). The old key is judged live when the reroll commits, by the database's clock: a revoke that committed first refuses the reroll (409 `key_revoked`; 401 for a key rerolling itself), so no successor is ever made of a key already revoked. A reroll that committed first made its successor while the key was live; the old key ends as it said (at once, or after its grace, which a later revoke may cut short), and the successor stays. A key in a grace period is bounded by its end: it cannot reroll itself, or create keys, into anything outliving it (403 `capability_escalation`, `field: "expires_at"`). An unknown id, or another workspace's key id, answers 404 `not_found`. Records `key.rerolled` and notifies `api_key.rerolled`.
+         * @description Issues a successor of the key: a new id and secret, with the same name, capabilities, subject, rate limit and expiry, and `rerolled_from` naming the old key. The plaintext `key` is shown in this response only (hence `Cache-Control: no-store`). The old key keeps working for `grace_seconds` (0 to 604800, default 0) and then stops: its `revoked_at` is set to that moment (or kept, if it already ended sooner), and until then it is still listed. With 0 it stops at once. A key still in an earlier grace period can be rerolled again; a key whose revocation has already taken effect answers 409 `key_revoked`, an expired key 409 `key_expired`. The body may be empty. Needs `keys:write` and a writable workspace, and the calling key must hold every capability of the key (403 `capability_escalation`) and be no narrower in expiry, rate limit and subject (403 `capability_escalation` with `field`; see Capabilities). The old key is judged live when the reroll commits, by the database's clock: a revoke that committed first refuses the reroll (409 `key_revoked`; 401 for a key rerolling itself), so no successor is ever made of a key already revoked. A reroll that committed first made its successor while the key was live; the old key ends as it said (at once, or after its grace, which a later revoke may cut short), and the successor stays. A key in a grace period is bounded by its end: it cannot reroll itself, or create keys, into anything outliving it (403 `capability_escalation`, `field: "expires_at"`). An unknown id, or another workspace's key id, answers 404 `not_found`. Records `key.rerolled` and notifies `api_key.rerolled`. Accepts `Idempotency-Key`: a retry with the same key and body answers the first response again.
          */
         post: operations["rerollKey"];
         delete?: never;
@@ -1955,7 +1955,7 @@ export interface components {
         /** @description With `invalid_key` and `quota_exceeded`, and with `provider_unavailable` when the provider answered at all: the HTTP status the provider answered. */
         ErrorProviderStatus: number;
         /**
-         * @description Machine-readable snake_case error code, e.g. `invalid_json`, `invalid_request`, `unsupported_media_type`, `payload_too_large`, `unauthorized`, `missing_capability`, `capability_escalation`, `workspace_read_only`, `not_found`, `method_not_allowed`, `key_revoked`, `key_expired`, `too_many_failed_attempts`, `rate_limited`, `wrong_provider`, `invalid_host`, `invalid_key`, `invalid_model`, `quota_exceeded`, `lifetime_exceeds_policy`, `provider_rate_limited`, `provider_unavailable`, `not_configured`, `provider_not_configured`, `conflict`, `secret_unavailable`, `unavailable`, `invalid_webhook`, `stale_webhook`, `invalid_signature`, `unsupported_event`, `internal`.
+         * @description Machine-readable snake_case error code, e.g. `invalid_json`, `invalid_request`, `unsupported_media_type`, `payload_too_large`, `unauthorized`, `missing_capability`, `capability_escalation`, `workspace_read_only`, `not_found`, `method_not_allowed`, `key_revoked`, `key_expired`, `too_many_failed_attempts`, `rate_limited`, `wrong_provider`, `invalid_host`, `invalid_key`, `invalid_model`, `quota_exceeded`, `lifetime_exceeds_policy`, `provider_rate_limited`, `provider_unavailable`, `not_configured`, `provider_not_configured`, `conflict`, `idempotency_conflict`, `already_rerolled`, `secret_unavailable`, `unavailable`, `invalid_webhook`, `stale_webhook`, `invalid_signature`, `unsupported_event`, `internal`.
          * @example invalid_request
          */
         ErrorCode: string;
@@ -2504,6 +2504,36 @@ export interface components {
                 name: string;
                 /** @description When the key expires (or expired). */
                 expires_at: components["schemas"]["Timestamp"];
+            };
+        };
+        /** @description The error envelope with `code` `idempotency_conflict` (the key was used with another body) or `conflict` (the first request with it is still in flight). */
+        IdempotencyConflictError: {
+            error: {
+                /** @enum {string} */
+                code: "idempotency_conflict" | "conflict";
+                message: components["schemas"]["ErrorMessage"];
+                field?: components["schemas"]["ErrorField"];
+                required?: components["schemas"]["ErrorRequired"];
+                capability?: components["schemas"]["ErrorCapability"];
+                request_id?: components["schemas"]["ErrorRequestId"];
+                detected?: components["schemas"]["ErrorDetected"];
+                provider_status?: components["schemas"]["ErrorProviderStatus"];
+            };
+        };
+        /** @description The error envelope of a reroll refused: `key_revoked`, `key_expired`, `already_rerolled` (with `successor_id`), `idempotency_conflict` or `conflict`. */
+        RerollConflictError: {
+            error: {
+                /** @enum {string} */
+                code: "key_revoked" | "key_expired" | "already_rerolled" | "idempotency_conflict" | "conflict";
+                message: components["schemas"]["ErrorMessage"];
+                field?: components["schemas"]["ErrorField"];
+                required?: components["schemas"]["ErrorRequired"];
+                capability?: components["schemas"]["ErrorCapability"];
+                request_id?: components["schemas"]["ErrorRequestId"];
+                detected?: components["schemas"]["ErrorDetected"];
+                provider_status?: components["schemas"]["ErrorProviderStatus"];
+                /** @description With `already_rerolled`: the key the first reroll made. */
+                successor_id?: string;
             };
         };
     };
@@ -3149,6 +3179,39 @@ export interface components {
                 "application/json": components["schemas"]["LifetimeExceedsPolicyError"];
             };
         };
+        /** @description `idempotency_conflict`: the `Idempotency-Key` was used with another body; `conflict`: the first request with it is still in flight (retry shortly). */
+        IdempotencyConflict: {
+            headers: {
+                "x-request-id": components["headers"]["XRequestId"];
+                [name: string]: unknown;
+            };
+            content: {
+                /**
+                 * @example {
+                 *       "error": {
+                 *         "code": "idempotency_conflict",
+                 *         "message": "This Idempotency-Key was used with another request body; use a new key for a new request."
+                 *       }
+                 *     }
+                 */
+                "application/json": components["schemas"]["IdempotencyConflictError"];
+            };
+        };
+        /** @description `key_revoked`: the key's revocation has already taken effect; `key_expired`: the key has expired (either way a successor would be dead on arrival); `already_rerolled`: the key was rerolled before, and `successor_id` names the key that reroll made (retry with the first request's `Idempotency-Key` to get its answer again); `idempotency_conflict` / `conflict` as for any `Idempotency-Key`. */
+        RerollConflict: {
+            headers: {
+                "x-request-id": components["headers"]["XRequestId"];
+                "RateLimit-Limit": components["headers"]["RateLimitLimit"];
+                "RateLimit-Remaining": components["headers"]["RateLimitRemaining"];
+                "RateLimit-Reset": components["headers"]["RateLimitReset"];
+                "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                RateLimit: components["headers"]["RateLimit"];
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["RerollConflictError"];
+            };
+        };
     };
     parameters: {
         /** @description Page size: a positive integer, default 50; values above 100 are treated as 100. Zero, negative or non-numeric values answer 400 `invalid_request` with `field: "limit"`. */
@@ -3187,6 +3250,8 @@ export interface components {
         GithubPublicKeyIdentifier: string;
         /** @description Base64 of the DER ECDSA P-256 SHA-256 signature of the raw body. */
         GithubPublicKeySignature: string;
+        /** @description 1 to 255 printable ASCII characters. The same key with the same body (compared as canonical JSON) within 24 hours, from the same caller to the same route, answers the first response again (the plaintext key included, kept sealed by the vault), with `idempotent-replayed: true`; with another body, 409 `idempotency_conflict`; while the first request is still in flight, 409 `conflict`. A request that failed is not remembered, so its retry runs afresh. */
+        IdempotencyKey: string;
     };
     requestBodies: never;
     headers: {
@@ -3214,6 +3279,8 @@ export interface components {
         WebhookReplayed: "true";
         /** @description Seconds to wait before retrying; 1 today. */
         UnavailableRetryAfter: number;
+        /** @description `true` on a response answered again for a repeated `Idempotency-Key`. */
+        IdempotentReplayed: "true";
     };
     pathItems: never;
 }
@@ -3327,7 +3394,10 @@ export interface operations {
     createWorkspace: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description 1 to 255 printable ASCII characters. The same key with the same body (compared as canonical JSON) within 24 hours, from the same caller to the same route, answers the first response again (the plaintext key included, kept sealed by the vault), with `idempotent-replayed: true`; with another body, 409 `idempotency_conflict`; while the first request is still in flight, 409 `conflict`. A request that failed is not remembered, so its retry runs afresh. */
+                "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
+            };
             path?: never;
             cookie?: never;
         };
@@ -3351,6 +3421,7 @@ export interface operations {
                 headers: {
                     "x-request-id": components["headers"]["XRequestId"];
                     "Cache-Control": components["headers"]["CacheControlNoStore"];
+                    "idempotent-replayed": components["headers"]["IdempotentReplayed"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -3391,6 +3462,7 @@ export interface operations {
             };
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
+            409: components["responses"]["IdempotencyConflict"];
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
             500: components["responses"]["Internal"];
@@ -3680,7 +3752,10 @@ export interface operations {
     createKey: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description 1 to 255 printable ASCII characters. The same key with the same body (compared as canonical JSON) within 24 hours, from the same caller to the same route, answers the first response again (the plaintext key included, kept sealed by the vault), with `idempotent-replayed: true`; with another body, 409 `idempotency_conflict`; while the first request is still in flight, 409 `conflict`. A request that failed is not remembered, so its retry runs afresh. */
+                "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
+            };
             path?: never;
             cookie?: never;
         };
@@ -3720,6 +3795,7 @@ export interface operations {
                     "RateLimit-Reset": components["headers"]["RateLimitReset"];
                     "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
                     RateLimit: components["headers"]["RateLimit"];
+                    "idempotent-replayed": components["headers"]["IdempotentReplayed"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -3757,6 +3833,7 @@ export interface operations {
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
+            409: components["responses"]["IdempotencyConflict"];
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
             422: components["responses"]["LifetimeExceedsPolicy"];
@@ -3917,7 +3994,10 @@ export interface operations {
     rerollKey: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description 1 to 255 printable ASCII characters. The same key with the same body (compared as canonical JSON) within 24 hours, from the same caller to the same route, answers the first response again (the plaintext key included, kept sealed by the vault), with `idempotent-replayed: true`; with another body, 409 `idempotency_conflict`; while the first request is still in flight, 409 `conflict`. A request that failed is not remembered, so its retry runs afresh. */
+                "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
+            };
             path: {
                 /** @description The key id. An unknown id, or the id of another workspace's key, answers 404 `not_found`. */
                 id: components["parameters"]["KeyId"];
@@ -3945,6 +4025,7 @@ export interface operations {
                     "RateLimit-Reset": components["headers"]["RateLimitReset"];
                     "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
                     RateLimit: components["headers"]["RateLimit"];
+                    "idempotent-replayed": components["headers"]["IdempotentReplayed"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -3983,7 +4064,7 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
-            409: components["responses"]["Conflict"];
+            409: components["responses"]["RerollConflict"];
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
             422: components["responses"]["LifetimeExceedsPolicy"];

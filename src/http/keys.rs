@@ -8,9 +8,11 @@
 use serde_json::{json, Value};
 
 use super::call::Call;
+use super::idempotent::{self, Begun};
 use super::input::{invalid, Fields};
 use super::reply::Reply;
 use crate::error::ApiError;
+use crate::keys::auth::Caller;
 use crate::keys::service::{self, Expiry, NewKey, MAX_EXPIRES_IN_SECONDS, MAX_GRACE_SECONDS, MAX_SUBJECT_BYTES};
 use crate::keys::{verify as verification, Capabilities, RateLimit};
 use crate::name::Name;
@@ -79,7 +81,17 @@ fn prefix_field(error: ApiError, parent: &str) -> ApiError {
 
 pub async fn create(call: &mut Call) -> Result<Reply, ApiError> {
     let caller = call.take_caller()?;
-    let mut fields = call.fields(&["name", "capabilities", "subject", "expires_in", "expires_at", "rate_limit"]).await?;
+    let body = call.json().await?;
+    let claimed = match idempotent::begin(call, format!("{} POST /v1/keys", caller.key.id), &body).await? {
+        Begun::Replay(reply) => return Ok(reply),
+        Begun::Run(claimed) => claimed,
+    };
+    let result = create_key(call, &caller, body).await;
+    idempotent::finish(call, claimed, result).await
+}
+
+async fn create_key(call: &mut Call, caller: &Caller, body: Value) -> Result<Reply, ApiError> {
+    let mut fields = Fields::new(body, &["name", "capabilities", "subject", "expires_in", "expires_at", "rate_limit"])?;
     let new = NewKey {
         name: Name::parse(&fields.required_str("name")?).map_err(invalid("name"))?,
         capabilities: read_capabilities(&mut fields, "capabilities")?,
@@ -87,7 +99,7 @@ pub async fn create(call: &mut Call) -> Result<Reply, ApiError> {
         expiry: read_expiry(&mut fields)?,
         rate_limit: read_rate_limit(&mut fields)?,
     };
-    let (record, key) = service::create(&call.deps(), &caller, new).await?;
+    let (record, key) = service::create(&call.deps(), caller, new).await?;
     Ok(Reply::created(record.to_json_with_secret(&key)).no_store())
 }
 
@@ -117,14 +129,25 @@ pub async fn revoke(call: &mut Call) -> Result<Reply, ApiError> {
 
 pub async fn reroll(call: &mut Call) -> Result<Reply, ApiError> {
     let caller = call.take_caller()?;
-    let mut fields = call.fields(&["grace_seconds"]).await?;
+    let body = call.json().await?;
+    let scope = format!("{} POST /v1/keys/{}/reroll", caller.key.id, call.param(0));
+    let claimed = match idempotent::begin(call, scope, &body).await? {
+        Begun::Replay(reply) => return Ok(reply),
+        Begun::Run(claimed) => claimed,
+    };
+    let result = reroll_key(call, &caller, body).await;
+    idempotent::finish(call, claimed, result).await
+}
+
+async fn reroll_key(call: &mut Call, caller: &Caller, body: Value) -> Result<Reply, ApiError> {
+    let mut fields = Fields::new(body, &["grace_seconds"])?;
     let grace_seconds = match fields.optional_u64("grace_seconds")? {
         None => 0,
         Some(seconds) if seconds <= MAX_GRACE_SECONDS => seconds,
         Some(_) => return Err(ApiError::invalid_request("grace_seconds", format!("`grace_seconds` must be 0 to {MAX_GRACE_SECONDS}."))),
     };
     let id = call.param(0).to_string();
-    let rerolled = service::reroll(&call.deps(), &caller, &id, grace_seconds).await?;
+    let rerolled = service::reroll(&call.deps(), caller, &id, grace_seconds).await?;
     call.deliver_after_response(rerolled.queued);
     Ok(Reply::created(rerolled.successor.to_json_with_secret(&rerolled.key)).no_store())
 }

@@ -7,6 +7,7 @@ mod body;
 mod call;
 mod dependencies;
 mod health;
+mod idempotent;
 mod inbound_webhooks;
 use crate::input;
 mod keys;

@@ -1,8 +1,9 @@
 //! Operator routes: `/v1/workspaces` and `/v1/workspaces/{id}`.
 
-use serde_json::json;
+use serde_json::{json, Value};
 
 use super::call::Call;
+use super::idempotent::{self, Begun};
 use super::input::{invalid, Fields};
 use super::reply::Reply;
 use crate::error::ApiError;
@@ -22,7 +23,17 @@ fn read_capabilities(fields: &mut Fields, field: &str) -> Result<Option<Capabili
 }
 
 pub async fn create(call: &mut Call) -> Result<Reply, ApiError> {
-    let mut fields = call.fields(&["name", "default_capabilities"]).await?;
+    let body = call.json().await?;
+    let claimed = match idempotent::begin(call, "operator POST /v1/workspaces".to_string(), &body).await? {
+        Begun::Replay(reply) => return Ok(reply),
+        Begun::Run(claimed) => claimed,
+    };
+    let result = create_workspace(call, body).await;
+    idempotent::finish(call, claimed, result).await
+}
+
+async fn create_workspace(call: &mut Call, body: Value) -> Result<Reply, ApiError> {
+    let mut fields = Fields::new(body, &["name", "default_capabilities"])?;
     let new = NewWorkspace {
         name: read_name(&mut fields, true)?.ok_or(ApiError::internal("required name missing"))?,
         default_capabilities: read_capabilities(&mut fields, "default_capabilities")?.unwrap_or_default(),

@@ -172,6 +172,9 @@ pub async fn reroll<S: KeyStore, B, C>(
     if old.expires_at.is_some_and(|at| at <= now_ms) {
         return Err(ApiError::KeyExpired);
     }
+    if let Some(successor_id) = store.successor_of(&old.id).await? {
+        return Err(ApiError::AlreadyRerolled { successor_id });
+    }
     // The successor keeps the old key's expiry, so that is what the policy judges.
     check_lifetime(&caller.workspace, old.expires_at, now_ms, "expires_at")?;
     let spec = KeySpec {
@@ -195,6 +198,10 @@ pub async fn reroll<S: KeyStore, B, C>(
     // Live is judged again when the batch commits: a revoke that committed first wins.
     match store.reroll_key(&old.id, &successor, grace_ms, now_ms, &audit, &notification, &caller.write_precondition()).await? {
         Some(ended) => Ok(Rerolled { successor, key, old_key_stops_at: ended.old_key_stops_at, queued: ended.queued }),
-        None => Err(ApiError::KeyRevoked),
+        // Refused as it committed: a racing reroll made its successor first, or a revoke won.
+        None => match store.successor_of(&old.id).await? {
+            Some(successor_id) => Err(ApiError::AlreadyRerolled { successor_id }),
+            None => Err(ApiError::KeyRevoked),
+        },
     }
 }

@@ -90,6 +90,8 @@ pub trait KeyStore: AuditStore {
     async fn key_with_workspace(&self, key_hash: &str) -> Result<Option<(KeyRecord, Workspace)>, StoreError>;
     /// The workspace and id of the key with this hash; they never change once the key exists.
     async fn location_of_key(&self, key_hash: &str) -> Result<Option<(String, String)>, StoreError>;
+    /// The key made by rerolling `key_id`, if it was rerolled.
+    async fn successor_of(&self, key_id: &str) -> Result<Option<String>, StoreError>;
     /// Any workspace's key by id (ids are unique across workspaces).
     async fn key_by_id(&self, id: &str) -> Result<Option<KeyRecord>, StoreError>;
     /// Writes the key authority's uses to `last_used_at`, in one statement.

@@ -38,7 +38,11 @@ impl<E: Executor> HousekeepingStore for SqlStore<E> {
              OR r.window_start + COALESCE(k.rate_window_seconds, 0) * 1000 <= :now LIMIT :limit)",
             &[("now", int(now_ms)), ("limit", int(limit as i64))],
         )?;
-        let outcomes = self.batch(vec![failures, windows]).await?;
+        let idempotency = Statement::new(
+            "DELETE FROM idempotency_keys WHERE rowid IN (SELECT rowid FROM idempotency_keys WHERE created_at <= :now - :kept_ms LIMIT :limit)",
+            &[("now", int(now_ms)), ("kept_ms", int(crate::idempotency::REMEMBERED_MS)), ("limit", int(limit as i64))],
+        )?;
+        let outcomes = self.batch(vec![failures, windows, idempotency]).await?;
         Ok(outcomes.iter().map(|o| o.changes).sum())
     }
 

@@ -229,8 +229,10 @@ impl<E: Executor> KeyStore for SqlStore<E> {
     ) -> Result<Option<Reroll>, StoreError> {
         let write = async {
             // Judged by the commit's own clock: a revoke that committed first always wins.
+            // A key is rerolled once: a second reroll (racing, or later) finds the successor.
             let old_is_live_sql = format!(
-                "EXISTS (SELECT 1 FROM api_keys k WHERE k.id = :old_id AND k.workspace_id = :old_workspace_id AND {})",
+                "EXISTS (SELECT 1 FROM api_keys k WHERE k.id = :old_id AND k.workspace_id = :old_workspace_id AND {}) \
+                 AND NOT EXISTS (SELECT 1 FROM api_keys s WHERE s.rerolled_from = :old_id)",
                 live_key("k", DB_NOW_MS)
             );
             let old_is_live =
@@ -398,6 +400,15 @@ impl<E: Executor> KeyStore for SqlStore<E> {
         let sql = "SELECT workspace_id, id FROM api_keys WHERE key_hash = :key_hash";
         let outcome = self.query(Statement::new(sql, &[("key_hash", text(key_hash))])?).await?;
         Ok(outcome.first::<Row>()?.map(|row| (row.workspace_id, row.id)))
+    }
+
+    async fn successor_of(&self, key_id: &str) -> Result<Option<String>, StoreError> {
+        #[derive(Deserialize)]
+        struct Row {
+            id: String,
+        }
+        let sql = "SELECT id FROM api_keys WHERE rerolled_from = :key_id ORDER BY created_at, id LIMIT 1";
+        Ok(self.query(Statement::new(sql, &[("key_id", text(key_id))])?).await?.first::<Row>()?.map(|row| row.id))
     }
 
     async fn key_by_id(&self, id: &str) -> Result<Option<KeyRecord>, StoreError> {

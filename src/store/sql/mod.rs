@@ -9,6 +9,7 @@ pub(crate) mod audit;
 pub mod exec;
 mod expiry;
 mod housekeeping;
+mod idempotency;
 mod keys;
 pub(crate) mod providers;
 pub(crate) mod webhooks;
