@@ -8,8 +8,15 @@ use serde_json::{json, Value};
 use crate::crypto::random::random_base62;
 use crate::time::rfc3339;
 
-pub const EVENT_TYPES: [&str; 6] =
-    ["api_key.revoked", "api_key.rerolled", "api_key.expiring", "api_key.expired", "provider_key.rotated", "provider_key.invalidated"];
+pub const EVENT_TYPES: [&str; 7] = [
+    "api_key.revoked",
+    "api_key.rerolled",
+    "api_key.expiring",
+    "api_key.expired",
+    "api_key.leaked",
+    "provider_key.rotated",
+    "provider_key.invalidated",
+];
 /// A delivery failing for this long is given up; the contract asks for at least 24 h.
 pub const RETRY_FOR_MS: i64 = 26 * 3_600_000;
 /// How long a claimed delivery is reserved for its claimant: well beyond one attempt's 10 s

@@ -17,6 +17,7 @@ fn workspace(read_only: bool) -> Workspace {
         default_capabilities: Capabilities::default(),
         created_at: 0,
         max_key_lifetime_seconds: None,
+        leak_policy: Default::default(),
     }
 }
 

@@ -517,7 +517,9 @@ fn a_report_of_a_thousand_live_keys_revokes_audits_and_queues_every_one() {
     assert_eq!((summary.detail["tokens"].as_u64(), summary.detail["revoked"].as_array().map(Vec::len)), (Some(1_000), Some(1_000)));
     let outbox = world.store.outbox();
     assert_eq!(outbox.iter().filter(|row| row.event_type == "api_key.revoked").count(), 1_000);
-    assert_eq!(outbox[0].payload()["data"]["reason"], "leaked");
+    assert_eq!(outbox.iter().filter(|row| row.event_type == "api_key.leaked").count(), 1_000);
+    let revoked_notice = outbox.iter().find(|row| row.event_type == "api_key.revoked").unwrap();
+    assert_eq!(revoked_notice.payload()["data"]["reason"], "leaked");
 }
 
 #[test]
@@ -526,16 +528,18 @@ fn a_planned_revocation_whose_key_was_revoked_meanwhile_writes_nothing_for_it() 
     let key = issue(&world, new_key("raced", None));
     let live = block_on(world.store.live_keys_by_hashes(&[key.hash()], None, T0)).unwrap();
     assert_eq!(live.len(), 1);
-    block_on(service::revoke(&at(&world.store, T0), &world.owner, &live[0].id)).unwrap();
+    block_on(service::revoke(&at(&world.store, T0), &world.owner, &live[0].0.id)).unwrap();
     let before = world.store.audit().len();
     let plan = LeakPlan {
         key_hashes: &[key.hash()],
         workspace_id: None,
         now_ms: T0 + 1,
         revocations: vec![PlannedRevocation {
-            key_id: live[0].id.clone(),
+            key_id: live[0].0.id.clone(),
+            workspace_id: live[0].0.workspace_id.clone(),
+            grace_ms: Some(0),
             audit: vec![AuditEvent::new(None, "key.leaked", T0 + 1)],
-            notification: OutboxEvent::new(&live[0].workspace_id, "api_key.revoked", serde_json::json!({}), T0 + 1),
+            notifications: vec![OutboxEvent::new(&live[0].0.workspace_id, "api_key.revoked", serde_json::json!({}), T0 + 1)],
         }],
         summary: Some(AuditEvent::new(None, "leaks.reported", T0 + 1)),
     };
@@ -599,4 +603,53 @@ fn removing_the_lifetime_policy_admits_keys_without_an_expiry_again() {
     assert_eq!(workspace.max_key_lifetime_seconds, None);
     let owner = login(&world.store, &world.owner_key, T0);
     assert!(block_on(service::create(&at(&world.store, T0), &owner, new_key("forever", Some(&["keys:read"])))).is_ok());
+}
+
+/// The world's workspace with a leak policy, and a fresh key of it reported leaked at T0 + 1.
+fn leak_under(policy: keywarden::keys::LeakPolicy) -> (World, PlatformKey, Vec<keywarden::keys::leaks::LeakLabel>) {
+    let world = world();
+    set_endpoint(&world);
+    let patch = WorkspacePatch { leak_policy: Some(policy), ..Default::default() };
+    block_on(workspaces::update(&at(&world.store, T0), &world.owner.workspace.id, &patch)).unwrap();
+    let token = issue(&world, new_key("leaky", Some(&["keys:read"])));
+    let (labels, _) = block_on(leaks::report(&at(&world.store, T0 + 1), &[leaked(token.expose())], None, Reporter::GitHub)).unwrap();
+    (world, token, labels)
+}
+
+fn leaked_notice(world: &World) -> serde_json::Value {
+    world.store.outbox().into_iter().find(|row| row.event_type == "api_key.leaked").expect("api_key.leaked queued").payload()
+}
+
+#[test]
+fn the_expire_policy_keeps_a_leaked_key_working_for_its_grace_then_it_stops() {
+    use keywarden::keys::{LeakAction, LeakPolicy};
+    let (world, token, labels) = leak_under(LeakPolicy { action: LeakAction::Expire, grace_seconds: 600 });
+    assert!(labels[0].true_positive);
+    assert!(block_on(authenticate(&at(&world.store, T0 + 599_000), Some(token.expose()), None)).is_ok(), "within the grace");
+    assert!(block_on(authenticate(&at(&world.store, T0 + 601_001), Some(token.expose()), None)).is_err(), "after it");
+    let notice = leaked_notice(&world);
+    assert_eq!(
+        (notice["data"]["action"].as_str(), notice["data"]["expires_at"].as_str()),
+        (Some("expire"), Some(keywarden::time::rfc3339(T0 + 1 + 600_000).as_str()))
+    );
+    assert!(world.store.outbox().iter().all(|row| row.event_type != "api_key.revoked"), "not revoked yet: no api_key.revoked");
+}
+
+#[test]
+fn the_notify_policy_only_tells_and_the_key_keeps_working() {
+    use keywarden::keys::{LeakAction, LeakPolicy};
+    let (world, token, labels) = leak_under(LeakPolicy { action: LeakAction::Notify, grace_seconds: 0 });
+    assert!(labels[0].true_positive, "a live key of ours: true positive, whatever the policy");
+    assert!(block_on(authenticate(&at(&world.store, T0 + 2), Some(token.expose()), None)).is_ok());
+    let notice = leaked_notice(&world);
+    assert_eq!(notice["data"]["action"], "notify");
+    assert_eq!(notice["data"]["expires_at"], serde_json::Value::Null);
+    assert_eq!(world.store.audit().iter().filter(|e| e.action == "key.leaked").count(), 2, "audited in the workspace and for the operator");
+}
+
+#[test]
+fn the_revoke_policy_is_the_default_and_stops_the_key_at_once() {
+    let (world, token, _) = leak_under(keywarden::keys::LeakPolicy::default());
+    assert!(block_on(authenticate(&at(&world.store, T0 + 2), Some(token.expose()), None)).is_err());
+    assert_eq!(leaked_notice(&world)["data"]["action"], "revoke");
 }

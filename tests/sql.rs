@@ -282,8 +282,10 @@ fn a_leak_report_revokes_only_what_is_still_live_with_exactly_its_entries_and_no
         .iter()
         .map(|k| PlannedRevocation {
             key_id: k.id.clone(),
+            workspace_id: ws.clone(),
+            grace_ms: Some(0),
             audit: vec![audit(&ws, "key.leaked").target(k.id.clone())],
-            notification: OutboxEvent::new(&ws, "api_key.revoked", json!({"key_id": k.id}), T0 + 2),
+            notifications: vec![OutboxEvent::new(&ws, "api_key.revoked", json!({"key_id": k.id}), T0 + 2)],
         })
         .collect();
     let summary = AuditEvent::new(None, "leaks.reported", T0 + 2).detail(json!({"tokens": 3}));

@@ -748,6 +748,26 @@ export interface webhooks {
         patch?: never;
         trace?: never;
     };
+    "api_key.leaked": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * A platform key was reported leaked
+         * @description Queued with every true positive of a leak report (`POST /v1/leaks`, `POST /v1/leaks/github`, an inbound `api_key.leaked` event), in the batch that acts on it, whatever the workspace's leak policy (`api_key.revoked` follows too when the policy revokes at once). Delivered like every notification (see `api_key.revoked`).
+         */
+        post: operations["notifyApiKeyLeaked"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export interface components {
     schemas: {
@@ -837,7 +857,11 @@ export interface components {
          *         "desktop:chat"
          *       ],
          *       "created_at": "2026-11-22T17:40:14Z",
-         *       "max_key_lifetime_seconds": null
+         *       "max_key_lifetime_seconds": null,
+         *       "leak_policy": {
+         *         "action": "revoke",
+         *         "grace_seconds": 0
+         *       }
          *     }
          */
         Workspace: {
@@ -851,6 +875,7 @@ export interface components {
             created_at: components["schemas"]["Timestamp"];
             /** @description The longest a key may live, in seconds from its creation or reroll; `null`: no limit. With a limit, a key created or rerolled without an expiry, or with one beyond it, answers 422 `lifetime_exceeds_policy`. */
             max_key_lifetime_seconds: number | null;
+            leak_policy: components["schemas"]["LeakPolicy"];
         };
         WorkspaceList: {
             /** @description Newest first. */
@@ -870,6 +895,12 @@ export interface components {
             default_capabilities?: components["schemas"]["CapabilitiesInput"];
             /** @description Sets the lifetime policy (1 second to ten years); `null` removes it. Keys that exist are not changed. */
             max_key_lifetime_seconds?: number | null;
+            /** @description Sets the leak policy: `{action: "revoke" | "notify"}` or `{action: "expire", grace_seconds: 1..86400}`. */
+            leak_policy?: {
+                /** @enum {string} */
+                action: "revoke" | "expire" | "notify";
+                grace_seconds?: number;
+            };
         };
         WorkspaceCreated: {
             workspace: components["schemas"]["Workspace"];
@@ -2015,20 +2046,6 @@ export interface components {
                 provider_status?: components["schemas"]["ErrorProviderStatus"];
             };
         };
-        /** @description The error envelope with `code` `key_revoked`, `key_expired`. */
-        KeyGoneError: {
-            error: {
-                /** @enum {string} */
-                code: "key_revoked" | "key_expired";
-                message: components["schemas"]["ErrorMessage"];
-                field?: components["schemas"]["ErrorField"];
-                required?: components["schemas"]["ErrorRequired"];
-                capability?: components["schemas"]["ErrorCapability"];
-                request_id?: components["schemas"]["ErrorRequestId"];
-                detected?: components["schemas"]["ErrorDetected"];
-                provider_status?: components["schemas"]["ErrorProviderStatus"];
-            };
-        };
         /** @description The error envelope with `code` `too_many_failed_attempts`, `rate_limited`. */
         TooManyRequestsError: {
             error: {
@@ -2536,6 +2553,63 @@ export interface components {
                 successor_id?: string;
             };
         };
+        /**
+         * @description What a leak report of one of the workspace's keys does. Every true positive is audited (`key.leaked`) and notified (`api_key.leaked`) whatever the action.
+         * @example {
+         *       "action": "revoke",
+         *       "grace_seconds": 0
+         *     }
+         */
+        LeakPolicy: {
+            /**
+             * @description `revoke` (the default): the key stops at once; `expire`: it keeps working `grace_seconds`, then stops; `notify`: it keeps working, the workspace is only told.
+             * @enum {string}
+             */
+            action: "revoke" | "expire" | "notify";
+            /** @description With `expire`: 1 to 86,400; otherwise 0. */
+            grace_seconds: number;
+        };
+        /**
+         * @description A platform key was reported leaked (a true positive of any leak report), whatever the workspace's leak policy.
+         * @example {
+         *       "type": "api_key.leaked",
+         *       "timestamp": "2026-12-01T09:15:00Z",
+         *       "data": {
+         *         "key_id": "key_T4r5yHUig43kiJfahqSI",
+         *         "name": "Desktop app (Ada)",
+         *         "url": "https://github.com/octocat/Hello-World/blob/abc/.env",
+         *         "source": "content",
+         *         "action": "expire",
+         *         "expires_at": "2026-12-01T10:15:00Z"
+         *       }
+         *     }
+         */
+        ApiKeyLeakedNotification: {
+            /** @constant */
+            type: "api_key.leaked";
+            /** @description When the event happened (the same on every attempt). */
+            timestamp: components["schemas"]["Timestamp"];
+            data: {
+                /** @example key_T4r5yHUig43kiJfahqSI */
+                key_id: string;
+                /**
+                 * @description The key's name.
+                 * @example Desktop app (Ada)
+                 */
+                name: string;
+                /** @description Where the report found it (any reported token in it redacted). */
+                url: string | null;
+                /** @description The report's `source`, e.g. `content`. */
+                source: string | null;
+                /**
+                 * @description What the workspace's leak policy did.
+                 * @enum {string}
+                 */
+                action: "revoke" | "expire" | "notify";
+                /** @description When the key stops working as of this report (now for `revoke`, after the grace for `expire`, its own expiry or `null` for `notify`). */
+                expires_at: components["schemas"]["Timestamp"] | null;
+            };
+        };
     };
     responses: {
         /** @description The body is malformed JSON (`invalid_json`), or a body field or query parameter is missing, wrongly typed, invalid or unknown (`invalid_request`, naming it in `field`). */
@@ -2616,29 +2690,6 @@ export interface components {
             };
             content: {
                 "application/json": components["schemas"]["ForbiddenError"];
-            };
-        };
-        /** @description `key_revoked`: the key's revocation has already taken effect; `key_expired`: the key has expired. Either way a successor would be dead on arrival. */
-        Conflict: {
-            headers: {
-                "x-request-id": components["headers"]["XRequestId"];
-                "RateLimit-Limit": components["headers"]["RateLimitLimit"];
-                "RateLimit-Remaining": components["headers"]["RateLimitRemaining"];
-                "RateLimit-Reset": components["headers"]["RateLimitReset"];
-                "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
-                RateLimit: components["headers"]["RateLimit"];
-                [name: string]: unknown;
-            };
-            content: {
-                /**
-                 * @example {
-                 *       "error": {
-                 *         "code": "key_revoked",
-                 *         "message": "This key is revoked and can no longer be rerolled."
-                 *       }
-                 *     }
-                 */
-                "application/json": components["schemas"]["KeyGoneError"];
             };
         };
         /** @description `too_many_failed_attempts`: the client address (`CF-Connecting-IP`) has had 10 failed key authentications in the current 60-second window; every request from it presenting a well-formed key is refused until the window ends (no `RateLimit-*` headers). `rate_limited`: the calling key has used its `rate_limit` for the current window (with `RateLimit-*` headers). Both carry `Retry-After`. */
@@ -3376,7 +3427,11 @@ export interface operations {
                      *             "desktop:chat"
                      *           ],
                      *           "created_at": "2026-11-22T17:40:14Z",
-                     *           "max_key_lifetime_seconds": null
+                     *           "max_key_lifetime_seconds": null,
+                     *           "leak_policy": {
+                     *             "action": "revoke",
+                     *             "grace_seconds": 0
+                     *           }
                      *         }
                      *       ],
                      *       "next_cursor": null
@@ -3436,7 +3491,11 @@ export interface operations {
                      *           "desktop:chat"
                      *         ],
                      *         "created_at": "2026-11-22T17:40:14Z",
-                     *         "max_key_lifetime_seconds": null
+                     *         "max_key_lifetime_seconds": null,
+                     *         "leak_policy": {
+                     *           "action": "revoke",
+                     *           "grace_seconds": 0
+                     *         }
                      *       },
                      *       "key": {
                      *         "id": "key_8fJ2sQw1LmZx4Tb9Vc0R",
@@ -3498,7 +3557,11 @@ export interface operations {
                      *         "desktop:chat"
                      *       ],
                      *       "created_at": "2026-11-22T17:40:14Z",
-                     *       "max_key_lifetime_seconds": null
+                     *       "max_key_lifetime_seconds": null,
+                     *       "leak_policy": {
+                     *         "action": "revoke",
+                     *         "grace_seconds": 0
+                     *       }
                      *     }
                      */
                     "application/json": components["schemas"]["Workspace"];
@@ -3548,7 +3611,11 @@ export interface operations {
                      *         "desktop:chat"
                      *       ],
                      *       "created_at": "2026-11-22T17:40:14Z",
-                     *       "max_key_lifetime_seconds": null
+                     *       "max_key_lifetime_seconds": null,
+                     *       "leak_policy": {
+                     *         "action": "revoke",
+                     *         "grace_seconds": 0
+                     *       }
                      *     }
                      */
                     "application/json": components["schemas"]["Workspace"];
@@ -3650,7 +3717,11 @@ export interface operations {
                      *         "desktop:chat"
                      *       ],
                      *       "created_at": "2026-11-22T17:40:14Z",
-                     *       "max_key_lifetime_seconds": null
+                     *       "max_key_lifetime_seconds": null,
+                     *       "leak_policy": {
+                     *         "action": "revoke",
+                     *         "grace_seconds": 0
+                     *       }
                      *     }
                      */
                     "application/json": components["schemas"]["Workspace"];
@@ -5830,6 +5901,56 @@ export interface operations {
                  *     }
                  */
                 "application/json": components["schemas"]["ApiKeyExpiredNotification"];
+            };
+        };
+        responses: {
+            /** @description Delivered: any 2xx status within 10 s ends the event's deliveries. The answer's body is ignored. */
+            "2XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Not delivered: any other status (a redirect included, which is never followed), a network error or no answer within 10 s. The event is retried with the same `webhook-id`. */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    notifyApiKeyLeaked: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description The event's outbox id: `msg_` and 24 base62 characters. The same on every attempt to deliver the event: a receiver drops duplicates by it. */
+                "webhook-id": components["parameters"]["NotificationIdHeader"];
+                /** @description When this attempt was signed, in Unix seconds (a retry carries its own time; the body's `timestamp` is the event's). */
+                "webhook-timestamp": components["parameters"]["NotificationTimestampHeader"];
+                /** @description `v1,<base64 HMAC-SHA256>` over `{webhook-id}.{webhook-timestamp}.{body}` (the body byte for byte as sent), keyed with the base64-decoded part after `whsec_` of the endpoint's secret, the one `PUT /v1/webhooks/endpoint` answered. */
+                "webhook-signature": components["parameters"]["NotificationSignatureHeader"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "type": "api_key.leaked",
+                 *       "timestamp": "2026-12-01T09:15:00Z",
+                 *       "data": {
+                 *         "key_id": "key_T4r5yHUig43kiJfahqSI",
+                 *         "name": "Desktop app (Ada)",
+                 *         "url": "https://github.com/octocat/Hello-World/blob/abc/.env",
+                 *         "source": "content",
+                 *         "action": "expire",
+                 *         "expires_at": "2026-12-01T10:15:00Z"
+                 *       }
+                 *     }
+                 */
+                "application/json": components["schemas"]["ApiKeyLeakedNotification"];
             };
         };
         responses: {

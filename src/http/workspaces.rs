@@ -7,10 +7,49 @@ use super::idempotent::{self, Begun};
 use super::input::{invalid, Fields};
 use super::reply::Reply;
 use crate::error::ApiError;
-use crate::keys::Capabilities;
+use crate::keys::workspace::MAX_LEAK_GRACE_SECONDS;
+use crate::keys::{Capabilities, LeakAction, LeakPolicy};
 use crate::name::Name;
 use crate::page::PageRequest;
 use crate::workspaces::{self, NewWorkspace, WorkspacePatch};
+
+/// `leak_policy: {action, grace_seconds?}`: `expire` needs a grace of 1 to 86,400 seconds; the
+/// other actions take none.
+fn read_leak_policy(fields: &mut Fields) -> Result<Option<LeakPolicy>, ApiError> {
+    let Some(object) = fields.optional_object("leak_policy")? else { return Ok(None) };
+    let mut inner = Fields::new(Value::Object(object), &["action", "grace_seconds"]).map_err(|error| match error {
+        ApiError::InvalidRequest { field, message } if field == "body" => {
+            ApiError::InvalidRequest { field: "leak_policy".into(), message: message.replace("The request body", "`leak_policy`") }
+        }
+        ApiError::InvalidRequest { field, message } => ApiError::InvalidRequest { field: format!("leak_policy.{field}"), message },
+        other => other,
+    })?;
+    let action_field = "leak_policy.action";
+    let action = match inner
+        .optional_str("action")
+        .map_err(|_| ApiError::invalid_request(action_field, "`leak_policy.action` must be a string."))?
+    {
+        Some(text) => LeakAction::parse(&text)
+            .ok_or_else(|| ApiError::invalid_request(action_field, "`leak_policy.action` must be `revoke`, `expire` or `notify`."))?,
+        None => return Err(ApiError::invalid_request(action_field, "`leak_policy.action` is required.")),
+    };
+    let grace_field = "leak_policy.grace_seconds";
+    let grace = inner
+        .optional_u64("grace_seconds")
+        .map_err(|_| ApiError::invalid_request(grace_field, "`leak_policy.grace_seconds` must be a non-negative integer."))?;
+    let grace_seconds = match (action, grace) {
+        (LeakAction::Expire, Some(seconds)) if (1..=MAX_LEAK_GRACE_SECONDS as u64).contains(&seconds) => seconds as u32,
+        (LeakAction::Expire, _) => {
+            return Err(ApiError::invalid_request(
+                grace_field,
+                format!("`expire` needs `leak_policy.grace_seconds` of 1 to {MAX_LEAK_GRACE_SECONDS}."),
+            ))
+        }
+        (_, None | Some(0)) => 0,
+        (_, Some(_)) => return Err(ApiError::invalid_request(grace_field, "Only `expire` takes `leak_policy.grace_seconds`.")),
+    };
+    Ok(Some(LeakPolicy { action, grace_seconds }))
+}
 
 fn read_name(fields: &mut Fields, required: bool) -> Result<Option<Name>, ApiError> {
     let text = if required { Some(fields.required_str("name")?) } else { fields.optional_str("name")? };
@@ -60,7 +99,8 @@ pub async fn get(call: &mut Call) -> Result<Reply, ApiError> {
 }
 
 pub async fn update(call: &mut Call) -> Result<Reply, ApiError> {
-    let mut fields = call.fields(&["name", "read_only", "default_capabilities", "max_key_lifetime_seconds"]).await?;
+    let mut fields = call.fields(&["name", "read_only", "default_capabilities", "max_key_lifetime_seconds", "leak_policy"]).await?;
+    let leak_policy = read_leak_policy(&mut fields)?;
     let max_key_lifetime_seconds = fields.nullable_u64("max_key_lifetime_seconds")?;
     if let Some(Some(seconds)) = max_key_lifetime_seconds {
         workspaces::check_max_key_lifetime(seconds)?;
@@ -70,6 +110,7 @@ pub async fn update(call: &mut Call) -> Result<Reply, ApiError> {
         read_only: fields.optional_bool("read_only")?,
         default_capabilities: read_capabilities(&mut fields, "default_capabilities")?,
         max_key_lifetime_seconds,
+        leak_policy,
     };
     let workspace = workspaces::update(&call.deps(), call.param(0), &patch).await?;
     Ok(Reply::ok(workspace.to_json()))

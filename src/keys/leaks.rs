@@ -5,13 +5,14 @@ use std::collections::{HashMap, HashSet};
 use serde_json::{json, Value};
 
 use super::store::{KeyStore, LeakPlan, LeakRevocation, PlannedRevocation};
-use super::{KeyRecord, PlatformKey};
+use super::{KeyRecord, LeakAction, LeakPolicy, PlatformKey};
 use crate::audit::AuditEvent;
 use crate::crypto::digest::sha256_hex;
 use crate::deps::Deps;
 use crate::error::ApiError;
 use crate::input::Fields;
 use crate::outbox::OutboxEvent;
+use crate::time::rfc3339;
 
 /// One reported token, as secret scanners send them (`type`, `url`, `source` are optional).
 #[derive(Debug, Clone)]
@@ -118,11 +119,14 @@ pub async fn report<S: KeyStore, B, C>(
     let live =
         if candidate_hashes.is_empty() { Vec::new() } else { store.live_keys_by_hashes(&candidate_hashes, workspace_id, now_ms).await? };
 
+    // A key whose workspace only asks to be told stays live, and is a true positive all the same.
+    let notified_only: HashSet<String> =
+        live.iter().filter(|(_, policy)| policy.grace_ms().is_none()).map(|(key, _)| key.key_hash.clone()).collect();
     let revocations = live
         .iter()
-        .map(|key| {
+        .map(|(key, policy)| {
             let report = first_report.get(key.key_hash.as_str()).copied();
-            planned_revocation(key, report, reports, workspace_id, reporter, now_ms)
+            planned_revocation(key, *policy, report, reports, workspace_id, reporter, now_ms)
         })
         .collect();
     // Every operator report is on the operator trail, even one that revokes nothing.
@@ -136,7 +140,7 @@ pub async fn report<S: KeyStore, B, C>(
         store.revoke_leaked(&plan).await?
     };
 
-    let leaked: HashSet<&str> = outcome.leaked_hashes.iter().map(String::as_str).collect();
+    let leaked: HashSet<&str> = outcome.leaked_hashes.iter().chain(&notified_only).map(String::as_str).collect();
     let labels = token_hashes
         .into_iter()
         .zip(reports)
@@ -148,20 +152,24 @@ pub async fn report<S: KeyStore, B, C>(
     Ok((labels, outcome.revoked))
 }
 
-/// The audit entries and notification that revoking `key` brings.
+/// What the leak of `key` brings under its workspace's `policy`: the audit entries, the
+/// `api_key.leaked` notification, and for a revocation at once `api_key.revoked` too.
 fn planned_revocation(
     key: &KeyRecord,
+    policy: LeakPolicy,
     report: Option<&LeakReport>,
     reports: &[LeakReport],
     workspace_id: Option<&str>,
     reporter: Reporter,
     now_ms: i64,
 ) -> PlannedRevocation {
+    let (url, source) = (report.and_then(|r| redact(r.url.as_deref(), reports)), report.and_then(|r| redact(r.source.as_deref(), reports)));
     let detail = json!({
         "type": report.and_then(|r| redact(r.kind.as_deref(), reports)),
-        "url": report.and_then(|r| redact(r.url.as_deref(), reports)),
-        "source": report.and_then(|r| redact(r.source.as_deref(), reports)),
+        "url": url,
+        "source": source,
         "reported_by": reporter.as_str(),
+        "action": policy.action.as_str(),
     });
     let mut audit = vec![AuditEvent::new(Some(&key.workspace_id), "key.leaked", now_ms).target(key.id.clone()).detail(detail.clone())];
     if workspace_id.is_none() {
@@ -169,9 +177,19 @@ fn planned_revocation(
         operator_detail["workspace_id"] = json!(key.workspace_id);
         audit.push(AuditEvent::new(None, "key.leaked", now_ms).target(key.id.clone()).detail(operator_detail));
     }
-    let revoked = KeyRecord { revoked_at: Some(now_ms), ..key.clone() };
-    let notification = OutboxEvent::new(&key.workspace_id, "api_key.revoked", revoked.revoked_notice_data("leaked"), now_ms);
-    PlannedRevocation { key_id: key.id.clone(), audit, notification }
+    let grace_ms = policy.grace_ms();
+    // When the key stops working, as of this report: its policy's end, or its own.
+    let stops_at = [grace_ms.map(|grace| now_ms + grace), key.revoked_at, key.expires_at].into_iter().flatten().min();
+    let leaked = json!({
+        "key_id": key.id, "name": key.name, "url": url, "source": source,
+        "action": policy.action.as_str(), "expires_at": stops_at.map(rfc3339),
+    });
+    let mut notifications = vec![OutboxEvent::new(&key.workspace_id, "api_key.leaked", leaked, now_ms)];
+    if policy.action == LeakAction::Revoke {
+        let revoked = KeyRecord { revoked_at: Some(now_ms), ..key.clone() };
+        notifications.push(OutboxEvent::new(&key.workspace_id, "api_key.revoked", revoked.revoked_notice_data("leaked"), now_ms));
+    }
+    PlannedRevocation { key_id: key.id.clone(), workspace_id: key.workspace_id.clone(), grace_ms, audit, notifications }
 }
 
 /// A scanner's url or source may quote the token itself, or another reported one: no reported

@@ -105,7 +105,7 @@ pub trait KeyStore: AuditStore {
         key_hashes: &[String],
         workspace_id: Option<&str>,
         now_ms: i64,
-    ) -> Result<Vec<KeyRecord>, StoreError>;
+    ) -> Result<Vec<(KeyRecord, super::LeakPolicy)>, StoreError>;
     /// Commits a leak report in one atomic batch of multi-row statements, whatever its size:
     /// revokes (as leaked) those of the planned keys still live, with exactly their audit entries
     /// and queued notifications (those of a key something else revoked in between are dropped),
@@ -129,13 +129,18 @@ pub struct LeakPlan<'a> {
     pub summary: Option<AuditEvent>,
 }
 
-/// A live key to revoke, with what its revocation brings: written only if it is revoked.
+/// A live key reported leaked, with what its workspace's policy does: written only while the
+/// key is still live when the report commits.
 #[derive(Debug, Clone)]
 pub struct PlannedRevocation {
     pub key_id: String,
+    pub workspace_id: String,
+    /// The key stops working this long after the report (0: at once); `None`: it keeps working
+    /// (the policy only notifies).
+    pub grace_ms: Option<i64>,
     pub audit: Vec<AuditEvent>,
     /// Queued only when the key's workspace has a notification endpoint.
-    pub notification: OutboxEvent,
+    pub notifications: Vec<OutboxEvent>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]

@@ -18,6 +18,63 @@ pub struct Workspace {
     /// limit. A key without an expiry is refused when there is one.
     #[serde(default)]
     pub max_key_lifetime_seconds: Option<u64>,
+    /// What a leak report of one of its keys does.
+    #[serde(default)]
+    pub leak_policy: LeakPolicy,
+}
+
+/// What happens to a key reported leaked: `revoke` at once, `expire` after `grace_seconds`
+/// (at most [`MAX_LEAK_GRACE_SECONDS`]), or `notify` only. Every true positive is audited and
+/// notified whatever the action.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+pub struct LeakPolicy {
+    pub action: LeakAction,
+    pub grace_seconds: u32,
+}
+
+pub const MAX_LEAK_GRACE_SECONDS: u32 = 86_400;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LeakAction {
+    #[default]
+    Revoke,
+    Expire,
+    Notify,
+}
+
+impl LeakAction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LeakAction::Revoke => "revoke",
+            LeakAction::Expire => "expire",
+            LeakAction::Notify => "notify",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "revoke" => Some(LeakAction::Revoke),
+            "expire" => Some(LeakAction::Expire),
+            "notify" => Some(LeakAction::Notify),
+            _ => None,
+        }
+    }
+}
+
+impl LeakPolicy {
+    /// How long after the report the key stops working; `None`: it does not (notify only).
+    pub fn grace_ms(self) -> Option<i64> {
+        match self.action {
+            LeakAction::Revoke => Some(0),
+            LeakAction::Expire => Some(self.grace_seconds as i64 * 1000),
+            LeakAction::Notify => None,
+        }
+    }
+
+    pub fn to_json(self) -> Value {
+        json!({"action": self.action.as_str(), "grace_seconds": self.grace_seconds})
+    }
 }
 
 impl Workspace {
@@ -29,6 +86,7 @@ impl Workspace {
             "default_capabilities": self.default_capabilities.to_strings(),
             "created_at": rfc3339(self.created_at),
             "max_key_lifetime_seconds": self.max_key_lifetime_seconds,
+            "leak_policy": self.leak_policy.to_json(),
         })
     }
 

@@ -7,7 +7,7 @@ use crate::crypto::random::random_base62;
 use crate::deps::Deps;
 use crate::error::ApiError;
 use crate::keys::record::KeySpec;
-use crate::keys::{Capabilities, KeyRecord, PlatformKey};
+use crate::keys::{Capabilities, KeyRecord, LeakPolicy, PlatformKey};
 use crate::name::Name;
 use crate::page::{Page, PageRequest};
 
@@ -32,6 +32,7 @@ pub struct WorkspacePatch {
     pub default_capabilities: Option<Capabilities>,
     /// `Some(None)` removes the limit; `None` leaves it as it is.
     pub max_key_lifetime_seconds: Option<Option<u64>>,
+    pub leak_policy: Option<LeakPolicy>,
 }
 
 /// A new workspace, its owner key (capabilities `*`) and the plaintext of that key.
@@ -63,6 +64,7 @@ pub async fn create<S: WorkspaceStore, B, C>(deps: &Deps<'_, S, B, C>, new: NewW
         name: new.name.into_string(),
         read_only: false,
         max_key_lifetime_seconds: None,
+        leak_policy: LeakPolicy::default(),
         default_capabilities: new.default_capabilities,
         created_at: now_ms,
     };

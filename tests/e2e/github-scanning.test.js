@@ -2,7 +2,7 @@
 // provider publishes two P-256 keys as GitHub does and signs bodies with them.
 import { SELF, env } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
-import { call, createKey, createWorkspace, dbRow, sha256Hex, unknownKey } from "./helpers.js";
+import { call, createKey, createWorkspace, dbRow, dbRows, sha256Hex, unknownKey } from "./helpers.js";
 
 const MOCK = env.MOCK_PROVIDER;
 
@@ -115,5 +115,68 @@ describe("POST /v1/leaks/github", () => {
   it("is not reachable with another method", async () => {
     const response = await SELF.fetch("http://keywarden.test/v1/leaks/github", { method: "GET" });
     expect(response.status).toBe(405);
+  });
+});
+
+describe("the workspace's leak policy", () => {
+  async function reportedUnder(policy) {
+    const { workspace, key: owner } = await createWorkspace();
+    const endpoint = await call("PUT", "/v1/webhooks/endpoint", { token: owner, body: { url: `${MOCK}/receiver/ok/leak-policy` } });
+    expect(endpoint.status).toBe(200);
+    if (policy) {
+      const set = await call("PATCH", `/v1/workspaces/${workspace.id}`, { token: "kwadmin_test_0123456789abcdefghijklmnopqrstuvwxyz", body: { leak_policy: policy } });
+      expect(set.status).toBe(200);
+      expect(set.body.leak_policy).toEqual({ grace_seconds: 0, ...policy });
+    }
+    const leaked = await createKey(owner, { name: "leaky", capabilities: ["keys:read"] });
+    const body = JSON.stringify([{ token: leaked.key, type: "keywarden_api_key", url: "https://github.com/o/r/blob/x/.env", source: "content" }]);
+    const response = await report(body);
+    expect(response.status).toBe(200);
+    expect(response.body[0].label, "a live key of ours, whatever the policy").toBe("true_positive");
+    const notices = await dbRows("SELECT event_type, payload FROM outbox WHERE workspace_id = ? AND event_type IN ('api_key.leaked', 'api_key.revoked')", workspace.id);
+    return { workspace, leaked, notices: notices.map((row) => ({ type: row.event_type, data: JSON.parse(row.payload).data })) };
+  }
+
+  it("revokes at once by default and says so in api_key.leaked and api_key.revoked", async () => {
+    const { leaked, notices } = await reportedUnder(null);
+    expect((await call("GET", "/v1/me", { token: leaked.key })).status).toBe(401);
+    expect(notices.map((n) => n.type).sort()).toEqual(["api_key.leaked", "api_key.revoked"]);
+    const notice = notices.find((n) => n.type === "api_key.leaked").data;
+    expect(notice).toMatchObject({ key_id: leaked.id, name: "leaky", url: "https://github.com/o/r/blob/x/.env", source: "content", action: "revoke" });
+  });
+
+  it("keeps the key working for the grace with expire, and says when it stops", async () => {
+    const { leaked, notices } = await reportedUnder({ action: "expire", grace_seconds: 3600 });
+    expect((await call("GET", "/v1/me", { token: leaked.key })).status, "within the grace").toBe(200);
+    const stored = await dbRow("SELECT revoked_at, revoked_reason FROM api_keys WHERE id = ?", leaked.id);
+    expect(stored.revoked_reason).toBe("leaked");
+    expect(stored.revoked_at).toBeGreaterThan(Date.now() + 3500 * 1000);
+    expect(notices.map((n) => n.type)).toEqual(["api_key.leaked"]);
+    expect(notices[0].data.action).toBe("expire");
+    expect(Date.parse(notices[0].data.expires_at)).toBe(Math.floor(stored.revoked_at / 1000) * 1000);
+  });
+
+  it("only tells with notify: the key keeps working", async () => {
+    const { leaked, notices } = await reportedUnder({ action: "notify" });
+    expect((await call("GET", "/v1/me", { token: leaked.key })).status).toBe(200);
+    expect((await dbRow("SELECT revoked_at FROM api_keys WHERE id = ?", leaked.id)).revoked_at).toBeNull();
+    expect(notices).toEqual([{ type: "api_key.leaked", data: expect.objectContaining({ action: "notify", expires_at: null }) }]);
+  });
+
+  it("refuses a malformed policy with 400 naming the field", async () => {
+    const { workspace } = await createWorkspace();
+    const cases = [
+      [{ action: "explode" }, "leak_policy.action"],
+      [{ action: "expire" }, "leak_policy.grace_seconds"],
+      [{ action: "expire", grace_seconds: 86401 }, "leak_policy.grace_seconds"],
+      [{ action: "revoke", grace_seconds: 10 }, "leak_policy.grace_seconds"],
+      [{ grace_seconds: 10 }, "leak_policy.action"],
+      [{ action: "notify", colour: "red" }, "leak_policy.colour"],
+    ];
+    for (const [policy, field] of cases) {
+      const response = await call("PATCH", `/v1/workspaces/${workspace.id}`, { token: "kwadmin_test_0123456789abcdefghijklmnopqrstuvwxyz", body: { leak_policy: policy } });
+      expect(response.status, JSON.stringify(policy)).toBe(400);
+      expect(response.body.error.field, JSON.stringify(policy)).toBe(field);
+    }
   });
 });

@@ -29,6 +29,7 @@ describe("POST /v1/workspaces", () => {
       default_capabilities: ["desktop:read", "desktop:chat"],
       created_at: expect.stringMatching(TIMESTAMP_PATTERN),
       max_key_lifetime_seconds: null,
+      leak_policy: { action: "revoke", grace_seconds: 0 },
     });
     const key = response.body.key;
     expect(key).toMatchObject({

@@ -13,11 +13,12 @@ use crate::keys::authority::KeyUse;
 use crate::keys::authority::{changing, Change};
 use crate::keys::expiry::ExpiryNotice;
 use crate::keys::limits::{FAILED_ATTEMPT_LIMIT, FAILED_ATTEMPT_WINDOW_MS};
-use crate::keys::{KeyRecord, Workspace};
+use crate::keys::{KeyRecord, LeakAction, LeakPolicy, Workspace};
 use crate::outbox::OutboxEvent;
 use crate::page::Cursor;
 use crate::store::{
-    AuthFinding, AuthProbe, KeyStore, LeakPlan, LeakRevocation, Precondition, RateHits, Reroll, Revocation, StoreError, REVOKED_AS_LEAKED,
+    AuthFinding, AuthProbe, KeyStore, LeakPlan, LeakRevocation, PlannedRevocation, Precondition, RateHits, Reroll, Revocation, StoreError,
+    REVOKED_AS_LEAKED,
 };
 
 /// Rows carried by one multi-row statement's JSON parameter. A leak report's rows are bounded by
@@ -270,7 +271,7 @@ impl<E: Executor> KeyStore for SqlStore<E> {
         key_hashes: &[String],
         workspace_id: Option<&str>,
         now_ms: i64,
-    ) -> Result<Vec<KeyRecord>, StoreError> {
+    ) -> Result<Vec<(KeyRecord, LeakPolicy)>, StoreError> {
         // One JSON parameter carries any number of hashes: D1 binds at most 100 per statement.
         let sql = format!(
             "SELECT {KEY_COLUMNS} FROM api_keys k WHERE k.key_hash IN (SELECT value FROM json_each(:hashes)) AND {} \
@@ -278,7 +279,28 @@ impl<E: Executor> KeyStore for SqlStore<E> {
             live_key("k", ":now")
         );
         let binds = [("hashes", json_param(key_hashes)?), ("now", int(now_ms)), ("scope", opt_text(workspace_id))];
-        key_records(&self.query(Statement::new(&sql, &binds)?).await?)
+        let policies = Statement::new(
+            "SELECT id, leak_action, leak_grace_seconds FROM workspaces \
+             WHERE id IN (SELECT workspace_id FROM api_keys WHERE key_hash IN (SELECT value FROM json_each(:hashes)))",
+            &binds,
+        )?;
+        let outcomes = self.batch(vec![Statement::new(&sql, &binds)?, policies]).await?;
+        #[derive(Deserialize)]
+        struct PolicyRow {
+            id: String,
+            leak_action: String,
+            leak_grace_seconds: i64,
+        }
+        let policies: Vec<PolicyRow> = outcome(&outcomes, 1)?.rows()?;
+        key_records(outcome(&outcomes, 0)?)?
+            .into_iter()
+            .map(|key| {
+                let row = policies.iter().find(|row| row.id == key.workspace_id);
+                let action = row.and_then(|row| LeakAction::parse(&row.leak_action)).unwrap_or_default();
+                let grace_seconds = row.map_or(0, |row| row.leak_grace_seconds.clamp(0, u32::MAX as i64) as u32);
+                Ok((key, LeakPolicy { action, grace_seconds }))
+            })
+            .collect()
     }
 
     async fn revoke_leaked(&self, plan: &LeakPlan<'_>) -> Result<LeakRevocation, StoreError> {
@@ -307,10 +329,11 @@ impl<E: Executor> KeyStore for SqlStore<E> {
         let outbox_rows: Vec<Json> = plan
             .revocations
             .iter()
-            .map(|planned| {
-                let event = &planned.notification;
-                json!({"key_id": planned.key_id, "id": event.id, "workspace_id": event.workspace_id, "event_type": event.event_type,
-                       "payload": event.body(), "created_at": event.created_at})
+            .flat_map(|planned| {
+                planned.notifications.iter().map(|event| {
+                    json!({"key_id": planned.key_id, "id": event.id, "workspace_id": event.workspace_id, "event_type": event.event_type,
+                           "payload": event.body(), "created_at": event.created_at})
+                })
             })
             .collect();
         for rows in outbox_rows.chunks(ROWS_PER_STATEMENT) {
@@ -325,7 +348,10 @@ impl<E: Executor> KeyStore for SqlStore<E> {
             );
             statements.push(Statement::new(&sql, &[("rows", json_param(rows)?), now.clone(), scope.clone()])?);
         }
-        let key_ids: Vec<&str> = plan.revocations.iter().map(|planned| planned.key_id.as_str()).collect();
+        // The keys whose policy ends them (at once, or after a grace), with that grace.
+        let ending: Vec<&PlannedRevocation> = plan.revocations.iter().filter(|planned| planned.grace_ms.is_some()).collect();
+        let key_ids: Vec<&str> = ending.iter().map(|planned| planned.key_id.as_str()).collect();
+        let stops: Vec<Json> = ending.iter().map(|planned| json!({"key_id": planned.key_id, "grace_ms": planned.grace_ms})).collect();
         if let Some(summary) = &plan.summary {
             let sql = format!(
                 "INSERT INTO audit_events (id, workspace_id, at, action, actor_key_id, target, ip, detail) \
@@ -352,20 +378,21 @@ impl<E: Executor> KeyStore for SqlStore<E> {
         let revoke_at = statements.len();
         statements.push(Statement::new(
             &format!(
-                "UPDATE api_keys SET revoked_at = MIN(:now, {DB_NOW_MS}), revoked_reason = :reason \
-                 WHERE id IN (SELECT value FROM json_each(:key_ids)) \
-                 AND {} AND (:scope IS NULL OR workspace_id = :scope) RETURNING {KEY_COLUMNS}",
+                "UPDATE api_keys SET revoked_at = MIN(COALESCE(revoked_at, MIN(:now, {DB_NOW_MS}) + s.grace_ms), MIN(:now, {DB_NOW_MS}) + s.grace_ms), \
+                 revoked_reason = :reason \
+                 FROM (SELECT json_extract(value, '$.key_id') AS stop_key_id, json_extract(value, '$.grace_ms') AS grace_ms \
+                 FROM json_each(:stops)) AS s \
+                 WHERE api_keys.id = s.stop_key_id AND {} AND (:scope IS NULL OR api_keys.workspace_id = :scope) RETURNING {KEY_COLUMNS}",
                 live_key("api_keys", ":now")
             ),
-            &[("key_ids", json_param(&key_ids)?), now.clone(), scope.clone(), ("reason", text(REVOKED_AS_LEAKED))],
+            &[("stops", json_param(&stops)?), now.clone(), scope.clone(), ("reason", text(REVOKED_AS_LEAKED))],
         )?);
         statements.push(Statement::new(
             "SELECT key_hash FROM api_keys WHERE key_hash IN (SELECT value FROM json_each(:hashes)) AND revoked_reason = :reason \
              AND (:scope IS NULL OR workspace_id = :scope)",
             &[("hashes", json_param(plan.key_hashes)?), ("reason", text(REVOKED_AS_LEAKED)), scope],
         )?);
-        let changes =
-            Change::keys(plan.revocations.iter().map(|planned| (planned.notification.workspace_id.as_str(), planned.key_id.as_str())));
+        let changes = Change::keys(plan.revocations.iter().map(|planned| (planned.workspace_id.as_str(), planned.key_id.as_str())));
         let outcomes = changing::<_, StoreError>(self.authority(), &changes, self.batch(statements)).await?;
         let revoked = key_records(outcome(&outcomes, revoke_at)?)?;
         let leaked_hashes = outcome(&outcomes, revoke_at + 1)?.rows::<HashRow>()?.into_iter().map(|row| row.key_hash).collect();

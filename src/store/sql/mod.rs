@@ -20,7 +20,7 @@ pub use exec::{Executor, Outcome, Statement, Value};
 
 use crate::audit::AuditEvent;
 use crate::keys::authority::KeyAuthority;
-use crate::keys::{Capabilities, KeyRecord, RateLimit};
+use crate::keys::{Capabilities, KeyRecord, LeakAction, LeakPolicy, RateLimit};
 use crate::storage::{Precondition, Refusal, StoreError};
 use crate::workspaces::Workspace;
 
@@ -139,6 +139,8 @@ pub(crate) struct WorkspaceRow {
     default_capabilities: String,
     created_at: i64,
     max_key_lifetime_seconds: Option<i64>,
+    leak_action: String,
+    leak_grace_seconds: i64,
 }
 
 impl WorkspaceRow {
@@ -150,11 +152,17 @@ impl WorkspaceRow {
             default_capabilities: capabilities_from(&self.default_capabilities)?,
             created_at: self.created_at,
             max_key_lifetime_seconds: self.max_key_lifetime_seconds.map(|seconds| seconds.max(0) as u64),
+            leak_policy: LeakPolicy {
+                action: LeakAction::parse(&self.leak_action)
+                    .ok_or_else(|| StoreError::Failed(format!("leak_action {:?}", self.leak_action)))?,
+                grace_seconds: self.leak_grace_seconds.clamp(0, u32::MAX as i64) as u32,
+            },
         })
     }
 }
 
-pub(crate) const WORKSPACE_COLUMNS: &str = "id, name, read_only, default_capabilities, created_at, max_key_lifetime_seconds";
+pub(crate) const WORKSPACE_COLUMNS: &str =
+    "id, name, read_only, default_capabilities, created_at, max_key_lifetime_seconds, leak_action, leak_grace_seconds";
 
 #[derive(Deserialize)]
 pub(crate) struct KeyRow {

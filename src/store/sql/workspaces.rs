@@ -59,7 +59,8 @@ impl<E: Executor> WorkspaceStore for SqlStore<E> {
         let sql = format!(
             "UPDATE workspaces SET name = COALESCE(:name, name), read_only = COALESCE(:read_only, read_only), \
              default_capabilities = COALESCE(:default_capabilities, default_capabilities), \
-             max_key_lifetime_seconds = CASE WHEN :set_lifetime = 1 THEN :max_key_lifetime_seconds ELSE max_key_lifetime_seconds END \
+             max_key_lifetime_seconds = CASE WHEN :set_lifetime = 1 THEN :max_key_lifetime_seconds ELSE max_key_lifetime_seconds END, \
+             leak_action = COALESCE(:leak_action, leak_action), leak_grace_seconds = COALESCE(:leak_grace_seconds, leak_grace_seconds) \
              WHERE id = :id RETURNING {WORKSPACE_COLUMNS}"
         );
         let binds = [
@@ -69,6 +70,8 @@ impl<E: Executor> WorkspaceStore for SqlStore<E> {
             ("default_capabilities", patch.default_capabilities.as_ref().map_or(Value::Null, capabilities_text)),
             ("set_lifetime", int(patch.max_key_lifetime_seconds.is_some() as i64)),
             ("max_key_lifetime_seconds", opt_int(patch.max_key_lifetime_seconds.flatten().map(|s| s as i64))),
+            ("leak_action", opt_text(patch.leak_policy.map(|p| p.action.as_str()))),
+            ("leak_grace_seconds", opt_int(patch.leak_policy.map(|p| p.grace_seconds as i64))),
         ];
         let statement = Statement::new(&sql, &binds)?;
         // The workspace's objects mirror it (read-only, name): held while it changes.
