@@ -37,6 +37,7 @@ fn key(id: &str) -> KeyRecord {
         last_used_at: None,
         revoked_at: None,
         rerolled_from: None,
+        old_key_grace_ms: None,
     }
 }
 

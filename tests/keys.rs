@@ -8,7 +8,7 @@ use keywarden::audit::AuditEvent;
 use keywarden::error::ApiError;
 use keywarden::keys::auth::{authenticate, Caller};
 use keywarden::keys::leaks::{self, LeakReport, Reporter};
-use keywarden::keys::service::{self, Expiry, NewKey};
+use keywarden::keys::service::{self, Expiry, GraceStarts, NewKey};
 use keywarden::keys::verify::{verify, VerifyCode};
 use keywarden::keys::{Capabilities, KeyPrefix, PlatformKey, RateLimit};
 use keywarden::name::Name;
@@ -227,7 +227,7 @@ fn reroll_keeps_the_old_key_for_its_grace_period_only() {
         NewKey { rate_limit: Some(RateLimit { limit: 9, window_seconds: 60 }), ..new_key("rolling", Some(&["desktop:read"])) },
     );
     let old_id = login(&world.store, &old, T0).key.id;
-    let rerolled = block_on(service::reroll(&at(&world.store, T0), &world.owner, &old_id, 30)).unwrap();
+    let rerolled = block_on(service::reroll(&at(&world.store, T0), &world.owner, &old_id, 30, GraceStarts::Now)).unwrap();
     let (successor, new_key_text) = (rerolled.successor, rerolled.key);
     assert_eq!(rerolled.old_key_stops_at, T0 + 30_000);
     assert_eq!(successor.rerolled_from.as_deref(), Some(old_id.as_str()));
@@ -244,9 +244,9 @@ fn reroll_with_no_grace_ends_the_old_key_at_once_and_a_dead_key_cannot_be_reroll
     let world = world();
     let old = issue(&world, new_key("rolling", None));
     let old_id = login(&world.store, &old, T0).key.id;
-    block_on(service::reroll(&at(&world.store, T0), &world.owner, &old_id, 0)).unwrap();
+    block_on(service::reroll(&at(&world.store, T0), &world.owner, &old_id, 0, GraceStarts::Now)).unwrap();
     assert!(block_on(authenticate(&at(&world.store, T0), Some(old.expose()), None)).is_err());
-    let again = block_on(service::reroll(&at(&world.store, T0 + 1), &world.owner, &old_id, 0));
+    let again = block_on(service::reroll(&at(&world.store, T0 + 1), &world.owner, &old_id, 0, GraceStarts::Now));
     assert_eq!(again.unwrap_err(), ApiError::KeyRevoked);
 }
 
@@ -359,7 +359,7 @@ fn key_manager(world: &World) -> Caller {
 fn a_key_writer_cannot_reroll_the_owner_key_into_its_rights() {
     let world = world();
     let manager = key_manager(&world);
-    let error = block_on(service::reroll(&at(&world.store, T0), &manager, &world.owner.key.id, 0)).unwrap_err();
+    let error = block_on(service::reroll(&at(&world.store, T0), &manager, &world.owner.key.id, 0, GraceStarts::Now)).unwrap_err();
     assert_eq!(error, ApiError::CapabilityEscalation { capability: "*".into() });
     assert!(block_on(authenticate(&at(&world.store, T0 + 1), Some(world.owner_key.expose()), None)).is_ok(), "owner key still live");
 }
@@ -379,7 +379,7 @@ fn a_key_writer_manages_keys_no_wider_than_itself() {
     let manager = key_manager(&world);
     let reader = issue(&world, new_key("reader", Some(&["keys:read"])));
     let reader_id = login(&world.store, &reader, T0).key.id;
-    assert!(block_on(service::reroll(&at(&world.store, T0), &manager, &reader_id, 0)).is_ok());
+    assert!(block_on(service::reroll(&at(&world.store, T0), &manager, &reader_id, 0, GraceStarts::Now)).is_ok());
     let self_id = manager.key.id.clone();
     assert!(block_on(service::revoke(&at(&world.store, T0 + 1), &manager, &self_id)).is_ok(), "a key may revoke itself");
 }
@@ -435,7 +435,7 @@ fn a_bounded_key_cannot_reroll_an_unbounded_key() {
     let parent = bounded_parent(&world);
     let unbounded = issue(&world, new_key("unbounded", Some(&["keys:read"])));
     let unbounded_id = login(&world.store, &unbounded, T0).key.id;
-    let error = block_on(service::reroll(&at(&world.store, T0), &parent, &unbounded_id, 0)).unwrap_err();
+    let error = block_on(service::reroll(&at(&world.store, T0), &parent, &unbounded_id, 0, GraceStarts::Now)).unwrap_err();
     assert_eq!(error, ApiError::BoundEscalation { field: "expires_at".into() });
 }
 
@@ -447,7 +447,7 @@ fn a_write_by_a_key_revoked_since_it_authenticated_is_refused() {
     block_on(service::revoke(&at(&world.store, T0 + 1), &world.owner, &manager.key.id)).unwrap();
     let error = block_on(service::create(&at(&world.store, T0), &manager, new_key("late", Some(&["keys:read"])))).unwrap_err();
     assert_eq!(error, ApiError::Unauthorized);
-    let error = block_on(service::reroll(&at(&world.store, T0), &manager, &manager.key.id, 0)).unwrap_err();
+    let error = block_on(service::reroll(&at(&world.store, T0), &manager, &manager.key.id, 0, GraceStarts::Now)).unwrap_err();
     assert_eq!(error, ApiError::Unauthorized);
     assert!(!world.store.keys().iter().any(|k| k.name == "late" || k.rerolled_from.as_deref() == Some(&manager.key.id)));
 }
@@ -589,7 +589,8 @@ fn a_lifetime_policy_refuses_rerolling_a_key_that_never_expires() {
     let world = world();
     let forever = block_on(service::create(&at(&world.store, T0), &world.owner, new_key("old", Some(&["keys:read"])))).unwrap().0;
     let owner = under_lifetime_policy(&world, 3_600);
-    let refused = block_on(service::reroll(&at(&world.store, T0), &owner, &forever.id, 0)).map(|rerolled| rerolled.successor);
+    let refused =
+        block_on(service::reroll(&at(&world.store, T0), &owner, &forever.id, 0, GraceStarts::Now)).map(|rerolled| rerolled.successor);
     assert_eq!(lifetime_refusal(refused).0, "expires_at");
     assert_eq!(world.store.keys().iter().filter(|k| k.rerolled_from.as_deref() == Some(&forever.id)).count(), 0, "no successor");
 }
@@ -652,4 +653,33 @@ fn the_revoke_policy_is_the_default_and_stops_the_key_at_once() {
     let (world, token, _) = leak_under(keywarden::keys::LeakPolicy::default());
     assert!(block_on(authenticate(&at(&world.store, T0 + 2), Some(token.expose()), None)).is_err());
     assert_eq!(leaked_notice(&world)["data"]["action"], "revoke");
+}
+
+#[test]
+fn with_grace_from_first_use_the_old_key_works_until_the_successor_is_used_then_for_the_grace() {
+    let world = world();
+    let old = issue(&world, new_key("rolled", Some(&["keys:read"])));
+    let old_id = login(&world.store, &old, T0).key.id;
+    let rerolled = block_on(service::reroll(&at(&world.store, T0), &world.owner, &old_id, 60, GraceStarts::FirstUse)).unwrap();
+    let day = 86_400_000;
+    assert!(
+        block_on(authenticate(&at(&world.store, T0 + 3 * day), Some(old.expose()), None)).is_ok(),
+        "unused successor: the old key works on"
+    );
+    block_on(authenticate(&at(&world.store, T0 + 3 * day + 1_000), Some(rerolled.key.expose()), None)).expect("the successor works");
+    assert!(block_on(authenticate(&at(&world.store, T0 + 3 * day + 60_000), Some(old.expose()), None)).is_ok(), "within the grace");
+    assert!(block_on(authenticate(&at(&world.store, T0 + 3 * day + 61_001), Some(old.expose()), None)).is_err(), "after it");
+    let successor = world.store.keys().into_iter().find(|k| k.id == rerolled.successor.id).unwrap();
+    assert_eq!(successor.old_key_grace_ms, None, "the first use started it, once");
+}
+
+#[test]
+fn with_grace_from_first_use_the_old_key_stops_after_thirty_days_at_most() {
+    let world = world();
+    let old = issue(&world, new_key("rolled", Some(&["keys:read"])));
+    let old_id = login(&world.store, &old, T0).key.id;
+    block_on(service::reroll(&at(&world.store, T0), &world.owner, &old_id, 60, GraceStarts::FirstUse)).unwrap();
+    let cap = service::FIRST_USE_GRACE_CAP_MS;
+    assert!(block_on(authenticate(&at(&world.store, T0 + cap - 1), Some(old.expose()), None)).is_ok());
+    assert!(block_on(authenticate(&at(&world.store, T0 + cap + 1), Some(old.expose()), None)).is_err(), "30 days in all");
 }

@@ -1083,6 +1083,12 @@ export interface components {
              * @default 0
              */
             grace_seconds: number | null;
+            /**
+             * @description `now`: the old key stops `grace_seconds` after the reroll. `first_use`: it keeps working until the new key is first used (authenticated or verified), then for `grace_seconds` more, and at most 30 days from the reroll in all; meanwhile its key object shows `last_used_at` and, as `revoked_at`, when it will stop, so an operator sees whether anything still uses it.
+             * @default now
+             * @enum {string}
+             */
+            grace_starts: "now" | "first_use";
         };
         /**
          * @example {

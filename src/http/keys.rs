@@ -13,7 +13,7 @@ use super::input::{invalid, Fields};
 use super::reply::Reply;
 use crate::error::ApiError;
 use crate::keys::auth::Caller;
-use crate::keys::service::{self, Expiry, NewKey, MAX_EXPIRES_IN_SECONDS, MAX_GRACE_SECONDS, MAX_SUBJECT_BYTES};
+use crate::keys::service::{self, Expiry, GraceStarts, NewKey, MAX_EXPIRES_IN_SECONDS, MAX_GRACE_SECONDS, MAX_SUBJECT_BYTES};
 use crate::keys::{verify as verification, Capabilities, RateLimit};
 use crate::name::Name;
 use crate::page::PageRequest;
@@ -140,14 +140,19 @@ pub async fn reroll(call: &mut Call) -> Result<Reply, ApiError> {
 }
 
 async fn reroll_key(call: &mut Call, caller: &Caller, body: Value) -> Result<Reply, ApiError> {
-    let mut fields = Fields::new(body, &["grace_seconds"])?;
+    let mut fields = Fields::new(body, &["grace_seconds", "grace_starts"])?;
+    let grace_starts = match fields.optional_str("grace_starts")?.as_deref() {
+        None | Some("now") => GraceStarts::Now,
+        Some("first_use") => GraceStarts::FirstUse,
+        Some(_) => return Err(ApiError::invalid_request("grace_starts", "`grace_starts` must be `now` or `first_use`.")),
+    };
     let grace_seconds = match fields.optional_u64("grace_seconds")? {
         None => 0,
         Some(seconds) if seconds <= MAX_GRACE_SECONDS => seconds,
         Some(_) => return Err(ApiError::invalid_request("grace_seconds", format!("`grace_seconds` must be 0 to {MAX_GRACE_SECONDS}."))),
     };
     let id = call.param(0).to_string();
-    let rerolled = service::reroll(&call.deps(), caller, &id, grace_seconds).await?;
+    let rerolled = service::reroll(&call.deps(), caller, &id, grace_seconds, grace_starts).await?;
     call.deliver_after_response(rerolled.queued);
     Ok(Reply::created(rerolled.successor.to_json_with_secret(&rerolled.key)).no_store())
 }

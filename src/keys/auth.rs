@@ -139,6 +139,10 @@ pub async fn authenticate<S: KeyStore, B, C>(
     if let Some(decision) = rate.filter(|d| !d.allowed) {
         return Err(Rejection { rate, ..ApiError::RateLimited { retry_after: decision.reset_seconds }.into() });
     }
+    // A successor's first use starts the grace of the key it replaced (grace from first use).
+    if key.old_key_grace_ms.is_some() {
+        store.start_old_key_grace(&key, now_ms).await?;
+    }
     let needs_touch = !finding.use_recorded && needs_touch(&key, now_ms);
     Ok(Authenticated { caller: Caller { key, workspace, ip: ip.map(str::to_string) }, rate, needs_touch })
 }

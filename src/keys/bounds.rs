@@ -101,6 +101,7 @@ mod tests {
             last_used_at: None,
             revoked_at: None,
             rerolled_from: None,
+            old_key_grace_ms: None,
         }
     }
 

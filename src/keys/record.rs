@@ -37,6 +37,10 @@ pub struct KeyRecord {
     pub last_used_at: Option<i64>,
     pub revoked_at: Option<i64>,
     pub rerolled_from: Option<String>,
+    /// On a successor rerolled with grace from first use: how long the key it replaced keeps
+    /// working after this key's first use. `None` once that use has started the grace.
+    #[serde(default)]
+    pub old_key_grace_ms: Option<i64>,
 }
 
 /// What a new key is made from, before it has a secret.
@@ -85,6 +89,7 @@ impl KeyRecord {
             last_used_at: None,
             revoked_at: None,
             rerolled_from: spec.rerolled_from,
+            old_key_grace_ms: None,
         };
         (record, key)
     }

@@ -16,6 +16,17 @@ use crate::storage::Precondition;
 
 pub const MAX_SUBJECT_BYTES: usize = 2048;
 pub const MAX_GRACE_SECONDS: u64 = 604_800;
+
+/// A reroll with grace from first use keeps the old key at most this long in all.
+pub const FIRST_USE_GRACE_CAP_MS: i64 = 30 * 24 * 3_600_000;
+
+/// When a reroll's grace starts: at once, or at the successor's first use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum GraceStarts {
+    #[default]
+    Now,
+    FirstUse,
+}
 /// Ten years: far enough for any real expiry, near enough to keep the arithmetic exact.
 pub const MAX_EXPIRES_IN_SECONDS: u64 = 315_360_000;
 
@@ -155,6 +166,7 @@ pub async fn reroll<S: KeyStore, B, C>(
     caller: &Caller,
     id: &str,
     grace_seconds: u64,
+    grace_starts: GraceStarts,
 ) -> Result<Rerolled, ApiError> {
     caller.require("keys:write")?;
     caller.require_writable()?;
@@ -186,17 +198,27 @@ pub async fn reroll<S: KeyStore, B, C>(
         expires_at: old.expires_at,
         rerolled_from: Some(old.id.clone()),
     };
-    let (successor, key) = KeyRecord::issue(spec, prefix, now_ms);
-    let audit = caller
-        .audit("key.rerolled", now_ms)
-        .target(old.id.clone())
-        .detail(json!({"successor": successor.id, "grace_seconds": grace_seconds}));
+    let (mut successor, key) = KeyRecord::issue(spec, prefix, now_ms);
     let grace_ms = grace_seconds as i64 * 1000;
+    // From first use: the old key works until the successor's first use, then `grace_ms` more,
+    // and never past the cap; the first use moves its end (see `auth::authenticate`).
+    let ends_in_ms = match grace_starts {
+        GraceStarts::Now => grace_ms,
+        GraceStarts::FirstUse => {
+            successor.old_key_grace_ms = Some(grace_ms);
+            FIRST_USE_GRACE_CAP_MS
+        }
+    };
+    let audit = caller.audit("key.rerolled", now_ms).target(old.id.clone()).detail(json!({
+        "successor": successor.id,
+        "grace_seconds": grace_seconds,
+        "grace_starts": if grace_starts == GraceStarts::FirstUse { "first_use" } else { "now" },
+    }));
     // `old_key_stops_at` is the batch's to say; it is set there.
     let data = json!({"key_id": old.id, "successor_id": successor.id, "old_key_stops_at": null});
     let notification = OutboxEvent::new(&caller.workspace.id, "api_key.rerolled", data, deps.now_ms);
     // Live is judged again when the batch commits: a revoke that committed first wins.
-    match store.reroll_key(&old.id, &successor, grace_ms, now_ms, &audit, &notification, &caller.write_precondition()).await? {
+    match store.reroll_key(&old.id, &successor, ends_in_ms, now_ms, &audit, &notification, &caller.write_precondition()).await? {
         Some(ended) => Ok(Rerolled { successor, key, old_key_stops_at: ended.old_key_stops_at, queued: ended.queued }),
         // Refused as it committed: a racing reroll made its successor first, or a revoke won.
         None => match store.successor_of(&old.id).await? {

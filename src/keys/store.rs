@@ -90,6 +90,10 @@ pub trait KeyStore: AuditStore {
     async fn key_with_workspace(&self, key_hash: &str) -> Result<Option<(KeyRecord, Workspace)>, StoreError>;
     /// The workspace and id of the key with this hash; they never change once the key exists.
     async fn location_of_key(&self, key_hash: &str) -> Result<Option<(String, String)>, StoreError>;
+    /// The first use of `successor` (rerolled with grace from first use) starts the grace of
+    /// the key it replaced: that key now stops `old_key_grace_ms` after `now_ms`, or sooner if
+    /// it already did. Once only: the successor's mark is cleared in the same batch.
+    async fn start_old_key_grace(&self, successor: &KeyRecord, now_ms: i64) -> Result<(), StoreError>;
     /// The key made by rerolling `key_id`, if it was rerolled.
     async fn successor_of(&self, key_id: &str) -> Result<Option<String>, StoreError>;
     /// Any workspace's key by id (ids are unique across workspaces).

@@ -101,6 +101,9 @@ pub async fn verify<S: KeyStore, B, C>(
         VerifyCode::Valid
     };
     let live = !matches!(code, VerifyCode::Revoked | VerifyCode::Expired);
+    if code == VerifyCode::Valid && key.old_key_grace_ms.is_some() {
+        store.start_old_key_grace(&key, now_ms).await?;
+    }
     let needs_touch = live && !finding.use_recorded && needs_touch(&key, now_ms);
     Ok(Verdict { code, key: Some(key), rate, needs_touch })
 }

@@ -93,3 +93,28 @@ describe("a key is rerolled once", () => {
     expect((await dbRow("SELECT COUNT(*) AS n FROM api_keys WHERE rerolled_from = ?", old.id)).n).toBe(1);
   });
 });
+
+describe("grace from first use", () => {
+  it("keeps the old key until the new one is used, then for the grace", async () => {
+    const { key: owner } = await createWorkspace();
+    const old = await createKey(owner, { name: "old", capabilities: ["keys:read"] });
+    const rerolled = await call("POST", `/v1/keys/${old.id}/reroll`, { token: owner, body: { grace_seconds: 1, grace_starts: "first_use" } });
+    expect(rerolled.status).toBe(201);
+    await new Promise((resolve) => setTimeout(resolve, 1200));
+    expect((await call("GET", "/v1/me", { token: old.key })).status, "successor unused: the old key works on").toBe(200);
+    const shown = await call("GET", `/v1/keys/${old.id}`, { token: owner });
+    expect(Date.parse(shown.body.revoked_at), "it says when it stops at the latest (30 days)").toBeGreaterThan(Date.now() + 29 * 86400 * 1000);
+    expect((await call("GET", "/v1/me", { token: rerolled.body.key })).status).toBe(200);
+    expect((await call("GET", "/v1/me", { token: old.key })).status, "within the grace").toBe(200);
+    await new Promise((resolve) => setTimeout(resolve, 1300));
+    expect((await call("GET", "/v1/me", { token: old.key })).status, "after the grace").toBe(401);
+  });
+
+  it("refuses an unknown grace_starts with 400", async () => {
+    const { key: owner } = await createWorkspace();
+    const old = await createKey(owner, { name: "old", capabilities: ["keys:read"] });
+    const response = await call("POST", `/v1/keys/${old.id}/reroll`, { token: owner, body: { grace_starts: "later" } });
+    expect(response.status).toBe(400);
+    expect(response.body.error.field).toBe("grace_starts");
+  });
+});

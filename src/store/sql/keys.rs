@@ -429,6 +429,22 @@ impl<E: Executor> KeyStore for SqlStore<E> {
         Ok(outcome.first::<Row>()?.map(|row| (row.workspace_id, row.id)))
     }
 
+    async fn start_old_key_grace(&self, successor: &KeyRecord, now_ms: i64) -> Result<(), StoreError> {
+        let Some(old_id) = successor.rerolled_from.as_deref() else { return Ok(()) };
+        let binds = [("successor_id", text(&successor.id)), ("old_id", text(old_id)), ("now", int(now_ms))];
+        let end_old = Statement::new(
+            "UPDATE api_keys SET revoked_at = MIN(COALESCE(revoked_at, :now + g.grace), :now + g.grace) \
+             FROM (SELECT old_key_grace_ms AS grace FROM api_keys WHERE id = :successor_id AND old_key_grace_ms IS NOT NULL) AS g \
+             WHERE api_keys.id = :old_id",
+            &binds,
+        )?;
+        let started = Statement::new("UPDATE api_keys SET old_key_grace_ms = NULL WHERE id = :successor_id", &binds)?;
+        // Both keys change what authentication reads: the old key's end, the successor's mark.
+        let changes = Change::keys([(successor.workspace_id.as_str(), old_id), (successor.workspace_id.as_str(), successor.id.as_str())]);
+        changing::<_, StoreError>(self.authority(), &changes, self.batch(vec![end_old, started])).await?;
+        Ok(())
+    }
+
     async fn successor_of(&self, key_id: &str) -> Result<Option<String>, StoreError> {
         #[derive(Deserialize)]
         struct Row {

@@ -181,6 +181,7 @@ pub(crate) struct KeyRow {
     revoked_at: Option<i64>,
     last_used_at: Option<i64>,
     rerolled_from: Option<String>,
+    old_key_grace_ms: Option<i64>,
 }
 
 impl KeyRow {
@@ -208,6 +209,7 @@ impl KeyRow {
             last_used_at: self.last_used_at,
             revoked_at: self.revoked_at,
             rerolled_from: self.rerolled_from,
+            old_key_grace_ms: self.old_key_grace_ms,
         })
     }
 }
@@ -217,7 +219,7 @@ pub(crate) fn key_records(outcome: &Outcome) -> Result<Vec<KeyRecord>, StoreErro
 }
 
 pub(crate) const KEY_COLUMNS: &str = "id, workspace_id, name, key_hash, prefix, last4, capabilities, subject, \
-    rate_limit, rate_window_seconds, created_at, expires_at, revoked_at, last_used_at, rerolled_from";
+    rate_limit, rate_window_seconds, created_at, expires_at, revoked_at, last_used_at, rerolled_from, old_key_grace_ms";
 
 /// A condition under which an insert happens, in the same statement: SQL over its own named
 /// binds (which must not reuse the inserted columns' names).
@@ -263,6 +265,7 @@ pub(crate) fn insert_key_statement(key: &KeyRecord, guard: Option<Guard>) -> Res
         ("revoked_at", opt_int(key.revoked_at)),
         ("last_used_at", opt_int(key.last_used_at)),
         ("rerolled_from", opt_text(key.rerolled_from.as_deref())),
+        ("old_key_grace_ms", opt_int(key.old_key_grace_ms)),
     ];
     guarded_insert("api_keys", binds, guard)
 }
