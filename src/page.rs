@@ -48,10 +48,12 @@ impl Default for PageRequest {
 }
 
 impl PageRequest {
-    /// From the `limit` and `cursor` query parameters: a limit above 100 means 100.
+    /// From the `limit` and `cursor` query parameters: a limit above 100 means 100. An empty
+    /// `limit` is malformed (the contract types it an integer); an empty `cursor` is the first
+    /// page, as a client looping from `""` sends it.
     pub fn parse(limit: Option<&str>, cursor: Option<&str>) -> Result<Self, ApiError> {
         let limit = match limit {
-            None | Some("") => DEFAULT_LIMIT,
+            None => DEFAULT_LIMIT,
             Some(text) if text.bytes().all(|b| b.is_ascii_digit()) && text.bytes().any(|b| b != b'0') => {
                 // All digits and not zero: anything too large to parse is simply above 100.
                 text.parse::<usize>().map_or(MAX_LIMIT, |n| n.min(MAX_LIMIT))

@@ -895,11 +895,15 @@ export interface components {
             default_capabilities?: components["schemas"]["CapabilitiesInput"];
             /** @description Sets the lifetime policy (1 second to ten years); `null` removes it. Keys that exist are not changed. */
             max_key_lifetime_seconds?: number | null;
-            /** @description Sets the leak policy: `{action: "revoke" | "notify"}` or `{action: "expire", grace_seconds: 1..86400}`. */
-            leak_policy?: {
+            /** @description Sets the leak policy: `{action: "revoke" | "notify"}` (a `grace_seconds` of 0 may be given) or `{action: "expire", grace_seconds: 1..86400}`; `null` leaves it as it is. */
+            leak_policy?: null | {
                 /** @enum {string} */
-                action: "revoke" | "expire" | "notify";
-                grace_seconds?: number;
+                action: "revoke" | "notify";
+                grace_seconds?: 0 | null;
+            } | {
+                /** @constant */
+                action: "expire";
+                grace_seconds: number;
             };
         };
         WorkspaceCreated: {
