@@ -1088,11 +1088,10 @@ export interface components {
              */
             grace_seconds: number | null;
             /**
-             * @description `now`: the old key stops `grace_seconds` after the reroll. `first_use`: it keeps working until the new key is first used (authenticated or verified), then for `grace_seconds` more, and at most 30 days from the reroll in all; meanwhile its key object shows `last_used_at` and, as `revoked_at`, when it will stop, so an operator sees whether anything still uses it.
-             * @default now
+             * @description Default `now`: the old key stops `grace_seconds` after the reroll. `first_use`: it keeps working until the new key is first used (authenticated or verified), then for `grace_seconds` more, and at most 30 days from the reroll in all; meanwhile its key object shows `last_used_at` and, as `revoked_at`, when it will stop, so an operator sees whether anything still uses it.
              * @enum {string}
              */
-            grace_starts: "now" | "first_use";
+            grace_starts?: "now" | "first_use";
         };
         /**
          * @example {
