@@ -3,7 +3,7 @@
 use serde::Deserialize;
 use serde_json::{json, Value as Json};
 
-use super::exec::{int, opt_text, text, Executor, Statement, Value};
+use super::exec::{int, opt_text, text, Executor, Outcome, Statement, Value};
 use super::expiry::expiry_notice_statements;
 use super::webhooks::queue_statement;
 use super::{insert_audit_statement, insert_key_statement, key_records, live_key, outcome, Guard, KeyRow, SqlStore, WorkspaceRow};
@@ -58,6 +58,24 @@ struct HitsRow {
     window_start: i64,
 }
 
+/// The key with `:key_hash` and its workspace, as two statements of one batch: one round trip,
+/// one row type each.
+fn key_and_workspace_statements(binds: &[(&'static str, Value)]) -> Result<[Statement; 2], StoreError> {
+    let key = Statement::new(&format!("SELECT {KEY_COLUMNS} FROM api_keys WHERE key_hash = :key_hash"), binds)?;
+    let workspace = Statement::new(
+        &format!("SELECT {WORKSPACE_COLUMNS} FROM workspaces WHERE id = (SELECT workspace_id FROM api_keys WHERE key_hash = :key_hash)"),
+        binds,
+    )?;
+    Ok([key, workspace])
+}
+
+fn key_and_workspace(key: &Outcome, workspace: &Outcome) -> Result<Option<(KeyRecord, Workspace)>, StoreError> {
+    match (key.first::<KeyRow>()?, workspace.first::<WorkspaceRow>()?) {
+        (Some(key), Some(workspace)) => Ok(Some((key.into_record()?, workspace.into_workspace()?))),
+        _ => Ok(None),
+    }
+}
+
 impl<E: Executor> SqlStore<E> {
     async fn count_auth_failure(&self, ip: &str, window_start: i64) -> Result<u32, StoreError> {
         let outcome = self
@@ -91,14 +109,7 @@ impl<E: Executor> KeyStore for SqlStore<E> {
             "SELECT (SELECT failures FROM auth_failures WHERE ip = :ip AND window_start = :ip_window_start) AS failures",
             &binds,
         )?;
-        // The key and its workspace ride in the same batch: one round trip, one row type each.
-        let key = Statement::new(&format!("SELECT {KEY_COLUMNS} FROM api_keys WHERE key_hash = :key_hash"), &binds)?;
-        let workspace = Statement::new(
-            &format!(
-                "SELECT {WORKSPACE_COLUMNS} FROM workspaces WHERE id = (SELECT workspace_id FROM api_keys WHERE key_hash = :key_hash)"
-            ),
-            &binds,
-        )?;
+        let [key, workspace] = key_and_workspace_statements(&binds)?;
         // Counts this use for a live key with a limit, keyed by the key, in the key's own fixed
         // window; an unknown key creates no row and a blocked IP spends nothing.
         let count_use = Statement::new(
@@ -122,10 +133,7 @@ impl<E: Executor> KeyStore for SqlStore<E> {
             return Err(StoreError::Failed(format!("authenticate batch returned {} results", outcomes.len())));
         };
         let ip_failures = failures.first::<FailuresRow>()?.and_then(|r| r.failures).unwrap_or(0);
-        let found = match (key.first::<KeyRow>()?, workspace.first::<WorkspaceRow>()?) {
-            (Some(key), Some(workspace)) => Some((key.into_record()?, workspace.into_workspace()?)),
-            _ => None,
-        };
+        let found = key_and_workspace(key, workspace)?;
         let rate_hits = hits.first::<HitsRow>()?.map(|row| RateHits { hits: row.hits as u32, window_start: row.window_start });
         Ok(AuthFinding { found, ip_failures: ip_failures as u32, rate_hits, use_recorded: false })
     }
@@ -400,22 +408,11 @@ impl<E: Executor> KeyStore for SqlStore<E> {
     }
 
     async fn key_with_workspace(&self, key_hash: &str) -> Result<Option<(KeyRecord, Workspace)>, StoreError> {
-        let binds = [("key_hash", text(key_hash))];
-        let key = Statement::new(&format!("SELECT {KEY_COLUMNS} FROM api_keys WHERE key_hash = :key_hash"), &binds)?;
-        let workspace = Statement::new(
-            &format!(
-                "SELECT {WORKSPACE_COLUMNS} FROM workspaces WHERE id = (SELECT workspace_id FROM api_keys WHERE key_hash = :key_hash)"
-            ),
-            &binds,
-        )?;
-        let outcomes = self.batch(vec![key, workspace]).await?;
+        let outcomes = self.batch(key_and_workspace_statements(&[("key_hash", text(key_hash))])?.into()).await?;
         let [key, workspace] = outcomes.as_slice() else {
             return Err(StoreError::Failed(format!("key read returned {} results", outcomes.len())));
         };
-        match (key.first::<KeyRow>()?, workspace.first::<WorkspaceRow>()?) {
-            (Some(key), Some(workspace)) => Ok(Some((key.into_record()?, workspace.into_workspace()?))),
-            _ => Ok(None),
-        }
+        key_and_workspace(key, workspace)
     }
 
     async fn location_of_key(&self, key_hash: &str) -> Result<Option<(String, String)>, StoreError> {
