@@ -115,6 +115,20 @@ impl Fields {
     }
 }
 
+/// Names a nested field by its path, e.g. `rate_limit.limit`.
+pub fn nested_field(error: ApiError, parent: &str) -> ApiError {
+    match error {
+        ApiError::InvalidRequest { field, message } if field == "body" => {
+            ApiError::InvalidRequest { field: parent.to_string(), message: message.replace("The request body", &format!("`{parent}`")) }
+        }
+        ApiError::InvalidRequest { field, message } => {
+            let path = format!("{parent}.{field}");
+            ApiError::InvalidRequest { message: message.replace(&format!("`{field}`"), &format!("`{path}`")), field: path }
+        }
+        other => other,
+    }
+}
+
 /// A JSON number that is a non-negative integer, as JSON Schema's `integer` counts them: `203`,
 /// but also `203.0` and `1e2`, up to 2^53 (beyond it a float no longer names one integer).
 fn whole_number(value: &Value) -> Option<u64> {

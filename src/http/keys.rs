@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 
 use super::call::Call;
 use super::idempotent::{self, Begun};
-use super::input::{invalid, Fields};
+use super::input::{invalid, nested_field, Fields};
 use super::reply::Reply;
 use crate::error::ApiError;
 use crate::keys::auth::Caller;
@@ -51,10 +51,10 @@ fn read_expiry(fields: &mut Fields) -> Result<Expiry, ApiError> {
 
 fn read_rate_limit(fields: &mut Fields) -> Result<Option<RateLimit>, ApiError> {
     let Some(object) = fields.optional_object("rate_limit")? else { return Ok(None) };
-    let mut inner = Fields::new(Value::Object(object), &["limit", "window_seconds"]).map_err(|error| prefix_field(error, "rate_limit"))?;
+    let mut inner = Fields::new(Value::Object(object), &["limit", "window_seconds"]).map_err(|error| nested_field(error, "rate_limit"))?;
     let bounded = |inner: &mut Fields, name: &str, max: u64| -> Result<u32, ApiError> {
         let field = format!("rate_limit.{name}");
-        match inner.optional_u64(name).map_err(|e| prefix_field(e, "rate_limit"))? {
+        match inner.optional_u64(name).map_err(|e| nested_field(e, "rate_limit"))? {
             Some(value) if (1..=max).contains(&value) => Ok(value as u32),
             Some(_) => Err(ApiError::invalid_request(&field, format!("`{field}` must be 1 to {max}."))),
             None => Err(ApiError::invalid_request(&field, format!("`{field}` is required."))),
@@ -63,20 +63,6 @@ fn read_rate_limit(fields: &mut Fields) -> Result<Option<RateLimit>, ApiError> {
     let limit = bounded(&mut inner, "limit", 100_000)?;
     let window_seconds = bounded(&mut inner, "window_seconds", 3_600)?;
     Ok(Some(RateLimit { limit, window_seconds }))
-}
-
-/// Names a nested field by its path, e.g. `rate_limit.limit`.
-fn prefix_field(error: ApiError, parent: &str) -> ApiError {
-    match error {
-        ApiError::InvalidRequest { field, message } if field == "body" => {
-            ApiError::InvalidRequest { field: parent.to_string(), message: message.replace("The request body", &format!("`{parent}`")) }
-        }
-        ApiError::InvalidRequest { field, message } => {
-            let path = format!("{parent}.{field}");
-            ApiError::InvalidRequest { message: message.replace(&format!("`{field}`"), &format!("`{path}`")), field: path }
-        }
-        other => other,
-    }
 }
 
 pub async fn create(call: &mut Call) -> Result<Reply, ApiError> {

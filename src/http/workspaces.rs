@@ -4,7 +4,7 @@ use serde_json::{json, Value};
 
 use super::call::Call;
 use super::idempotent::{self, Begun};
-use super::input::{invalid, Fields};
+use super::input::{invalid, nested_field, Fields};
 use super::reply::Reply;
 use crate::error::ApiError;
 use crate::keys::workspace::MAX_LEAK_GRACE_SECONDS;
@@ -17,26 +17,16 @@ use crate::workspaces::{self, NewWorkspace, WorkspacePatch};
 /// other actions take none.
 fn read_leak_policy(fields: &mut Fields) -> Result<Option<LeakPolicy>, ApiError> {
     let Some(object) = fields.optional_object("leak_policy")? else { return Ok(None) };
-    let mut inner = Fields::new(Value::Object(object), &["action", "grace_seconds"]).map_err(|error| match error {
-        ApiError::InvalidRequest { field, message } if field == "body" => {
-            ApiError::InvalidRequest { field: "leak_policy".into(), message: message.replace("The request body", "`leak_policy`") }
-        }
-        ApiError::InvalidRequest { field, message } => ApiError::InvalidRequest { field: format!("leak_policy.{field}"), message },
-        other => other,
-    })?;
+    let within = |error| nested_field(error, "leak_policy");
+    let mut inner = Fields::new(Value::Object(object), &["action", "grace_seconds"]).map_err(within)?;
     let action_field = "leak_policy.action";
-    let action = match inner
-        .optional_str("action")
-        .map_err(|_| ApiError::invalid_request(action_field, "`leak_policy.action` must be a string."))?
-    {
+    let action = match inner.optional_str("action").map_err(within)? {
         Some(text) => LeakAction::parse(&text)
             .ok_or_else(|| ApiError::invalid_request(action_field, "`leak_policy.action` must be `revoke`, `expire` or `notify`."))?,
         None => return Err(ApiError::invalid_request(action_field, "`leak_policy.action` is required.")),
     };
     let grace_field = "leak_policy.grace_seconds";
-    let grace = inner
-        .optional_u64("grace_seconds")
-        .map_err(|_| ApiError::invalid_request(grace_field, "`leak_policy.grace_seconds` must be a non-negative integer."))?;
+    let grace = inner.optional_u64("grace_seconds").map_err(within)?;
     let grace_seconds = match (action, grace) {
         (LeakAction::Expire, Some(seconds)) if (1..=MAX_LEAK_GRACE_SECONDS as u64).contains(&seconds) => seconds as u32,
         (LeakAction::Expire, _) => {
