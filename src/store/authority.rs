@@ -115,13 +115,7 @@ pub struct DurableAuthority {
 }
 
 fn failed(what: &str, error: impl std::fmt::Display) -> StoreError {
-    let text = error.to_string();
-    // An object refusing work it cannot take is the caller's to retry later, never ours now.
-    if text.contains("overloaded") {
-        StoreError::Unavailable
-    } else {
-        StoreError::Failed(format!("{what}: {text}"))
-    }
+    StoreError::Failed(format!("{what}: {error}"))
 }
 
 impl DurableAuthority {
@@ -297,11 +291,5 @@ mod tests {
     fn another_epoch_or_shard_count_never_names_an_object_of_this_layout() {
         let names = [layout("1", 1), layout("2", 1), layout("1", 2)].map(|layout| layout.object("ws_a", 0));
         assert_eq!(names.iter().collect::<std::collections::HashSet<_>>().len(), 3, "{names:?}");
-    }
-
-    #[test]
-    fn an_overloaded_object_is_unavailable_and_anything_else_a_failure() {
-        assert_eq!(failed("authority call", "Error: Durable Object is overloaded. Too many requests queued."), StoreError::Unavailable);
-        assert!(matches!(failed("authority call", "network connection lost"), StoreError::Failed(_)));
     }
 }

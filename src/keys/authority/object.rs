@@ -309,9 +309,7 @@ impl Authority {
                 }
             }
         }
-        ledger.drop_hold(key_id, hold_id)?;
-        self.holds.remove(&(key_id.to_string(), hold_id.to_string()));
-        self.generation += 1;
+        self.end_hold(ledger, key_id, hold_id)?;
         Ok(true)
     }
 
@@ -331,10 +329,16 @@ impl Authority {
             ledger.save_workspace(&workspace)?;
             self.workspace = Some(workspace);
         }
-        ledger.drop_hold(WHOLE_WORKSPACE, hold_id)?;
-        self.holds.remove(&(WHOLE_WORKSPACE.to_string(), hold_id.to_string()));
-        self.generation += 1;
+        self.end_hold(ledger, WHOLE_WORKSPACE, hold_id)?;
         Ok(true)
+    }
+
+    /// Ends `hold_id`'s hold of `target`, durably; a read begun before it is stale.
+    fn end_hold(&mut self, ledger: &impl Ledger, target: &str, hold_id: &str) -> Result<(), StoreError> {
+        ledger.drop_hold(target, hold_id)?;
+        self.holds.remove(&(target.to_string(), hold_id.to_string()));
+        self.generation += 1;
+        Ok(())
     }
 
     /// The holds older than [`HOLD_TIMEOUT_MS`], as (target, hold id): the alarm releases them
