@@ -63,8 +63,14 @@ pub enum ApiError {
     InvalidKey { provider_status: u16 },
     #[error("Invalid model name. Validation failed.")]
     InvalidModel { field: String },
+    #[error("Key is valid but not allowed to do this. Check its permissions.")]
+    KeyRestricted { provider_status: u16, provider_reason: String },
+    #[error("The provider does not serve requests from this region with this key.")]
+    RegionUnsupported { provider_status: u16, provider_reason: String },
     #[error("You exceeded your current quota")]
     QuotaExceeded { provider_status: u16 },
+    #[error("The bring-your-own key cannot be used ({reason}) and metered fallback is denied: nothing was resolved.")]
+    ByokUnavailable { reason: String },
     #[error("The provider is rate limiting requests; retry later.")]
     ProviderRateLimited { retry_after: u64 },
     #[error("The provider could not be reached or failed to answer; retry later.")]
@@ -129,7 +135,10 @@ impl ApiError {
             ApiError::InvalidKey { .. } => "invalid_key",
             ApiError::InvalidModel { .. } => "invalid_model",
             ApiError::LifetimeExceedsPolicy { .. } => "lifetime_exceeds_policy",
+            ApiError::KeyRestricted { .. } => "key_restricted",
+            ApiError::RegionUnsupported { .. } => "region_unsupported",
             ApiError::QuotaExceeded { .. } => "quota_exceeded",
+            ApiError::ByokUnavailable { .. } => "byok_unavailable",
             ApiError::ProviderRateLimited { .. } => "provider_rate_limited",
             ApiError::ProviderUnavailable { .. } => "provider_unavailable",
             ApiError::NotConfigured => "not_configured",
@@ -160,11 +169,14 @@ impl ApiError {
             | ApiError::InvalidKey { .. }
             | ApiError::InvalidModel { .. }
             | ApiError::LifetimeExceedsPolicy { .. }
+            | ApiError::KeyRestricted { .. }
+            | ApiError::RegionUnsupported { .. }
             | ApiError::QuotaExceeded { .. } => 422,
             ApiError::ProviderUnavailable { .. } => 502,
             ApiError::ProviderRateLimited { .. } | ApiError::SecretUnavailable | ApiError::Unavailable => 503,
             ApiError::NotConfigured => 404,
             ApiError::ProviderNotConfigured { .. }
+            | ApiError::ByokUnavailable { .. }
             | ApiError::Conflict
             | ApiError::IdempotencyConflict
             | ApiError::AlreadyRerolled { .. } => 409,
@@ -231,6 +243,14 @@ impl ApiError {
             }
             ApiError::InvalidKey { provider_status } | ApiError::QuotaExceeded { provider_status } => {
                 body.insert("provider_status".into(), json!(provider_status));
+            }
+            ApiError::KeyRestricted { provider_status, provider_reason }
+            | ApiError::RegionUnsupported { provider_status, provider_reason } => {
+                body.insert("provider_status".into(), json!(provider_status));
+                body.insert("provider_reason".into(), json!(provider_reason));
+            }
+            ApiError::ByokUnavailable { reason } => {
+                body.insert("reason".into(), json!(reason));
             }
             ApiError::ProviderUnavailable { provider_status: Some(status) } => {
                 body.insert("provider_status".into(), json!(status));
@@ -300,6 +320,13 @@ mod tests {
             "Invalid model name. Validation failed."
         );
         assert_eq!(ApiError::QuotaExceeded { provider_status: 429 }.envelope()["error"]["message"], "You exceeded your current quota");
+        let restricted = ApiError::KeyRestricted { provider_status: 403, provider_reason: "SERVICE_DISABLED".into() }.envelope();
+        assert_eq!(restricted["error"]["message"], "Key is valid but not allowed to do this. Check its permissions.");
+        assert_eq!(
+            (&restricted["error"]["provider_status"], &restricted["error"]["provider_reason"]),
+            (&json!(403), &json!("SERVICE_DISABLED"))
+        );
+        assert_eq!(ApiError::ByokUnavailable { reason: "byok_invalid".into() }.status(), 409);
         assert_eq!(ApiError::WrongProvider { detected: "anthropic".into() }.envelope()["error"]["detected"], "anthropic");
         assert_eq!(ApiError::ProviderRateLimited { retry_after: 7 }.headers(), vec![("retry-after", "7".to_string())]);
         assert_eq!(ApiError::ProviderUnavailable { provider_status: Some(529) }.status(), 502);
@@ -337,6 +364,9 @@ mod tests {
             ApiError::InvalidModel { field: "model".into() },
             ApiError::LifetimeExceedsPolicy { field: "expires_in".into(), max_seconds: 60 },
             ApiError::QuotaExceeded { provider_status: 429 },
+            ApiError::KeyRestricted { provider_status: 403, provider_reason: "SERVICE_DISABLED".into() },
+            ApiError::RegionUnsupported { provider_status: 403, provider_reason: "unsupported_country_region_territory".into() },
+            ApiError::ByokUnavailable { reason: "byok_invalid".into() },
             ApiError::ProviderRateLimited { retry_after: 7 },
             ApiError::ProviderUnavailable { provider_status: None },
             ApiError::NotConfigured,

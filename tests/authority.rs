@@ -18,6 +18,7 @@ fn workspace(read_only: bool) -> Workspace {
         created_at: 0,
         max_key_lifetime_seconds: None,
         leak_policy: Default::default(),
+        metered_fallback: Default::default(),
     }
 }
 

@@ -62,6 +62,7 @@ impl Notifier for Receiver {
 fn revalidation_refuses_a_stored_host_the_policy_no_longer_admits_without_sending_the_key() {
     let (store, keks, provider) = (store(), Keks::parse(K1).unwrap(), Provider::default());
     let request = Configure {
+        allow_unverified: false,
         provider: ProviderId::OpenAi,
         api_key: "sk-proj-abcdefghijklmnopqrstuvwxyz012345".into(),
         api_host: None,

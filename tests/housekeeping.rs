@@ -65,6 +65,7 @@ impl Notifier for Receiver {
 
 fn configure(store: &SqliteStore, provider: &Provider, keks: &Keks, key: &str, now: i64) {
     let request = Configure {
+        allow_unverified: false,
         provider: ProviderId::OpenAi,
         api_key: key.into(),
         api_host: None,

@@ -32,7 +32,11 @@ struct Sender {
 
 fn sender() -> Sender {
     let (store, keks) = (SqliteStore::default(), Keks::parse(K1).unwrap());
-    let new = NewWorkspace { name: Name::parse("Acme").unwrap(), default_capabilities: Capabilities::parse(&["keys:read"]).unwrap() };
+    let new = NewWorkspace {
+        name: Name::parse("Acme").unwrap(),
+        default_capabilities: Capabilities::parse(&["keys:read"]).unwrap(),
+        metered_fallback: Default::default(),
+    };
     let created = block_on(workspaces::create(&at(&store, NOW), new)).unwrap();
     let workspace_id = created.workspace.id.clone();
     let audit = AuditEvent::new(Some(&workspace_id), "webhook.secret_rotated", NOW);

@@ -44,7 +44,11 @@ fn world() -> World {
 }
 
 fn add_workspace(store: &SqliteStore, name: &str) -> PlatformKey {
-    let new = NewWorkspace { name: Name::parse(name).unwrap(), default_capabilities: caps(&["desktop:read", "desktop:chat"]) };
+    let new = NewWorkspace {
+        name: Name::parse(name).unwrap(),
+        default_capabilities: caps(&["desktop:read", "desktop:chat"]),
+        metered_fallback: Default::default(),
+    };
     block_on(workspaces::create(&at(store, T0), new)).unwrap().plaintext
 }
 

@@ -9,6 +9,7 @@ use futures_executor::block_on;
 use keywarden::audit::AuditEvent;
 use keywarden::error::ApiError;
 use keywarden::page::PageRequest;
+use keywarden::providers::fallback::{MeteredFallback, Unusable};
 use keywarden::providers::service::{self, Configure, Resolved};
 use keywarden::providers::validation::{ProbeRequest, ProbeResponse, ProviderClient, TransportFailure};
 use keywarden::providers::{AgentRoute, KeyStatus, ProviderId};
@@ -66,7 +67,16 @@ fn models(ids: &[&str]) -> Result<ProbeResponse, TransportFailure> {
 }
 
 fn request(provider: ProviderId, key: &str) -> Configure {
-    Configure { provider, api_key: key.into(), api_host: None, model: None, fallback_model: None, config: None, make_default: false }
+    Configure {
+        provider,
+        api_key: key.into(),
+        api_host: None,
+        model: None,
+        fallback_model: None,
+        config: None,
+        make_default: false,
+        allow_unverified: false,
+    }
 }
 
 fn configure(
@@ -84,7 +94,8 @@ fn configure(
 }
 
 fn resolve(store: &SqliteStore, keks: &Keks, agent: Option<&str>, provider: Option<ProviderId>) -> Resolved {
-    block_on(service::resolve(&with(store, &Offline, keks, 0), &Precondition::unconditional(WS), agent, provider)).unwrap()
+    block_on(service::resolve(&with(store, &Offline, keks, 0), &Precondition::unconditional(WS), agent, provider, MeteredFallback::Allow))
+        .unwrap()
 }
 
 #[test]
@@ -192,7 +203,8 @@ fn a_replacement_bumps_the_version_and_keeps_the_old_blob_until_the_cron() {
 #[test]
 fn the_first_provider_is_the_default_and_default_true_moves_it() {
     let (store, keks) = (store(), Keks::parse(K1).unwrap());
-    let client = ScriptedProvider::answering(vec![models(&[]), ok(json!({"data": []})), models(&[])]);
+    let deepseek_balance = ok(json!({"is_available": true, "balance_infos": []}));
+    let client = ScriptedProvider::answering(vec![models(&[]), ok(json!({"data": []})), models(&[]), deepseek_balance]);
     configure(&store, &client, &keks, request(ProviderId::OpenAi, "sk-a")).unwrap();
     let anthropic = configure(&store, &client, &keks, request(ProviderId::Anthropic, "sk-ant-b")).unwrap();
     assert!(!anthropic.is_default);
@@ -205,13 +217,20 @@ fn the_first_provider_is_the_default_and_default_true_moves_it() {
 #[test]
 fn resolve_follows_request_then_route_then_default_then_metered() {
     let (store, keks) = (store(), Keks::parse(K1).unwrap());
-    assert_eq!(resolve(&store, &keks, None, None), Resolved::Metered { reason: "no_byok_configured" });
+    assert_eq!(resolve(&store, &keks, None, None), Resolved::Metered { reason: "no_byok_configured", fell_back_from: None });
     let client = ScriptedProvider::answering(vec![models(&[]), ok(json!({"data": []}))]);
     configure(&store, &client, &keks, request(ProviderId::OpenAi, "sk-openai")).unwrap();
     configure(&store, &client, &keks, request(ProviderId::Anthropic, "sk-ant-x")).unwrap();
     let route = |agent: &str, provider: Option<ProviderId>, model: Option<&str>| {
         block_on(store.save_route(
-            &AgentRoute { workspace_id: WS.into(), agent_id: agent.into(), provider, model: model.map(str::to_string), updated_at: 1 },
+            &AgentRoute {
+                workspace_id: WS.into(),
+                agent_id: agent.into(),
+                provider,
+                model: model.map(str::to_string),
+                metered_fallback: None,
+                updated_at: 1,
+            },
             &AuditEvent::new(Some(WS), "agent.routed", 1),
             &Precondition::unconditional(WS),
         ))
@@ -223,7 +242,7 @@ fn resolve_follows_request_then_route_then_default_then_metered() {
 
     let provider_of = |resolved: Resolved| match resolved {
         Resolved::Byok { record, model, .. } => format!("{}:{}", record.provider.as_str(), model.unwrap_or_default()),
-        Resolved::Metered { reason } => format!("metered:{reason}"),
+        Resolved::Metered { reason, .. } => format!("metered:{reason}"),
     };
     assert_eq!(provider_of(resolve(&store, &keks, None, None)), "openai:");
     assert_eq!(provider_of(resolve(&store, &keks, Some("claude-bot"), None)), "anthropic:claude-sonnet-4-5");
@@ -238,7 +257,8 @@ fn resolve_follows_request_then_route_then_default_then_metered() {
 fn routes_page_most_recently_changed_first_and_ties_break_by_agent_id() {
     let store = store();
     let route = |agent: &str, updated_at: i64| {
-        let route = AgentRoute { workspace_id: WS.into(), agent_id: agent.into(), provider: None, model: None, updated_at };
+        let route =
+            AgentRoute { workspace_id: WS.into(), agent_id: agent.into(), provider: None, model: None, metered_fallback: None, updated_at };
         block_on(store.save_route(&route, &AuditEvent::new(Some(WS), "agent.routed", updated_at), &Precondition::unconditional(WS)))
             .unwrap()
     };
@@ -281,7 +301,10 @@ fn an_invalidated_key_resolves_metered_byok_invalid() {
     assert!(result.notice.is_some(), "valid before, invalid now");
     assert_eq!(record.status, KeyStatus::Invalid);
     assert_eq!(error, Some(ApiError::InvalidKey { provider_status: 401 }));
-    assert_eq!(resolve(&store, &keks, None, None), Resolved::Metered { reason: "byok_invalid" });
+    assert_eq!(
+        resolve(&store, &keks, None, None),
+        Resolved::Metered { reason: "byok_invalid", fell_back_from: Some((ProviderId::OpenAi, Unusable::ByokInvalid)) }
+    );
 }
 
 #[test]
@@ -343,9 +366,14 @@ fn a_blob_moved_under_another_pointer_fails_to_decrypt_and_says_so() {
     let anthropic = configure(&store, &client, &keks, request(ProviderId::Anthropic, "sk-ant-x")).unwrap();
     let stolen = store.blobs().get(&openai.blob_name).cloned().unwrap();
     store.blobs().insert(anthropic.blob_name.clone(), stolen);
-    let error =
-        block_on(service::resolve(&with(&store, &Offline, &keks, 0), &Precondition::unconditional(WS), None, Some(ProviderId::Anthropic)))
-            .unwrap_err();
+    let error = block_on(service::resolve(
+        &with(&store, &Offline, &keks, 0),
+        &Precondition::unconditional(WS),
+        None,
+        Some(ProviderId::Anthropic),
+        MeteredFallback::Allow,
+    ))
+    .unwrap_err();
     assert!(matches!(error, ApiError::DecryptionFailed { .. }), "{error:?}");
     assert_eq!(error.status(), 500);
 }
@@ -366,9 +394,14 @@ fn a_blob_retired_by_a_removal_does_not_open_under_the_next_config_of_the_same_v
     let second = configure(&store, &client, &keks, request(ProviderId::OpenAi, "sk-second-owner")).unwrap();
     assert_eq!((second.workspace_id.as_str(), second.provider, second.version), (WS, ProviderId::OpenAi, 1), "the same context");
     store.blobs().insert(second.blob_name.clone(), retired);
-    let error =
-        block_on(service::resolve(&with(&store, &Offline, &keks, 0), &Precondition::unconditional(WS), None, Some(ProviderId::OpenAi)))
-            .unwrap_err();
+    let error = block_on(service::resolve(
+        &with(&store, &Offline, &keks, 0),
+        &Precondition::unconditional(WS),
+        None,
+        Some(ProviderId::OpenAi),
+        MeteredFallback::Allow,
+    ))
+    .unwrap_err();
     assert!(matches!(error, ApiError::DecryptionFailed { .. }), "the retired key opened: {error:?}");
 }
 
@@ -378,7 +411,9 @@ fn a_pointer_whose_blob_is_not_visible_yet_answers_retry() {
     let client = ScriptedProvider::answering(vec![models(&[])]);
     let record = configure(&store, &client, &keks, request(ProviderId::OpenAi, "sk-openai")).unwrap();
     store.blobs().remove(&record.blob_name);
-    let error = block_on(service::resolve(&with(&store, &Offline, &keks, 0), &Precondition::unconditional(WS), None, None)).unwrap_err();
+    let error =
+        block_on(service::resolve(&with(&store, &Offline, &keks, 0), &Precondition::unconditional(WS), None, None, MeteredFallback::Allow))
+            .unwrap_err();
     assert_eq!(error, ApiError::SecretUnavailable);
 }
 
@@ -408,4 +443,252 @@ fn a_replaced_key_is_notified_in_the_saves_own_batch() {
     assert_eq!((second.version, queued.as_deref(), outbox.len()), (2, Some(outbox[0].id.as_str()), 1));
     assert_eq!(outbox[0].event_type, "provider_key.rotated");
     assert_eq!(outbox[0].payload()["data"]["version"], 2);
+}
+
+fn revalidate(store: &SqliteStore, client: &ScriptedProvider, keks: &Keks, now_ms: i64) -> service::Revalidation {
+    block_on(service::revalidate(
+        &with(store, client, keks, now_ms),
+        &Precondition::unconditional(WS),
+        ProviderId::OpenAi,
+        AuditEvent::new(Some(WS), "provider.invalidated", now_ms),
+    ))
+    .unwrap()
+}
+
+fn missing_scope() -> Result<ProbeResponse, TransportFailure> {
+    status(
+        401,
+        json!({"error": {"message": "You have insufficient permissions for this operation. Missing scopes: api.model.read.",
+                         "type": "invalid_request_error", "param": null, "code": null}}),
+    )
+}
+
+#[test]
+fn a_restricted_key_is_refused_with_the_providers_reason_and_nothing_is_stored() {
+    let (store, keks) = (store(), Keks::parse(K1).unwrap());
+    let client = ScriptedProvider::answering(vec![missing_scope()]);
+    let refused = configure(&store, &client, &keks, request(ProviderId::OpenAi, "sk-restricted"));
+    assert_eq!(refused, Err(ApiError::KeyRestricted { provider_status: 401, provider_reason: "insufficient_permissions".into() }));
+    assert!(store.all_providers().is_empty() && store.blobs().is_empty(), "nothing stored after a refusal");
+}
+
+#[test]
+fn allow_unverified_stores_a_restricted_key_as_unverified_and_it_resolves() {
+    let (store, keks) = (store(), Keks::parse(K1).unwrap());
+    let client = ScriptedProvider::answering(vec![missing_scope()]);
+    let record =
+        configure(&store, &client, &keks, Configure { allow_unverified: true, ..request(ProviderId::OpenAi, "sk-restricted") }).unwrap();
+    assert_eq!((record.status, record.provider_reason.as_deref()), (KeyStatus::Unverified, Some("insufficient_permissions")));
+    assert!(matches!(resolve(&store, &keks, None, None), Resolved::Byok { ref api_key, .. } if api_key == "sk-restricted"));
+}
+
+#[test]
+fn allow_unverified_never_stores_a_key_the_provider_calls_wrong() {
+    let (store, keks) = (store(), Keks::parse(K1).unwrap());
+    let client = ScriptedProvider::answering(vec![status(401, json!({"error": {"code": "invalid_api_key"}}))]);
+    let refused = configure(&store, &client, &keks, Configure { allow_unverified: true, ..request(ProviderId::OpenAi, "sk-wrong") });
+    assert_eq!(refused, Err(ApiError::InvalidKey { provider_status: 401 }));
+    assert!(store.all_providers().is_empty());
+}
+
+#[test]
+fn an_openrouter_key_with_a_credit_limit_carries_its_funds() {
+    let (store, keks) = (store(), Keks::parse(K1).unwrap());
+    let client = ScriptedProvider::answering(vec![
+        ok(json!({"data": {"label": "x", "limit": 10, "usage": 2.5, "limit_remaining": 7.5}})),
+        models(&["openai/gpt-4o"]),
+    ]);
+    let record = configure(&store, &client, &keks, request(ProviderId::OpenRouter, "sk-or-v1-abc")).unwrap();
+    let funds = record.funds.expect("funds are known");
+    assert_eq!((funds.remaining, funds.currency, funds.checked_at), (7.5, None, 1_000), "OpenRouter counts credits");
+}
+
+#[test]
+fn a_deepseek_account_with_nothing_left_is_quota_exceeded_and_not_stored() {
+    let (store, keks) = (store(), Keks::parse(K1).unwrap());
+    let client = ScriptedProvider::answering(vec![
+        models(&["deepseek-chat"]),
+        ok(json!({"is_available": false, "balance_infos": [{"currency": "USD", "total_balance": "0.00"}]})),
+    ]);
+    let refused = configure(&store, &client, &keks, request(ProviderId::DeepSeek, "sk-broke"));
+    assert_eq!(refused, Err(ApiError::QuotaExceeded { provider_status: 200 }));
+    assert!(store.all_providers().is_empty());
+    let asked: Vec<String> = client.seen.borrow().iter().map(|r| r.url.clone()).collect();
+    assert_eq!(asked, vec!["https://api.deepseek.com/models", "https://api.deepseek.com/user/balance"]);
+}
+
+#[test]
+fn a_deepseek_balance_that_cannot_be_read_leaves_funds_unknown_and_the_key_valid() {
+    let (store, keks) = (store(), Keks::parse(K1).unwrap());
+    let client = ScriptedProvider::answering(vec![models(&["deepseek-chat"]), status(500, json!({}))]);
+    let record = configure(&store, &client, &keks, request(ProviderId::DeepSeek, "sk-fine")).unwrap();
+    assert_eq!((record.status, record.funds), (KeyStatus::Valid, None));
+}
+
+#[test]
+fn a_re_validation_that_finds_a_key_run_dry_makes_it_quota_exceeded_with_a_notice() {
+    let (store, keks) = (store(), Keks::parse(K1).unwrap());
+    let client = ScriptedProvider::answering(vec![
+        ok(json!({"data": {"limit": 10, "limit_remaining": 4}})),
+        models(&[]),
+        ok(json!({"data": {"limit": 10, "limit_remaining": 0}})),
+    ]);
+    configure(&store, &client, &keks, request(ProviderId::OpenRouter, "sk-or-v1-abc")).unwrap();
+    let result = block_on(service::revalidate(
+        &with(&store, &client, &keks, 2_000),
+        &Precondition::unconditional(WS),
+        ProviderId::OpenRouter,
+        AuditEvent::new(Some(WS), "provider.invalidated", 2_000),
+    ))
+    .unwrap();
+    assert_eq!(result.record.status, KeyStatus::QuotaExceeded);
+    assert_eq!(result.record.funds.map(|f| (f.remaining, f.checked_at)), Some((0.0, 2_000)), "the dry funds are recorded");
+    assert!(result.notice.is_some(), "usable before, not now");
+    assert_eq!(store.all_providers()[0].status, KeyStatus::QuotaExceeded);
+}
+
+#[test]
+fn a_re_validation_that_finds_a_key_restricted_keeps_it_usable_as_unverified() {
+    let (store, keks) = (store(), Keks::parse(K1).unwrap());
+    let client = ScriptedProvider::answering(vec![models(&["gpt-4o"]), missing_scope()]);
+    configure(&store, &client, &keks, request(ProviderId::OpenAi, "sk-openai")).unwrap();
+    let result = revalidate(&store, &client, &keks, 2_000);
+    assert_eq!((result.record.status, result.record.provider_reason.as_deref()), (KeyStatus::Unverified, Some("insufficient_permissions")));
+    assert!(result.notice.is_none(), "an unverified key is still handed out: nothing was invalidated");
+    assert!(matches!(result.error, Some(ApiError::KeyRestricted { .. })));
+    assert!(matches!(resolve(&store, &keks, None, None), Resolved::Byok { .. }));
+}
+
+#[test]
+fn the_models_a_key_was_offered_are_kept_and_replaced_by_the_next_validation() {
+    let (store, keks) = (store(), Keks::parse(K1).unwrap());
+    let client = ScriptedProvider::answering(vec![models(&["gpt-4o", "o3-mini"]), models(&["gpt-5"])]);
+    configure(&store, &client, &keks, request(ProviderId::OpenAi, "sk-openai")).unwrap();
+    let deps = with(&store, &Offline, &keks, 1_500);
+    let (_, offered) = block_on(service::offered_models(&deps, WS, ProviderId::OpenAi)).unwrap();
+    assert_eq!(offered.map(|o| (o.ids, o.listed_at)), Some((vec!["gpt-4o".to_string(), "o3-mini".to_string()], 1_000)));
+    revalidate(&store, &client, &keks, 2_000);
+    let (_, offered) = block_on(service::offered_models(&deps, WS, ProviderId::OpenAi)).unwrap();
+    assert_eq!(offered.map(|o| o.ids), Some(vec!["gpt-5".to_string()]));
+}
+
+#[test]
+fn a_key_stored_unverified_forgets_the_list_of_the_key_it_replaced() {
+    let (store, keks) = (store(), Keks::parse(K1).unwrap());
+    let client = ScriptedProvider::answering(vec![models(&["gpt-4o"]), missing_scope()]);
+    configure(&store, &client, &keks, request(ProviderId::OpenAi, "sk-first")).unwrap();
+    configure(&store, &client, &keks, Configure { allow_unverified: true, ..request(ProviderId::OpenAi, "sk-second") }).unwrap();
+    let (record, offered) = block_on(service::offered_models(&with(&store, &Offline, &keks, 0), WS, ProviderId::OpenAi)).unwrap();
+    assert_eq!((record.version, offered), (2, None));
+}
+
+fn azure(deployment: &str) -> Configure {
+    let mut config = serde_json::Map::new();
+    config.insert("deployment".into(), json!(deployment));
+    Configure {
+        api_host: Some("https://res.openai.azure.com".into()),
+        config: Some(config),
+        ..request(ProviderId::Azure, "0123456789abcdef0123456789abcdef")
+    }
+}
+
+#[test]
+fn an_azure_deployment_that_does_not_exist_is_invalid_model_on_config_deployment() {
+    let (store, keks) = (store(), Keks::parse(K1).unwrap());
+    let missing =
+        status(404, json!({"error": {"code": "DeploymentNotFound", "message": "The API deployment for this resource does not exist."}}));
+    let client = ScriptedProvider::answering(vec![models(&["gpt-4o"]), missing]);
+    let refused = configure(&store, &client, &keks, azure("gone"));
+    assert_eq!(refused, Err(ApiError::InvalidModel { field: "config.deployment".into() }));
+    assert!(store.all_providers().is_empty());
+    let deployment_probe = client.seen.borrow()[1].clone();
+    assert_eq!(deployment_probe.method(), "POST");
+    assert!(deployment_probe.url.starts_with("https://res.openai.azure.com/openai/deployments/gone/chat/completions?api-version="));
+}
+
+#[test]
+fn an_azure_deployment_that_refuses_the_empty_body_exists() {
+    let (store, keks) = (store(), Keks::parse(K1).unwrap());
+    let refuses = status(400, json!({"error": {"message": "'messages' is a required property", "type": "invalid_request_error"}}));
+    let client = ScriptedProvider::answering(vec![models(&["gpt-4o"]), refuses]);
+    assert_eq!(configure(&store, &client, &keks, azure("gpt4o-prod")).map(|r| r.status), Ok(KeyStatus::Valid));
+}
+
+fn resolve_with(store: &SqliteStore, keks: &Keks, agent: Option<&str>, consent: MeteredFallback) -> Result<Resolved, ApiError> {
+    block_on(service::resolve(&with(store, &Offline, keks, 0), &Precondition::unconditional(WS), agent, None, consent))
+}
+
+fn invalid_openai(store: &SqliteStore, keks: &Keks) {
+    let client = ScriptedProvider::answering(vec![models(&[]), status(401, json!({}))]);
+    configure(store, &client, keks, request(ProviderId::OpenAi, "sk-openai")).unwrap();
+    revalidate(store, &client, keks, 2_000);
+}
+
+#[test]
+fn deny_refuses_a_fallback_with_the_reason_it_would_have_given() {
+    let (store, keks) = (store(), Keks::parse(K1).unwrap());
+    invalid_openai(&store, &keks);
+    assert_eq!(resolve_with(&store, &keks, None, MeteredFallback::Deny), Err(ApiError::ByokUnavailable { reason: "byok_invalid".into() }));
+    assert!(matches!(resolve_with(&store, &keks, None, MeteredFallback::Allow), Ok(Resolved::Metered { reason: "byok_invalid", .. })));
+}
+
+#[test]
+fn deny_never_refuses_what_is_not_a_fallback() {
+    let (store, keks) = (store(), Keks::parse(K1).unwrap());
+    assert!(matches!(
+        resolve_with(&store, &keks, None, MeteredFallback::Deny),
+        Ok(Resolved::Metered { reason: "no_byok_configured", fell_back_from: None })
+    ));
+    let route =
+        AgentRoute { workspace_id: WS.into(), agent_id: "m".into(), provider: None, model: None, metered_fallback: None, updated_at: 1 };
+    block_on(store.save_route(&route, &AuditEvent::new(Some(WS), "agent.routed", 1), &Precondition::unconditional(WS))).unwrap();
+    assert!(matches!(
+        resolve_with(&store, &keks, Some("m"), MeteredFallback::Deny),
+        Ok(Resolved::Metered { reason: "agent_routed_metered", .. })
+    ));
+}
+
+#[test]
+fn an_agents_routing_overrides_its_workspaces_consent() {
+    let (store, keks) = (store(), Keks::parse(K1).unwrap());
+    invalid_openai(&store, &keks);
+    for (agent, consent) in [("lenient", MeteredFallback::Allow), ("strict", MeteredFallback::Deny)] {
+        let route = AgentRoute {
+            workspace_id: WS.into(),
+            agent_id: agent.into(),
+            provider: Some(ProviderId::OpenAi),
+            model: None,
+            metered_fallback: Some(consent),
+            updated_at: 1,
+        };
+        block_on(store.save_route(&route, &AuditEvent::new(Some(WS), "agent.routed", 1), &Precondition::unconditional(WS))).unwrap();
+    }
+    assert!(matches!(
+        resolve_with(&store, &keks, Some("lenient"), MeteredFallback::Deny),
+        Ok(Resolved::Metered { reason: "byok_invalid", .. })
+    ));
+    assert!(matches!(resolve_with(&store, &keks, Some("strict"), MeteredFallback::Allow), Err(ApiError::ByokUnavailable { .. })));
+}
+
+#[test]
+fn a_fallback_is_audited_every_time_and_notified_once_an_hour_per_agent_and_provider() {
+    let store = store();
+    store.execute(
+        "INSERT INTO notification_endpoints (workspace_id, url, sealed, kek_id, version, created_at) VALUES (:ws, 'https://h.example', 's', 'k1', 1, 0)",
+        &[("ws", keywarden::store::sql::Value::Text(WS.into()))],
+    );
+    let keks = Keks::parse(K1).unwrap();
+    let record = |agent: Option<&str>, now_ms: i64| {
+        let deps = with(&store, &Offline, &keks, now_ms);
+        let audit = AuditEvent::new(Some(WS), "resolve.fell_back", now_ms);
+        block_on(service::record_fallback(&deps, audit, agent, ProviderId::OpenAi, Unusable::ByokInvalid)).unwrap()
+    };
+    assert!(record(Some("a1"), 10_000).is_some(), "the first fallback is notified");
+    assert!(record(Some("a1"), 10_000 + 3_599_999).is_none(), "within the hour: audited only");
+    assert!(record(Some("a2"), 20_000).is_some(), "another agent is told apart");
+    assert!(record(None, 20_000).is_some(), "a resolve without an agent counts as one agent");
+    assert!(record(Some("a1"), 10_000 + 3_600_000).is_some(), "an hour later, again");
+    assert_eq!(store.audit().iter().filter(|e| e.action == "resolve.fell_back").count(), 5);
+    let notices = store.outbox();
+    assert_eq!(notices.len(), 4);
 }

@@ -21,7 +21,11 @@ use serde_json::json;
 const T0: i64 = 1_800_000_000_000;
 
 fn workspace(store: &SqliteStore) -> (String, KeyRecord) {
-    let new = NewWorkspace { name: Name::parse("Acme").unwrap(), default_capabilities: Capabilities::parse(&["desktop:read"]).unwrap() };
+    let new = NewWorkspace {
+        name: Name::parse("Acme").unwrap(),
+        default_capabilities: Capabilities::parse(&["desktop:read"]).unwrap(),
+        metered_fallback: Default::default(),
+    };
     let created = block_on(workspaces::create(&support::at(store, T0), new)).unwrap();
     (created.workspace.id, created.owner_key)
 }
@@ -375,6 +379,8 @@ fn an_invalidation_commits_with_the_status_or_not_at_all() {
         key_hint: "sk-...1234".into(),
         status: KeyStatus::Valid,
         validated_at: Some(T0),
+        provider_reason: None,
+        funds: None,
         version: 1,
         blob_name: "pk/v2/x".into(),
         kek_id: "k1".into(),
@@ -385,17 +391,11 @@ fn an_invalidation_commits_with_the_status_or_not_at_all() {
     let (audit, notice) = (audit(&ws, "provider.invalidated"), OutboxEvent::new(&ws, "provider_key.invalidated", json!({}), T0));
     let as_owner = Precondition { workspace_id: ws.clone(), key_id: Some(owner.id.clone()), writable: false };
     let ws_row = |key_id: &str| Precondition { key_id: Some(key_id.into()), ..as_owner.clone() };
-    let refused = block_on(store.set_provider_status(
-        &ws_row("key_gone"),
-        ProviderId::OpenAi,
-        1,
-        KeyStatus::Invalid,
-        T0 + 1,
-        Some((&audit, &notice)),
-    ));
+    let invalid = ProviderRecord { status: KeyStatus::Invalid, validated_at: Some(T0 + 1), ..record.clone() };
+    let refused = block_on(store.set_provider_status(&ws_row("key_gone"), &invalid, None, Some((&audit, &notice))));
     assert_eq!(refused, Err(StoreError::Refused(Refusal::CallerNotLive)));
     assert!(store.outbox().is_empty() && store.audit().iter().all(|e| e.action != "provider.invalidated"), "nothing of it committed");
-    let queued = block_on(store.set_provider_status(&as_owner, ProviderId::OpenAi, 1, KeyStatus::Invalid, T0 + 1, Some((&audit, &notice))));
+    let queued = block_on(store.set_provider_status(&as_owner, &invalid, None, Some((&audit, &notice))));
     assert_eq!(queued, Ok(true));
     assert_eq!(store.all_providers()[0].status, KeyStatus::Invalid);
     assert_eq!(store.audit().iter().filter(|e| e.action == "provider.invalidated").count(), 1);

@@ -12,7 +12,11 @@ use keywarden::workspaces::{self, NewWorkspace, WorkspacePatch};
 use support::*;
 
 fn new_workspace(name: &str) -> NewWorkspace {
-    NewWorkspace { name: Name::parse(name).unwrap(), default_capabilities: Capabilities::parse(&["desktop:read"]).unwrap() }
+    NewWorkspace {
+        name: Name::parse(name).unwrap(),
+        default_capabilities: Capabilities::parse(&["desktop:read"]).unwrap(),
+        metered_fallback: Default::default(),
+    }
 }
 
 #[test]

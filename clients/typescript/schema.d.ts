@@ -59,7 +59,7 @@ export interface paths {
         put?: never;
         /**
          * Create a workspace and its owner key
-         * @description Creates a workspace (writable, `read_only: false`) together with its owner key: a key named `Owner key` with capabilities `["*"]`, no subject, no expiry and no rate limit. The plaintext of the owner key is returned in `key.key` in this response only, which is why it carries `Cache-Control: no-store`. `default_capabilities` (default `[]`) are the capabilities given to keys created in the workspace without an explicit list. Accepts `Idempotency-Key`: a retry with the same key and body answers the first response again.
+         * @description Creates a workspace (writable, `read_only: false`) together with its owner key: a key named `Owner key` with capabilities `["*"]`, no subject, no expiry and no rate limit. The plaintext of the owner key is returned in `key.key` in this response only, which is why it carries `Cache-Control: no-store`. `default_capabilities` (default `[]`) are the capabilities given to keys created in the workspace without an explicit list; `metered_fallback` (`allow`, the default, or `deny`) is its consent to metered fallback when a configured bring-your-own key cannot be used (see `POST /v1/resolve`). Accepts `Idempotency-Key`: a retry with the same key and body answers the first response again.
          */
         post: operations["createWorkspace"];
         delete?: never;
@@ -84,7 +84,7 @@ export interface paths {
         head?: never;
         /**
          * Update a workspace
-         * @description Changes the fields given and keeps the others; an absent or `null` field is left as it is, and an empty object changes nothing. `read_only: true` makes every write of the workspace answer 403 `workspace_read_only` while reads keep working. Changing `default_capabilities` does not change the capabilities of existing keys.
+         * @description Changes the fields given and keeps the others; an absent or `null` field is left as it is, and an empty object changes nothing. `read_only: true` makes every write of the workspace answer 403 `workspace_read_only` while reads keep working. Changing `default_capabilities` does not change the capabilities of existing keys. `metered_fallback: "deny"` makes a resolve whose configured bring-your-own key cannot be used answer 409 `byok_unavailable` instead of billing metered (agents whose routing sets their own `metered_fallback` keep theirs); `allow` restores the default.
          */
         patch: operations["updateWorkspace"];
         trace?: never;
@@ -337,18 +337,21 @@ export interface paths {
          *     2. `api_host`: absent, the provider's default host; `azure`, `bedrock` and `openai_compatible` have none and answer 400 `invalid_request` with `field: "api_host"`. The host must be an absolute `https` URL without user information, query or fragment, whose host is neither `localhost` (nor `*.localhost`) nor an IP literal of a special-purpose range (the host policy under Provider keys, above: IANA's IPv4 and IPv6 special-purpose registries in full, multicast, site-local, IPv6 outside `2000::/3`, and IPv6 forms that carry a refused IPv4 address), else 400 `invalid_host` with `field: "api_host"`; `ALLOW_INSECURE_PROVIDER_HOSTS=true` also admits `http`, `localhost` and loopback literals themselves, never the other ranges. It is stored normalised, without a trailing `/`.
          *     3. `config`: only the provider's own settings, each a string of 1 to 200 printable ASCII characters without spaces. `azure` needs `deployment` and takes `api_version` (default `2024-10-21`); `bedrock` needs `region` and `access_key_id` (`api_key` is the AWS secret access key); every other provider takes none. A missing, unknown or invalid setting answers 400 `invalid_request` with `field: "config.<name>"`.
          *     4. `model`, then `fallback_model`: 1 to 200 characters without control characters, else 400 `invalid_request` naming the field.
-         *     5. Live validation (below).
+         *     5. Live validation (below); `allow_unverified` decides what a `key_restricted` or `region_unsupported` outcome does.
          *
-         *     Live validation is one request to the provider, the cheapest that proves the key, with a 10 s timeout, never following a redirect: `GET {api_host}/models` with `Authorization: Bearer` (`openai`, `gemini`, `orcarouter`, `qwen`, `deepseek`, `minimax`, `zai`, `openai_compatible`); `GET {api_host}/v1/models?limit=1000` with `x-api-key` and `anthropic-version: 2023-06-01` (`anthropic`); `GET {api_host}/key` with `Authorization: Bearer` (`openrouter`, whose model list is public and proves nothing: it is fetched from `{api_host}/models`, without the key, only when a `model` or `fallback_model` must be checked); `GET {api_host}/openai/models?api-version=<config.api_version>` with `api-key` (`azure`); `GET {api_host}/foundation-models` signed with AWS Signature V4 (service `bedrock`, region `config.region`, access key id `config.access_key_id`, secret `api_key`) (`bedrock`). Outcomes:
+         *     Live validation starts with one request to the provider, the cheapest that proves the key; every request it makes has a 10 s timeout and never follows a redirect: `GET {api_host}/models` with `Authorization: Bearer` (`openai`, `gemini`, `orcarouter`, `qwen`, `deepseek`, `minimax`, `zai`, `openai_compatible`); `GET {api_host}/v1/models?limit=1000` with `x-api-key` and `anthropic-version: 2023-06-01` (`anthropic`); `GET {api_host}/key` with `Authorization: Bearer` (`openrouter`, whose model list is public and proves nothing: once `/key` accepts the key, the list is read from `{api_host}/models`, without the key, to keep the models offered; a list that cannot be read matters only when a `model` or `fallback_model` must be checked); `GET {api_host}/openai/models?api-version=<config.api_version>` with `api-key` (`azure`); `GET {api_host}/foundation-models` signed with AWS Signature V4 (service `bedrock`, region `config.region`, access key id `config.access_key_id`, secret `api_key`) (`bedrock`). Once the key is accepted, `deepseek` is also asked its balance, `GET {api_host}/user/balance` with the key (a balance that cannot be read is only unknown), and `azure` proves the deployment with `POST {api_host}/openai/deployments/{config.deployment}/chat/completions?api-version=<config.api_version>` and the body `{}`: no messages, so it costs no tokens; a deployment that exists refuses the body (400), a missing one answers 404 `DeploymentNotFound`. Outcomes:
          *
-         *     * 2xx: the key is accepted. Then `model` and `fallback_model`, when given, must be offered: listed in the answer (`data[].id`, `models[].name` or `modelSummaries[].modelId`) exactly, with a `models/` prefix (Gemini), or as a dated id of which the model is the alias (`claude-sonnet-4-5` for `claude-sonnet-4-5-20250929`, `gpt-4o` for `gpt-4o-2024-08-06`); else 422 `invalid_model` naming `model` (checked first) or `fallback_model` in `field`. When `model` or `fallback_model` is given but the provider's model list cannot be read, nothing is stored and the answer is 502 `provider_unavailable`. An OpenRouter key whose `limit_remaining` is used up answers 422 `quota_exceeded` (`provider_status` 200).
-         *     * 401, 403, or Gemini's 400 `API_KEY_INVALID`: 422 `invalid_key`, "Invalid key. Validation failed.", with `provider_status`.
-         *     * 402, a 429 whose body mentions `insufficient_quota`, billing or a credit balance, or Anthropic's 400 billing error: 422 `quota_exceeded`, "You exceeded your current quota", with `provider_status`.
+         *     * 2xx: the key is accepted. Then `model` and `fallback_model`, when given, must be offered: listed in the answer (`data[].id`, `models[].name` or `modelSummaries[].modelId`) exactly, with a `models/` prefix (Gemini), or as a dated id of which the model is the alias (`claude-sonnet-4-5` for `claude-sonnet-4-5-20250929`, `gpt-4o` for `gpt-4o-2024-08-06`); else 422 `invalid_model` naming `model` (checked first) or `fallback_model` in `field`. When `model` or `fallback_model` is given but the provider's model list cannot be read, nothing is stored and the answer is 502 `provider_unavailable`. The ids listed are kept for `GET /v1/providers/{id}/models`. An OpenRouter key with a credit limit whose `limit_remaining` is 0 or less, and a DeepSeek account whose balance answers `is_available: false`, answer 422 `quota_exceeded` (`provider_status` 200); the funds they tell are stored as `funds`. An Azure deployment that answers 404 answers 422 `invalid_model` with `field: "config.deployment"`.
+         *     * A 401 or 403 (or Gemini's 400) whose body or headers say the key authenticated but lacks a permission: 422 `key_restricted`, "Key is valid but not allowed to do this. Check its permissions.", with `provider_status` and `provider_reason`, the provider's own reason: OpenAI-style "insufficient permissions" / "Missing scopes" (`insufficient_permissions`); Gemini's 403 with the ErrorInfo reason `SERVICE_DISABLED`, `API_KEY_SERVICE_BLOCKED`, `API_KEY_HTTP_REFERRER_BLOCKED`, `API_KEY_IP_ADDRESS_BLOCKED`, `API_KEY_ANDROID_APP_BLOCKED`, `API_KEY_IOS_APP_BLOCKED`, `ACCESS_TOKEN_SCOPE_INSUFFICIENT` or `IAM_PERMISSION_DENIED`; Anthropic's 403 `permission_error`; Bedrock's 403 `x-amzn-errortype: AccessDeniedException`; Azure's `PermissionDenied` and firewall, private-endpoint or virtual-network refusals.
+         *     * A refusal by region: 422 `region_unsupported`, "The provider does not serve requests from this region with this key.", with `provider_status` and `provider_reason`: OpenAI's 403 `unsupported_country_region_territory`, Gemini's 400 `FAILED_PRECONDITION` "User location is not supported" and 403 "restricted from your billing country", Anthropic's 403 `forbidden` "Request not allowed".
+         *     * With `allow_unverified: true`, a `key_restricted` or `region_unsupported` outcome stores the key instead (200) with `status: "unverified"`, `provider_reason` set and `validated_at` now; it resolves like a valid key and is tried again by the scheduled re-validation. Every other refusal still stores nothing.
+         *     * Any other 401 or 403, or Gemini's 400 `API_KEY_INVALID` (whatever says the credential itself is wrong: OpenAI's 401 `invalid_api_key`, Bedrock's `UnrecognizedClientException`, `InvalidSignatureException` or `ExpiredTokenException`, Anthropic's 401): 422 `invalid_key`, "Invalid key. Validation failed.", with `provider_status`.
+         *     * 402, a 429 whose body mentions `insufficient_quota`, billing or a credit balance, Anthropic's 400 billing error, or Azure's 403 "Out of call volume quota": 422 `quota_exceeded`, "You exceeded your current quota", with `provider_status`.
          *     * Any other 429: 503 `provider_rate_limited` with `Retry-After` (the provider's, within 1 to 3600 seconds, else 30).
          *     * Anything else (a redirect, another 4xx, 5xx, 529) or no answer within 10 s: 502 `provider_unavailable`, with `provider_status` when the provider answered (the OpenRouter model list included).
          *     * An answer larger than 4 MiB (4194304 bytes), whether its `Content-Length` says so or it sends more, is not read past the cap: 502 `provider_unavailable`, without `provider_status`, whatever its status. Real model lists are far smaller; the cap bounds the memory a validation can take.
          *
-         *     On success the config is stored with `status: "valid"` and `validated_at` now, and answered. A replacement keeps nothing of the previous config: absent fields are absent (or default) in the new one. A provider configured for the first time becomes the workspace default when the workspace has none; `default: true` makes this provider the default (and no other); `default: false` or absent changes nothing. When a concurrent change to the same provider wins, this one answers 409 `conflict` and stores nothing. Records `provider.configured` (never the key); a replacement (`version` above 1) is notified as `provider_key.rotated`.
+         *     On success the config is stored with `status: "valid"`, `validated_at` now, `provider_reason` `null` and `funds` where the provider tells them, and answered. A replacement keeps nothing of the previous config: absent fields are absent (or default) in the new one. A provider configured for the first time becomes the workspace default when the workspace has none; `default: true` makes this provider the default (and no other); `default: false` or absent changes nothing. When a concurrent change to the same provider wins, this one answers 409 `conflict` and stores nothing. Records `provider.configured` (never the key; detail: `version`, `replaced`, `key_hint` and `status`); a replacement (`version` above 1) is notified as `provider_key.rotated`.
          */
         put: operations["configureProvider"];
         post?: never;
@@ -373,9 +376,29 @@ export interface paths {
         put?: never;
         /**
          * Re-validate a stored provider key
-         * @description Validates the stored key live again, exactly as configure does (same request, 10 s timeout, model checks), with the stored `api_host`, `config`, `model` and `fallback_model`, and answers 200 with the provider config and its fresh `status`. A conclusive outcome records `status` and `validated_at`: accepted, `valid`; `invalid_key` or `invalid_model`, `invalid`; `quota_exceeded`, `quota_exceeded`. When the provider could not answer (`provider_rate_limited`, `provider_unavailable`) `status` and `validated_at` stay as they were. Whenever the validation did not succeed, `error` says why, as the error object configure would have answered (`code`, `message`, and `provider_status` or `field` where they apply); the answer is still a 200, without `Retry-After`. The outcome is recorded only for the key that was validated: if a replacement was stored meanwhile, its status is left alone. Changes no key, so it works in a read-only workspace; needs `providers:write`. `claude` validates `anthropic`. A stored `api_host` that the host policy now refuses is not contacted: `error` is `invalid_host` (`field: "api_host"`) and `status` and `validated_at` stay as they were. An unknown provider id answers 404 `not_found`; a provider that is not configured, 404 `not_configured`; a key whose ciphertext KV does not show yet, 503 `secret_unavailable`. No request body is read. When a key that was `valid` or `unverified` is found `invalid` or `quota_exceeded`, records `provider.invalidated` and notifies `provider_key.invalidated`; nothing else is audited.
+         * @description Validates the stored key live again, exactly as configure does (same request, 10 s timeout, model checks), with the stored `api_host`, `config`, `model` and `fallback_model`, and answers 200 with the provider config and its fresh `status`. A conclusive outcome records `status`, `validated_at`, `provider_reason` and `funds` (refreshed where the provider tells them, a key that ran dry included), and the model ids offered when a list was read: accepted, `valid` (`provider_reason` `null`); `invalid_key` or `invalid_model`, `invalid`; `quota_exceeded` (a key whose funds ran out included), `quota_exceeded`; `key_restricted` or `region_unsupported`, `unverified`, with `provider_reason` (such a key is not invalidated: resolve still hands it out). When the provider could not answer (`provider_rate_limited`, `provider_unavailable`) `status` and `validated_at` stay as they were. Whenever the validation did not succeed, `error` says why, as the error object configure would have answered (`code`, `message`, and `provider_status`, `provider_reason` or `field` where they apply); the answer is still a 200, without `Retry-After`. The outcome is recorded only for the key that was validated: if a replacement was stored meanwhile, its status is left alone. Changes no key, so it works in a read-only workspace; needs `providers:write`. `claude` validates `anthropic`. A stored `api_host` that the host policy now refuses is not contacted: `error` is `invalid_host` (`field: "api_host"`) and `status` and `validated_at` stay as they were. An unknown provider id answers 404 `not_found`; a provider that is not configured, 404 `not_configured`; a key whose ciphertext KV does not show yet, 503 `secret_unavailable`. No request body is read. When a key that was `valid` or `unverified` is found `invalid` or `quota_exceeded`, records `provider.invalidated` and notifies `provider_key.invalidated`; nothing else is audited.
          */
         post: operations["validateProvider"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/providers/{id}/models": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List the models offered to a provider key
+         * @description The model ids the stored key was offered at its last validation that read a model list (configure, `POST /v1/providers/{id}/validate` or the scheduled re-validation), for a model picker: in the provider's order, each once, at most 1000 (`truncated: true` when the list held more), Gemini's `models/` prefix removed, ids over 200 characters or with control characters skipped. Never asks the provider. When no list is known for the current key (it was stored `unverified`, or before lists were kept) the answer is `models: []`, `truncated: false`, `listed_at: null`. `claude` reads `anthropic`. Needs `providers:read`; works in a read-only workspace. An unknown provider id answers 404 `not_found`; a provider that is not configured, 404 `not_configured`.
+         */
+        get: operations["listProviderModels"];
+        put?: never;
+        post?: never;
         delete?: never;
         options?: never;
         head?: never;
@@ -416,7 +439,7 @@ export interface paths {
         get: operations["getAgentRouting"];
         /**
          * Route an agent
-         * @description Sets, or replaces, how the agent's requests are routed. `{"mode": "metered"}` routes it to metered billing and takes no `provider` or `model` (a non-null one answers 400 `invalid_request` with `field: "provider"`). `{"mode": "byok", "provider", "model"?}` routes it to a provider configured for the workspace (`claude` is stored as `anthropic`), else 409 `provider_not_configured`; `model` (1 to 200 characters, no control characters) is what resolve answers for this agent instead of the provider's own `model`, and is not checked against the provider. A missing or other `mode` answers 400 with `field: "mode"`; a missing or unknown provider id, 400 with `field: "provider"`. Needs `providers:write` and a writable workspace (else 403 `workspace_read_only`). The agent id (the path's `id`: 1 to 128 characters of `[A-Za-z0-9._:-]`) is checked before anything else of the request, else 400 `invalid_request` with `field: "agent_id"`. Recorded in the audit trail as `agent.routed`.
+         * @description Sets, or replaces, how the agent's requests are routed. `{"mode": "metered"}` routes it to metered billing and takes no `provider` or `model` (a non-null one answers 400 `invalid_request` with `field: "provider"`). `{"mode": "byok", "provider", "model"?}` routes it to a provider configured for the workspace (`claude` is stored as `anthropic`), else 409 `provider_not_configured`; `model` (1 to 200 characters, no control characters) is what resolve answers for this agent instead of the provider's own `model`, and is not checked against the provider; `metered_fallback` (`allow` or `deny`) is the agent's own consent to metered fallback when that provider's key cannot be used, overriding the workspace's (absent or `null`: the agent follows its workspace, and the routing shows `null`). A metered route takes no `metered_fallback` (400 with `field: "metered_fallback"`), nor does any value but `allow` and `deny`. A missing or other `mode` answers 400 with `field: "mode"`; a missing or unknown provider id, 400 with `field: "provider"`. Needs `providers:write` and a writable workspace (else 403 `workspace_read_only`). The agent id (the path's `id`: 1 to 128 characters of `[A-Za-z0-9._:-]`) is checked before anything else of the request, else 400 `invalid_request` with `field: "agent_id"`. Recorded in the audit trail as `agent.routed`.
          */
         put: operations["setAgentRouting"];
         post?: never;
@@ -447,7 +470,9 @@ export interface paths {
          *     2. Else, when `agent_id` is given and the agent has routing: routed to metered, metered with `agent_routed_metered`; routed to a provider that is no longer configured, metered with `provider_removed`.
          *     3. Else the workspace default; none: metered, `no_byok_configured`.
          *
-         *     A chosen config whose `status` is `invalid` or `quota_exceeded` answers metered with `byok_invalid`; a `valid` or `unverified` one answers `byok` with the decrypted key, `api_host`, `fallback_model`, `config` and `model`: the agent routing's `model` when the agent's routing chose the provider and names one, else the provider config's. Every answer carries `Cache-Control: no-store`. Needs `secrets:resolve`; works in a read-only workspace. Both body fields are optional and an empty body reads as `{}`. Every 200 is audited as `secret.resolved` after the response, never with the key. A config whose ciphertext KV does not show yet answers 503 `secret_unavailable` with `Retry-After: 1`, never an older key; a stored key that does not decrypt answers 500 `internal`, is audited as `secret.decrypt_failed`, and is never replaced by metered billing.
+         *     A chosen config whose `status` is `invalid` or `quota_exceeded` answers metered with `byok_invalid`; a `valid` or `unverified` one answers `byok` with the decrypted key, `api_host`, `fallback_model`, `config` and `model`: the agent routing's `model` when the agent's routing chose the provider and names one, else the provider config's. Every answer carries `Cache-Control: no-store`. Needs `secrets:resolve`; works in a read-only workspace. Both body fields are optional and an empty body reads as `{}`. Every 200 is audited as `secret.resolved` after the response, never with the key.
+         *
+         *     **Metered fallback by consent.** `byok_invalid` and `provider_removed` fall back from a configured provider to metered billing; the consent that applies is the agent routing's `metered_fallback` when the agent has a routing that sets it, else the workspace's (`allow` by default). Under `deny` the resolve answers 409 `byok_unavailable` with the `reason` it would have given, resolves nothing and is audited as `resolve.fallback_denied` (detail: the requested `provider`, `agent_id` and `reason`). Under `allow` the answer is `{mode: "metered", reason}` as ever and, after the response, the resolve is audited as `resolve.fell_back` (target: the provider; detail: `agent_id`, `provider`, `reason`) and the notification `provider_key.fallback_used` is queued at most once per agent and provider an hour (resolves without `agent_id` count as one agent). `agent_routed_metered` and `no_byok_configured` are not fallbacks: never 409, never notified. A config whose ciphertext KV does not show yet answers 503 `secret_unavailable` with `Retry-After: 1`, never an older key; a stored key that does not decrypt answers 500 `internal`, is audited as `secret.decrypt_failed`, and is never replaced by metered billing.
          */
         post: operations["resolveSecret"];
         delete?: never;
@@ -469,7 +494,7 @@ export interface paths {
          * Configure an integration's key (Waypath)
          * @description Waypath's documented integration route: configures the key of the integration's provider (`claude`: `anthropic`; `openai`: `openai`) for the workspace exactly as `PUT /v1/providers/{id}` does (same checks, live validation, encryption, atomic replacement, `version` and `provider.configured` audit entry; it sends no `provider_key.rotated` notification), validating against the `api_host`, `model`, `fallback_model` and `config` already configured for that provider, else the default host and none. It never asks for the default: a provider configured for the first time becomes the default only when the workspace has none. Answers 200 `{"status": "configured", "provider": "<integration>"}`.
          *
-         *     A key Waypath would refuse answers 401 in Waypath's own shape, `{"error": "Invalid <integration> key: <reason>"}`, not the usual error envelope: a key that does not start with the documented prefix (`sk-ant-` for `claude`, `sk-` for `openai`; reason `the key must start with <prefix>`, checked before any lookup or outbound request), and any key configure refuses with `invalid_request`, `wrong_provider`, `invalid_key`, `invalid_model` or `quota_exceeded` (the reason is that error's message). A provider that cannot answer keeps the usual envelope: 502 `provider_unavailable`, 503 `provider_rate_limited` with `Retry-After`; so do 409 `conflict` and body errors (a missing or wrongly typed `apiKey`, an unknown field: 400 `invalid_request`). Needs `providers:write` and a writable workspace (else 403 `workspace_read_only`). An unknown integration answers 404 `not_found`.
+         *     A key Waypath would refuse answers 401 in Waypath's own shape, `{"error": "Invalid <integration> key: <reason>"}`, not the usual error envelope: a key that does not start with the documented prefix (`sk-ant-` for `claude`, `sk-` for `openai`; reason `the key must start with <prefix>`, checked before any lookup or outbound request), and any key configure refuses with `invalid_request`, `wrong_provider`, `invalid_key`, `invalid_model`, `quota_exceeded`, `key_restricted` or `region_unsupported` (the reason is that error's message; Waypath's configure never stores a key `unverified`). A provider that cannot answer keeps the usual envelope: 502 `provider_unavailable`, 503 `provider_rate_limited` with `Retry-After`; so do 409 `conflict` and body errors (a missing or wrongly typed `apiKey`, an unknown field: 400 `invalid_request`). Needs `providers:write` and a writable workspace (else 403 `workspace_read_only`). An unknown integration answers 404 `not_found`.
          */
         post: operations["waypathConfigure"];
         delete?: never;
@@ -572,7 +597,7 @@ export interface paths {
          *
          *     **Body**: `{type, data}`. Malformed JSON answers 400 `invalid_json`; a body that is not an object, a missing or non-string `type`, a `data` that is not an object (absent or `null` reads as `{}`), or a field other than `type`, `data` and `timestamp` (accepted and ignored) answers 400 `invalid_request`. Errors about `data` name the field by its path: `data.key_id`, `data.tokens[0].token`, `data.api_host`. The types:
          *
-         *     * `provider_key.rotated` `{provider, api_key, api_host?, model?, fallback_model?}`: stores a new key for the provider (`claude` for `anthropic`) exactly as `PUT /v1/providers/{id}` does: the same checks in the same order, live validation, encryption, atomic replacement and `version`. A missing `api_host`, `model` or `fallback_model` keeps the one configured (the provider's default host and none when the provider is not configured yet), and the provider's `config` is kept (so an `azure` or `bedrock` provider not configured yet answers 400 for `data.config.<name>`); the workspace default is not changed, except that a provider configured for the first time becomes the default when the workspace has none. On success 200 `{status: "rotated", provider, version}`, recorded as `provider.rotated` and notified as `provider_key.rotated`. On any failure nothing is stored, the old key keeps serving, and the answer is configure's error: 400 `invalid_request` or `invalid_host` (naming `data.<field>`; an unknown provider id: `data.provider`), 409 `conflict`, 422 `wrong_provider`, `invalid_key`, `invalid_model` or `quota_exceeded`, 502 `provider_unavailable`, 503 `provider_rate_limited` with `Retry-After`. A read-only workspace answers 403 `workspace_read_only` before `data` is read.
+         *     * `provider_key.rotated` `{provider, api_key, api_host?, model?, fallback_model?}`: stores a new key for the provider (`claude` for `anthropic`) exactly as `PUT /v1/providers/{id}` does: the same checks in the same order, live validation, encryption, atomic replacement and `version`. A missing `api_host`, `model` or `fallback_model` keeps the one configured (the provider's default host and none when the provider is not configured yet), and the provider's `config` is kept (so an `azure` or `bedrock` provider not configured yet answers 400 for `data.config.<name>`); the workspace default is not changed, except that a provider configured for the first time becomes the default when the workspace has none. On success 200 `{status: "rotated", provider, version}`, recorded as `provider.rotated` and notified as `provider_key.rotated`. On any failure nothing is stored, the old key keeps serving, and the answer is configure's error: 400 `invalid_request` or `invalid_host` (naming `data.<field>`; an unknown provider id: `data.provider`), 409 `conflict`, 422 `wrong_provider`, `invalid_key`, `invalid_model`, `quota_exceeded`, `key_restricted` or `region_unsupported` (an event cannot store a key `unverified`), 502 `provider_unavailable`, 503 `provider_rate_limited` with `Retry-After`. A read-only workspace answers 403 `workspace_read_only` before `data` is read.
          *     * `api_key.revoke` `{key_id}`: revokes the workspace's key exactly as `DELETE /v1/keys/{id}` does (at once, a key in a reroll grace period included; a key already revoked answers the time its revocation took effect and changes nothing): 200 `{status: "revoked", key_id, revoked_at}`, recorded as `key.revoked` (no acting key) and notified as `api_key.revoked` with `reason: "webhook"`, both only by the revocation that took effect. A key id that is not one of the workspace's answers 404 `not_found`; a read-only workspace, 403 `workspace_read_only`.
          *     * `api_key.leaked` `{tokens: [{token, type?, url?, source?}]}`: a secret scanner's report, handled like `POST /v1/leaks` but limited to this workspace: a token that is a live key of this workspace is revoked at once and labelled `true_positive`, and so is one whose key a leak report revoked before (a retried delivery under a new `webhook-id`); every other token, a live key of another workspace or a key revoked another way included, is labelled `false_positive` and nothing is done to it. 200 with one `{token_hash, label}` per token, in the order reported (`[]` for no tokens). Works in a read-only workspace. Each revoked key is recorded as `key.leaked` in the workspace (`reported_by: "webhook"`; no operator-level entry) and notified as `api_key.revoked` with `reason: "leaked"`.
          *     * Any other `type`: 400 `unsupported_event`.
@@ -699,9 +724,29 @@ export interface webhooks {
         put?: never;
         /**
          * A provider key went bad
-         * @description A provider key that was `valid` or `unverified` was found `invalid` or `quota_exceeded`, by `POST /v1/providers/{id}/validate` or by the scheduled re-validation of keys not validated for 24 h. Resolve no longer hands it out (it answers metered with `byok_invalid`) until a new key is configured. Sent to the workspace's notification endpoint as described under Notifications: `POST` with `Content-Type: application/json`, signed with Standard Webhooks using the endpoint's secret; the first attempt right after the response to the request that caused it, retries by the scheduled handler with exponential backoff (30 s, doubling, at most 3 h apart) until 26 h after the event.
+         * @description A provider key that was `valid` or `unverified` was found `invalid` or `quota_exceeded`, by `POST /v1/providers/{id}/validate` or by the scheduled re-validation of keys not validated for 24 h. Resolve no longer hands it out (it answers metered with `byok_invalid`, or 409 `byok_unavailable` when metered fallback is denied) until a new key is configured. Sent to the workspace's notification endpoint as described under Notifications: `POST` with `Content-Type: application/json`, signed with Standard Webhooks using the endpoint's secret; the first attempt right after the response to the request that caused it, retries by the scheduled handler with exponential backoff (30 s, doubling, at most 3 h apart) until 26 h after the event.
          */
         post: operations["notifyProviderKeyInvalidated"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "provider_key.fallback_used": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * A resolve fell back to metered billing
+         * @description A resolve fell back from a configured provider whose key cannot be used to metered billing (`reason` `byok_invalid`: the key is `invalid` or `quota_exceeded`; `provider_removed`: the agent is routed to a provider no longer configured), under the consent `allow` (the agent routing's `metered_fallback`, else the workspace's). Queued at most once per agent and provider an hour (resolves without `agent_id` count as one agent, `agent_id` `null`); every such resolve is audited as `resolve.fell_back` whether notified or not. Never holds the key. Sent to the workspace's notification endpoint as described under Notifications: `POST` with `Content-Type: application/json`, signed with Standard Webhooks using the endpoint's secret; the first attempt right after the response to the request that caused it, retries by the scheduled handler with exponential backoff (30 s, doubling, at most 3 h apart) until 26 h after the event.
+         */
+        post: operations["notifyProviderKeyFallbackUsed"];
         delete?: never;
         options?: never;
         head?: never;
@@ -791,6 +836,8 @@ export interface components {
                 request_id?: components["schemas"]["ErrorRequestId"];
                 detected?: components["schemas"]["ErrorDetected"];
                 provider_status?: components["schemas"]["ErrorProviderStatus"];
+                provider_reason?: components["schemas"]["ErrorProviderReason"];
+                reason?: components["schemas"]["ErrorReason"];
             };
         };
         /**
@@ -861,7 +908,8 @@ export interface components {
          *       "leak_policy": {
          *         "action": "revoke",
          *         "grace_seconds": 0
-         *       }
+         *       },
+         *       "metered_fallback": "allow"
          *     }
          */
         Workspace: {
@@ -876,6 +924,8 @@ export interface components {
             /** @description The longest a key may live, in seconds from its creation or reroll; `null`: no limit. With a limit, a key created or rerolled without an expiry, or with one beyond it, answers 422 `lifetime_exceeds_policy`. */
             max_key_lifetime_seconds: number | null;
             leak_policy: components["schemas"]["LeakPolicy"];
+            /** @description Whether a resolve whose configured bring-your-own key cannot be used bills metered (`allow`, the default) or answers 409 `byok_unavailable` (`deny`). An agent routing's own `metered_fallback` overrides it for that agent. */
+            metered_fallback: components["schemas"]["MeteredFallback"];
         };
         WorkspaceList: {
             /** @description Newest first. */
@@ -887,6 +937,8 @@ export interface components {
             name: components["schemas"]["Name"];
             /** @description Capabilities of keys created in the workspace without an explicit list. Default `[]`. */
             default_capabilities?: components["schemas"]["CapabilitiesInput"];
+            /** @description Consent to metered fallback (see the workspace's `metered_fallback`). Absent or `null`: `allow`. Any other value answers 400 `invalid_request` with `field: "metered_fallback"`. */
+            metered_fallback?: components["schemas"]["MeteredFallback"] | null;
         };
         /** @description Only the fields given change; `null` counts as absent. */
         WorkspaceUpdateRequest: {
@@ -905,6 +957,8 @@ export interface components {
                 action: "expire";
                 grace_seconds: number;
             };
+            /** @description Sets the consent to metered fallback, `allow` or `deny`; `null` leaves it as it is. Any other value answers 400 `invalid_request` with `field: "metered_fallback"`. */
+            metered_fallback?: components["schemas"]["MeteredFallback"] | null;
         };
         WorkspaceCreated: {
             workspace: components["schemas"]["Workspace"];
@@ -1218,7 +1272,7 @@ export interface components {
          */
         ProviderIdInput: "openai" | "anthropic" | "gemini" | "openrouter" | "orcarouter" | "qwen" | "deepseek" | "minimax" | "zai" | "azure" | "bedrock" | "openai_compatible" | "claude";
         /**
-         * @description What is known of the stored key: `valid` (the provider accepted it at `validated_at`), `invalid` (the provider rejected the key, or no longer offers the configured `model` or `fallback_model`), `quota_exceeded` (the provider refused it for billing or quota) or `unverified` (not validated live). Configure stores only keys it has validated (`valid`). Resolve hands out `valid` and `unverified` keys, never `invalid` or `quota_exceeded` ones.
+         * @description What is known of the stored key: `valid` (the provider accepted it at `validated_at`), `invalid` (the provider rejected the key, or no longer offers the configured `model` or `fallback_model`), `quota_exceeded` (the provider refused it for billing or quota, or its funds ran out) or `unverified` (the key authenticated but could not be proven: the provider refused it as restricted or by region, `provider_reason` says why). Configure stores `valid` keys, and `unverified` ones only when asked with `allow_unverified: true`; a re-validation can make a key `unverified` too. Resolve hands out `valid` and `unverified` keys, never `invalid` or `quota_exceeded` ones.
          * @enum {string}
          */
         ProviderStatus: "valid" | "invalid" | "quota_exceeded" | "unverified";
@@ -1238,6 +1292,8 @@ export interface components {
          *       "config": {},
          *       "key_hint": "...x9Qa",
          *       "validated_at": "2026-11-24T10:02:11Z",
+         *       "provider_reason": null,
+         *       "funds": null,
          *       "version": 2,
          *       "default": true
          *     }
@@ -1278,6 +1334,13 @@ export interface components {
             key_hint: string;
             /** @description When the key's `status` was last established by a live validation, or `null` if never. */
             validated_at: components["schemas"]["NullableTimestamp"];
+            /**
+             * @description The provider's own machine-readable reason (at most 100 characters) when the key is `unverified`: restricted (e.g. `insufficient_permissions`, `SERVICE_DISABLED`, `API_KEY_IP_ADDRESS_BLOCKED`, `permission_error`, `AccessDeniedException`, `PermissionDenied`) or refused by region (e.g. `unsupported_country_region_territory`, `FAILED_PRECONDITION`, `forbidden`); `null` otherwise.
+             * @example SERVICE_DISABLED
+             */
+            provider_reason: string | null;
+            /** @description What is left to spend on the key, where the provider tells it (OpenRouter keys with a credit limit, DeepSeek); `null` when the provider does not tell funds, or has not yet. */
+            funds: components["schemas"]["ProviderFunds"] | null;
             /**
              * @description 1 for the first key stored, plus one for each replacement (a provider removed and configured again starts at 1).
              * @example 2
@@ -1324,6 +1387,8 @@ export interface components {
             config?: {
                 [key: string]: string | null;
             } | null;
+            /** @description `true` stores a key that live validation finds restricted (`key_restricted`) or refused by region (`region_unsupported`) instead of refusing it: it is stored with `status: "unverified"`, `provider_reason` and `validated_at` now, resolves like a valid key and is tried again by the scheduled re-validation. Every other refusal still stores nothing. Absent, `null` or `false` (the default): such a key answers 422. */
+            allow_unverified?: boolean | null;
             /** @description `true` makes this provider the workspace default (and no other). `false`, `null` or absent changes nothing: a provider configured for the first time still becomes the default when the workspace has none. */
             default?: boolean | null;
         };
@@ -1427,18 +1492,20 @@ export interface components {
         /** @description Why a re-validation did not succeed, as the error object configure would have answered. */
         ProviderError: {
             /**
-             * @description `invalid_key`, `invalid_model` and `quota_exceeded` are conclusive and set `status`; `provider_rate_limited` and `provider_unavailable` mean the provider could not answer, and `invalid_host` that the stored host is refused by the host policy now in force (it is not contacted): these leave `status` as it was.
+             * @description `invalid_key`, `invalid_model` and `quota_exceeded` are conclusive and set `status` (`invalid`, `invalid`, `quota_exceeded`); so are `key_restricted` and `region_unsupported`, which set it to `unverified` with `provider_reason` (such a key is not invalidated: resolve still hands it out). `provider_rate_limited` and `provider_unavailable` mean the provider could not answer, and `invalid_host` that the stored host is refused by the host policy now in force (it is not contacted): these leave `status` as it was.
              * @enum {string}
              */
-            code: "invalid_key" | "invalid_model" | "quota_exceeded" | "provider_rate_limited" | "provider_unavailable" | "invalid_host";
+            code: "invalid_key" | "invalid_model" | "quota_exceeded" | "key_restricted" | "region_unsupported" | "provider_rate_limited" | "provider_unavailable" | "invalid_host";
             message: string;
-            /** @description With `invalid_key` and `quota_exceeded`, and with `provider_unavailable` when the provider answered: the HTTP status it answered. */
+            /** @description With `invalid_key`, `quota_exceeded`, `key_restricted` and `region_unsupported`, and with `provider_unavailable` when the provider answered: the HTTP status it answered. */
             provider_status?: number;
+            /** @description With `key_restricted` and `region_unsupported`: the provider's own machine-readable reason, as in the config's `provider_reason`. */
+            provider_reason?: string;
             /**
-             * @description With `invalid_model`: the model that is not offered; with `invalid_host`: `api_host`.
+             * @description With `invalid_model`: the model that is not offered (`config.deployment`: an Azure deployment that does not exist); with `invalid_host`: `api_host`.
              * @enum {string}
              */
-            field?: "model" | "fallback_model" | "api_host";
+            field?: "model" | "fallback_model" | "config.deployment" | "api_host";
             /** @description The request's id, as in the `x-request-id` header. */
             request_id?: string;
         };
@@ -1480,6 +1547,13 @@ export interface components {
             /** @description When the key's `status` was last established by a live validation, or `null` if never. */
             validated_at: components["schemas"]["NullableTimestamp"];
             /**
+             * @description The provider's own machine-readable reason (at most 100 characters) when the key is `unverified`: restricted (e.g. `insufficient_permissions`, `SERVICE_DISABLED`, `API_KEY_IP_ADDRESS_BLOCKED`, `permission_error`, `AccessDeniedException`, `PermissionDenied`) or refused by region (e.g. `unsupported_country_region_territory`, `FAILED_PRECONDITION`, `forbidden`); `null` otherwise.
+             * @example SERVICE_DISABLED
+             */
+            provider_reason: string | null;
+            /** @description What is left to spend on the key, where the provider tells it (OpenRouter keys with a credit limit, DeepSeek); `null` when the provider does not tell funds, or has not yet. */
+            funds: components["schemas"]["ProviderFunds"] | null;
+            /**
              * @description 1 for the first key stored, plus one for each replacement (a provider removed and configured again starts at 1).
              * @example 2
              */
@@ -1495,6 +1569,7 @@ export interface components {
          *       "mode": "byok",
          *       "provider": "anthropic",
          *       "model": "claude-sonnet-4-5",
+         *       "metered_fallback": null,
          *       "updated_at": "2026-11-24T10:12:00Z"
          *     }
          */
@@ -1507,6 +1582,8 @@ export interface components {
             provider: components["schemas"]["ProviderName"] | null;
             /** @description With `byok`: the model resolve answers for this agent instead of the provider's own, or `null`. Always `null` with `metered`. */
             model: string | null;
+            /** @description With `byok`: the agent's own consent to metered fallback when its provider's key cannot be used, overriding the workspace's; `null`: the agent follows its workspace. Always `null` with `metered`. */
+            metered_fallback: components["schemas"]["MeteredFallback"] | null;
             updated_at: components["schemas"]["Timestamp"];
         };
         AgentRoutingList: {
@@ -1520,7 +1597,8 @@ export interface components {
          * @example {
          *       "mode": "byok",
          *       "provider": "anthropic",
-         *       "model": "claude-sonnet-4-5"
+         *       "model": "claude-sonnet-4-5",
+         *       "metered_fallback": "deny"
          *     }
          * @example {
          *       "mode": "metered"
@@ -1532,6 +1610,8 @@ export interface components {
             /** @description Not taken: a non-null `provider` or `model` answers 400 with `field: "provider"`. */
             provider?: null;
             model?: null;
+            /** @description Not taken: a metered route bills metered. A non-null `metered_fallback` answers 400 with `field: "metered_fallback"`. */
+            metered_fallback?: null;
         } | {
             /** @constant */
             mode: "byok";
@@ -1539,6 +1619,8 @@ export interface components {
             provider: components["schemas"]["ProviderIdInput"];
             /** @description The model resolve answers for this agent instead of the provider's own. Not checked against the provider. */
             model?: components["schemas"]["ModelName"] | null;
+            /** @description The agent's own consent to metered fallback, `allow` or `deny`, overriding the workspace's; absent or `null`: the agent follows its workspace. Any other value answers 400 with `field: "metered_fallback"`. */
+            metered_fallback?: components["schemas"]["MeteredFallback"] | null;
         };
         /**
          * @example {
@@ -1566,7 +1648,7 @@ export interface components {
             /** @description The provider to use, overriding the agent's routing and the default. Not a catalog id: 400 with `field: "provider"`. */
             provider?: components["schemas"]["ProviderIdInput"] | null;
         };
-        /** @description The key to use (`byok`), or metered billing and why. */
+        /** @description The key to use (`byok`), or metered billing and why. A fallback from a configured provider whose key cannot be used (`byok_invalid`, `provider_removed`) is answered only under the consent `allow`; under `deny` resolve answers 409 `byok_unavailable`. */
         ResolveResult: {
             /** @constant */
             mode: "byok";
@@ -1590,7 +1672,7 @@ export interface components {
             /** @constant */
             mode: "metered";
             /**
-             * @description `agent_routed_metered`: the agent is routed to metered billing. `provider_removed`: the agent is routed to a provider that is no longer configured. `no_byok_configured`: the requested provider is not configured, or there is neither routing nor a default. `byok_invalid`: the chosen provider's status is `invalid` or `quota_exceeded`.
+             * @description `agent_routed_metered`: the agent is routed to metered billing. `provider_removed`: the agent is routed to a provider that is no longer configured. `no_byok_configured`: the requested provider is not configured, or there is neither routing nor a default. `byok_invalid`: the chosen provider's status is `invalid` or `quota_exceeded`. `provider_removed` and `byok_invalid` are fallbacks: answered only when metered fallback is allowed (else 409 `byok_unavailable`), audited as `resolve.fell_back` and notified as `provider_key.fallback_used`.
              * @enum {string}
              */
             reason: "agent_routed_metered" | "provider_removed" | "no_byok_configured" | "byok_invalid";
@@ -1804,7 +1886,7 @@ export interface components {
          * @description What happened; see Audit in the introduction for each action's target and detail.
          * @enum {string}
          */
-        AuditAction: "key.created" | "key.revoked" | "key.rerolled" | "key.leaked" | "leaks.reported" | "auth.ip_blocked" | "provider.configured" | "provider.rotated" | "provider.removed" | "provider.invalidated" | "secret.resolved" | "secret.decrypt_failed" | "agent.routed" | "agent.unrouted" | "webhook.received" | "webhook.secret_rotated" | "notifications.endpoint_set" | "notifications.endpoint_removed";
+        AuditAction: "key.created" | "key.revoked" | "key.rerolled" | "key.leaked" | "leaks.reported" | "auth.ip_blocked" | "provider.configured" | "provider.rotated" | "provider.removed" | "provider.invalidated" | "secret.resolved" | "secret.decrypt_failed" | "resolve.fell_back" | "resolve.fallback_denied" | "agent.routed" | "agent.unrouted" | "webhook.received" | "webhook.secret_rotated" | "notifications.endpoint_set" | "notifications.endpoint_removed";
         /**
          * @description One audit entry. Every field is always present; nullable fields are `null` when there is no value. Never holds a secret.
          * @example {
@@ -1992,10 +2074,20 @@ export interface components {
         ErrorRequestId: string;
         /** @description With `wrong_provider`: the id of the provider whose distinctive key prefix the key carries. */
         ErrorDetected: string;
-        /** @description With `invalid_key` and `quota_exceeded`, and with `provider_unavailable` when the provider answered at all: the HTTP status the provider answered. */
+        /** @description With `invalid_key`, `quota_exceeded`, `key_restricted` and `region_unsupported`, and with `provider_unavailable` when the provider answered at all: the HTTP status the provider answered. */
         ErrorProviderStatus: number;
         /**
-         * @description Machine-readable snake_case error code, e.g. `invalid_json`, `invalid_request`, `unsupported_media_type`, `payload_too_large`, `unauthorized`, `missing_capability`, `capability_escalation`, `workspace_read_only`, `not_found`, `method_not_allowed`, `key_revoked`, `key_expired`, `too_many_failed_attempts`, `rate_limited`, `wrong_provider`, `invalid_host`, `invalid_key`, `invalid_model`, `quota_exceeded`, `lifetime_exceeds_policy`, `provider_rate_limited`, `provider_unavailable`, `not_configured`, `provider_not_configured`, `conflict`, `idempotency_conflict`, `already_rerolled`, `secret_unavailable`, `unavailable`, `invalid_webhook`, `stale_webhook`, `invalid_signature`, `unsupported_event`, `internal`.
+         * @description With `key_restricted` and `region_unsupported`: the provider's own machine-readable reason for the refusal (at most 100 characters), e.g. `insufficient_permissions`, `SERVICE_DISABLED`, `AccessDeniedException` or `unsupported_country_region_territory`.
+         * @example SERVICE_DISABLED
+         */
+        ErrorProviderReason: string;
+        /**
+         * @description With `byok_unavailable`: why the configured bring-your-own key cannot be used, the `reason` a metered answer would have given: `byok_invalid` (the chosen provider's status is `invalid` or `quota_exceeded`) or `provider_removed` (the agent is routed to a provider that is no longer configured).
+         * @enum {string}
+         */
+        ErrorReason: "byok_invalid" | "provider_removed";
+        /**
+         * @description Machine-readable snake_case error code, e.g. `invalid_json`, `invalid_request`, `unsupported_media_type`, `payload_too_large`, `unauthorized`, `missing_capability`, `capability_escalation`, `workspace_read_only`, `not_found`, `method_not_allowed`, `key_revoked`, `key_expired`, `too_many_failed_attempts`, `rate_limited`, `wrong_provider`, `invalid_host`, `invalid_key`, `invalid_model`, `quota_exceeded`, `key_restricted`, `region_unsupported`, `lifetime_exceeds_policy`, `provider_rate_limited`, `provider_unavailable`, `not_configured`, `provider_not_configured`, `byok_unavailable`, `conflict`, `idempotency_conflict`, `already_rerolled`, `secret_unavailable`, `unavailable`, `invalid_webhook`, `stale_webhook`, `invalid_signature`, `unsupported_event`, `internal`.
          * @example invalid_request
          */
         ErrorCode: string;
@@ -2011,6 +2103,8 @@ export interface components {
                 request_id?: components["schemas"]["ErrorRequestId"];
                 detected?: components["schemas"]["ErrorDetected"];
                 provider_status?: components["schemas"]["ErrorProviderStatus"];
+                provider_reason?: components["schemas"]["ErrorProviderReason"];
+                reason?: components["schemas"]["ErrorReason"];
             };
         };
         /** @description The error envelope with `code` `unauthorized`. */
@@ -2025,6 +2119,8 @@ export interface components {
                 request_id?: components["schemas"]["ErrorRequestId"];
                 detected?: components["schemas"]["ErrorDetected"];
                 provider_status?: components["schemas"]["ErrorProviderStatus"];
+                provider_reason?: components["schemas"]["ErrorProviderReason"];
+                reason?: components["schemas"]["ErrorReason"];
             };
         };
         /** @description The error envelope with `code` `not_found`. */
@@ -2039,6 +2135,8 @@ export interface components {
                 request_id?: components["schemas"]["ErrorRequestId"];
                 detected?: components["schemas"]["ErrorDetected"];
                 provider_status?: components["schemas"]["ErrorProviderStatus"];
+                provider_reason?: components["schemas"]["ErrorProviderReason"];
+                reason?: components["schemas"]["ErrorReason"];
             };
         };
         /** @description The error envelope with `code` `missing_capability`, `capability_escalation`, `workspace_read_only`. */
@@ -2053,6 +2151,8 @@ export interface components {
                 request_id?: components["schemas"]["ErrorRequestId"];
                 detected?: components["schemas"]["ErrorDetected"];
                 provider_status?: components["schemas"]["ErrorProviderStatus"];
+                provider_reason?: components["schemas"]["ErrorProviderReason"];
+                reason?: components["schemas"]["ErrorReason"];
             };
         };
         /** @description The error envelope with `code` `too_many_failed_attempts`, `rate_limited`. */
@@ -2067,6 +2167,8 @@ export interface components {
                 request_id?: components["schemas"]["ErrorRequestId"];
                 detected?: components["schemas"]["ErrorDetected"];
                 provider_status?: components["schemas"]["ErrorProviderStatus"];
+                provider_reason?: components["schemas"]["ErrorProviderReason"];
+                reason?: components["schemas"]["ErrorReason"];
             };
         };
         /** @description The error envelope with `code` `payload_too_large`. */
@@ -2081,6 +2183,8 @@ export interface components {
                 request_id?: components["schemas"]["ErrorRequestId"];
                 detected?: components["schemas"]["ErrorDetected"];
                 provider_status?: components["schemas"]["ErrorProviderStatus"];
+                provider_reason?: components["schemas"]["ErrorProviderReason"];
+                reason?: components["schemas"]["ErrorReason"];
             };
         };
         /** @description The error envelope with `code` `unsupported_media_type`. */
@@ -2095,6 +2199,8 @@ export interface components {
                 request_id?: components["schemas"]["ErrorRequestId"];
                 detected?: components["schemas"]["ErrorDetected"];
                 provider_status?: components["schemas"]["ErrorProviderStatus"];
+                provider_reason?: components["schemas"]["ErrorProviderReason"];
+                reason?: components["schemas"]["ErrorReason"];
             };
         };
         /** @description The error envelope with `code` `internal`. */
@@ -2109,6 +2215,8 @@ export interface components {
                 request_id?: components["schemas"]["ErrorRequestId"];
                 detected?: components["schemas"]["ErrorDetected"];
                 provider_status?: components["schemas"]["ErrorProviderStatus"];
+                provider_reason?: components["schemas"]["ErrorProviderReason"];
+                reason?: components["schemas"]["ErrorReason"];
             };
         };
         /** @description The error envelope with `code` `invalid_json`, `invalid_request`, `invalid_host`. */
@@ -2123,13 +2231,15 @@ export interface components {
                 request_id?: components["schemas"]["ErrorRequestId"];
                 detected?: components["schemas"]["ErrorDetected"];
                 provider_status?: components["schemas"]["ErrorProviderStatus"];
+                provider_reason?: components["schemas"]["ErrorProviderReason"];
+                reason?: components["schemas"]["ErrorReason"];
             };
         };
-        /** @description The error envelope with `code` `wrong_provider`, `invalid_key`, `invalid_model`, `quota_exceeded`. */
+        /** @description The error envelope with `code` `wrong_provider`, `invalid_key`, `invalid_model`, `quota_exceeded`, `key_restricted`, `region_unsupported`. */
         ProviderValidationFailedError: {
             error: {
                 /** @enum {string} */
-                code: "wrong_provider" | "invalid_key" | "invalid_model" | "quota_exceeded";
+                code: "wrong_provider" | "invalid_key" | "invalid_model" | "quota_exceeded" | "key_restricted" | "region_unsupported";
                 message: components["schemas"]["ErrorMessage"];
                 field?: components["schemas"]["ErrorField"];
                 required?: components["schemas"]["ErrorRequired"];
@@ -2137,6 +2247,8 @@ export interface components {
                 request_id?: components["schemas"]["ErrorRequestId"];
                 detected?: components["schemas"]["ErrorDetected"];
                 provider_status?: components["schemas"]["ErrorProviderStatus"];
+                provider_reason?: components["schemas"]["ErrorProviderReason"];
+                reason?: components["schemas"]["ErrorReason"];
             };
         };
         /** @description The error envelope with `code` `provider_unavailable`. */
@@ -2151,6 +2263,8 @@ export interface components {
                 request_id?: components["schemas"]["ErrorRequestId"];
                 detected?: components["schemas"]["ErrorDetected"];
                 provider_status?: components["schemas"]["ErrorProviderStatus"];
+                provider_reason?: components["schemas"]["ErrorProviderReason"];
+                reason?: components["schemas"]["ErrorReason"];
             };
         };
         /** @description The error envelope with `code` `provider_rate_limited`. */
@@ -2165,6 +2279,8 @@ export interface components {
                 request_id?: components["schemas"]["ErrorRequestId"];
                 detected?: components["schemas"]["ErrorDetected"];
                 provider_status?: components["schemas"]["ErrorProviderStatus"];
+                provider_reason?: components["schemas"]["ErrorProviderReason"];
+                reason?: components["schemas"]["ErrorReason"];
             };
         };
         /** @description The error envelope with `code` `secret_unavailable`. */
@@ -2179,6 +2295,8 @@ export interface components {
                 request_id?: components["schemas"]["ErrorRequestId"];
                 detected?: components["schemas"]["ErrorDetected"];
                 provider_status?: components["schemas"]["ErrorProviderStatus"];
+                provider_reason?: components["schemas"]["ErrorProviderReason"];
+                reason?: components["schemas"]["ErrorReason"];
             };
         };
         /** @description The error envelope with `code` `not_configured`, `not_found`. */
@@ -2193,6 +2311,8 @@ export interface components {
                 request_id?: components["schemas"]["ErrorRequestId"];
                 detected?: components["schemas"]["ErrorDetected"];
                 provider_status?: components["schemas"]["ErrorProviderStatus"];
+                provider_reason?: components["schemas"]["ErrorProviderReason"];
+                reason?: components["schemas"]["ErrorReason"];
             };
         };
         /** @description The error envelope with `code` `not_configured`. */
@@ -2207,6 +2327,8 @@ export interface components {
                 request_id?: components["schemas"]["ErrorRequestId"];
                 detected?: components["schemas"]["ErrorDetected"];
                 provider_status?: components["schemas"]["ErrorProviderStatus"];
+                provider_reason?: components["schemas"]["ErrorProviderReason"];
+                reason?: components["schemas"]["ErrorReason"];
             };
         };
         /** @description The error envelope with `code` `conflict`. */
@@ -2221,6 +2343,8 @@ export interface components {
                 request_id?: components["schemas"]["ErrorRequestId"];
                 detected?: components["schemas"]["ErrorDetected"];
                 provider_status?: components["schemas"]["ErrorProviderStatus"];
+                provider_reason?: components["schemas"]["ErrorProviderReason"];
+                reason?: components["schemas"]["ErrorReason"];
             };
         };
         /** @description The error envelope with `code` `provider_not_configured`. */
@@ -2235,6 +2359,24 @@ export interface components {
                 request_id?: components["schemas"]["ErrorRequestId"];
                 detected?: components["schemas"]["ErrorDetected"];
                 provider_status?: components["schemas"]["ErrorProviderStatus"];
+                provider_reason?: components["schemas"]["ErrorProviderReason"];
+                reason?: components["schemas"]["ErrorReason"];
+            };
+        };
+        /** @description The error envelope with `code` `byok_unavailable`, with `reason`. */
+        ByokUnavailableError: {
+            error: {
+                /** @constant */
+                code: "byok_unavailable";
+                message: components["schemas"]["ErrorMessage"];
+                field?: components["schemas"]["ErrorField"];
+                required?: components["schemas"]["ErrorRequired"];
+                capability?: components["schemas"]["ErrorCapability"];
+                request_id?: components["schemas"]["ErrorRequestId"];
+                detected?: components["schemas"]["ErrorDetected"];
+                provider_status?: components["schemas"]["ErrorProviderStatus"];
+                provider_reason?: components["schemas"]["ErrorProviderReason"];
+                reason: components["schemas"]["ErrorReason"];
             };
         };
         /** @description The error envelope with `code` `invalid_webhook`, `stale_webhook`, `invalid_json`, `invalid_request`, `invalid_host`, `unsupported_event`. */
@@ -2249,6 +2391,8 @@ export interface components {
                 request_id?: components["schemas"]["ErrorRequestId"];
                 detected?: components["schemas"]["ErrorDetected"];
                 provider_status?: components["schemas"]["ErrorProviderStatus"];
+                provider_reason?: components["schemas"]["ErrorProviderReason"];
+                reason?: components["schemas"]["ErrorReason"];
             };
         };
         /** @description The error envelope with `code` `invalid_signature`. */
@@ -2263,6 +2407,8 @@ export interface components {
                 request_id?: components["schemas"]["ErrorRequestId"];
                 detected?: components["schemas"]["ErrorDetected"];
                 provider_status?: components["schemas"]["ErrorProviderStatus"];
+                provider_reason?: components["schemas"]["ErrorProviderReason"];
+                reason?: components["schemas"]["ErrorReason"];
             };
         };
         /** @description The error envelope with `code` `workspace_read_only`. */
@@ -2277,6 +2423,8 @@ export interface components {
                 request_id?: components["schemas"]["ErrorRequestId"];
                 detected?: components["schemas"]["ErrorDetected"];
                 provider_status?: components["schemas"]["ErrorProviderStatus"];
+                provider_reason?: components["schemas"]["ErrorProviderReason"];
+                reason?: components["schemas"]["ErrorReason"];
             };
         };
         /** @description The error envelope with `code` `missing_capability`. */
@@ -2291,6 +2439,8 @@ export interface components {
                 request_id?: components["schemas"]["ErrorRequestId"];
                 detected?: components["schemas"]["ErrorDetected"];
                 provider_status?: components["schemas"]["ErrorProviderStatus"];
+                provider_reason?: components["schemas"]["ErrorProviderReason"];
+                reason?: components["schemas"]["ErrorReason"];
             };
         };
         /** @description A workspace's owner key, capabilities `["*"]`, with its plaintext `key` shown this once. */
@@ -2444,6 +2594,8 @@ export interface components {
                 request_id?: components["schemas"]["ErrorRequestId"];
                 detected?: components["schemas"]["ErrorDetected"];
                 provider_status?: components["schemas"]["ErrorProviderStatus"];
+                provider_reason?: components["schemas"]["ErrorProviderReason"];
+                reason?: components["schemas"]["ErrorReason"];
             };
         };
         /** @description The error envelope with `code` `invalid_webhook`, `invalid_json` or `invalid_request`. */
@@ -2458,6 +2610,8 @@ export interface components {
                 request_id?: components["schemas"]["ErrorRequestId"];
                 detected?: components["schemas"]["ErrorDetected"];
                 provider_status?: components["schemas"]["ErrorProviderStatus"];
+                provider_reason?: components["schemas"]["ErrorProviderReason"];
+                reason?: components["schemas"]["ErrorReason"];
             };
         };
         /** @description The error envelope with `code` `lifetime_exceeds_policy` and the `field` it judges (`expires_in` or `expires_at`). */
@@ -2472,6 +2626,8 @@ export interface components {
                 request_id?: components["schemas"]["ErrorRequestId"];
                 detected?: components["schemas"]["ErrorDetected"];
                 provider_status?: components["schemas"]["ErrorProviderStatus"];
+                provider_reason?: components["schemas"]["ErrorProviderReason"];
+                reason?: components["schemas"]["ErrorReason"];
             };
         };
         /**
@@ -2544,6 +2700,8 @@ export interface components {
                 request_id?: components["schemas"]["ErrorRequestId"];
                 detected?: components["schemas"]["ErrorDetected"];
                 provider_status?: components["schemas"]["ErrorProviderStatus"];
+                provider_reason?: components["schemas"]["ErrorProviderReason"];
+                reason?: components["schemas"]["ErrorReason"];
             };
         };
         /** @description The error envelope of a reroll refused: `key_revoked`, `key_expired`, `already_rerolled` (with `successor_id`), `idempotency_conflict` or `conflict`. */
@@ -2558,6 +2716,8 @@ export interface components {
                 request_id?: components["schemas"]["ErrorRequestId"];
                 detected?: components["schemas"]["ErrorDetected"];
                 provider_status?: components["schemas"]["ErrorProviderStatus"];
+                provider_reason?: components["schemas"]["ErrorProviderReason"];
+                reason?: components["schemas"]["ErrorReason"];
                 /** @description With `already_rerolled`: the key the first reroll made. */
                 successor_id?: string;
             };
@@ -2617,6 +2777,94 @@ export interface components {
                 action: "revoke" | "expire" | "notify";
                 /** @description When the key stops working as of this report (now for `revoke`, after the grace for `expire`, its own expiry or `null` for `notify`). */
                 expires_at: components["schemas"]["Timestamp"] | null;
+            };
+        };
+        /**
+         * @description Consent to metered billing when a configured bring-your-own key cannot be used (resolve's `byok_invalid` and `provider_removed`): `allow` (the default) bills metered, audited as `resolve.fell_back` and notified as `provider_key.fallback_used`; `deny` answers 409 `byok_unavailable` instead, and the product decides.
+         * @example deny
+         * @enum {string}
+         */
+        MeteredFallback: "allow" | "deny";
+        /**
+         * @description What is left to spend on the key, as the provider last told it: OpenRouter keys with a credit limit (`GET {api_host}/key`, `limit_remaining`, in credits) and DeepSeek (`GET {api_host}/user/balance`, its first balance entry). Read at configure and refreshed by every conclusive re-validation.
+         * @example {
+         *       "remaining": 110.5,
+         *       "currency": "CNY",
+         *       "checked_at": "2026-11-24T10:02:11Z"
+         *     }
+         */
+        ProviderFunds: {
+            /**
+             * @description What is left, never below 0 (0: the key ran dry and is `quota_exceeded`).
+             * @example 110.5
+             */
+            remaining: number;
+            /**
+             * @description The currency of `remaining` as the provider writes it (e.g. `CNY` or `USD`), or `null` where the provider counts credits (OpenRouter).
+             * @example CNY
+             */
+            currency: string | null;
+            /** @description When the provider told it. */
+            checked_at: components["schemas"]["Timestamp"];
+        };
+        /**
+         * @description The model ids the stored key was offered at its last validation that read a model list.
+         * @example {
+         *       "provider": "openai",
+         *       "models": [
+         *         "gpt-4o",
+         *         "gpt-4o-mini",
+         *         "o3-mini"
+         *       ],
+         *       "truncated": false,
+         *       "listed_at": "2026-11-24T10:02:11Z"
+         *     }
+         */
+        ProviderModels: {
+            provider: components["schemas"]["ProviderName"];
+            /**
+             * @description In the provider's order, each once, at most 1000; Gemini's `models/` prefix removed; ids over 200 characters or with control characters are skipped. `[]` when no list is known for the current key.
+             * @example [
+             *       "gpt-4o",
+             *       "gpt-4o-mini"
+             *     ]
+             */
+            models: string[];
+            /** @description `true` when the provider's list held more than the 1000 ids kept. */
+            truncated: boolean;
+            /** @description When the list was read (configure or re-validation), or `null` when no list is known for the current key. */
+            listed_at: components["schemas"]["NullableTimestamp"];
+        };
+        /**
+         * @description A resolve fell back to metered billing from a configured provider whose key cannot be used, under the consent `allow`. At most one per agent and provider an hour.
+         * @example {
+         *       "type": "provider_key.fallback_used",
+         *       "timestamp": "2026-12-01T09:15:00Z",
+         *       "data": {
+         *         "agent_id": "support-bot",
+         *         "provider": "anthropic",
+         *         "reason": "byok_invalid"
+         *       }
+         *     }
+         */
+        ProviderKeyFallbackUsedNotification: {
+            /** @constant */
+            type: "provider_key.fallback_used";
+            /** @description When the event happened (the same on every attempt). */
+            timestamp: components["schemas"]["Timestamp"];
+            data: {
+                /**
+                 * @description The resolve's `agent_id`, or `null` for a resolve without one.
+                 * @example support-bot
+                 */
+                agent_id: string | null;
+                /** @description The configured provider whose key could not be used. */
+                provider: components["schemas"]["ProviderName"];
+                /**
+                 * @description The metered answer's `reason`: `byok_invalid` (the provider's key is `invalid` or `quota_exceeded`) or `provider_removed` (the agent is routed to a provider no longer configured).
+                 * @enum {string}
+                 */
+                reason: "byok_invalid" | "provider_removed";
             };
         };
     };
@@ -2801,7 +3049,7 @@ export interface components {
                 "application/json": components["schemas"]["ProviderBadRequestError"];
             };
         };
-        /** @description The key was refused and nothing was stored: `wrong_provider` (it carries another provider's distinctive prefix, named in `detected`; no request was sent), `invalid_key` (the provider rejected it: 401, 403 or Gemini's 400 `API_KEY_INVALID`; with `provider_status`), `invalid_model` (the provider accepted the key but does not offer the `model` or `fallback_model` named in `field`) or `quota_exceeded` (billing or quota: 402, a 429 about quota or billing, Anthropic's 400 billing error, or an OpenRouter key with no credit left; with `provider_status`). */
+        /** @description The key was refused and nothing was stored: `wrong_provider` (it carries another provider's distinctive prefix, named in `detected`; no request was sent), `invalid_key` (the provider says the credential itself is wrong: 401, 403 or Gemini's 400 `API_KEY_INVALID`; with `provider_status`), `key_restricted` (the key authenticated but may not do this: a missing permission or scope, a disabled API, a key restricted to other APIs or addresses; with `provider_status` and `provider_reason`), `region_unsupported` (the provider does not serve this region with this key; with `provider_status` and `provider_reason`), `invalid_model` (the provider accepted the key but does not offer the `model` or `fallback_model` named in `field`, or an Azure deployment does not exist: `field: "config.deployment"`) or `quota_exceeded` (billing or quota: 402, a 429 about quota or billing, Anthropic's 400 billing error, Azure's 403 "Out of call volume quota", an OpenRouter key with no credit left or a DeepSeek account whose balance is not available; with `provider_status`). With `allow_unverified: true`, `key_restricted` and `region_unsupported` store the key as `unverified` instead (200). */
         ProviderValidationFailed: {
             headers: {
                 "x-request-id": components["headers"]["XRequestId"];
@@ -2963,7 +3211,31 @@ export interface components {
                 "application/json": components["schemas"]["ProviderNotConfiguredError"];
             };
         };
-        /** @description Either the credential is missing, malformed, unknown, revoked or expired (the usual `unauthorized` envelope), or the key was refused, answered in Waypath's own shape `{"error": "Invalid <integration> key: <reason>"}`: a key without the documented prefix (`sk-ant-` for `claude`, `sk-` for `openai`), or one configure refuses as `invalid_request` (key shape), `wrong_provider`, `invalid_key`, `invalid_model` or `quota_exceeded` (the reason is that error's message). Nothing was stored. */
+        /** @description `byok_unavailable`: the configured bring-your-own key cannot be used (`reason`: `byok_invalid` or `provider_removed`) and metered fallback is denied (the agent routing's `metered_fallback`, else the workspace's): nothing was resolved. Audited as `resolve.fallback_denied`. */
+        ByokUnavailable: {
+            headers: {
+                "x-request-id": components["headers"]["XRequestId"];
+                "RateLimit-Limit": components["headers"]["RateLimitLimit"];
+                "RateLimit-Remaining": components["headers"]["RateLimitRemaining"];
+                "RateLimit-Reset": components["headers"]["RateLimitReset"];
+                "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                RateLimit: components["headers"]["RateLimit"];
+                [name: string]: unknown;
+            };
+            content: {
+                /**
+                 * @example {
+                 *       "error": {
+                 *         "code": "byok_unavailable",
+                 *         "message": "The bring-your-own key cannot be used (byok_invalid) and metered fallback is denied: nothing was resolved.",
+                 *         "reason": "byok_invalid"
+                 *       }
+                 *     }
+                 */
+                "application/json": components["schemas"]["ByokUnavailableError"];
+            };
+        };
+        /** @description Either the credential is missing, malformed, unknown, revoked or expired (the usual `unauthorized` envelope), or the key was refused, answered in Waypath's own shape `{"error": "Invalid <integration> key: <reason>"}`: a key without the documented prefix (`sk-ant-` for `claude`, `sk-` for `openai`), or one configure refuses as `invalid_request` (key shape), `wrong_provider`, `invalid_key`, `invalid_model`, `quota_exceeded`, `key_restricted` or `region_unsupported` (the reason is that error's message). Nothing was stored. */
         WaypathUnauthorized: {
             headers: {
                 "x-request-id": components["headers"]["XRequestId"];
@@ -3064,7 +3336,7 @@ export interface components {
                 "application/json": components["schemas"]["ConflictError"];
             };
         };
-        /** @description The `provider_key.rotated` key was refused exactly as `PUT /v1/providers/{id}` refuses it (`wrong_provider`, `invalid_key`, `invalid_model` naming `model` or `fallback_model`, `quota_exceeded`); nothing was stored and the old key keeps serving. Remembered for the `webhook-id`. */
+        /** @description The `provider_key.rotated` key was refused exactly as `PUT /v1/providers/{id}` refuses it (`wrong_provider`, `invalid_key`, `invalid_model` naming `model` or `fallback_model`, `quota_exceeded`, `key_restricted`, `region_unsupported`, each with the same fields); nothing was stored and the old key keeps serving. Remembered for the `webhook-id`. */
         HookValidationFailed: {
             headers: {
                 "x-request-id": components["headers"]["XRequestId"];
@@ -3440,7 +3712,8 @@ export interface operations {
                      *           "leak_policy": {
                      *             "action": "revoke",
                      *             "grace_seconds": 0
-                     *           }
+                     *           },
+                     *           "metered_fallback": "allow"
                      *         }
                      *       ],
                      *       "next_cursor": null
@@ -3504,7 +3777,8 @@ export interface operations {
                      *         "leak_policy": {
                      *           "action": "revoke",
                      *           "grace_seconds": 0
-                     *         }
+                     *         },
+                     *         "metered_fallback": "allow"
                      *       },
                      *       "key": {
                      *         "id": "key_8fJ2sQw1LmZx4Tb9Vc0R",
@@ -3570,7 +3844,8 @@ export interface operations {
                      *       "leak_policy": {
                      *         "action": "revoke",
                      *         "grace_seconds": 0
-                     *       }
+                     *       },
+                     *       "metered_fallback": "allow"
                      *     }
                      */
                     "application/json": components["schemas"]["Workspace"];
@@ -3594,11 +3869,6 @@ export interface operations {
         };
         requestBody?: {
             content: {
-                /**
-                 * @example {
-                 *       "read_only": true
-                 *     }
-                 */
                 "application/json": components["schemas"]["WorkspaceUpdateRequest"];
             };
         };
@@ -3624,7 +3894,8 @@ export interface operations {
                      *       "leak_policy": {
                      *         "action": "revoke",
                      *         "grace_seconds": 0
-                     *       }
+                     *       },
+                     *       "metered_fallback": "allow"
                      *     }
                      */
                     "application/json": components["schemas"]["Workspace"];
@@ -3730,7 +4001,8 @@ export interface operations {
                      *       "leak_policy": {
                      *         "action": "revoke",
                      *         "grace_seconds": 0
-                     *       }
+                     *       },
+                     *       "metered_fallback": "allow"
                      *     }
                      */
                     "application/json": components["schemas"]["Workspace"];
@@ -4736,6 +5008,8 @@ export interface operations {
                      *           "config": {},
                      *           "key_hint": "...Qw8A",
                      *           "validated_at": "2026-11-24T09:58:03Z",
+                     *           "provider_reason": null,
+                     *           "funds": null,
                      *           "version": 1,
                      *           "default": false
                      *         },
@@ -4751,6 +5025,26 @@ export interface operations {
                      *           },
                      *           "key_hint": "...7f2c",
                      *           "validated_at": "2026-11-24T10:05:40Z",
+                     *           "provider_reason": null,
+                     *           "funds": null,
+                     *           "version": 1,
+                     *           "default": false
+                     *         },
+                     *         {
+                     *           "provider": "openrouter",
+                     *           "status": "valid",
+                     *           "api_host": "https://openrouter.ai/api/v1",
+                     *           "model": null,
+                     *           "fallback_model": null,
+                     *           "config": {},
+                     *           "key_hint": "...e3d1",
+                     *           "validated_at": "2026-11-24T10:07:12Z",
+                     *           "provider_reason": null,
+                     *           "funds": {
+                     *             "remaining": 4.25,
+                     *             "currency": null,
+                     *             "checked_at": "2026-11-24T10:07:12Z"
+                     *           },
                      *           "version": 1,
                      *           "default": false
                      *         },
@@ -4763,6 +5057,8 @@ export interface operations {
                      *           "config": {},
                      *           "key_hint": "...x9Qa",
                      *           "validated_at": "2026-11-24T10:02:11Z",
+                     *           "provider_reason": null,
+                     *           "funds": null,
                      *           "version": 2,
                      *           "default": true
                      *         }
@@ -4813,6 +5109,8 @@ export interface operations {
                      *       "config": {},
                      *       "key_hint": "...x9Qa",
                      *       "validated_at": "2026-11-24T10:02:11Z",
+                     *       "provider_reason": null,
+                     *       "funds": null,
                      *       "version": 2,
                      *       "default": true
                      *     }
@@ -4856,20 +5154,6 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    /**
-                     * @example {
-                     *       "provider": "openai",
-                     *       "status": "valid",
-                     *       "api_host": "https://api.openai.com/v1",
-                     *       "model": "gpt-4o",
-                     *       "fallback_model": "gpt-4o-mini",
-                     *       "config": {},
-                     *       "key_hint": "...x9Qa",
-                     *       "validated_at": "2026-11-24T10:02:11Z",
-                     *       "version": 2,
-                     *       "default": true
-                     *     }
-                     */
                     "application/json": components["schemas"]["ProviderConfig"];
                 };
             };
@@ -4963,6 +5247,41 @@ export interface operations {
             503: components["responses"]["SecretUnavailable"];
         };
     };
+    listProviderModels: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The provider id: one of the catalog's, or `claude` (Anthropic's alias, answered as `anthropic`). Any other value answers 404 `not_found`. */
+                id: components["parameters"]["ProviderId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The models offered to the stored key. */
+            200: {
+                headers: {
+                    "x-request-id": components["headers"]["XRequestId"];
+                    "RateLimit-Limit": components["headers"]["RateLimitLimit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimitRemaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimitReset"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ProviderModels"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["ProviderNotFound"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["Internal"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
     listAgentRoutings: {
         parameters: {
             query?: {
@@ -4997,6 +5316,7 @@ export interface operations {
                      *           "mode": "byok",
                      *           "provider": "anthropic",
                      *           "model": "claude-sonnet-4-5",
+                     *           "metered_fallback": null,
                      *           "updated_at": "2026-11-24T10:12:00Z"
                      *         },
                      *         {
@@ -5004,6 +5324,7 @@ export interface operations {
                      *           "mode": "metered",
                      *           "provider": null,
                      *           "model": null,
+                     *           "metered_fallback": null,
                      *           "updated_at": "2026-11-23T08:00:00Z"
                      *         }
                      *       ],
@@ -5051,6 +5372,7 @@ export interface operations {
                      *       "mode": "byok",
                      *       "provider": "anthropic",
                      *       "model": "claude-sonnet-4-5",
+                     *       "metered_fallback": null,
                      *       "updated_at": "2026-11-24T10:12:00Z"
                      *     }
                      */
@@ -5181,6 +5503,7 @@ export interface operations {
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
+            409: components["responses"]["ByokUnavailable"];
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
             429: components["responses"]["TooManyRequests"];
@@ -5816,6 +6139,53 @@ export interface operations {
                  *     }
                  */
                 "application/json": components["schemas"]["ProviderKeyInvalidatedNotification"];
+            };
+        };
+        responses: {
+            /** @description Delivered: any 2xx status within 10 s ends the event's deliveries. The answer's body is ignored. */
+            "2XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Not delivered: any other status (a redirect included, which is never followed), a network error or no answer within 10 s. The event is retried with the same `webhook-id`. */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    notifyProviderKeyFallbackUsed: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description The event's outbox id: `msg_` and 24 base62 characters. The same on every attempt to deliver the event: a receiver drops duplicates by it. */
+                "webhook-id": components["parameters"]["NotificationIdHeader"];
+                /** @description When this attempt was signed, in Unix seconds (a retry carries its own time; the body's `timestamp` is the event's). */
+                "webhook-timestamp": components["parameters"]["NotificationTimestampHeader"];
+                /** @description `v1,<base64 HMAC-SHA256>` over `{webhook-id}.{webhook-timestamp}.{body}` (the body byte for byte as sent), keyed with the base64-decoded part after `whsec_` of the endpoint's secret, the one `PUT /v1/webhooks/endpoint` answered. */
+                "webhook-signature": components["parameters"]["NotificationSignatureHeader"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "type": "provider_key.fallback_used",
+                 *       "timestamp": "2026-12-01T09:15:00Z",
+                 *       "data": {
+                 *         "agent_id": "support-bot",
+                 *         "provider": "anthropic",
+                 *         "reason": "byok_invalid"
+                 *       }
+                 *     }
+                 */
+                "application/json": components["schemas"]["ProviderKeyFallbackUsedNotification"];
             };
         };
         responses: {

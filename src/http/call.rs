@@ -81,6 +81,31 @@ impl Call {
         );
     }
 
+    /// Audits a resolve's fallback to metered and queues its notification (at most one an hour
+    /// per agent and provider), then makes its first delivery attempt, after the response.
+    pub fn fallback_after_response(
+        &self,
+        audit: crate::audit::AuditEvent,
+        agent_id: Option<String>,
+        from: crate::providers::ProviderId,
+        unusable: crate::providers::fallback::Unusable,
+    ) {
+        let (now_ms, can_sign) = (self.now_ms, self.bindings.has_keks());
+        self.after_response("fallback record", move |bindings| async move {
+            let deps = bindings.deps(now_ms);
+            let queued = crate::providers::service::record_fallback(&deps, audit, agent_id.as_deref(), from, unusable)
+                .await
+                .map_err(|e| e.log_detail().map_or_else(|| e.to_string(), str::to_string))?;
+            if let (Some(id), true) = (queued, can_sign) {
+                let pass = crate::webhooks::delivery::deliver_due(&deps, Some(&id), 1).await;
+                if !pass.errors.is_empty() {
+                    return Err(pass.errors.join("; "));
+                }
+            }
+            Ok(())
+        });
+    }
+
     /// Makes the first delivery attempt of the notification an action queued, if it queued one.
     pub fn deliver_after_response(&self, queued: Option<String>) {
         if let Some(id) = queued {

@@ -55,7 +55,11 @@ impl ProviderClient for FetchClient {
     async fn send(&self, probe: &ProbeRequest) -> Result<ProbeResponse, TransportFailure> {
         let headers = build_headers(&probe.headers).map_err(|_| TransportFailure::Network)?;
         let mut init = RequestInit::new();
-        init.with_method(Method::Get).with_headers(headers);
+        match &probe.body {
+            Some(body) => init.with_method(Method::Post).with_body(Some(worker::wasm_bindgen::JsValue::from_str(body))),
+            None => init.with_method(Method::Get),
+        };
+        init.with_headers(headers);
         // A redirect could point anywhere, including hosts the policy refuses: never follow one.
         init.with_redirect(RequestRedirect::Manual);
         let request = Request::new_with_init(&probe.url, &init).map_err(|_| TransportFailure::Network)?;

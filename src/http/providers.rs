@@ -5,9 +5,11 @@ use serde_json::{json, Value};
 use super::call::Call;
 use super::reply::Reply;
 use crate::error::ApiError;
+use crate::keys::MeteredFallback;
 use crate::page::PageRequest;
 use crate::providers::service::{self, check_agent_id, check_model, Configure};
 use crate::providers::{AgentRoute, ProviderId};
+use crate::time::rfc3339;
 
 /// The provider named in the path; `claude` is Anthropic.
 pub fn path_provider(call: &Call) -> Result<ProviderId, ApiError> {
@@ -22,7 +24,7 @@ pub async fn catalog(_call: &mut Call) -> Result<Reply, ApiError> {
 pub async fn put(call: &mut Call) -> Result<Reply, ApiError> {
     let caller = call.take_caller()?;
     let provider = path_provider(call)?;
-    let mut fields = call.fields(&["api_key", "api_host", "model", "fallback_model", "config", "default"]).await?;
+    let mut fields = call.fields(&["api_key", "api_host", "model", "fallback_model", "config", "default", "allow_unverified"]).await?;
     let request = Configure {
         provider,
         api_key: fields.required_str("api_key")?,
@@ -31,6 +33,7 @@ pub async fn put(call: &mut Call) -> Result<Reply, ApiError> {
         fallback_model: fields.optional_str("fallback_model")?,
         config: fields.optional_object("config")?,
         make_default: fields.optional_bool("default")?.unwrap_or(false),
+        allow_unverified: fields.optional_bool("allow_unverified")?.unwrap_or(false),
     };
     let audit = caller.audit("provider.configured", call.now_ms);
     let notice = service::RotationNotice::IfReplaced;
@@ -72,6 +75,23 @@ pub async fn validate(call: &mut Call) -> Result<Reply, ApiError> {
     Ok(Reply::ok(body))
 }
 
+/// The model ids the stored key was offered when it was last validated; the provider is not
+/// asked again.
+pub async fn models(call: &mut Call) -> Result<Reply, ApiError> {
+    let caller = call.take_caller()?;
+    let (record, offered) = service::offered_models(&call.deps(), &caller.workspace.id, path_provider(call)?).await?;
+    let body = match offered {
+        Some(offered) => json!({
+            "provider": record.provider.as_str(),
+            "models": offered.ids,
+            "truncated": offered.truncated,
+            "listed_at": rfc3339(offered.listed_at),
+        }),
+        None => json!({"provider": record.provider.as_str(), "models": [], "truncated": false, "listed_at": null}),
+    };
+    Ok(Reply::ok(body))
+}
+
 fn agent_id(call: &Call) -> Result<String, ApiError> {
     let agent_id = call.param(0).to_string();
     check_agent_id(&agent_id)?;
@@ -81,12 +101,27 @@ fn agent_id(call: &Call) -> Result<String, ApiError> {
 pub async fn put_route(call: &mut Call) -> Result<Reply, ApiError> {
     let caller = call.take_caller()?;
     let agent_id = agent_id(call)?;
-    let mut fields = call.fields(&["mode", "provider", "model"]).await?;
+    let mut fields = call.fields(&["mode", "provider", "model", "metered_fallback"]).await?;
     let mode = fields.required_str("mode")?;
+    let metered_fallback = match fields.optional_str("metered_fallback")? {
+        None => None,
+        Some(text) => Some(MeteredFallback::parse(&text).ok_or_else(|| {
+            ApiError::invalid_request(
+                "metered_fallback",
+                "`metered_fallback` must be `allow` or `deny`, or absent to follow the workspace.",
+            )
+        })?),
+    };
     let (provider, model) = match mode.as_str() {
         "metered" => {
             if fields.optional_str("provider")?.is_some() || fields.optional_str("model")?.is_some() {
                 return Err(ApiError::invalid_request("provider", "A metered route takes no `provider` or `model`."));
+            }
+            if metered_fallback.is_some() {
+                return Err(ApiError::invalid_request(
+                    "metered_fallback",
+                    "A metered route takes no `metered_fallback`: it bills metered.",
+                ));
             }
             (None, None)
         }
@@ -98,7 +133,8 @@ pub async fn put_route(call: &mut Call) -> Result<Reply, ApiError> {
         }
         _ => return Err(ApiError::invalid_request("mode", "`mode` must be `metered` or `byok`.")),
     };
-    let route = AgentRoute { workspace_id: caller.workspace.id.clone(), agent_id, provider, model, updated_at: call.now_ms };
+    let route =
+        AgentRoute { workspace_id: caller.workspace.id.clone(), agent_id, provider, model, metered_fallback, updated_at: call.now_ms };
     let route = service::set_route(&call.deps(), &caller, route).await?;
     Ok(Reply::ok(route.to_json()))
 }
@@ -144,10 +180,19 @@ pub async fn resolve(call: &mut Call) -> Result<Reply, ApiError> {
     };
     // The caller is checked again now that the body is in: a key revoked while the request
     // was in flight gets no secret.
-    let outcome = service::resolve(&call.deps(), &caller.live_precondition(), agent_id.as_deref(), provider).await;
+    let consent = caller.workspace.metered_fallback;
+    let outcome = service::resolve(&call.deps(), &caller.live_precondition(), agent_id.as_deref(), provider, consent).await;
     let audit = caller.audit("secret.resolved", call.now_ms);
     let resolved = match outcome {
         Ok(resolved) => resolved,
+        Err(error @ ApiError::ByokUnavailable { .. }) => {
+            let reason = error.envelope()["error"]["reason"].clone();
+            let refused = caller
+                .audit("resolve.fallback_denied", call.now_ms)
+                .detail(json!({"provider": provider.map(ProviderId::as_str), "agent_id": agent_id, "reason": reason}));
+            call.audit_after_response(vec![refused]);
+            return Err(error);
+        }
         Err(error @ ApiError::DecryptionFailed { .. }) => {
             // A key that fails to decrypt is never silently replaced by metered billing.
             let failed = caller
@@ -163,5 +208,8 @@ pub async fn resolve(call: &mut Call) -> Result<Reply, ApiError> {
         service::Resolved::Metered { .. } => "metered",
     };
     call.audit_after_response(vec![audit.target(target).detail(resolved.audit_detail(agent_id.as_deref()))]);
+    if let service::Resolved::Metered { fell_back_from: Some((from, unusable)), .. } = resolved {
+        call.fallback_after_response(caller.audit("resolve.fell_back", call.now_ms), agent_id.clone(), from, unusable);
+    }
     Ok(Reply::ok(resolved.to_json()).no_store())
 }

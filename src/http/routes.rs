@@ -123,6 +123,7 @@ pub static ROUTES: &[RouteSpec] = &[
     },
     // Re-validation changes no key, only what is known of it: allowed in a read-only workspace.
     RouteSpec { template: "/v1/providers/{id}/validate", operations: &[op!("POST", Access::read("providers:write"), providers::validate)] },
+    RouteSpec { template: "/v1/providers/{id}/models", operations: &[op!("GET", Access::read("providers:read"), providers::models)] },
     RouteSpec { template: "/v1/agents", operations: &[op!("GET", Access::read("providers:read"), providers::list_routes)] },
     RouteSpec {
         template: "/v1/agents/{id}/routing",

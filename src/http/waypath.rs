@@ -31,13 +31,24 @@ pub async fn configure(call: &mut Call) -> Result<Reply, ApiError> {
     if !api_key.starts_with(prefix) {
         return Ok(invalid(name, &format!("the key must start with {prefix}")));
     }
-    let request = Configure { provider, api_key, api_host: None, model: None, fallback_model: None, config: None, make_default: false };
+    let request = Configure {
+        provider,
+        api_key,
+        api_host: None,
+        model: None,
+        fallback_model: None,
+        config: None,
+        allow_unverified: false,
+        make_default: false,
+    };
     let audit = caller.audit("provider.configured", call.now_ms);
     match service::replace_key(&call.deps(), &caller.write_precondition(), request, audit, service::RotationNotice::Never).await {
         Ok(_) => Ok(Reply::ok(json!({"status": "configured", "provider": name}))),
         Err(
             error @ (ApiError::InvalidKey { .. }
             | ApiError::QuotaExceeded { .. }
+            | ApiError::KeyRestricted { .. }
+            | ApiError::RegionUnsupported { .. }
             | ApiError::InvalidModel { .. }
             | ApiError::WrongProvider { .. }
             | ApiError::InvalidRequest { .. }),

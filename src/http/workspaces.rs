@@ -8,7 +8,7 @@ use super::input::{invalid, nested_field, Fields};
 use super::reply::Reply;
 use crate::error::ApiError;
 use crate::keys::workspace::MAX_LEAK_GRACE_SECONDS;
-use crate::keys::{Capabilities, LeakAction, LeakPolicy};
+use crate::keys::{Capabilities, LeakAction, LeakPolicy, MeteredFallback};
 use crate::name::Name;
 use crate::page::PageRequest;
 use crate::workspaces::{self, NewWorkspace, WorkspacePatch};
@@ -41,6 +41,13 @@ fn read_leak_policy(fields: &mut Fields) -> Result<Option<LeakPolicy>, ApiError>
     Ok(Some(LeakPolicy { action, grace_seconds }))
 }
 
+fn read_metered_fallback(fields: &mut Fields) -> Result<Option<MeteredFallback>, ApiError> {
+    let Some(text) = fields.optional_str("metered_fallback")? else { return Ok(None) };
+    MeteredFallback::parse(&text)
+        .map(Some)
+        .ok_or_else(|| ApiError::invalid_request("metered_fallback", "`metered_fallback` must be `allow` or `deny`."))
+}
+
 fn read_name(fields: &mut Fields, required: bool) -> Result<Option<Name>, ApiError> {
     let text = if required { Some(fields.required_str("name")?) } else { fields.optional_str("name")? };
     text.map(|t| Name::parse(&t).map_err(invalid("name"))).transpose()
@@ -62,10 +69,11 @@ pub async fn create(call: &mut Call) -> Result<Reply, ApiError> {
 }
 
 async fn create_workspace(call: &mut Call, body: Value) -> Result<Reply, ApiError> {
-    let mut fields = Fields::new(body, &["name", "default_capabilities"])?;
+    let mut fields = Fields::new(body, &["name", "default_capabilities", "metered_fallback"])?;
     let new = NewWorkspace {
         name: read_name(&mut fields, true)?.ok_or(ApiError::internal("required name missing"))?,
         default_capabilities: read_capabilities(&mut fields, "default_capabilities")?.unwrap_or_default(),
+        metered_fallback: read_metered_fallback(&mut fields)?.unwrap_or_default(),
     };
     let created = workspaces::create(&call.deps(), new).await?;
     let body = json!({
@@ -89,7 +97,8 @@ pub async fn get(call: &mut Call) -> Result<Reply, ApiError> {
 }
 
 pub async fn update(call: &mut Call) -> Result<Reply, ApiError> {
-    let mut fields = call.fields(&["name", "read_only", "default_capabilities", "max_key_lifetime_seconds", "leak_policy"]).await?;
+    let mut fields =
+        call.fields(&["name", "read_only", "default_capabilities", "max_key_lifetime_seconds", "leak_policy", "metered_fallback"]).await?;
     let leak_policy = read_leak_policy(&mut fields)?;
     let max_key_lifetime_seconds = fields.nullable_u64("max_key_lifetime_seconds")?;
     if let Some(Some(seconds)) = max_key_lifetime_seconds {
@@ -101,6 +110,7 @@ pub async fn update(call: &mut Call) -> Result<Reply, ApiError> {
         default_capabilities: read_capabilities(&mut fields, "default_capabilities")?,
         max_key_lifetime_seconds,
         leak_policy,
+        metered_fallback: read_metered_fallback(&mut fields)?,
     };
     let workspace = workspaces::update(&call.deps(), call.param(0), &patch).await?;
     Ok(Reply::ok(workspace.to_json()))

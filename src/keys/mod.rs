@@ -18,4 +18,4 @@ pub mod workspace;
 pub use capability::{Capabilities, Capability};
 pub use record::{KeyRecord, RateLimit};
 pub use token::{KeyFormatError, KeyPrefix, PlatformKey};
-pub use workspace::{LeakAction, LeakPolicy, Workspace};
+pub use workspace::{LeakAction, LeakPolicy, MeteredFallback, Workspace};

@@ -21,6 +21,36 @@ pub struct Workspace {
     /// What a leak report of one of its keys does.
     #[serde(default)]
     pub leak_policy: LeakPolicy,
+    /// Whether a resolve whose bring-your-own key cannot be used bills metered instead.
+    #[serde(default)]
+    pub metered_fallback: MeteredFallback,
+}
+
+/// Consent to metered billing when a configured bring-your-own key cannot be used: `allow`
+/// (seed 004's behaviour) or `deny`, which makes such a resolve a 409 for the product to decide.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MeteredFallback {
+    #[default]
+    Allow,
+    Deny,
+}
+
+impl MeteredFallback {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MeteredFallback::Allow => "allow",
+            MeteredFallback::Deny => "deny",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "allow" => Some(MeteredFallback::Allow),
+            "deny" => Some(MeteredFallback::Deny),
+            _ => None,
+        }
+    }
 }
 
 /// What happens to a key reported leaked: `revoke` at once, `expire` after `grace_seconds`
@@ -87,6 +117,7 @@ impl Workspace {
             "created_at": rfc3339(self.created_at),
             "max_key_lifetime_seconds": self.max_key_lifetime_seconds,
             "leak_policy": self.leak_policy.to_json(),
+            "metered_fallback": self.metered_fallback.as_str(),
         })
     }
 

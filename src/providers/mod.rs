@@ -2,6 +2,9 @@
 //! of configure, validate, routing and resolve.
 
 pub mod catalog;
+pub mod classify;
+pub mod fallback;
+pub mod funds;
 pub mod host;
 pub mod model_list;
 pub mod record;

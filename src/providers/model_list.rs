@@ -10,13 +10,13 @@
 //!   provider declares its length, and never grown past the cap otherwise; an answer declaring
 //!   or sending more is refused before it is read further (the caller answers 502
 //!   `provider_unavailable`);
-//! - the list is read in one pass that keeps no id: each id is compared with the wanted models
-//!   as it goes by and dropped ([`offered`]). Ids are borrowed from the buffer; only an id with
-//!   JSON escapes is copied, one at a time.
+//! - the list is read in one pass that builds no tree: each id is compared with the wanted models
+//!   as it goes by ([`listing`]), and only the first [`MAX_KEPT_IDS`] ids are copied out, for the
+//!   console's model picker. Ids are borrowed from the buffer while they are compared.
 //!
 //! Memory per validation: the answer (at most 4 MiB; while an undeclared answer grows, the
 //! allocator may briefly hold the previous half-size buffer beside the new one, so at most
-//! 6 MiB), plus a few bytes per wanted model.
+//! 6 MiB), plus the kept ids (at most 1,000 of at most 200 characters: 200 KB).
 
 use std::fmt;
 
@@ -98,9 +98,58 @@ fn is_date_suffix(suffix: &str) -> bool {
 /// `models[].name` (Gemini native), `modelSummaries[].modelId` (Bedrock).
 const SHAPES: [(&str, &str); 3] = [("data", "id"), ("models", "name"), ("modelSummaries", "modelId")];
 
+/// At most this many ids of a list are kept for the model picker, each at most
+/// [`MAX_KEPT_ID_CHARS`]: some 200 KB at worst, while a list may be far longer.
+pub const MAX_KEPT_IDS: usize = 1000;
+pub const MAX_KEPT_ID_CHARS: usize = 200;
+
+/// What a model list offers: for each wanted model whether it is listed, and the ids it lists
+/// (their first [`MAX_KEPT_IDS`], without Gemini's `models/` prefix, each once) for a picker.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Listing {
+    pub offered: Vec<bool>,
+    pub ids: Vec<String>,
+    /// The list held more ids than were kept.
+    pub truncated: bool,
+}
+
+impl Listing {
+    fn new(wanted: usize) -> Self {
+        Listing { offered: vec![false; wanted], ids: Vec::new(), truncated: false }
+    }
+
+    fn see(&mut self, id: &str, wanted: &[&str]) {
+        for (offered, model) in self.offered.iter_mut().zip(wanted) {
+            *offered |= id_offers(id, model);
+        }
+        let shown = id.strip_prefix("models/").unwrap_or(id);
+        if shown.is_empty() || shown.chars().count() > MAX_KEPT_ID_CHARS || shown.chars().any(char::is_control) {
+            return;
+        }
+        if self.ids.len() >= MAX_KEPT_IDS {
+            self.truncated = true;
+        } else if !self.ids.iter().any(|kept| kept == shown) {
+            self.ids.push(shown.to_string());
+        }
+    }
+
+    fn merge(&mut self, other: Listing, wanted: &[&str]) {
+        self.offered.iter_mut().zip(other.offered).for_each(|(was, now)| *was |= now);
+        self.truncated |= other.truncated;
+        for id in other.ids {
+            self.see(&id, wanted);
+        }
+    }
+}
+
 /// For each of `wanted`, whether the model list in `body` offers it; `None` when the body is not
 /// a model list of a known shape (not JSON, not an object, or none of the lists is an array).
 pub fn offered(body: &str, wanted: &[&str]) -> Option<Vec<bool>> {
+    listing(body, wanted).map(|listing| listing.offered)
+}
+
+/// [`offered`], with the ids the list holds.
+pub fn listing(body: &str, wanted: &[&str]) -> Option<Listing> {
     let mut deserializer = serde_json::Deserializer::from_str(body);
     let found = ListSeed { wanted }.deserialize(&mut deserializer).ok()?;
     deserializer.end().ok()?;
@@ -113,7 +162,7 @@ struct ListSeed<'w> {
 }
 
 impl<'de> DeserializeSeed<'de> for ListSeed<'_> {
-    type Value = [Option<Vec<bool>>; 3];
+    type Value = [Option<Listing>; 3];
 
     fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
         deserializer.deserialize_map(self)
@@ -121,24 +170,26 @@ impl<'de> DeserializeSeed<'de> for ListSeed<'_> {
 }
 
 impl<'de> Visitor<'de> for ListSeed<'_> {
-    type Value = [Option<Vec<bool>>; 3];
+    type Value = [Option<Listing>; 3];
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str("a model list object")
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        let mut found: [Option<Vec<bool>>; 3] = Default::default();
+        let mut found: [Option<Listing>; 3] = Default::default();
         while let Some(Key(shape)) = map.next_key_seed(KeySeed)? {
             let Some(shape) = shape else {
                 map.next_value::<IgnoredAny>()?;
                 continue;
             };
             let items = ItemsSeed { field: SHAPES[shape].1, wanted: self.wanted };
-            if let Some(offered) = map.next_value_seed(items)? {
+            if let Some(listed) = map.next_value_seed(items)? {
                 // A key given twice: what either copy lists counts.
-                let merged = found[shape].get_or_insert_with(|| vec![false; self.wanted.len()]);
-                merged.iter_mut().zip(offered).for_each(|(was, now)| *was |= now);
+                match &mut found[shape] {
+                    Some(merged) => merged.merge(listed, self.wanted),
+                    empty => *empty = Some(listed),
+                }
             }
         }
         Ok(found)
@@ -176,7 +227,7 @@ struct ItemsSeed<'w> {
 }
 
 impl<'de> DeserializeSeed<'de> for ItemsSeed<'_> {
-    type Value = Option<Vec<bool>>;
+    type Value = Option<Listing>;
 
     fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
         deserializer.deserialize_any(self)
@@ -198,7 +249,7 @@ macro_rules! ignore_scalars {
 }
 
 impl<'de> Visitor<'de> for ItemsSeed<'_> {
-    type Value = Option<Vec<bool>>;
+    type Value = Option<Listing>;
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str("a list of models")
@@ -207,9 +258,9 @@ impl<'de> Visitor<'de> for ItemsSeed<'_> {
     ignore_scalars!(visit_bool: bool, visit_i64: i64, visit_u64: u64, visit_f64: f64, visit_str: &str);
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-        let mut offered = vec![false; self.wanted.len()];
-        while seq.next_element_seed(ItemSeed { field: self.field, wanted: self.wanted, offered: &mut offered })?.is_some() {}
-        Ok(Some(offered))
+        let mut listing = Listing::new(self.wanted.len());
+        while seq.next_element_seed(ItemSeed { field: self.field, wanted: self.wanted, listing: &mut listing })?.is_some() {}
+        Ok(Some(listing))
     }
 }
 
@@ -217,7 +268,7 @@ impl<'de> Visitor<'de> for ItemsSeed<'_> {
 struct ItemSeed<'w, 'o> {
     field: &'static str,
     wanted: &'w [&'w str],
-    offered: &'o mut [bool],
+    listing: &'o mut Listing,
 }
 
 impl<'de> DeserializeSeed<'de> for ItemSeed<'_, '_> {
@@ -254,7 +305,7 @@ impl<'de> Visitor<'de> for ItemSeed<'_, '_> {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
         while let Some(IsField(is_id)) = map.next_key_seed(FieldSeed(self.field))? {
             if is_id {
-                map.next_value_seed(IdSeed { wanted: self.wanted, offered: &mut *self.offered })?;
+                map.next_value_seed(IdSeed { wanted: self.wanted, listing: &mut *self.listing })?;
             } else {
                 map.next_value::<IgnoredAny>()?;
             }
@@ -286,10 +337,10 @@ impl Visitor<'_> for FieldSeed {
     }
 }
 
-/// An id: compared with each wanted model as it is read, then dropped.
+/// An id: compared with each wanted model as it is read, and kept while the listing has room.
 struct IdSeed<'w, 'o> {
     wanted: &'w [&'w str],
-    offered: &'o mut [bool],
+    listing: &'o mut Listing,
 }
 
 impl<'de> DeserializeSeed<'de> for IdSeed<'_, '_> {
@@ -308,9 +359,7 @@ impl<'de> Visitor<'de> for IdSeed<'_, '_> {
     }
 
     fn visit_str<E>(self, id: &str) -> Result<(), E> {
-        for (offered, model) in self.offered.iter_mut().zip(self.wanted) {
-            *offered |= id_offers(id, model);
-        }
+        self.listing.see(id, self.wanted);
         Ok(())
     }
 
@@ -339,6 +388,32 @@ mod tests {
         body.push_str(&tail.join(","));
         body.push_str("]}");
         body
+    }
+
+    #[test]
+    fn a_listing_keeps_each_id_once_in_order_without_the_models_prefix() {
+        let body =
+            json!({"data": [{"id": "models/gemini-2.5-flash"}, {"id": "gpt-4o"}, {"id": "gpt-4o"}, {"id": ""}, {"id": 7}]}).to_string();
+        let listing = listing(&body, &["gpt-4o"]).unwrap();
+        assert_eq!(listing.ids, vec!["gemini-2.5-flash", "gpt-4o"]);
+        assert_eq!((listing.offered, listing.truncated), (vec![true], false));
+    }
+
+    #[test]
+    fn a_listing_keeps_the_first_thousand_ids_and_still_finds_a_model_past_them() {
+        let body = long_list(MAX_KEPT_IDS + 50, &["gpt-4o"]);
+        let listing = listing(&body, &["gpt-4o"]).unwrap();
+        assert_eq!(listing.ids.len(), MAX_KEPT_IDS);
+        assert_eq!(listing.ids[0], "filler-model-0000000");
+        assert!(listing.truncated, "the list held more than was kept");
+        assert_eq!(listing.offered, vec![true], "the wanted model sits past the kept ids");
+    }
+
+    #[test]
+    fn a_listing_skips_ids_too_long_to_be_a_model() {
+        let long = "m".repeat(MAX_KEPT_ID_CHARS + 1);
+        let body = json!({"data": [{"id": long}, {"id": "o3"}]}).to_string();
+        assert_eq!(listing(&body, &[]).unwrap().ids, vec!["o3"]);
     }
 
     #[test]

@@ -3,6 +3,8 @@
 use serde_json::{json, Map, Value};
 
 use super::catalog::ProviderId;
+use super::funds::Funds;
+use crate::keys::MeteredFallback;
 use crate::time::rfc3339;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,6 +53,10 @@ pub struct ProviderRecord {
     pub key_hint: String,
     pub status: KeyStatus,
     pub validated_at: Option<i64>,
+    /// The provider's own reason when the key is not plainly valid (`SERVICE_DISABLED`, ...).
+    pub provider_reason: Option<String>,
+    /// What is left to spend, where the provider tells it.
+    pub funds: Option<Funds>,
     pub version: i64,
     pub blob_name: String,
     pub kek_id: String,
@@ -69,6 +75,8 @@ impl ProviderRecord {
             "config": self.config,
             "key_hint": self.key_hint,
             "validated_at": self.validated_at.map(rfc3339),
+            "provider_reason": self.provider_reason,
+            "funds": self.funds.as_ref().map(Funds::to_json),
             "version": self.version,
             "default": self.is_default,
         })
@@ -97,6 +105,8 @@ pub struct AgentRoute {
     /// `None`: metered.
     pub provider: Option<ProviderId>,
     pub model: Option<String>,
+    /// The agent's own consent to metered fallback; `None`: its workspace's.
+    pub metered_fallback: Option<MeteredFallback>,
     pub updated_at: i64,
 }
 
@@ -107,6 +117,7 @@ impl AgentRoute {
             "mode": if self.provider.is_some() { "byok" } else { "metered" },
             "provider": self.provider.map(ProviderId::as_str),
             "model": self.model,
+            "metered_fallback": self.metered_fallback.map(MeteredFallback::as_str),
             "updated_at": rfc3339(self.updated_at),
         })
     }

@@ -4,9 +4,10 @@
 use serde_json::{json, Map, Value};
 
 use super::catalog::{detect_other_provider, key_shape_ok, ProviderId};
+use super::fallback::{self, MeteredFallback, Unusable};
 use super::host::ApiHost;
 use super::record::{key_hint, AgentRoute, KeyStatus, ProviderRecord, BOUND_BLOB_PREFIX};
-use super::store::{BlobStore, ProviderStore, Saved};
+use super::store::{BlobStore, OfferedModels, ProviderStore, Saved};
 use super::validation::{validate_live, Candidate, ProviderClient};
 use crate::audit::store::AuditStore;
 use crate::audit::AuditEvent;
@@ -32,6 +33,9 @@ pub struct Configure {
     pub fallback_model: Option<String>,
     pub config: Option<Map<String, Value>>,
     pub make_default: bool,
+    /// Store a key that authenticated but could not be proven by listing models (restricted,
+    /// or refused by region) as `unverified` instead of refusing it.
+    pub allow_unverified: bool,
 }
 
 impl Configure {
@@ -175,7 +179,16 @@ pub async fn configure_notifying<S: ProviderStore, B: BlobStore, C: ProviderClie
         model: model.as_deref(),
         fallback_model: fallback_model.as_deref(),
     };
-    validate_live(deps.client, &candidate, now_ms).await?;
+    let checked = validate_live(deps.client, &candidate, now_ms).await;
+    let (status, provider_reason) = match checked.verdict {
+        Ok(()) => (KeyStatus::Valid, None),
+        Err(ApiError::KeyRestricted { provider_reason, .. } | ApiError::RegionUnsupported { provider_reason, .. })
+            if request.allow_unverified =>
+        {
+            (KeyStatus::Unverified, Some(provider_reason))
+        }
+        Err(refused) => return Err(refused),
+    };
 
     let current = store.provider(workspace_id, provider).await?;
     let version = current.as_ref().map_or(1, |c| c.version + 1);
@@ -187,8 +200,10 @@ pub async fn configure_notifying<S: ProviderStore, B: BlobStore, C: ProviderClie
         fallback_model,
         config,
         key_hint: key_hint(&request.api_key),
-        status: KeyStatus::Valid,
+        status,
         validated_at: Some(now_ms),
+        provider_reason,
+        funds: checked.funds,
         version,
         blob_name: new_blob_name(workspace_id, provider, version),
         kek_id: keks.current_id().to_string(),
@@ -197,8 +212,8 @@ pub async fn configure_notifying<S: ProviderStore, B: BlobStore, C: ProviderClie
     };
     let blob = vault::seal(keks, request.api_key.as_bytes(), &context(&record)).map_err(ApiError::internal)?;
     blobs.put_blob(&record.blob_name, &blob).await?;
-    let audit =
-        audit.target(provider.as_str()).detail(json!({"version": version, "replaced": current.is_some(), "key_hint": record.key_hint}));
+    let detail = json!({"version": version, "replaced": current.is_some(), "key_hint": record.key_hint, "status": status.as_str()});
+    let audit = audit.target(provider.as_str()).detail(detail);
     let expected = current.as_ref().map(|c| c.version);
     let retired = current.as_ref().map(|c| c.blob_name.as_str());
     let notify = match notice {
@@ -208,21 +223,22 @@ pub async fn configure_notifying<S: ProviderStore, B: BlobStore, C: ProviderClie
     };
     let data = json!({"provider": provider.as_str(), "version": version, "key_hint": record.key_hint});
     let notification = notify.then(|| OutboxEvent::new(workspace_id, "provider_key.rotated", data, now_ms));
-    let queued =
-        match store.save_provider(&record, expected, request.make_default, retired, &audit, notification.as_ref(), precondition).await {
-            Ok(Saved::Won { queued }) => queued,
-            Ok(Saved::Lost) => {
-                blobs.delete_blob(&record.blob_name).await?;
-                return Err(ApiError::Conflict);
-            }
-            Err(refused @ StoreError::Refused(_)) => {
-                // The batch was rolled back: nothing points at the new blob.
-                blobs.delete_blob(&record.blob_name).await?;
-                return Err(refused.into());
-            }
-            // Whether the batch committed is unknown: the blob stays, at worst an orphan.
-            Err(failed) => return Err(failed.into()),
-        };
+    let listing = checked.listing.as_ref();
+    let saved = store.save_provider(&record, expected, request.make_default, retired, listing, &audit, notification.as_ref(), precondition);
+    let queued = match saved.await {
+        Ok(Saved::Won { queued }) => queued,
+        Ok(Saved::Lost) => {
+            blobs.delete_blob(&record.blob_name).await?;
+            return Err(ApiError::Conflict);
+        }
+        Err(refused @ StoreError::Refused(_)) => {
+            // The batch was rolled back: nothing points at the new blob.
+            blobs.delete_blob(&record.blob_name).await?;
+            return Err(refused.into());
+        }
+        // Whether the batch committed is unknown: the blob stays, at worst an orphan.
+        Err(failed) => return Err(failed.into()),
+    };
     let saved = store.provider(workspace_id, provider).await?.ok_or_else(|| ApiError::internal("saved provider vanished"))?;
     Ok((saved, notification.filter(|_| queued).map(|n| n.id)))
 }
@@ -324,17 +340,23 @@ pub async fn revalidate<S: ProviderStore + AuditStore, B: BlobStore, C: Provider
         model: record.model.as_deref(),
         fallback_model: record.fallback_model.as_deref(),
     };
-    let outcome = validate_live(deps.client, &candidate, now_ms).await;
-    let status = match &outcome {
-        Ok(()) => Some(KeyStatus::Valid),
-        Err(ApiError::InvalidKey { .. } | ApiError::InvalidModel { .. }) => Some(KeyStatus::Invalid),
-        Err(ApiError::QuotaExceeded { .. }) => Some(KeyStatus::QuotaExceeded),
-        Err(_) => None,
+    let checked = validate_live(deps.client, &candidate, now_ms).await;
+    let (status, provider_reason) = match &checked.verdict {
+        Ok(()) => (Some(KeyStatus::Valid), None),
+        Err(ApiError::InvalidKey { .. } | ApiError::InvalidModel { .. }) => (Some(KeyStatus::Invalid), None),
+        Err(ApiError::QuotaExceeded { .. }) => (Some(KeyStatus::QuotaExceeded), None),
+        // It authenticated: still handed out, and tried again by the cron.
+        Err(ApiError::KeyRestricted { provider_reason, .. } | ApiError::RegionUnsupported { provider_reason, .. }) => {
+            (Some(KeyStatus::Unverified), Some(provider_reason.clone()))
+        }
+        Err(_) => (None, None),
     };
-    let mut revalidation = Revalidation { record: record.clone(), error: outcome.err(), notice: None, queued: false };
+    let mut revalidation = Revalidation { record: record.clone(), error: checked.verdict.err(), notice: None, queued: false };
     let Some(status) = status else { return Ok(revalidation) };
     revalidation.record.status = status;
     revalidation.record.validated_at = Some(now_ms);
+    revalidation.record.provider_reason = provider_reason;
+    revalidation.record.funds = checked.funds;
     // A key that just went bad: its audit entry and notification commit with the status.
     let mut invalidation = None;
     if record.status.usable() && !status.usable() {
@@ -343,7 +365,8 @@ pub async fn revalidate<S: ProviderStore + AuditStore, B: BlobStore, C: Provider
         invalidation = Some((audit, OutboxEvent::new(&record.workspace_id, "provider_key.invalidated", data, now_ms)));
     }
     let invalidation_ref = invalidation.as_ref().map(|(audit, notice)| (audit, notice));
-    revalidation.queued = store.set_provider_status(precondition, provider, record.version, status, now_ms, invalidation_ref).await?;
+    let listing = checked.listing.as_ref();
+    revalidation.queued = store.set_provider_status(precondition, &revalidation.record, listing, invalidation_ref).await?;
     revalidation.notice = invalidation.map(|(_, notice)| notice);
     Ok(revalidation)
 }
@@ -429,8 +452,16 @@ pub async fn remove_route<S: ProviderStore, B, C>(deps: &Deps<'_, S, B, C>, call
 /// What resolve answers: a key, or metered billing and why.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Resolved {
-    Byok { record: Box<ProviderRecord>, api_key: String, model: Option<String> },
-    Metered { reason: &'static str },
+    Byok {
+        record: Box<ProviderRecord>,
+        api_key: String,
+        model: Option<String>,
+    },
+    Metered {
+        reason: &'static str,
+        /// The configured provider whose key could not be used, when this is a fallback.
+        fell_back_from: Option<(ProviderId, Unusable)>,
+    },
 }
 
 impl Resolved {
@@ -445,7 +476,7 @@ impl Resolved {
                 "fallback_model": record.fallback_model,
                 "config": record.config,
             }),
-            Resolved::Metered { reason } => json!({"mode": "metered", "reason": reason}),
+            Resolved::Metered { reason, .. } => json!({"mode": "metered", "reason": reason}),
         }
     }
 
@@ -455,38 +486,75 @@ impl Resolved {
             Resolved::Byok { record, .. } => {
                 json!({"mode": "byok", "provider": record.provider.as_str(), "version": record.version, "agent_id": agent_id})
             }
-            Resolved::Metered { reason } => json!({"mode": "metered", "reason": reason, "agent_id": agent_id}),
+            Resolved::Metered { reason, .. } => json!({"mode": "metered", "reason": reason, "agent_id": agent_id}),
         }
     }
 }
 
 /// The resolution order: the request's provider; else the agent's routing; else the
-/// workspace default; else metered.
+/// workspace default; else metered. A configured key that cannot be used falls back to metered
+/// only with consent (`workspace_consent`, unless the agent's routing says otherwise), else 409
+/// `byok_unavailable`.
 pub async fn resolve<S: ProviderStore, B: BlobStore, C>(
     deps: &Deps<'_, S, B, C>,
     precondition: &Precondition,
     agent_id: Option<&str>,
     provider: Option<ProviderId>,
+    workspace_consent: MeteredFallback,
 ) -> Result<Resolved, ApiError> {
     let found = deps.store.resolution(precondition, agent_id, provider).await?;
+    let consent = fallback::consent(workspace_consent, found.route.as_ref());
+    let fall_back = |from: ProviderId, unusable: Unusable| {
+        fallback::decide(consent, unusable).map(|reason| Resolved::Metered { reason, fell_back_from: Some((from, unusable)) })
+    };
     let routed_to = if provider.is_none() { found.route.as_ref() } else { None };
     if let Some(route) = routed_to {
-        if route.provider.is_none() {
-            return Ok(Resolved::Metered { reason: "agent_routed_metered" });
-        }
+        let Some(routed_provider) = route.provider else {
+            return Ok(Resolved::Metered { reason: "agent_routed_metered", fell_back_from: None });
+        };
         if found.config.is_none() {
-            return Ok(Resolved::Metered { reason: "provider_removed" });
+            return fall_back(routed_provider, Unusable::ProviderRemoved);
         }
     }
     let Some(record) = found.config else {
-        return Ok(Resolved::Metered { reason: "no_byok_configured" });
+        return Ok(Resolved::Metered { reason: "no_byok_configured", fell_back_from: None });
     };
     if !record.status.usable() {
-        return Ok(Resolved::Metered { reason: "byok_invalid" });
+        return fall_back(record.provider, Unusable::ByokInvalid);
     }
     let api_key = open_key(deps.blobs, deps.keks()?, &record).await?;
     let model = routed_to.and_then(|r| r.model.clone()).or_else(|| record.model.clone());
     Ok(Resolved::Byok { record: Box::new(record), api_key, model })
+}
+
+/// Audits a resolve that fell back to metered as `resolve.fell_back`, and queues
+/// `provider_key.fallback_used` unless one went out for the same agent and provider within the
+/// hour. The id of the notification queued, if one was.
+pub async fn record_fallback<S: ProviderStore, B, C>(
+    deps: &Deps<'_, S, B, C>,
+    audit: AuditEvent,
+    agent_id: Option<&str>,
+    from: ProviderId,
+    unusable: Unusable,
+) -> Result<Option<String>, ApiError> {
+    let data = fallback::notice_data(agent_id, from, unusable);
+    let workspace_id = audit.workspace_id.clone().ok_or_else(|| ApiError::internal("a fallback outside a workspace"))?;
+    let notice = OutboxEvent::new(&workspace_id, "provider_key.fallback_used", data.clone(), deps.now_ms);
+    let audit = audit.target(from.as_str()).detail(data);
+    let queued = deps.store.record_fallback(&audit, &notice, agent_id.unwrap_or(""), from, fallback::NOTICE_QUIET_MS).await?;
+    Ok(queued.then_some(notice.id))
+}
+
+/// The models the stored key was offered at its last validation that read a list; never asks
+/// the provider.
+pub async fn offered_models<S: ProviderStore, B, C>(
+    deps: &Deps<'_, S, B, C>,
+    workspace_id: &str,
+    provider: ProviderId,
+) -> Result<(ProviderRecord, Option<OfferedModels>), ApiError> {
+    let record = get(deps, workspace_id, provider).await?;
+    let models = deps.store.offered_models(workspace_id, provider).await?;
+    Ok((record, models))
 }
 
 #[cfg(test)]
@@ -509,6 +577,8 @@ mod tests {
             key_hint: key_hint(api_key),
             status: KeyStatus::Valid,
             validated_at: Some(1_000),
+            provider_reason: None,
+            funds: None,
             version: 1,
             blob_name: "pk/ws_old/openai/1-Ab3dEf9h".into(),
             kek_id: keks.current_id().into(),
@@ -535,6 +605,7 @@ mod tests {
             fallback_model: None,
             config: None,
             make_default: false,
+            allow_unverified: false,
         };
         let kept = bare.clone().keeping(Some(&current));
         assert_eq!(kept.api_host.as_deref(), Some("https://proxy.example.com/v1"));
@@ -549,8 +620,14 @@ mod tests {
     fn a_key_stored_before_names_were_bound_still_resolves() {
         let (store, keks) = (SqliteStore::default(), Keks::parse(K1).unwrap());
         config_of_before(&store, &keks, "sk-stored-long-ago");
-        let resolved =
-            block_on(resolve(&Deps::for_tests(&store, &store, &keks, 0), &Precondition::unconditional("ws_old"), None, None)).unwrap();
+        let resolved = block_on(resolve(
+            &Deps::for_tests(&store, &store, &keks, 0),
+            &Precondition::unconditional("ws_old"),
+            None,
+            None,
+            MeteredFallback::Allow,
+        ))
+        .unwrap();
         assert!(matches!(resolved, Resolved::Byok { ref api_key, .. } if api_key == "sk-stored-long-ago"), "{resolved:?}");
     }
 

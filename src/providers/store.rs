@@ -1,7 +1,8 @@
 //! The provider configs' storage port, and the encrypted blobs' (KV).
 
 use super::catalog::ProviderId;
-use super::record::{AgentRoute, KeyStatus, ProviderRecord};
+use super::model_list::Listing;
+use super::record::{AgentRoute, ProviderRecord};
 use crate::audit::AuditEvent;
 use crate::outbox::OutboxEvent;
 use crate::page::Cursor;
@@ -25,6 +26,14 @@ pub struct Resolution {
     pub config: Option<ProviderRecord>,
 }
 
+/// The model ids a config's key was offered at its last validation that read a list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OfferedModels {
+    pub ids: Vec<String>,
+    pub truncated: bool,
+    pub listed_at: i64,
+}
+
 #[allow(async_fn_in_trait)]
 pub trait ProviderStore {
     async fn provider(&self, workspace_id: &str, provider: ProviderId) -> Result<Option<ProviderRecord>, StoreError>;
@@ -33,8 +42,9 @@ pub trait ProviderStore {
     /// `expected_version` (`None`: not configured yet) and it still points at `retired_blob`
     /// (a re-wrap in between moves the pointer), retiring that blob; the record
     /// becomes the default when `make_default` or when the workspace has none. `Lost` when
-    /// another change won the race. A `notification` commits in the same batch, queued only
-    /// if the save won and the workspace has an endpoint.
+    /// another change won the race. The `listing` read at validation replaces the kept one (none:
+    /// it is forgotten), and a `notification` commits in the same batch, queued only if the save
+    /// won and the workspace has an endpoint.
     #[allow(clippy::too_many_arguments)]
     async fn save_provider(
         &self,
@@ -42,6 +52,7 @@ pub trait ProviderStore {
         expected_version: Option<i64>,
         make_default: bool,
         retired_blob: Option<&str>,
+        listing: Option<&Listing>,
         audit: &AuditEvent,
         notification: Option<&OutboxEvent>,
         precondition: &Precondition,
@@ -55,19 +66,30 @@ pub trait ProviderStore {
         now_ms: i64,
         audit: &AuditEvent,
     ) -> Result<Option<ProviderRecord>, StoreError>;
-    /// Records a validation result for the config at `version` (a replaced config is left alone).
+    /// Records a validation result (`validated`'s status, time, reason and funds) on the config
+    /// at its version (a replaced config is left alone), with the `listing` read, if one was.
     /// A key that just went bad brings its `invalidation` (the audit entry and the notification)
     /// into the same batch; the notification is queued only for a workspace with an endpoint,
     /// and the answer says whether it was.
-    #[allow(clippy::too_many_arguments)]
     async fn set_provider_status(
         &self,
         precondition: &Precondition,
-        provider: ProviderId,
-        version: i64,
-        status: KeyStatus,
-        validated_at: i64,
+        validated: &ProviderRecord,
+        listing: Option<&Listing>,
         invalidation: Option<(&AuditEvent, &OutboxEvent)>,
+    ) -> Result<bool, StoreError>;
+    /// The models kept for the config as it is now; `None` when none were listed for it.
+    async fn offered_models(&self, workspace_id: &str, provider: ProviderId) -> Result<Option<OfferedModels>, StoreError>;
+    /// Audits a resolve that fell back to metered, and queues its `notice` unless one was queued
+    /// for the same agent (`agent_key`, '' for none) and provider within `quiet_ms`. Whether it
+    /// was queued.
+    async fn record_fallback(
+        &self,
+        audit: &AuditEvent,
+        notice: &OutboxEvent,
+        agent_key: &str,
+        provider: ProviderId,
+        quiet_ms: i64,
     ) -> Result<bool, StoreError>;
     async fn route(&self, workspace_id: &str, agent_id: &str) -> Result<Option<AgentRoute>, StoreError>;
     /// The workspace's routes, most recently changed first (by `updated_at`, then agent id),

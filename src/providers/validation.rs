@@ -1,45 +1,48 @@
-//! Live validation as pure functions: the cheapest request that proves a key, per provider
-//! family, and the outcome a response means. The HTTP adapter only performs the request.
+//! Live validation: the cheapest requests that prove a key, per provider family, and what they
+//! add up to. What one answer means is `classify`'s; the HTTP adapter only performs requests.
 
 use serde_json::{Map, Value};
 
 use super::catalog::{Family, ProviderId, AZURE_API_VERSION};
+pub use super::classify::{classify, Outcome, ProbeResponse};
+use super::funds::{self, Funds};
 use super::host::ApiHost;
-use super::model_list;
+use super::model_list::{self, Listing};
 use crate::crypto::sigv4;
+use crate::error::ApiError;
 
 /// How long a provider may take to answer a validation request.
 pub const TIMEOUT_MS: u64 = 10_000;
 pub const ANTHROPIC_VERSION: &str = "2023-06-01";
 const USER_AGENT: &str = concat!("keywarden/", env!("CARGO_PKG_VERSION"));
-/// When a rate-limited provider does not say how long to wait.
-const DEFAULT_RETRY_AFTER: u64 = 30;
 
-/// A request to a provider. It carries the key, so it never prints its headers.
+/// A request to a provider: a GET, or a POST of `body` as JSON. It carries the key, so it never
+/// prints its headers.
 #[derive(Clone, PartialEq, Eq)]
 pub struct ProbeRequest {
     pub url: String,
     pub headers: Vec<(String, String)>,
+    pub body: Option<String>,
+}
+
+impl ProbeRequest {
+    pub fn get(url: String, headers: Vec<(String, String)>) -> Self {
+        ProbeRequest { url, headers, body: None }
+    }
+
+    pub fn method(&self) -> &'static str {
+        if self.body.is_some() {
+            "POST"
+        } else {
+            "GET"
+        }
+    }
 }
 
 impl std::fmt::Debug for ProbeRequest {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let names: Vec<&str> = self.headers.iter().map(|(n, _)| n.as_str()).collect();
-        write!(f, "GET {} (headers: {names:?})", self.url)
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ProbeResponse {
-    pub status: u16,
-    /// Lowercase names.
-    pub headers: Vec<(String, String)>,
-    pub body: String,
-}
-
-impl ProbeResponse {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+        write!(f, "{} {} (headers: {names:?})", self.method(), self.url)
     }
 }
 
@@ -69,17 +72,16 @@ pub fn probe_request(candidate: &Candidate, now_ms: i64) -> ProbeRequest {
     let agent = header("user-agent", USER_AGENT);
     let bearer = || header("authorization", format!("Bearer {}", candidate.api_key));
     match candidate.provider.family() {
-        Family::OpenAiStyle | Family::Gemini => ProbeRequest { url: candidate.host.join("/models"), headers: vec![bearer(), agent] },
-        Family::Anthropic => ProbeRequest {
+        Family::OpenAiStyle | Family::Gemini => ProbeRequest::get(candidate.host.join("/models"), vec![bearer(), agent]),
+        Family::Anthropic => ProbeRequest::get(
             // The first page holds 20 models by default: ask for all, so no offered model is missed.
-            url: candidate.host.join("/v1/models?limit=1000"),
-            headers: vec![header("x-api-key", candidate.api_key), header("anthropic-version", ANTHROPIC_VERSION), agent],
-        },
-        Family::OpenRouter => ProbeRequest { url: candidate.host.join("/key"), headers: vec![bearer(), agent] },
+            candidate.host.join("/v1/models?limit=1000"),
+            vec![header("x-api-key", candidate.api_key), header("anthropic-version", ANTHROPIC_VERSION), agent],
+        ),
+        Family::OpenRouter => ProbeRequest::get(candidate.host.join("/key"), vec![bearer(), agent]),
         Family::Azure => {
-            let version = candidate.config_str("api_version").unwrap_or(AZURE_API_VERSION);
-            let url = format!("{}?api-version={}", candidate.host.join("/openai/models"), url_encode(version));
-            ProbeRequest { url, headers: vec![header("api-key", candidate.api_key), agent] }
+            let url = format!("{}?api-version={}", candidate.host.join("/openai/models"), azure_version(candidate));
+            ProbeRequest::get(url, vec![header("api-key", candidate.api_key), agent])
         }
         Family::Bedrock => bedrock_request(candidate, now_ms, agent),
     }
@@ -105,97 +107,54 @@ fn bedrock_request(candidate: &Candidate, now_ms: i64, agent: (String, String)) 
     let region = candidate.config_str("region").unwrap_or_default();
     let mut headers = sigv4::sign(&request, &credentials, region, "bedrock", &sigv4::amz_date(now_ms));
     headers.push(agent);
-    ProbeRequest { url, headers }
+    ProbeRequest::get(url, headers)
+}
+
+fn azure_version(candidate: &Candidate) -> String {
+    url_encode(candidate.config_str("api_version").unwrap_or(AZURE_API_VERSION))
 }
 
 /// OpenRouter proves a key with `/key`, which lists no models; its public model list is asked
-/// separately, and only when a model must be checked.
+/// separately, without the key, for the models a key may use.
 pub fn models_request(candidate: &Candidate) -> Option<ProbeRequest> {
-    let wants_model = candidate.model.is_some() || candidate.fallback_model.is_some();
-    (candidate.provider.family() == Family::OpenRouter && wants_model)
-        .then(|| ProbeRequest { url: candidate.host.join("/models"), headers: vec![header("user-agent", USER_AGENT)] })
+    (candidate.provider.family() == Family::OpenRouter)
+        .then(|| ProbeRequest::get(candidate.host.join("/models"), vec![header("user-agent", USER_AGENT)]))
+}
+
+/// DeepSeek tells an account's balance at `/user/balance`.
+pub fn balance_request(candidate: &Candidate) -> Option<ProbeRequest> {
+    (candidate.provider == ProviderId::DeepSeek).then(|| {
+        let headers = vec![header("authorization", format!("Bearer {}", candidate.api_key)), header("user-agent", USER_AGENT)];
+        ProbeRequest::get(candidate.host.join("/user/balance"), headers)
+    })
+}
+
+/// Azure's model list proves the key but not the deployment. A chat request without messages
+/// proves it at no cost: a deployment that exists refuses the body (400), one that does not
+/// answers 404 `DeploymentNotFound`.
+pub fn deployment_request(candidate: &Candidate) -> Option<ProbeRequest> {
+    if candidate.provider.family() != Family::Azure {
+        return None;
+    }
+    let deployment = candidate.config_str("deployment")?;
+    let path = format!("/openai/deployments/{}/chat/completions", url_encode_segment(deployment));
+    let url = format!("{}?api-version={}", candidate.host.join(&path), azure_version(candidate));
+    let headers = vec![header("api-key", candidate.api_key), header("content-type", "application/json"), header("user-agent", USER_AGENT)];
+    Some(ProbeRequest { url, headers, body: Some("{}".to_string()) })
+}
+
+fn url_encode_segment(text: &str) -> String {
+    url::form_urlencoded::byte_serialize(text.as_bytes()).collect::<String>().replace('+', "%20")
 }
 
 fn url_encode(text: &str) -> String {
     url::form_urlencoded::byte_serialize(text.as_bytes()).collect()
 }
 
-/// What a provider's answer to the probe means.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Outcome {
-    /// The key works. Whether it is offered the wanted models is read from the list afterwards,
-    /// and only when a model is wanted.
-    Accepted,
-    InvalidKey {
-        provider_status: u16,
-    },
-    QuotaExceeded {
-        provider_status: u16,
-    },
-    RateLimited {
-        provider_status: u16,
-        retry_after: u64,
-    },
-    Unavailable {
-        provider_status: Option<u16>,
-    },
-}
-
-pub fn classify(family: Family, response: &ProbeResponse) -> Outcome {
-    let status = response.status;
-    let body = response.body.as_str();
-    match status {
-        200..=299 => accepted(family, body),
-        401 | 403 => Outcome::InvalidKey { provider_status: status },
-        400 if family == Family::Gemini && body.contains("API_KEY_INVALID") => Outcome::InvalidKey { provider_status: status },
-        400 if family == Family::Anthropic && mentions_billing(body) => Outcome::QuotaExceeded { provider_status: status },
-        402 => Outcome::QuotaExceeded { provider_status: status },
-        429 if body.contains("insufficient_quota") || mentions_billing(body) => Outcome::QuotaExceeded { provider_status: status },
-        429 => Outcome::RateLimited { provider_status: status, retry_after: retry_after(response) },
-        _ => Outcome::Unavailable { provider_status: Some(status) },
-    }
-}
-
-fn mentions_billing(body: &str) -> bool {
-    let lower = body.to_ascii_lowercase();
-    lower.contains("credit balance") || lower.contains("billing")
-}
-
-fn retry_after(response: &ProbeResponse) -> u64 {
-    response.header("retry-after").and_then(|v| v.trim().parse::<u64>().ok()).map_or(DEFAULT_RETRY_AFTER, |seconds| seconds.clamp(1, 3600))
-}
-
-/// OpenRouter's `/key` answer, read for the one field that matters: whatever else it holds
-/// is skipped, never built into a tree.
-#[derive(serde::Deserialize)]
-struct KeyInfo {
-    data: Option<KeyLimits>,
-}
-
-#[derive(serde::Deserialize)]
-struct KeyLimits {
-    limit_remaining: Option<f64>,
-}
-
-fn accepted(family: Family, body: &str) -> Outcome {
-    if family == Family::OpenRouter {
-        // A key whose credit limit is used up answers 200 but cannot serve a request.
-        let remaining = serde_json::from_str::<KeyInfo>(body).ok().and_then(|info| info.data).and_then(|data| data.limit_remaining);
-        if remaining.is_some_and(|left| left <= 0.0) {
-            return Outcome::QuotaExceeded { provider_status: 200 };
-        }
-    }
-    Outcome::Accepted
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
-
-    fn response(status: u16, body: Value) -> ProbeResponse {
-        ProbeResponse { status, headers: vec![], body: body.to_string() }
-    }
 
     fn candidate<'a>(provider: ProviderId, host: &'a ApiHost, config: &'a Map<String, Value>) -> Candidate<'a> {
         Candidate { provider, api_key: "sk-test-key", host, config, model: None, fallback_model: None }
@@ -225,11 +184,36 @@ mod tests {
     fn openrouter_is_probed_at_key_not_its_public_model_list() {
         let host = ApiHost::parse("https://openrouter.ai/api/v1", false).unwrap();
         let config = Map::new();
-        let mut probe = candidate(ProviderId::OpenRouter, &host, &config);
+        let probe = candidate(ProviderId::OpenRouter, &host, &config);
         assert_eq!(probe_request(&probe, 0).url, "https://openrouter.ai/api/v1/key");
-        assert_eq!(models_request(&probe), None);
-        probe.model = Some("openai/gpt-4o");
-        assert_eq!(models_request(&probe).unwrap().url, "https://openrouter.ai/api/v1/models");
+        let models = models_request(&probe).unwrap();
+        assert_eq!(models.url, "https://openrouter.ai/api/v1/models");
+        assert!(!models.headers.iter().any(|(n, _)| n == "authorization"), "the public list is asked without the key");
+        let openai = ApiHost::parse("https://api.openai.com/v1", false).unwrap();
+        assert_eq!(models_request(&candidate(ProviderId::OpenAi, &openai, &config)), None, "others list models in the probe");
+    }
+
+    #[test]
+    fn deepseek_alone_is_asked_its_balance_with_the_key() {
+        let host = ApiHost::parse("https://api.deepseek.com", false).unwrap();
+        let config = Map::new();
+        let request = balance_request(&candidate(ProviderId::DeepSeek, &host, &config)).unwrap();
+        assert_eq!(request.url, "https://api.deepseek.com/user/balance");
+        assert!(request.headers.contains(&header("authorization", "Bearer sk-test-key")));
+        assert_eq!(balance_request(&candidate(ProviderId::Qwen, &host, &config)), None);
+    }
+
+    #[test]
+    fn azure_proves_its_deployment_with_a_chat_request_that_costs_nothing() {
+        let host = ApiHost::parse("https://res.openai.azure.com/", false).unwrap();
+        let mut config = Map::new();
+        config.insert("deployment".into(), json!("gpt 4o/prod"));
+        config.insert("api_version".into(), json!("2024-10-21"));
+        let request = deployment_request(&candidate(ProviderId::Azure, &host, &config)).unwrap();
+        assert_eq!(request.url, "https://res.openai.azure.com/openai/deployments/gpt%204o%2Fprod/chat/completions?api-version=2024-10-21");
+        assert_eq!((request.method(), request.body.as_deref()), ("POST", Some("{}")), "no messages: nothing to bill");
+        assert!(request.headers.contains(&header("api-key", "sk-test-key")));
+        assert_eq!(deployment_request(&candidate(ProviderId::OpenAi, &host, &config)), None);
     }
 
     #[test]
@@ -238,6 +222,7 @@ mod tests {
         let mut config = Map::new();
         let request = probe_request(&candidate(ProviderId::Azure, &host, &config), 0);
         assert_eq!(request.url, "https://res.openai.azure.com/openai/models?api-version=2024-10-21");
+        assert_eq!(request.method(), "GET");
         assert!(request.headers.contains(&header("api-key", "sk-test-key")));
         config.insert("api_version".into(), json!("2024-02-15-preview"));
         let request = probe_request(&candidate(ProviderId::Azure, &host, &config), 0);
@@ -266,63 +251,6 @@ mod tests {
         let shown = format!("{:?}", probe_request(&candidate(ProviderId::OpenAi, &host, &config), 0));
         assert!(!shown.contains("sk-test-key"), "{shown}");
     }
-
-    #[test]
-    fn rejected_keys_are_invalid_key() {
-        let openai =
-            json!({"error": {"message": "Incorrect API key provided", "type": "invalid_request_error", "code": "invalid_api_key"}});
-        assert_eq!(classify(Family::OpenAiStyle, &response(401, openai)), Outcome::InvalidKey { provider_status: 401 });
-        let anthropic = json!({"type": "error", "error": {"type": "authentication_error", "message": "invalid x-api-key"}});
-        assert_eq!(classify(Family::Anthropic, &response(401, anthropic)), Outcome::InvalidKey { provider_status: 401 });
-        assert_eq!(
-            classify(Family::Bedrock, &response(403, json!({"message": "The security token included in the request is invalid."}))),
-            Outcome::InvalidKey { provider_status: 403 }
-        );
-        let gemini = json!([{"error": {"code": 400, "message": "API key not valid.", "status": "INVALID_ARGUMENT", "details": [{"reason": "API_KEY_INVALID"}]}}]);
-        assert_eq!(classify(Family::Gemini, &response(400, gemini)), Outcome::InvalidKey { provider_status: 400 });
-    }
-
-    #[test]
-    fn billing_and_quota_answers_are_quota_exceeded() {
-        let openai =
-            json!({"error": {"message": "You exceeded your current quota", "type": "insufficient_quota", "code": "insufficient_quota"}});
-        assert_eq!(classify(Family::OpenAiStyle, &response(429, openai)), Outcome::QuotaExceeded { provider_status: 429 });
-        let anthropic = json!({"type": "error", "error": {"type": "invalid_request_error", "message": "Your credit balance is too low to access the Anthropic API."}});
-        assert_eq!(classify(Family::Anthropic, &response(400, anthropic)), Outcome::QuotaExceeded { provider_status: 400 });
-        assert_eq!(
-            classify(Family::OpenRouter, &response(402, json!({"error": {"message": "Insufficient credits", "code": 402}}))),
-            Outcome::QuotaExceeded { provider_status: 402 }
-        );
-        let exhausted = json!({"data": {"label": "x", "limit": 10, "usage": 10, "limit_remaining": 0}});
-        assert_eq!(classify(Family::OpenRouter, &response(200, exhausted)), Outcome::QuotaExceeded { provider_status: 200 });
-    }
-
-    #[test]
-    fn plain_rate_limits_keep_the_providers_retry_after() {
-        let mut limited = response(429, json!({"error": {"message": "Rate limit reached", "code": "rate_limit_exceeded"}}));
-        limited.headers.push(("retry-after".into(), "7".into()));
-        assert_eq!(classify(Family::OpenAiStyle, &limited), Outcome::RateLimited { provider_status: 429, retry_after: 7 });
-        let bare = response(429, json!({"type": "error", "error": {"type": "rate_limit_error"}}));
-        assert_eq!(classify(Family::Anthropic, &bare), Outcome::RateLimited { provider_status: 429, retry_after: 30 });
-    }
-
-    #[test]
-    fn server_errors_and_overload_are_unavailable() {
-        for status in [500, 502, 503, 529] {
-            assert_eq!(classify(Family::Anthropic, &response(status, json!({}))), Outcome::Unavailable { provider_status: Some(status) });
-        }
-        assert_eq!(
-            classify(Family::Anthropic, &response(400, json!({"error": "anthropic-version: header is required"}))),
-            Outcome::Unavailable { provider_status: Some(400) }
-        );
-    }
-
-    #[test]
-    fn an_openrouter_key_with_credit_left_or_no_limit_is_accepted() {
-        for body in [json!({"data": {"label": "x", "limit_remaining": null}}), json!({"data": {"limit_remaining": 3.5}}), json!({})] {
-            assert_eq!(classify(Family::OpenRouter, &response(200, body.clone())), Outcome::Accepted, "{body}");
-        }
-    }
 }
 
 /// Why a provider could not be asked at all.
@@ -340,40 +268,102 @@ pub trait ProviderClient {
     async fn send(&self, request: &ProbeRequest) -> Result<ProbeResponse, TransportFailure>;
 }
 
-/// Proves the key live, then that `model` and `fallback_model` are offered to it. Every
-/// outcome maps to one of the contract's errors.
-pub async fn validate_live(client: &impl ProviderClient, candidate: &Candidate<'_>, now_ms: i64) -> Result<(), crate::error::ApiError> {
-    use crate::error::ApiError;
+/// What a live validation learned, whatever it concluded: funds and the model list are kept
+/// when the provider told them, even for a key that is refused (a key that ran dry shows 0).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Checked {
+    pub verdict: Result<(), ApiError>,
+    pub funds: Option<Funds>,
+    pub listing: Option<Listing>,
+}
+
+impl Checked {
+    fn refused(verdict: ApiError, funds: Option<Funds>) -> Self {
+        Checked { verdict: Err(verdict), funds, listing: None }
+    }
+}
+
+/// The contract's error for a conclusive refusal, or for a provider that could not answer.
+pub fn refusal(outcome: Outcome) -> Option<ApiError> {
+    Some(match outcome {
+        Outcome::Accepted => return None,
+        Outcome::InvalidKey { provider_status } => ApiError::InvalidKey { provider_status },
+        Outcome::Restricted { provider_status, reason } => ApiError::KeyRestricted { provider_status, provider_reason: reason },
+        Outcome::RegionUnsupported { provider_status, reason } => ApiError::RegionUnsupported { provider_status, provider_reason: reason },
+        Outcome::QuotaExceeded { provider_status } => ApiError::QuotaExceeded { provider_status },
+        Outcome::RateLimited { retry_after, .. } => ApiError::ProviderRateLimited { retry_after },
+        Outcome::Unavailable { provider_status } => ApiError::ProviderUnavailable { provider_status },
+    })
+}
+
+/// Proves the key live; reads its funds where the provider tells them (a key with nothing left
+/// is `quota_exceeded`); proves Azure's deployment; then that `model` and `fallback_model` are
+/// offered to it. Every refusal maps to one of the contract's errors.
+pub async fn validate_live(client: &impl ProviderClient, candidate: &Candidate<'_>, now_ms: i64) -> Checked {
     let family = candidate.provider.family();
-    let (outcome, probed) = match client.send(&probe_request(candidate, now_ms)).await {
-        Ok(response) => (classify(family, &response), Some(response)),
-        Err(_) => (Outcome::Unavailable { provider_status: None }, None),
+    let probed = match client.send(&probe_request(candidate, now_ms)).await {
+        Ok(response) => response,
+        Err(_) => return Checked::refused(ApiError::ProviderUnavailable { provider_status: None }, None),
     };
-    let probed = match (outcome, probed) {
-        (Outcome::Accepted, probed) => probed,
-        (Outcome::InvalidKey { provider_status }, _) => return Err(ApiError::InvalidKey { provider_status }),
-        (Outcome::QuotaExceeded { provider_status }, _) => return Err(ApiError::QuotaExceeded { provider_status }),
-        (Outcome::RateLimited { retry_after, .. }, _) => return Err(ApiError::ProviderRateLimited { retry_after }),
-        (Outcome::Unavailable { provider_status }, _) => return Err(ApiError::ProviderUnavailable { provider_status }),
-    };
+    let outcome = classify(family, &probed);
+    let mut funds = if family == Family::OpenRouter && probed.succeeded() { funds::openrouter(&probed.body, now_ms) } else { None };
+    if let Some(refused) = refusal(outcome) {
+        return Checked::refused(refused, funds);
+    }
+    if let Some(request) = balance_request(candidate) {
+        // The key is proven already: a balance that cannot be read is only unknown.
+        if let Ok(answer) = client.send(&request).await {
+            if let Some((available, balance)) = answer.succeeded().then(|| funds::deepseek(&answer.body, now_ms)).flatten() {
+                funds = Some(balance);
+                if !available {
+                    return Checked::refused(ApiError::QuotaExceeded { provider_status: answer.status }, funds);
+                }
+            }
+        }
+    }
+    if let Some(request) = deployment_request(candidate) {
+        if let Err(refused) = deployment_exists(client, &request).await {
+            return Checked::refused(refused, funds);
+        }
+    }
     let wanted: Vec<(&str, &str)> =
         [("model", candidate.model), ("fallback_model", candidate.fallback_model)].into_iter().filter_map(|(f, m)| Some((f, m?))).collect();
-    if wanted.is_empty() {
-        return Ok(());
-    }
+    let models: Vec<&str> = wanted.iter().map(|(_, model)| *model).collect();
     let list = match models_request(candidate) {
         Some(request) => match client.send(&request).await {
-            Ok(response) if (200..300).contains(&response.status) => response.body,
-            Ok(response) => return Err(ApiError::ProviderUnavailable { provider_status: Some(response.status) }),
-            Err(_) => return Err(ApiError::ProviderUnavailable { provider_status: None }),
+            Ok(response) if response.succeeded() => Ok(response.body),
+            Ok(response) => Err(ApiError::ProviderUnavailable { provider_status: Some(response.status) }),
+            Err(_) => Err(ApiError::ProviderUnavailable { provider_status: None }),
         },
-        None => probed.map(|response| response.body).unwrap_or_default(),
+        None => Ok(probed.body),
     };
-    let models: Vec<&str> = wanted.iter().map(|(_, model)| *model).collect();
+    let listing = list.as_deref().ok().and_then(|body| model_list::listing(body, &models));
+    if wanted.is_empty() {
+        // Nothing to prove: a list that could not be read only leaves the picker empty.
+        return Checked { verdict: Ok(()), funds, listing };
+    }
+    let list_failed = list.err();
     // A model was named but no list could be read: it cannot be proven, so nothing is stored.
-    let Some(offered) = model_list::offered(&list, &models) else { return Err(ApiError::ProviderUnavailable { provider_status: None }) };
-    match wanted.iter().zip(offered).find(|(_, offered)| !offered) {
+    let Some(found) = listing else {
+        return Checked::refused(list_failed.unwrap_or(ApiError::ProviderUnavailable { provider_status: None }), funds);
+    };
+    let verdict = match wanted.iter().zip(&found.offered).find(|(_, offered)| !**offered) {
         Some(((field, _), _)) => Err(ApiError::InvalidModel { field: field.to_string() }),
         None => Ok(()),
+    };
+    Checked { verdict, funds, listing: Some(found) }
+}
+
+/// Azure's answer to the deliberately incomplete chat request: a deployment that exists refuses
+/// the body (400) or throttles it; one that does not answers 404.
+async fn deployment_exists(client: &impl ProviderClient, request: &ProbeRequest) -> Result<(), ApiError> {
+    let answer = client.send(request).await.map_err(|_| ApiError::ProviderUnavailable { provider_status: None })?;
+    match answer.status {
+        404 => Err(ApiError::InvalidModel { field: "config.deployment".into() }),
+        200..=299 | 400 | 422 | 429 => Ok(()),
+        _ => match refusal(classify(Family::Azure, &answer)) {
+            Some(refused) => Err(refused),
+            None => Ok(()),
+        },
     }
 }

@@ -202,6 +202,7 @@ where
     let provider = ProviderId::parse(&name)
         .ok_or_else(|| ApiError::invalid_request("data.provider", "`data.provider` is not a provider id of the catalog."))?;
     let request = Configure {
+        allow_unverified: false,
         provider,
         api_key: fields.required_str("api_key").map_err(in_data)?,
         api_host: fields.optional_str("api_host").map_err(in_data)?,

@@ -66,10 +66,10 @@ pub struct Signed<'a> {
 }
 
 async fn fetch_keys<S, B, C: ProviderClient>(deps: &Deps<'_, S, B, C>, url: &ApiHost) -> Result<Vec<ScanningKey>, ApiError> {
-    let request = ProbeRequest {
-        url: url.as_str().to_string(),
-        headers: vec![("accept".into(), "application/json".into()), ("user-agent".into(), "keywarden".into())],
-    };
+    let request = ProbeRequest::get(
+        url.as_str().to_string(),
+        vec![("accept".into(), "application/json".into()), ("user-agent".into(), "keywarden".into())],
+    );
     // GitHub retries a report it could not deliver; a key list out of reach is worth a retry.
     let answer = deps.client.send(&request).await.map_err(|_| ApiError::Unavailable)?;
     if answer.status != 200 {

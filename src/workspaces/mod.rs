@@ -7,7 +7,7 @@ use crate::crypto::random::random_base62;
 use crate::deps::Deps;
 use crate::error::ApiError;
 use crate::keys::record::KeySpec;
-use crate::keys::{Capabilities, KeyRecord, LeakPolicy, PlatformKey};
+use crate::keys::{Capabilities, KeyRecord, LeakPolicy, MeteredFallback, PlatformKey};
 use crate::name::Name;
 use crate::page::{Page, PageRequest};
 
@@ -23,6 +23,7 @@ pub use crate::keys::Workspace;
 pub struct NewWorkspace {
     pub name: Name,
     pub default_capabilities: Capabilities,
+    pub metered_fallback: MeteredFallback,
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -33,6 +34,7 @@ pub struct WorkspacePatch {
     /// `Some(None)` removes the limit; `None` leaves it as it is.
     pub max_key_lifetime_seconds: Option<Option<u64>>,
     pub leak_policy: Option<LeakPolicy>,
+    pub metered_fallback: Option<MeteredFallback>,
 }
 
 /// A new workspace, its owner key (capabilities `*`) and the plaintext of that key.
@@ -65,6 +67,7 @@ pub async fn create<S: WorkspaceStore, B, C>(deps: &Deps<'_, S, B, C>, new: NewW
         read_only: false,
         max_key_lifetime_seconds: None,
         leak_policy: LeakPolicy::default(),
+        metered_fallback: new.metered_fallback,
         default_capabilities: new.default_capabilities,
         created_at: now_ms,
     };

@@ -50,13 +50,28 @@
 // which AWS writes in capitals, so they are matched case-insensitively):
 //   slow         the success answer, 15 s late (the Worker's timeout test)
 //   laggy        the success answer, 400 ms late (to hold a configure open while others read)
+//   restricted   the provider's answer for a key that authenticated but lacks a permission:
+//                OpenAI 401 "Missing scopes", Gemini 403 SERVICE_DISABLED, Anthropic 403
+//                permission_error, Azure 401 PermissionDenied, Bedrock 403 AccessDeniedException
+//   region       a refusal by region: OpenAI 403 unsupported_country_region_territory, Gemini
+//                400 FAILED_PRECONDITION "User location is not supported", Anthropic 403 forbidden
+//   badsignature Bedrock 403 InvalidSignatureException (a wrong secret access key)
 //   invalid      the provider's bad-key answer (also given when no key is sent)
 //   quota        the provider's quota / billing answer
 //   ratelimit    429 in the provider's shape, with retry-after: 7
 //   overloaded   Anthropic 529 overloaded_error; 503 for the others
 //   servererror  500 with a JSON error in the provider's shape
 //   (other)      success; on OpenRouter's /key a key containing `exhausted` succeeds with a
-//                spent credit limit (limit_remaining 0)
+//                spent credit limit (limit_remaining 0), one containing `limited` with 7.5 of
+//                a limit of 10 left
+// A family a provider has no answer for (Azure's `region`, say) is answered as success.
+//
+// Two more routes, for the checks after the key:
+//   GET  .../user/balance                DeepSeek's balance: a key containing `broke` has
+//        is_available false and 0.00 USD; `invalid` 401; any other 110.00 CNY
+//   POST .../openai/deployments/<name>/chat/completions?api-version=   Azure's deployment
+//        probe: without api-version 404; an `invalid` key 401; a <name> containing `missing`
+//        404 DeploymentNotFound; else 400 "'messages' is a required property" (it exists)
 //
 // A key containing `listbytes-<N>` (checked before the families) gets the provider's success
 // answer with its `data` list led by filler models and padded to exactly N bytes of JSON, the
@@ -70,7 +85,7 @@ import { generateKeyPairSync, sign } from "node:crypto";
 
 const SLOW_MS = 15_000;
 const RETRY_AFTER_SECONDS = "7";
-const FAMILIES = ["slow", "laggy", "invalid", "quota", "ratelimit", "overloaded", "servererror"];
+const FAMILIES = ["slow", "laggy", "restricted", "region", "badsignature", "invalid", "quota", "ratelimit", "overloaded", "servererror"];
 const ANTHROPIC_VERSIONS = ["2023-06-01", "2023-01-01"];
 // The mock says yes to made-up keys: it must never be reachable from another machine.
 const LOOPBACK_HOSTS = ["127.0.0.1", "localhost", "::1"];
@@ -107,9 +122,10 @@ function azureError(code, message) {
   return { error: { code, message } };
 }
 
-// AWS REST-JSON errors name the exception in a header, not in the body.
-function awsError(status, errorType, message) {
-  return json(status, { message }, { "x-amzn-errortype": errorType });
+// AWS REST-JSON errors name the exception in a header, not in the body; the header names the
+// service's namespace after the exception.
+function awsError(status, errorType, message, messageField = "message") {
+  return json(status, { [messageField]: message }, { "x-amzn-errortype": `${errorType}:http://internal.amazon.com/coral/com.amazon.coral.service/` });
 }
 
 const OPENAI = {
@@ -137,6 +153,17 @@ const OPENAI = {
         "insufficient_quota",
       ),
     ),
+  restricted: () =>
+    json(
+      401,
+      openAiError(
+        "You have insufficient permissions for this operation. Missing scopes: api.model.read. Check that you have the correct role in your organization (Reader, Writer, Owner) and project (Member, Owner), and if you're using a restricted API key, that it has the necessary scopes.",
+        "invalid_request_error",
+        null,
+      ),
+    ),
+  region: () =>
+    json(403, { error: { code: "unsupported_country_region_territory", message: "Country, region, or territory not supported", param: null, type: "request_forbidden" } }),
   ratelimit: () => json(429, openAiError("Rate limit reached for requests", "requests", "rate_limit_exceeded")),
   overloaded: () =>
     json(503, openAiError("The engine is currently overloaded, please try again later.", "server_error", null)),
@@ -190,6 +217,24 @@ const GEMINI = {
         ],
       ),
     ),
+  restricted: () =>
+    json(
+      403,
+      googleError(
+        403,
+        "PERMISSION_DENIED",
+        "Generative Language API has not been used in project 445009168042 before or it is disabled. Enable it by visiting https://console.developers.google.com/apis/api/generativelanguage.googleapis.com/overview?project=445009168042 then retry.",
+        [
+          {
+            "@type": "type.googleapis.com/google.rpc.ErrorInfo",
+            reason: "SERVICE_DISABLED",
+            domain: "googleapis.com",
+            metadata: { service: "generativelanguage.googleapis.com", consumer: "projects/445009168042" },
+          },
+        ],
+      ),
+    ),
+  region: () => json(400, googleError(400, "FAILED_PRECONDITION", "User location is not supported for the API use.")),
   ratelimit: () =>
     json(429, googleError(429, "RESOURCE_EXHAUSTED", "Resource has been exhausted (e.g. check quota).")),
   overloaded: () => json(503, googleError(503, "UNAVAILABLE", "The model is overloaded. Please try again later.")),
@@ -223,6 +268,9 @@ const ANTHROPIC = {
       last_id: ANTHROPIC_MODELS.at(-1)[0],
     }),
   invalid: () => json(401, anthropicError("authentication_error", "invalid x-api-key")),
+  restricted: () => json(403, { ...anthropicError("permission_error", "Permission denied"), request_id: "req_011CaH53rCYtDAVnwhLQvkuc" }),
+  // Served by Cloudflare in front of the API: no top-level "type".
+  region: () => json(403, { error: { type: "forbidden", message: "Request not allowed" } }),
   quota: () =>
     json(
       400,
@@ -248,13 +296,14 @@ const OPENROUTER_KEY = {
   success: (key) => {
     // A key whose credit limit is spent still answers 200: the validator has to read the body.
     const exhausted = key.includes("exhausted");
+    const limited = key.includes("limited");
     return json(200, {
       data: {
         label: "sk-or-v1-abc...xyz",
-        limit: exhausted ? 10 : null,
-        usage: exhausted ? 10 : 0.42,
+        limit: exhausted || limited ? 10 : null,
+        usage: exhausted ? 10 : limited ? 2.5 : 0.42,
         is_free_tier: false,
-        limit_remaining: exhausted ? 0 : null,
+        limit_remaining: exhausted ? 0 : limited ? 7.5 : null,
         rate_limit: { requests: -1, interval: "10s" },
       },
     });
@@ -328,6 +377,7 @@ const AZURE = {
         "Access denied due to invalid subscription key or wrong API endpoint. Make sure to provide a valid key for an active subscription and use a correct regional API endpoint for your resource.",
       ),
     ),
+  restricted: () => json(401, azureError("PermissionDenied", "Principal does not have access to API/Operation.")),
   quota: () =>
     json(403, azureError("403", "Out of call volume quota for OpenAI API. Quota will be replenished in 2.12:16:11.")),
   ratelimit: () =>
@@ -377,6 +427,19 @@ const BEDROCK = {
       })),
     }),
   invalid: () => awsError(403, "UnrecognizedClientException", "The security token included in the request is invalid."),
+  badsignature: () =>
+    awsError(
+      403,
+      "InvalidSignatureException",
+      "The request signature we calculated does not match the signature you provided. Check your AWS Secret Access Key and signing method. Consult the service documentation for details.",
+    ),
+  restricted: () =>
+    awsError(
+      403,
+      "AccessDeniedException",
+      "User: arn:aws:iam::123456789012:user/keywarden-test is not authorized to perform: bedrock:ListFoundationModels because no identity-based policy allows the bedrock:ListFoundationModels action",
+      "Message",
+    ),
   quota: () => awsError(429, "ThrottlingException", "Too many tokens per day, please wait before trying again."),
   ratelimit: () => awsError(429, "ThrottlingException", "Too many requests, please wait before trying again."),
   overloaded: () => awsError(503, "ServiceUnavailableException", "Service is temporarily unavailable. Please try again later."),
@@ -386,7 +449,41 @@ const BEDROCK = {
 // ---------------------------------------------------------------------------------------------
 // Routing: the first row whose test passes answers. See the precedence in the header comment.
 
+// DeepSeek's account balance, asked after its /models proved the key.
+const DEEPSEEK_BALANCE = {
+  name: "deepseek-balance",
+  success: (key) =>
+    json(200, key.includes("broke")
+      ? { is_available: false, balance_infos: [{ currency: "USD", total_balance: "0.00", granted_balance: "0.00", topped_up_balance: "0.00" }] }
+      : { is_available: true, balance_infos: [{ currency: "CNY", total_balance: "110.00", granted_balance: "10.00", topped_up_balance: "100.00" }] }),
+  invalid: () => json(401, openAiError("Authentication Fails, Your api key: ****abcd is invalid", "authentication_error", "invalid_request_error")),
+};
+
+// Azure's chat route for one deployment, probed with a body without messages.
+const AZURE_DEPLOYMENT = {
+  name: "azure-deployment",
+  checkRequest(request) {
+    if (!request.query["api-version"]) return json(404, azureError("404", "Resource not found"));
+    if (familyOf(extractKey(request.headers)) === "invalid") return AZURE.invalid();
+    const deployment = request.path.split("/deployments/")[1]?.split("/")[0] ?? "";
+    if (decodeURIComponent(deployment).includes("missing")) {
+      return json(
+        404,
+        azureError(
+          "DeploymentNotFound",
+          "The API deployment for this resource does not exist. If you created the deployment within the last 5 minutes, please wait a moment and try again.",
+        ),
+      );
+    }
+    return json(400, { error: { message: "'messages' is a required property", type: "invalid_request_error", param: null, code: null } });
+  },
+  success: () => json(500, azureError("InternalServerError", "unreachable")),
+};
+
+const POST_ROUTES = [{ provider: AZURE_DEPLOYMENT, matches: (r) => /\/openai\/deployments\/[^/]+\/chat\/completions$/.test(r.path) }];
+
 const ROUTES = [
+  { provider: DEEPSEEK_BALANCE, matches: (r) => r.path.endsWith("/user/balance") },
   {
     provider: OPENROUTER_PUBLIC_MODELS,
     matches: (r) => r.path.endsWith("/api/v1/models") || (r.path.endsWith("/models") && r.path.split("/").includes("openrouter")),
@@ -433,8 +530,8 @@ function longList(provider, key, bytes, chunked) {
 }
 
 function route(request) {
-  if (request.method !== "GET") return null;
-  return ROUTES.find((row) => row.matches(request))?.provider ?? null;
+  const table = request.method === "GET" ? ROUTES : request.method === "POST" ? POST_ROUTES : [];
+  return table.find((row) => row.matches(request))?.provider ?? null;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -522,6 +619,7 @@ function answerFor(provider, request, overrides) {
   if (family === "slow") return { ...provider.success(key), slow: true };
   if (family === "laggy") return { ...provider.success(key), lagMs: LAG_MS };
   if (family === "success") return provider.success(key);
+  if (!provider[family]) return provider.success(key);
   const answer = provider[family]();
   if (family === "ratelimit") answer.headers = { ...answer.headers, "retry-after": RETRY_AFTER_SECONDS };
   return answer;

@@ -351,13 +351,22 @@ async function bedrock() {
     const { status, body, headers } = await get("/foundation-models", sigv4("AKIAINVALIDEXAMPLE"));
     assert.equal(status, 403);
     assert.deepEqual(body, { message: "The security token included in the request is invalid." });
-    assert.equal(headers.get("x-amzn-errortype"), "UnrecognizedClientException");
+    assert.equal(headers.get("x-amzn-errortype").split(":")[0], "UnrecognizedClientException");
+  });
+
+  await check("Bedrock: RESTRICTED -> 403 AccessDeniedException; BADSIGNATURE -> 403 InvalidSignatureException", async () => {
+    const denied = await get("/foundation-models", sigv4("AKIARESTRICTEDEXAMPLE"));
+    assert.equal(denied.status, 403);
+    assert.equal(denied.headers.get("x-amzn-errortype").split(":")[0], "AccessDeniedException");
+    assert.match(denied.body.Message, /not authorized to perform: bedrock:ListFoundationModels/);
+    const wrong = await get("/foundation-models", sigv4("AKIABADSIGNATUREEXAMPLE"));
+    assert.equal(wrong.headers.get("x-amzn-errortype").split(":")[0], "InvalidSignatureException");
   });
 
   await check("Bedrock: QUOTA and RATELIMIT -> 429 ThrottlingException; others by family", async () => {
     const quota = await get("/foundation-models", sigv4("AKIAQUOTAEXAMPLE"));
     assert.equal(quota.status, 429);
-    assert.equal(quota.headers.get("x-amzn-errortype"), "ThrottlingException");
+    assert.equal(quota.headers.get("x-amzn-errortype").split(":")[0], "ThrottlingException");
     const limited = await get("/foundation-models", sigv4("AKIARATELIMIT"));
     assert.equal(limited.status, 429);
     assert.equal(limited.headers.get("retry-after"), "7");

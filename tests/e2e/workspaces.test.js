@@ -30,6 +30,7 @@ describe("POST /v1/workspaces", () => {
       created_at: expect.stringMatching(TIMESTAMP_PATTERN),
       max_key_lifetime_seconds: null,
       leak_policy: { action: "revoke", grace_seconds: 0 },
+      metered_fallback: "allow",
     });
     const key = response.body.key;
     expect(key).toMatchObject({

@@ -20,7 +20,7 @@ pub use exec::{Executor, Outcome, Statement, Value};
 
 use crate::audit::AuditEvent;
 use crate::keys::authority::KeyAuthority;
-use crate::keys::{Capabilities, KeyRecord, LeakAction, LeakPolicy, RateLimit};
+use crate::keys::{Capabilities, KeyRecord, LeakAction, LeakPolicy, MeteredFallback, RateLimit};
 use crate::storage::{Precondition, Refusal, StoreError};
 use crate::workspaces::Workspace;
 
@@ -141,6 +141,7 @@ pub(crate) struct WorkspaceRow {
     max_key_lifetime_seconds: Option<i64>,
     leak_action: String,
     leak_grace_seconds: i64,
+    metered_fallback: String,
 }
 
 impl WorkspaceRow {
@@ -157,12 +158,14 @@ impl WorkspaceRow {
                     .ok_or_else(|| StoreError::Failed(format!("leak_action {:?}", self.leak_action)))?,
                 grace_seconds: self.leak_grace_seconds.clamp(0, u32::MAX as i64) as u32,
             },
+            metered_fallback: MeteredFallback::parse(&self.metered_fallback)
+                .ok_or_else(|| StoreError::Failed(format!("metered_fallback {:?}", self.metered_fallback)))?,
         })
     }
 }
 
 pub(crate) const WORKSPACE_COLUMNS: &str =
-    "id, name, read_only, default_capabilities, created_at, max_key_lifetime_seconds, leak_action, leak_grace_seconds";
+    "id, name, read_only, default_capabilities, created_at, max_key_lifetime_seconds, leak_action, leak_grace_seconds, metered_fallback";
 
 #[derive(Deserialize)]
 pub(crate) struct KeyRow {

@@ -16,8 +16,8 @@ fn workspaces(outcome: &super::Outcome) -> Result<Vec<Workspace>, StoreError> {
 impl<E: Executor> WorkspaceStore for SqlStore<E> {
     async fn insert_workspace(&self, workspace: &Workspace, owner_key: &KeyRecord, audit: &AuditEvent) -> Result<(), StoreError> {
         let insert_workspace = Statement::new(
-            "INSERT INTO workspaces (id, name, read_only, default_capabilities, created_at, max_key_lifetime_seconds) \
-             VALUES (:id, :name, :read_only, :default_capabilities, :created_at, :max_key_lifetime_seconds)",
+            "INSERT INTO workspaces (id, name, read_only, default_capabilities, created_at, max_key_lifetime_seconds, metered_fallback) \
+             VALUES (:id, :name, :read_only, :default_capabilities, :created_at, :max_key_lifetime_seconds, :metered_fallback)",
             &[
                 ("id", text(&workspace.id)),
                 ("name", text(&workspace.name)),
@@ -25,6 +25,7 @@ impl<E: Executor> WorkspaceStore for SqlStore<E> {
                 ("default_capabilities", capabilities_text(&workspace.default_capabilities)),
                 ("created_at", int(workspace.created_at)),
                 ("max_key_lifetime_seconds", opt_int(workspace.max_key_lifetime_seconds.map(|s| s as i64))),
+                ("metered_fallback", text(workspace.metered_fallback.as_str())),
             ],
         )?;
         let statements = vec![insert_workspace, insert_key_statement(owner_key, None)?, insert_audit_statement(audit, None)?];
@@ -60,7 +61,8 @@ impl<E: Executor> WorkspaceStore for SqlStore<E> {
             "UPDATE workspaces SET name = COALESCE(:name, name), read_only = COALESCE(:read_only, read_only), \
              default_capabilities = COALESCE(:default_capabilities, default_capabilities), \
              max_key_lifetime_seconds = CASE WHEN :set_lifetime = 1 THEN :max_key_lifetime_seconds ELSE max_key_lifetime_seconds END, \
-             leak_action = COALESCE(:leak_action, leak_action), leak_grace_seconds = COALESCE(:leak_grace_seconds, leak_grace_seconds) \
+             leak_action = COALESCE(:leak_action, leak_action), leak_grace_seconds = COALESCE(:leak_grace_seconds, leak_grace_seconds), \
+             metered_fallback = COALESCE(:metered_fallback, metered_fallback) \
              WHERE id = :id RETURNING {WORKSPACE_COLUMNS}"
         );
         let binds = [
@@ -72,6 +74,7 @@ impl<E: Executor> WorkspaceStore for SqlStore<E> {
             ("max_key_lifetime_seconds", opt_int(patch.max_key_lifetime_seconds.flatten().map(|s| s as i64))),
             ("leak_action", opt_text(patch.leak_policy.map(|p| p.action.as_str()))),
             ("leak_grace_seconds", opt_int(patch.leak_policy.map(|p| p.grace_seconds as i64))),
+            ("metered_fallback", opt_text(patch.metered_fallback.map(|m| m.as_str()))),
         ];
         let statement = Statement::new(&sql, &binds)?;
         // The workspace's objects mirror it (read-only, name): held while it changes.
