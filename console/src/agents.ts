@@ -52,6 +52,7 @@ export function AgentsPage({ session }: { session: Session }) {
   const [mode, setMode] = useState<"metered" | "byok">("byok");
   const [provider, setProvider] = useState("");
   const [model, setModel] = useState("");
+  const [fallback, setFallback] = useState<"" | "allow" | "deny">("");
   const [preview, setPreview] = useState<string | null>(null);
   const [error, setError] = useState<string | null>(null);
   const [version, setVersion] = useState(0);
@@ -69,6 +70,7 @@ export function AgentsPage({ session }: { session: Session }) {
     setMode(data.mode);
     setProvider(data.provider ?? "");
     setModel(data.model ?? "");
+    setFallback(data.metered_fallback ?? "");
   };
   const save = async (event: Event) => {
     event.preventDefault();
@@ -76,7 +78,12 @@ export function AgentsPage({ session }: { session: Session }) {
     const body =
       mode === "metered"
         ? { mode: "metered" as const }
-        : { mode: "byok" as const, provider: provider as components["schemas"]["ProviderIdInput"], ...(model ? { model } : {}) };
+        : {
+            mode: "byok" as const,
+            provider: provider as components["schemas"]["ProviderIdInput"],
+            ...(model ? { model } : {}),
+            ...(fallback ? { metered_fallback: fallback } : {}),
+          };
     const { data, error } = await session.api.PUT("/v1/agents/{id}/routing", { ...path, body });
     if (error || !data) return setError(describe(error));
     setRouting(data);
@@ -120,7 +127,13 @@ export function AgentsPage({ session }: { session: Session }) {
         html`<label for="agent-provider">Provider id</label>
           <input id="agent-provider" type="text" placeholder="openai" value=${provider} onInput=${(e: Event) => setProvider((e.target as HTMLInputElement).value)} />
           <label for="agent-model">Model (optional)</label>
-          <input id="agent-model" type="text" value=${model} onInput=${(e: Event) => setModel((e.target as HTMLInputElement).value)} />`}
+          <input id="agent-model" type="text" value=${model} onInput=${(e: Event) => setModel((e.target as HTMLInputElement).value)} />
+          <label for="agent-fallback">When its key cannot be used</label>
+          <select id="agent-fallback" value=${fallback} onChange=${(e: Event) => setFallback((e.target as HTMLSelectElement).value as "" | "allow" | "deny")}>
+            <option value="">Follow the workspace</option>
+            <option value="allow">Fall back to metered billing</option>
+            <option value="deny">Refuse (409 byok_unavailable)</option>
+          </select>`}
         <div class="row">
           <button type="submit" disabled=${!agentId}>Set routing</button>
           <button type="button" class="danger" disabled=${!routing} onClick=${remove}>Remove routing</button>

@@ -1,5 +1,6 @@
 // The operator's view (admin token): workspaces listed, created (the owner key shown once),
-// renamed, made read-only or writable, their default capabilities edited; and a leak report.
+// renamed, made read-only or writable, their default capabilities and metered fallback edited;
+// and a leak report.
 import { useEffect, useState } from "preact/hooks";
 import type { components } from "../../clients/typescript/index";
 import { describe, ErrorLine, html, Pager, Secret, usePages, when, type Session } from "./ui";
@@ -24,6 +25,12 @@ function WorkspaceRow({ session, workspace, onChange }: { session: Session; work
       <input id=${`defaults-${workspace.id}`} type="text" value=${defaults} onInput=${(e: Event) => setDefaults((e.target as HTMLInputElement).value)} /></td>
     <td>${when(workspace.created_at)}</td>
     <td>${workspace.read_only ? "read-only" : "writable"}</td>
+    <td><label class="sr" for=${`fallback-${workspace.id}`}>Metered fallback of ${workspace.id}</label>
+      <select id=${`fallback-${workspace.id}`} value=${workspace.metered_fallback}
+        onChange=${(e: Event) => update({ metered_fallback: (e.target as HTMLSelectElement).value as "allow" | "deny" })}>
+        <option value="allow">allow</option>
+        <option value="deny">deny (409)</option>
+      </select></td>
     <td><div class="row">
       <button type="button" class="secondary" onClick=${() => update({ name, default_capabilities: capabilityList(defaults) })}>Save</button>
       <button type="button" class="secondary" onClick=${() => update({ read_only: !workspace.read_only })}>${workspace.read_only ? "Make writable" : "Make read-only"}</button>
@@ -73,7 +80,7 @@ export function WorkspacesPage({ session }: { session: Session }) {
       <h2>Workspaces</h2>
       <${ErrorLine} error=${error} />
       <div class="table-wrap"><table>
-        <thead><tr><th>Name</th><th>Id</th><th>Default capabilities</th><th>Created</th><th>State</th><th><span class="muted">Actions</span></th></tr></thead>
+        <thead><tr><th>Name</th><th>Id</th><th>Default capabilities</th><th>Created</th><th>State</th><th>Metered fallback</th><th><span class="muted">Actions</span></th></tr></thead>
         <tbody>${items.map((workspace) => html`<${WorkspaceRow} key=${`${workspace.id}-${reload}`} session=${session} workspace=${workspace} onChange=${changed} />`)}</tbody>
       </table></div>
       <${Pager} pages=${pages} />

@@ -179,6 +179,32 @@ describe("the console", () => {
     await screenshot("providers");
   });
 
+  test("suggests the models the key was offered, and saves a restricted key unverified on purpose", async () => {
+    const openai = "section[data-provider=openai]";
+    await page.waitForSelector(`${openai} [data-testid=offered-models] option`);
+    const offered = await page.$$eval(`${openai} [data-testid=offered-models] option`, (options) => options.map((o) => o.value));
+    assert.ok(offered.includes("gpt-4o"), `offered: ${offered.join(", ")}`);
+    assert.equal(await page.$eval(`${openai} input[id$=-model]`, (input) => input.getAttribute("list")), "openai-offered-models");
+
+    const card = "section[data-provider=anthropic]";
+    await page.$eval(`${card} input[id$=api_host]`, (input) => (input.value = ""));
+    await page.type(`${card} input[id$=api_host]`, `${worker.mock.url}/anthropic`);
+    await page.type(`${card} input[id$=api_key]`, `sk-ant-restricted-${Date.now()}`);
+    await page.click(`${card} button[type=submit]`);
+    await page.waitForSelector(`${card} .error`, { timeout: 15_000 });
+    const refusal = await textOf(`${card} .error`);
+    assert.match(refusal, /^Key is valid but not allowed to do this\. Check its permissions\./);
+    assert.match(refusal, /permission_error/);
+    assert.equal(await page.$(`${card} [data-testid=status]`), null, "nothing was stored");
+
+    await page.click(`xpath/.//section[@data-provider='anthropic']//label[contains(., 'Save even if it cannot be verified')]/input`);
+    await page.click(`${card} button[type=submit]`);
+    await page.waitForSelector(`${card} [data-testid=status]`, { timeout: 15_000 });
+    assert.equal(await textOf(`${card} [data-testid=status]`), "unverified (permission_error)");
+    const stored = await (await api("/v1/providers/anthropic", ownerKey)).json();
+    assert.deepEqual([stored.status, stored.provider_reason], ["unverified", "permission_error"], "the API agrees");
+  });
+
   test("routes an agent to the provider and previews the resolve without the key", async () => {
     await page.goto(`${worker.base}/#/agents`);
     await page.waitForSelector("#agent-id");
