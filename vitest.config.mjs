@@ -20,6 +20,8 @@ export default defineConfig(async () => {
             ALLOW_INSECURE_PROVIDER_HOSTS: "true",
             // The mock provider answers "slow" keys after 15 s; the Worker gives up after this.
             PROVIDER_TIMEOUT_MS: "1500",
+            // Credits refilled "daily" refill every 3 s here, so a test sees the day turn.
+            CREDIT_DAY_MS: "3000",
             MOCK_PROVIDER: `http://127.0.0.1:${inject("mockProviderPort")}`,
             // GitHub's secret scanning keys, as the mock provider publishes them.
             SECRET_SCANNING_KEYS_URL: `http://127.0.0.1:${inject("mockProviderPort")}/github/keys`,

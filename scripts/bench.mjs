@@ -26,6 +26,14 @@ async function prepare(createOwnerKey, mock) {
   const owner = { authorization: `Bearer ${ownerKey}`, "content-type": "application/json" };
   const verified = await fetch(`${base}/v1/keys`, { method: "POST", headers: owner, body: JSON.stringify({ name: "verified" }) });
   const verifiedKey = (await verified.json()).key;
+  // Issue 16: the same /v1/me for a key that spends a credit and checks its allowlist per use.
+  const guarded = await fetch(`${base}/v1/keys`, {
+    method: "POST",
+    headers: owner,
+    body: JSON.stringify({ name: "guarded", credits: { remaining: 1_000_000_000_000 }, allowed_ips: ["203.0.113.0/24", "127.0.0.1", "::1"] }),
+  });
+  if (guarded.status !== 201) throw new Error(`guarded key answered ${guarded.status}: ${await guarded.text()}`);
+  const guardedKey = (await guarded.json()).key;
   const configured = await fetch(`${base}/v1/providers/openai`, {
     method: "PUT",
     headers: owner,
@@ -35,6 +43,11 @@ async function prepare(createOwnerKey, mock) {
   return [
     { name: "GET /healthz", path: "/healthz", headers: {} },
     { name: "GET /v1/me", path: "/v1/me", headers: { authorization: `Bearer ${ownerKey}` } },
+    {
+      name: "GET /v1/me (credits + allowlist)",
+      path: "/v1/me",
+      headers: { authorization: `Bearer ${guardedKey}`, "cf-connecting-ip": "203.0.113.7" },
+    },
     { name: "GET /v1/me (malformed key)", path: "/v1/me", headers: { authorization: "Bearer kw_live_malformed" } },
     {
       name: "POST /v1/keys/verify",

@@ -81,6 +81,11 @@ impl<'a, S, B, C> Deps<'a, S, B, C> {
         self.settings.allow_insecure_provider_hosts
     }
 
+    /// How long a day of credit refills lasts (`CREDIT_DAY_MS` in tests).
+    pub fn credit_day_ms(&self) -> i64 {
+        self.settings.credit_day_ms
+    }
+
     /// The same dependencies at a later moment: what a step that runs after a wait is stamped with.
     pub fn at(&self, now_ms: i64) -> Self {
         Deps { now_ms, ..*self }

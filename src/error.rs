@@ -43,14 +43,18 @@ pub enum ApiError {
     WorkspaceReadOnly,
     #[error("No such resource.")]
     NotFound,
-    #[error("This key is revoked and can no longer be rerolled.")]
+    #[error("This key is revoked: it can no longer be rerolled or given credits.")]
     KeyRevoked,
-    #[error("This key has expired and can no longer be rerolled.")]
+    #[error("This key has expired: it can no longer be rerolled or given credits.")]
     KeyExpired,
     #[error("Too many failed key authentications from this address; retry after the window ends.")]
     TooManyFailedAttempts { retry_after: u64 },
     #[error("This key's rate limit is exhausted; retry after the window ends.")]
     RateLimited { retry_after: u64 },
+    #[error("This key has no credits left for this request.")]
+    CreditsExhausted,
+    #[error("This key may not be used from this address.")]
+    IpNotAllowed,
     #[error("This route does not accept that method.")]
     MethodNotAllowed { allow: Vec<&'static str> },
     #[error("This key looks like a key of another provider ({detected}).")]
@@ -129,6 +133,8 @@ impl ApiError {
             ApiError::KeyExpired => "key_expired",
             ApiError::TooManyFailedAttempts { .. } => "too_many_failed_attempts",
             ApiError::RateLimited { .. } => "rate_limited",
+            ApiError::CreditsExhausted => "credits_exhausted",
+            ApiError::IpNotAllowed => "ip_not_allowed",
             ApiError::MethodNotAllowed { .. } => "method_not_allowed",
             ApiError::WrongProvider { .. } => "wrong_provider",
             ApiError::InvalidHost { .. } => "invalid_host",
@@ -184,11 +190,12 @@ impl ApiError {
             ApiError::MissingCapability { .. }
             | ApiError::CapabilityEscalation { .. }
             | ApiError::BoundEscalation { .. }
-            | ApiError::WorkspaceReadOnly => 403,
+            | ApiError::WorkspaceReadOnly
+            | ApiError::IpNotAllowed => 403,
             ApiError::NotFound => 404,
             ApiError::MethodNotAllowed { .. } => 405,
             ApiError::KeyRevoked | ApiError::KeyExpired => 409,
-            ApiError::TooManyFailedAttempts { .. } | ApiError::RateLimited { .. } => 429,
+            ApiError::TooManyFailedAttempts { .. } | ApiError::RateLimited { .. } | ApiError::CreditsExhausted => 429,
             ApiError::PayloadTooLarge => 413,
             ApiError::UnsupportedMediaType => 415,
             ApiError::Internal { .. } | ApiError::DecryptionFailed { .. } => 500,
@@ -358,6 +365,8 @@ mod tests {
             ApiError::KeyExpired,
             ApiError::TooManyFailedAttempts { retry_after: 3 },
             ApiError::RateLimited { retry_after: 3 },
+            ApiError::CreditsExhausted,
+            ApiError::IpNotAllowed,
             ApiError::WrongProvider { detected: "anthropic".into() },
             ApiError::InvalidHost { field: "api_host".into(), reason: "must use https".into() },
             ApiError::InvalidKey { provider_status: 401 },

@@ -59,6 +59,8 @@ where
     report.counters_pruned = report.record("counters", store.prune_counters(deps.clock_ms(), PER_TASK * 20).await.map_err(ApiError::from));
     report.history_pruned =
         report.record("history", store.prune_history(deps.clock_ms() - HISTORY_KEPT_MS, PER_TASK * 20).await.map_err(ApiError::from));
+    let usage_before = deps.clock_ms() - crate::keys::usage::KEPT_DAYS * crate::keys::usage::DAY_MS;
+    report.history_pruned += report.record("usage", store.prune_usage(usage_before, PER_TASK * 20).await.map_err(ApiError::from));
     report.blobs_deleted = report.record("blobs", delete_retired_blobs(store, deps.blobs, deps.clock_ms()).await);
     let (revalidated, invalidated) = revalidate_stale(deps, &mut report.errors).await;
     report.revalidated = revalidated;

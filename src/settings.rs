@@ -32,6 +32,8 @@ pub struct Settings {
     pub key_prefix: KeyPrefix,
     /// `ALLOW_INSECURE_PROVIDER_HOSTS=true` admits `http` and loopback provider hosts (local only).
     pub allow_insecure_provider_hosts: bool,
+    /// How long a day of credit refills lasts: `CREDIT_DAY_MS` (tests only) shortens it.
+    pub credit_day_ms: i64,
 }
 
 impl Settings {
@@ -43,7 +45,26 @@ impl Settings {
             Some(text) => KeyPrefix::parse(text)?,
         };
         let allow_insecure_provider_hosts = matches!(allow_insecure_provider_hosts.map(str::trim), Some("true" | "1"));
-        Ok(Settings { key_prefix, allow_insecure_provider_hosts })
+        Ok(Settings { key_prefix, allow_insecure_provider_hosts, credit_day_ms: DAY_MS })
+    }
+
+    /// `CREDIT_DAY_MS`: a day of 1,000 ms to one real day, for tests of refills; unset, a day.
+    pub fn with_credit_day(mut self, day_ms: Option<&str>) -> Result<Self, String> {
+        self.credit_day_ms = credit_day_ms(day_ms)?;
+        Ok(self)
+    }
+}
+
+const DAY_MS: i64 = 86_400_000;
+
+/// The day `CREDIT_DAY_MS` asks for; the Worker and the key authority read it alike.
+pub fn credit_day_ms(day_ms: Option<&str>) -> Result<i64, String> {
+    match day_ms.map(str::trim).filter(|t| !t.is_empty()) {
+        None => Ok(DAY_MS),
+        Some(text) => match text.parse::<i64>() {
+            Ok(ms) if (1_000..=DAY_MS).contains(&ms) => Ok(ms),
+            _ => Err(format!("CREDIT_DAY_MS must be 1000 to {DAY_MS}, not {text:?}")),
+        },
     }
 }
 

@@ -1,13 +1,20 @@
 //! The key authority's rules (`keys::authority`), over the ledger SQL a Durable Object runs,
 //! here on an in-memory SQLite that outlives each "restart".
 
+use keywarden::keys::authority::CreditChange;
 use keywarden::keys::authority::{Admission, Authority, Counter, Ledger, Lookup, HOLD_TIMEOUT_MS, WHOLE_WORKSPACE};
+use keywarden::keys::credits::{Calendar, Credits};
 use keywarden::keys::store::RateHits;
+use keywarden::keys::usage::{Ask, Outcome};
 use keywarden::keys::{Capabilities, KeyRecord, RateLimit, Workspace};
 use keywarden::store::authority_ledger::SqlLedger;
 use keywarden::store::sqlite::ObjectSqlite;
 
 const MINUTE: i64 = 60_000;
+const HOUR: i64 = 3_600_000;
+
+/// A request that asks nothing of the key but to be live: one credit, any address.
+static ASK: Ask = Ask { ip: None, check_ip: false, capabilities: Vec::new(), cost: 1 };
 
 fn workspace(read_only: bool) -> Workspace {
     Workspace {
@@ -39,6 +46,8 @@ fn key(id: &str) -> KeyRecord {
         revoked_at: None,
         rerolled_from: None,
         old_key_grace_ms: None,
+        allowed_ips: None,
+        credits: None,
     }
 }
 
@@ -54,14 +63,17 @@ fn serving(ledger: &impl Ledger, key: &KeyRecord, now: i64) -> Authority {
 }
 
 fn admit_through(authority: &mut Authority, ledger: &impl Ledger, key: &KeyRecord, now: i64) -> Admission {
-    let Lookup::ReadThrough { generation } = authority.lookup(ledger, &key.key_hash, now, true).unwrap() else {
+    let Lookup::ReadThrough { generation } = authority.lookup(ledger, &key.key_hash, now, Some(&ASK)).unwrap() else {
         panic!("an unknown key is read through");
     };
-    authority.read_through(ledger, generation, Some((key.clone(), workspace(false))), now, true).unwrap().expect("nothing came in between")
+    authority
+        .read_through(ledger, generation, Some((key.clone(), workspace(false))), now, Some(&ASK))
+        .unwrap()
+        .expect("nothing came in between")
 }
 
 fn answered(authority: &mut Authority, ledger: &impl Ledger, hash: &str, now: i64) -> Admission {
-    match authority.lookup(ledger, hash, now, true).unwrap() {
+    match authority.lookup(ledger, hash, now, Some(&ASK)).unwrap() {
         Lookup::Answered(admission) => *admission,
         other => panic!("expected the mirror to answer for {hash}, got {other:?}"),
     }
@@ -89,10 +101,10 @@ fn a_key_the_catalogue_does_not_have_is_not_found_and_not_remembered() {
     let db = ObjectSqlite::default();
     let ledger = SqlLedger::open(&db).unwrap();
     let mut authority = Authority::default();
-    let Lookup::ReadThrough { generation } = authority.lookup(&ledger, "hash_none", 0, true).unwrap() else { panic!() };
-    let admission = authority.read_through(&ledger, generation, None, 0, true).unwrap().unwrap();
+    let Lookup::ReadThrough { generation } = authority.lookup(&ledger, "hash_none", 0, Some(&ASK)).unwrap() else { panic!() };
+    let admission = authority.read_through(&ledger, generation, None, 0, Some(&ASK)).unwrap().unwrap();
     assert_eq!(admission.found, None);
-    assert!(matches!(authority.lookup(&ledger, "hash_none", 0, true).unwrap(), Lookup::ReadThrough { .. }), "still read through");
+    assert!(matches!(authority.lookup(&ledger, "hash_none", 0, Some(&ASK)).unwrap(), Lookup::ReadThrough { .. }), "still read through");
 }
 
 #[test]
@@ -146,7 +158,7 @@ fn a_held_key_is_read_through_until_released_with_the_catalogues_record() {
     let live = key("k1");
     let mut authority = serving(&ledger, &live, 0);
     authority.hold(&ledger, &["k1".to_string()], "h1", 10).unwrap();
-    assert!(matches!(authority.lookup(&ledger, "hash_k1", 11, true).unwrap(), Lookup::ReadThrough { .. }), "held: read through");
+    assert!(matches!(authority.lookup(&ledger, "hash_k1", 11, Some(&ASK)).unwrap(), Lookup::ReadThrough { .. }), "held: read through");
     let revoked = KeyRecord { revoked_at: Some(12), ..live };
     let generation = authority.generation();
     assert!(authority.release_key(&ledger, "k1", "h1", Some(revoked), generation).unwrap());
@@ -159,9 +171,9 @@ fn a_read_through_that_a_hold_overtook_is_read_again() {
     let ledger = SqlLedger::open(&db).unwrap();
     let mut authority = Authority::default();
     let live = key("k1");
-    let Lookup::ReadThrough { generation } = authority.lookup(&ledger, "hash_k1", 0, true).unwrap() else { panic!() };
+    let Lookup::ReadThrough { generation } = authority.lookup(&ledger, "hash_k1", 0, Some(&ASK)).unwrap() else { panic!() };
     authority.hold(&ledger, &["k1".to_string()], "h1", 1).unwrap();
-    let stale = authority.read_through(&ledger, generation, Some((live, workspace(false))), 2, true).unwrap();
+    let stale = authority.read_through(&ledger, generation, Some((live, workspace(false))), 2, Some(&ASK)).unwrap();
     assert_eq!(stale, None, "a record read before the hold may predate the revoke");
 }
 
@@ -171,9 +183,9 @@ fn a_held_key_read_through_does_not_join_the_mirror() {
     let ledger = SqlLedger::open(&db).unwrap();
     let mut authority = serving(&ledger, &key("k1"), 0);
     authority.hold(&ledger, &["k1".to_string()], "h1", 1).unwrap();
-    let Lookup::ReadThrough { generation } = authority.lookup(&ledger, "hash_k1", 2, true).unwrap() else { panic!() };
+    let Lookup::ReadThrough { generation } = authority.lookup(&ledger, "hash_k1", 2, Some(&ASK)).unwrap() else { panic!() };
     let changed = KeyRecord { name: "changed in flight".into(), ..key("k1") };
-    authority.read_through(&ledger, generation, Some((changed, workspace(false))), 2, true).unwrap().unwrap();
+    authority.read_through(&ledger, generation, Some((changed, workspace(false))), 2, Some(&ASK)).unwrap().unwrap();
     assert_eq!(ledger.key_by_id("k1").unwrap().unwrap().name, "key k1", "the ledger still has the record from before the hold");
 }
 
@@ -183,7 +195,7 @@ fn a_held_workspace_reads_every_key_through_and_its_release_brings_read_only() {
     let ledger = SqlLedger::open(&db).unwrap();
     let mut authority = serving(&ledger, &key("k1"), 0);
     authority.hold(&ledger, &[WHOLE_WORKSPACE.to_string()], "h1", 1).unwrap();
-    assert!(matches!(authority.lookup(&ledger, "hash_k1", 2, true).unwrap(), Lookup::ReadThrough { .. }));
+    assert!(matches!(authority.lookup(&ledger, "hash_k1", 2, Some(&ASK)).unwrap(), Lookup::ReadThrough { .. }));
     let generation = authority.generation();
     assert!(authority.release_workspace(&ledger, "h1", Some(workspace(true)), generation).unwrap());
     let (_, seen) = answered(&mut authority, &ledger, "hash_k1", 3).found.unwrap();
@@ -197,7 +209,7 @@ fn holds_survive_a_restart() {
     let mut authority = serving(&ledger, &key("k1"), 0);
     authority.hold(&ledger, &["k1".to_string()], "h1", 5).unwrap();
     let mut restarted = Authority::restore(ledger.load().unwrap(), 6);
-    assert!(matches!(restarted.lookup(&ledger, "hash_k1", 6, true).unwrap(), Lookup::ReadThrough { .. }), "still held");
+    assert!(matches!(restarted.lookup(&ledger, "hash_k1", 6, Some(&ASK)).unwrap(), Lookup::ReadThrough { .. }), "still held");
 }
 
 #[test]
@@ -276,6 +288,9 @@ fn the_flush_saves_counters_and_returns_the_uses_due_once() {
     let saved = ledger.load().unwrap();
     assert_eq!(saved.counters, vec![("k1".to_string(), Counter { window_start: 0, window_ms: MINUTE, hits: 2 }, false)]);
     assert_eq!(ledger.key_by_id("k1").unwrap().unwrap().last_used_at, Some(2_000), "the mirror knows the use reached the catalogue");
+    let usage = authority.usage_due();
+    assert_eq!(usage.len(), 1, "the use is counted in its hour");
+    authority.usage_written(&ledger, &usage, 3_000).unwrap();
     assert_eq!(authority.next_alarm(3_000), None, "nothing left to do");
 }
 
@@ -322,11 +337,11 @@ fn one_writers_release_leaves_another_writers_hold_in_place() {
     let graced = KeyRecord { revoked_at: Some(86_400_000), ..key("k1") };
     assert!(authority.release_key(&ledger, "k1", "reroll", Some(graced), generation).unwrap());
     assert!(
-        matches!(authority.lookup(&ledger, "hash_k1", 3, true).unwrap(), Lookup::ReadThrough { .. }),
+        matches!(authority.lookup(&ledger, "hash_k1", 3, Some(&ASK)).unwrap(), Lookup::ReadThrough { .. }),
         "the revoke still holds it, even if its own release never arrives"
     );
     let mut restarted = Authority::restore(ledger.load().unwrap(), 4);
-    assert!(matches!(restarted.lookup(&ledger, "hash_k1", 4, true).unwrap(), Lookup::ReadThrough { .. }), "and across a restart");
+    assert!(matches!(restarted.lookup(&ledger, "hash_k1", 4, Some(&ASK)).unwrap(), Lookup::ReadThrough { .. }), "and across a restart");
 }
 
 #[test]
@@ -363,4 +378,75 @@ fn a_held_keys_counter_outlives_the_flush_until_its_window_ends() {
     assert_eq!(counts, vec![1, 2, 3, 4, 5], "every flush kept the count of a key only ever read through");
     authority.flush(&ledger, MINUTE).unwrap();
     assert_eq!(hits(&admit_through(&mut authority, &ledger, &limited_key, MINUTE)), 1, "a new window starts afresh");
+}
+
+fn with_credits(id: &str, remaining: u64) -> KeyRecord {
+    KeyRecord { credits: Some(Credits::new(remaining, None, Calendar::default(), 0)), ..key(id) }
+}
+
+#[test]
+fn the_object_spends_credits_itself_and_keeps_them_durable() {
+    let db = ObjectSqlite::default();
+    let ledger = SqlLedger::open(&db).unwrap();
+    let mut authority = serving(&ledger, &with_credits("k1", 2), 1_000);
+    assert_eq!(answered(&mut authority, &ledger, "hash_k1", 2_000).outcome, Some(Outcome::Valid));
+    let dry = answered(&mut authority, &ledger, "hash_k1", 3_000);
+    assert_eq!(dry.outcome, Some(Outcome::CreditsExhausted), "two credits: the read-through's use and one more");
+    assert_eq!(ledger.key_by_id("k1").unwrap().unwrap().credits.map(|c| c.remaining), Some(0), "the ledger holds the balance");
+    let mut restarted = Authority::restore(ledger.load().unwrap(), 4_000);
+    assert_eq!(answered(&mut restarted, &ledger, "hash_k1", 4_000).outcome, Some(Outcome::CreditsExhausted), "a restart forgets nothing");
+    assert_eq!(authority.credits_due(&ledger).unwrap().len(), 1, "the catalogue's copy is due");
+}
+
+#[test]
+fn a_fresh_record_from_the_catalogue_keeps_the_objects_live_balance() {
+    let db = ObjectSqlite::default();
+    let ledger = SqlLedger::open(&db).unwrap();
+    let mut authority = serving(&ledger, &with_credits("k1", 5), 1_000);
+    let generation = authority.generation();
+    authority.hold(&ledger, &["k1".to_string()], "h1", 2_000).unwrap();
+    // The catalogue still says 5 (its copy lags); the object spent one already.
+    assert!(authority.release_key(&ledger, "k1", "h1", Some(with_credits("k1", 5)), generation + 1).unwrap());
+    assert_eq!(
+        authority.credits(&ledger, "k1", 3_000).unwrap(),
+        Some(Some(Credits { remaining: 4, ..with_credits("k1", 4).credits.unwrap() }))
+    );
+}
+
+#[test]
+fn credits_added_or_set_in_the_object_are_due_for_the_catalogue() {
+    let db = ObjectSqlite::default();
+    let ledger = SqlLedger::open(&db).unwrap();
+    let mut authority = serving(&ledger, &key("k1"), 1_000);
+    let added = authority.change_credits(&ledger, "k1", CreditChange::Add(7), 2_000).unwrap().unwrap();
+    assert_eq!(added.remaining, 7, "an unmetered key becomes metered");
+    assert_eq!(authority.change_credits(&ledger, "k1", CreditChange::Set(3), 2_000).unwrap().unwrap().remaining, 3);
+    assert_eq!(authority.change_credits(&ledger, "nope", CreditChange::Add(1), 2_000).unwrap(), None, "not served here");
+    let due = authority.credits_due(&ledger).unwrap();
+    assert_eq!(due.iter().map(|(id, c)| (id.as_str(), c.remaining)).collect::<Vec<_>>(), vec![("k1", 3)]);
+    authority.credits_written(&ledger, &due).unwrap();
+    assert!(authority.credits_due(&ledger).unwrap().is_empty());
+}
+
+#[test]
+fn usage_is_counted_by_hour_and_outcome_and_survives_a_restart_until_written() {
+    let db = ObjectSqlite::default();
+    let ledger = SqlLedger::open(&db).unwrap();
+    let mut authority = serving(&ledger, &limited("k1", 2), 1_000);
+    answered(&mut authority, &ledger, "hash_k1", 2_000);
+    answered(&mut authority, &ledger, "hash_k1", 3_000);
+    answered(&mut authority, &ledger, "hash_k1", HOUR + 1);
+    let restarted = Authority::restore(ledger.load().unwrap(), HOUR + 2);
+    let due = restarted.usage_due();
+    let counts: Vec<(i64, [u64; 5])> = due.iter().map(|row| (row.hour_start, row.counts.0)).collect();
+    assert_eq!(
+        counts,
+        vec![(0, [2, 1, 0, 0, 0]), (HOUR, [1, 0, 0, 0, 0])],
+        "limit 2: the read-through and one more valid, one over, then a new hour"
+    );
+    let mut restarted = restarted;
+    restarted.usage_written(&ledger, &due, HOUR + 3).unwrap();
+    assert!(restarted.usage_due().is_empty());
+    restarted.usage_written(&ledger, &[], 4 * HOUR).unwrap();
+    assert!(ledger.load().unwrap().usage.is_empty(), "written hours long over are forgotten");
 }

@@ -9,6 +9,7 @@ use keywarden::error::ApiError;
 use keywarden::keys::auth::{authenticate, Caller};
 use keywarden::keys::leaks::{self, LeakReport, Reporter};
 use keywarden::keys::service::{self, Expiry, GraceStarts, NewKey};
+use keywarden::keys::verify::Verification;
 use keywarden::keys::verify::{verify, VerifyCode};
 use keywarden::keys::{Capabilities, KeyPrefix, PlatformKey, RateLimit};
 use keywarden::name::Name;
@@ -53,7 +54,12 @@ fn add_workspace(store: &SqliteStore, name: &str) -> PlatformKey {
 }
 
 fn login(store: &SqliteStore, key: &PlatformKey, now: i64) -> Caller {
-    block_on(authenticate(&at(store, now), Some(key.expose()), Some("10.0.0.1"))).expect("key authenticates").caller
+    block_on(authenticate(&at(store, now), Some(key.expose()), Some("10.0.0.1"), None)).expect("key authenticates").caller
+}
+
+/// A verify that asks for `required`, one credit, from no particular address.
+fn asking(required: &[&str]) -> Verification {
+    Verification { required: caps(required), ip: None, cost: 1 }
 }
 
 fn new_key(name: &str, capabilities: Option<&[&str]>) -> NewKey {
@@ -62,6 +68,8 @@ fn new_key(name: &str, capabilities: Option<&[&str]>) -> NewKey {
         capabilities: capabilities.map(caps),
         subject: None,
         expiry: Expiry::Never,
+        allowed_ips: None,
+        credits: None,
         rate_limit: None,
     }
 }
@@ -71,7 +79,7 @@ fn issue(world: &World, new: NewKey) -> PlatformKey {
 }
 
 fn auth_error(store: &SqliteStore, key: &str, ip: &str, now: i64) -> ApiError {
-    block_on(authenticate(&at(store, now), Some(key), Some(ip))).expect_err("authentication should fail").error
+    block_on(authenticate(&at(store, now), Some(key), Some(ip), None)).expect_err("authentication should fail").error
 }
 
 fn unknown_key() -> PlatformKey {
@@ -103,15 +111,16 @@ fn unknown_revoked_and_expired_keys_get_the_same_401() {
     assert_eq!(auth_error(&world.store, unknown_key().expose(), "10.0.0.2", T0), ApiError::Unauthorized);
     assert_eq!(auth_error(&world.store, revoked.expose(), "10.0.0.2", T0 + 2), ApiError::Unauthorized);
     assert_eq!(auth_error(&world.store, expiring.expose(), "10.0.0.2", T0 + 60_000), ApiError::Unauthorized);
-    assert!(block_on(authenticate(&at(&world.store, T0 + 59_999), Some(expiring.expose()), None)).is_ok());
+    assert!(block_on(authenticate(&at(&world.store, T0 + 59_999), Some(expiring.expose()), None, None)).is_ok());
 }
 
 #[test]
 fn the_eleventh_failure_from_one_ip_blocks_it_for_the_rest_of_the_window_whatever_the_key() {
     let world = world();
     for attempt in 1..=10 {
-        let rejection = block_on(authenticate(&at(&world.store, T0 + attempt * 100), Some(unknown_key().expose()), Some("203.0.113.7")))
-            .expect_err("unknown key");
+        let rejection =
+            block_on(authenticate(&at(&world.store, T0 + attempt * 100), Some(unknown_key().expose()), Some("203.0.113.7"), None))
+                .expect_err("unknown key");
         assert_eq!(rejection.error, ApiError::Unauthorized, "attempt {attempt}");
         let expected_block = (attempt == 10).then(|| "203.0.113.7".to_string());
         assert_eq!(rejection.blocked_ip, expected_block, "the tenth failure, and only it, reports the block");
@@ -120,8 +129,8 @@ fn the_eleventh_failure_from_one_ip_blocks_it_for_the_rest_of_the_window_whateve
     assert_eq!(blocked, ApiError::TooManyFailedAttempts { retry_after: 59 });
     let with_valid_key = auth_error(&world.store, world.owner_key.expose(), "203.0.113.7", T0 + 30_000);
     assert_eq!(with_valid_key, ApiError::TooManyFailedAttempts { retry_after: 30 });
-    assert!(block_on(authenticate(&at(&world.store, T0 + 30_000), Some(world.owner_key.expose()), Some("198.51.100.1"))).is_ok());
-    assert!(block_on(authenticate(&at(&world.store, T0 + 60_000), Some(world.owner_key.expose()), Some("203.0.113.7"))).is_ok());
+    assert!(block_on(authenticate(&at(&world.store, T0 + 30_000), Some(world.owner_key.expose()), Some("198.51.100.1"), None)).is_ok());
+    assert!(block_on(authenticate(&at(&world.store, T0 + 60_000), Some(world.owner_key.expose()), Some("203.0.113.7"), None)).is_ok());
 
     let audit = world.store.audit();
     let blocks: Vec<_> = audit.iter().filter(|e| e.action == "auth.ip_blocked").collect();
@@ -135,25 +144,25 @@ fn a_rate_limited_key_is_refused_past_its_limit_until_the_window_ends() {
     let world = world();
     let limited = issue(&world, NewKey { rate_limit: Some(RateLimit { limit: 2, window_seconds: 10 }), ..new_key("limited", None) });
     for hit in 1..=2u32 {
-        let ok = block_on(authenticate(&at(&world.store, T0 + 1_000), Some(limited.expose()), None)).unwrap();
+        let ok = block_on(authenticate(&at(&world.store, T0 + 1_000), Some(limited.expose()), None, None)).unwrap();
         assert_eq!(ok.rate.unwrap().remaining, 2 - hit);
     }
-    let refused = block_on(authenticate(&at(&world.store, T0 + 1_000), Some(limited.expose()), None)).unwrap_err();
+    let refused = block_on(authenticate(&at(&world.store, T0 + 1_000), Some(limited.expose()), None, None)).unwrap_err();
     assert_eq!(refused.error, ApiError::RateLimited { retry_after: 9 });
     assert_eq!(refused.rate.unwrap().remaining, 0);
-    assert!(block_on(authenticate(&at(&world.store, T0 + 10_000), Some(limited.expose()), None)).is_ok());
+    assert!(block_on(authenticate(&at(&world.store, T0 + 10_000), Some(limited.expose()), None, None)).is_ok());
 }
 
 #[test]
 fn last_used_is_touched_at_most_once_a_minute() {
     let world = world();
-    let first = block_on(authenticate(&at(&world.store, T0), Some(world.owner_key.expose()), None)).unwrap();
+    let first = block_on(authenticate(&at(&world.store, T0), Some(world.owner_key.expose()), None, None)).unwrap();
     assert!(first.needs_touch);
     let id = first.caller.key.id.clone();
     block_on(keywarden::store::KeyStore::touch_last_used(&world.store, &id, T0)).unwrap();
-    let soon = block_on(authenticate(&at(&world.store, T0 + 59_000), Some(world.owner_key.expose()), None)).unwrap();
+    let soon = block_on(authenticate(&at(&world.store, T0 + 59_000), Some(world.owner_key.expose()), None, None)).unwrap();
     assert!(!soon.needs_touch);
-    let later = block_on(authenticate(&at(&world.store, T0 + 60_000), Some(world.owner_key.expose()), None)).unwrap();
+    let later = block_on(authenticate(&at(&world.store, T0 + 60_000), Some(world.owner_key.expose()), None, None)).unwrap();
     assert!(later.needs_touch);
 }
 
@@ -238,9 +247,9 @@ fn reroll_keeps_the_old_key_for_its_grace_period_only() {
     assert_eq!(successor.name, "rolling");
     assert_eq!(successor.capabilities, caps(&["desktop:read"]));
     assert_eq!(successor.rate_limit, Some(RateLimit { limit: 9, window_seconds: 60 }));
-    assert!(block_on(authenticate(&at(&world.store, T0 + 29_999), Some(old.expose()), None)).is_ok());
-    assert!(block_on(authenticate(&at(&world.store, T0 + 30_000), Some(old.expose()), None)).is_err());
-    assert!(block_on(authenticate(&at(&world.store, T0 + 30_000), Some(new_key_text.expose()), None)).is_ok());
+    assert!(block_on(authenticate(&at(&world.store, T0 + 29_999), Some(old.expose()), None, None)).is_ok());
+    assert!(block_on(authenticate(&at(&world.store, T0 + 30_000), Some(old.expose()), None, None)).is_err());
+    assert!(block_on(authenticate(&at(&world.store, T0 + 30_000), Some(new_key_text.expose()), None, None)).is_ok());
 }
 
 #[test]
@@ -249,7 +258,7 @@ fn reroll_with_no_grace_ends_the_old_key_at_once_and_a_dead_key_cannot_be_reroll
     let old = issue(&world, new_key("rolling", None));
     let old_id = login(&world.store, &old, T0).key.id;
     block_on(service::reroll(&at(&world.store, T0), &world.owner, &old_id, 0, GraceStarts::Now)).unwrap();
-    assert!(block_on(authenticate(&at(&world.store, T0), Some(old.expose()), None)).is_err());
+    assert!(block_on(authenticate(&at(&world.store, T0), Some(old.expose()), None, None)).is_err());
     let again = block_on(service::reroll(&at(&world.store, T0 + 1), &world.owner, &old_id, 0, GraceStarts::Now));
     assert_eq!(again.unwrap_err(), ApiError::KeyRevoked);
 }
@@ -258,7 +267,7 @@ fn reroll_with_no_grace_ends_the_old_key_at_once_and_a_dead_key_cannot_be_reroll
 fn verify_answers_a_code_for_every_outcome() {
     let world = world();
     let verify_code = |presented: &str, required: &[&str], now: i64| {
-        block_on(verify(&at(&world.store, now), &world.owner, presented, &caps(required))).unwrap().code
+        block_on(verify(&at(&world.store, now), &world.owner, presented, &asking(required))).unwrap().code
     };
     let chat = issue(&world, new_key("chat", Some(&["desktop:*"])));
     let expiring = issue(&world, NewKey { expiry: Expiry::InSeconds(1), ..new_key("e", None) });
@@ -292,9 +301,9 @@ fn verify_does_not_spend_another_workspaces_rate_limit() {
     .unwrap()
     .1;
     for _ in 0..3 {
-        block_on(verify(&at(&world.store, T0), &world.owner, limited.expose(), &caps(&[]))).unwrap();
+        block_on(verify(&at(&world.store, T0), &world.owner, limited.expose(), &asking(&[]))).unwrap();
     }
-    assert!(block_on(authenticate(&at(&world.store, T0), Some(limited.expose()), None)).is_ok());
+    assert!(block_on(authenticate(&at(&world.store, T0), Some(limited.expose()), None, None)).is_ok());
 }
 
 #[test]
@@ -309,7 +318,7 @@ fn a_leak_report_revokes_live_keys_of_any_workspace_and_labels_each_token() {
     let positives: Vec<bool> = labels.iter().map(|l| l.true_positive).collect();
     assert_eq!(positives, vec![true, true, false, false]);
     assert_eq!(labels[0].token_hash, world.owner_key.hash());
-    assert!(block_on(authenticate(&at(&world.store, T0), Some(world.owner_key.expose()), None)).is_err());
+    assert!(block_on(authenticate(&at(&world.store, T0), Some(world.owner_key.expose()), None, None)).is_err());
     let again = block_on(leaks::report(&at(&world.store, T0 + 1), &reports, None, Reporter::Operator)).unwrap().0;
     assert_eq!(again.iter().map(|l| l.true_positive).collect::<Vec<_>>(), positives, "a retried report labels the same");
     let audit = format!("{:?}", world.store.audit());
@@ -341,7 +350,7 @@ fn a_workspace_leak_report_touches_only_that_workspace() {
     let reports = vec![LeakReport { token: other.expose().to_string(), kind: None, url: None, source: None }];
     let labels = block_on(leaks::report(&at(&world.store, T0), &reports, Some(&world.owner.workspace.id), Reporter::Webhook)).unwrap().0;
     assert!(!labels[0].true_positive);
-    assert!(block_on(authenticate(&at(&world.store, T0), Some(other.expose()), None)).is_ok());
+    assert!(block_on(authenticate(&at(&world.store, T0), Some(other.expose()), None, None)).is_ok());
 }
 
 #[test]
@@ -365,7 +374,7 @@ fn a_key_writer_cannot_reroll_the_owner_key_into_its_rights() {
     let manager = key_manager(&world);
     let error = block_on(service::reroll(&at(&world.store, T0), &manager, &world.owner.key.id, 0, GraceStarts::Now)).unwrap_err();
     assert_eq!(error, ApiError::CapabilityEscalation { capability: "*".into() });
-    assert!(block_on(authenticate(&at(&world.store, T0 + 1), Some(world.owner_key.expose()), None)).is_ok(), "owner key still live");
+    assert!(block_on(authenticate(&at(&world.store, T0 + 1), Some(world.owner_key.expose()), None, None)).is_ok(), "owner key still live");
 }
 
 #[test]
@@ -374,7 +383,7 @@ fn a_key_writer_cannot_revoke_the_owner_key() {
     let manager = key_manager(&world);
     let error = block_on(service::revoke(&at(&world.store, T0), &manager, &world.owner.key.id)).unwrap_err();
     assert_eq!(error, ApiError::CapabilityEscalation { capability: "*".into() });
-    assert!(block_on(authenticate(&at(&world.store, T0 + 1), Some(world.owner_key.expose()), None)).is_ok(), "owner key still live");
+    assert!(block_on(authenticate(&at(&world.store, T0 + 1), Some(world.owner_key.expose()), None, None)).is_ok(), "owner key still live");
 }
 
 #[test]
@@ -630,8 +639,8 @@ fn the_expire_policy_keeps_a_leaked_key_working_for_its_grace_then_it_stops() {
     use keywarden::keys::{LeakAction, LeakPolicy};
     let (world, token, labels) = leak_under(LeakPolicy { action: LeakAction::Expire, grace_seconds: 600 });
     assert!(labels[0].true_positive);
-    assert!(block_on(authenticate(&at(&world.store, T0 + 599_000), Some(token.expose()), None)).is_ok(), "within the grace");
-    assert!(block_on(authenticate(&at(&world.store, T0 + 601_001), Some(token.expose()), None)).is_err(), "after it");
+    assert!(block_on(authenticate(&at(&world.store, T0 + 599_000), Some(token.expose()), None, None)).is_ok(), "within the grace");
+    assert!(block_on(authenticate(&at(&world.store, T0 + 601_001), Some(token.expose()), None, None)).is_err(), "after it");
     let notice = leaked_notice(&world);
     assert_eq!(
         (notice["data"]["action"].as_str(), notice["data"]["expires_at"].as_str()),
@@ -645,7 +654,7 @@ fn the_notify_policy_only_tells_and_the_key_keeps_working() {
     use keywarden::keys::{LeakAction, LeakPolicy};
     let (world, token, labels) = leak_under(LeakPolicy { action: LeakAction::Notify, grace_seconds: 0 });
     assert!(labels[0].true_positive, "a live key of ours: true positive, whatever the policy");
-    assert!(block_on(authenticate(&at(&world.store, T0 + 2), Some(token.expose()), None)).is_ok());
+    assert!(block_on(authenticate(&at(&world.store, T0 + 2), Some(token.expose()), None, None)).is_ok());
     let notice = leaked_notice(&world);
     assert_eq!(notice["data"]["action"], "notify");
     assert_eq!(notice["data"]["expires_at"], serde_json::Value::Null);
@@ -655,7 +664,7 @@ fn the_notify_policy_only_tells_and_the_key_keeps_working() {
 #[test]
 fn the_revoke_policy_is_the_default_and_stops_the_key_at_once() {
     let (world, token, _) = leak_under(keywarden::keys::LeakPolicy::default());
-    assert!(block_on(authenticate(&at(&world.store, T0 + 2), Some(token.expose()), None)).is_err());
+    assert!(block_on(authenticate(&at(&world.store, T0 + 2), Some(token.expose()), None, None)).is_err());
     assert_eq!(leaked_notice(&world)["data"]["action"], "revoke");
 }
 
@@ -667,12 +676,12 @@ fn with_grace_from_first_use_the_old_key_works_until_the_successor_is_used_then_
     let rerolled = block_on(service::reroll(&at(&world.store, T0), &world.owner, &old_id, 60, GraceStarts::FirstUse)).unwrap();
     let day = 86_400_000;
     assert!(
-        block_on(authenticate(&at(&world.store, T0 + 3 * day), Some(old.expose()), None)).is_ok(),
+        block_on(authenticate(&at(&world.store, T0 + 3 * day), Some(old.expose()), None, None)).is_ok(),
         "unused successor: the old key works on"
     );
-    block_on(authenticate(&at(&world.store, T0 + 3 * day + 1_000), Some(rerolled.key.expose()), None)).expect("the successor works");
-    assert!(block_on(authenticate(&at(&world.store, T0 + 3 * day + 60_000), Some(old.expose()), None)).is_ok(), "within the grace");
-    assert!(block_on(authenticate(&at(&world.store, T0 + 3 * day + 61_001), Some(old.expose()), None)).is_err(), "after it");
+    block_on(authenticate(&at(&world.store, T0 + 3 * day + 1_000), Some(rerolled.key.expose()), None, None)).expect("the successor works");
+    assert!(block_on(authenticate(&at(&world.store, T0 + 3 * day + 60_000), Some(old.expose()), None, None)).is_ok(), "within the grace");
+    assert!(block_on(authenticate(&at(&world.store, T0 + 3 * day + 61_001), Some(old.expose()), None, None)).is_err(), "after it");
     let successor = world.store.keys().into_iter().find(|k| k.id == rerolled.successor.id).unwrap();
     assert_eq!(successor.old_key_grace_ms, None, "the first use started it, once");
 }
@@ -684,6 +693,104 @@ fn with_grace_from_first_use_the_old_key_stops_after_thirty_days_at_most() {
     let old_id = login(&world.store, &old, T0).key.id;
     block_on(service::reroll(&at(&world.store, T0), &world.owner, &old_id, 60, GraceStarts::FirstUse)).unwrap();
     let cap = service::FIRST_USE_GRACE_CAP_MS;
-    assert!(block_on(authenticate(&at(&world.store, T0 + cap - 1), Some(old.expose()), None)).is_ok());
-    assert!(block_on(authenticate(&at(&world.store, T0 + cap + 1), Some(old.expose()), None)).is_err(), "30 days in all");
+    assert!(block_on(authenticate(&at(&world.store, T0 + cap - 1), Some(old.expose()), None, None)).is_ok());
+    assert!(block_on(authenticate(&at(&world.store, T0 + cap + 1), Some(old.expose()), None, None)).is_err(), "30 days in all");
+}
+
+fn allowlist(entries: &[&str]) -> Option<keywarden::keys::allowlist::Allowlist> {
+    Some(keywarden::keys::allowlist::Allowlist::parse(&entries.iter().map(|e| e.to_string()).collect::<Vec<_>>()).unwrap())
+}
+
+fn metered(name: &str, remaining: u64) -> NewKey {
+    NewKey { credits: Some((remaining, None)), ..new_key(name, Some(&["*"])) }
+}
+
+fn verify_with(world: &World, key: &PlatformKey, ip: Option<&str>, cost: u64) -> VerifyCode {
+    let asked = Verification { required: caps(&[]), ip: ip.map(str::to_string), cost };
+    block_on(verify(&at(&world.store, T0), &world.owner, key.expose(), &asked)).unwrap().code
+}
+
+#[test]
+fn a_key_with_an_allowlist_is_refused_from_elsewhere_without_counting_a_failure() {
+    let world = world();
+    let pinned = issue(&world, NewKey { allowed_ips: allowlist(&["192.0.2.0/24", "2001:db8::/32"]), ..new_key("server", None) });
+    assert!(block_on(authenticate(&at(&world.store, T0), Some(pinned.expose()), Some("192.0.2.44"), None)).is_ok());
+    assert!(block_on(authenticate(&at(&world.store, T0), Some(pinned.expose()), Some("2001:db8::5"), None)).is_ok());
+    for _ in 0..12 {
+        assert_eq!(auth_error(&world.store, pinned.expose(), "198.51.100.7", T0), ApiError::IpNotAllowed);
+    }
+    assert!(block_on(authenticate(&at(&world.store, T0), Some(pinned.expose()), Some("192.0.2.44"), None)).is_ok(), "no block");
+}
+
+#[test]
+fn verify_checks_an_ip_only_when_it_is_given() {
+    let world = world();
+    let pinned = issue(&world, NewKey { allowed_ips: allowlist(&["203.0.113.7"]), ..new_key("server", None) });
+    assert_eq!(verify_with(&world, &pinned, Some("203.0.113.8"), 1), VerifyCode::IpNotAllowed);
+    assert_eq!(verify_with(&world, &pinned, Some("::ffff:203.0.113.7"), 1), VerifyCode::Valid);
+    assert_eq!(verify_with(&world, &pinned, None, 1), VerifyCode::Valid);
+}
+
+#[test]
+fn each_authentication_spends_one_credit_and_then_credits_are_exhausted() {
+    let world = world();
+    let key = issue(&world, metered("metered", 2));
+    for _ in 0..2 {
+        assert!(block_on(authenticate(&at(&world.store, T0), Some(key.expose()), None, None)).is_ok());
+    }
+    assert_eq!(auth_error(&world.store, key.expose(), "10.0.0.1", T0), ApiError::CreditsExhausted);
+    assert_eq!(ApiError::CreditsExhausted.status(), 429);
+}
+
+#[test]
+fn a_request_refused_for_a_missing_capability_spends_no_credit() {
+    let world = world();
+    let key = issue(&world, NewKey { credits: Some((1, None)), ..new_key("reader", Some(&["desktop:read"])) });
+    let refused = block_on(authenticate(&at(&world.store, T0), Some(key.expose()), None, Some("keys:write"))).unwrap_err();
+    assert_eq!(refused.error, ApiError::MissingCapability { required: "keys:write".into() });
+    let allowed = block_on(authenticate(&at(&world.store, T0), Some(key.expose()), None, Some("desktop:read"))).unwrap();
+    assert_eq!(allowed.caller.key.credits.map(|c| c.remaining), Some(0), "the one credit went to the allowed request");
+}
+
+#[test]
+fn verify_spends_its_cost_exactly_and_never_overdraws() {
+    let world = world();
+    let (record, key) = block_on(service::create(&at(&world.store, T0), &world.owner, metered("metered", 300))).unwrap();
+    let codes: Vec<VerifyCode> = (0..200).map(|_| verify_with(&world, &key, None, 3)).collect();
+    assert_eq!(codes.iter().filter(|c| **c == VerifyCode::Valid).count(), 100);
+    assert_eq!(codes.iter().filter(|c| **c == VerifyCode::UsageExceeded).count(), 100);
+    let stored = block_on(world.store.key_by_id(&record.id)).unwrap().unwrap();
+    assert_eq!(stored.credits.map(|c| c.remaining), Some(0));
+    assert_eq!(verify_with(&world, &key, None, 0), VerifyCode::Valid, "a cost of 0 fits an empty balance");
+}
+
+#[test]
+fn credits_can_be_added_or_set_and_a_reroll_carries_them_with_the_allowlist() {
+    use keywarden::keys::authority::CreditChange;
+    let world = world();
+    let new = NewKey { allowed_ips: allowlist(&["10.0.0.0/8"]), ..metered("metered", 5) };
+    let id = block_on(service::create(&at(&world.store, T0), &world.owner, new)).unwrap().0.id;
+    let added = block_on(service::change_credits(&at(&world.store, T0), &world.owner, &id, CreditChange::Add(10))).unwrap();
+    assert_eq!(added.credits.map(|c| c.remaining), Some(15));
+    let set = block_on(service::change_credits(&at(&world.store, T0), &world.owner, &id, CreditChange::Set(2))).unwrap();
+    assert_eq!(set.credits.map(|c| c.remaining), Some(2));
+    let rerolled = block_on(service::reroll(&at(&world.store, T0 + 1), &world.owner, &id, 0, GraceStarts::Now)).unwrap();
+    assert_eq!(rerolled.successor.credits.map(|c| c.remaining), Some(2));
+    assert_eq!(rerolled.successor.allowed_ips.map(|l| l.to_strings()), Some(vec!["10.0.0.0/8".to_string()]));
+    assert!(world.store.audit().iter().any(|e| e.action == "key.credits_changed"));
+}
+
+#[test]
+fn usage_is_counted_per_key_and_hour_by_outcome() {
+    let world = world();
+    let new = NewKey { allowed_ips: allowlist(&["192.0.2.1"]), credits: Some((1, None)), ..new_key("reader", Some(&["desktop:read"])) };
+    let (record, key) = block_on(service::create(&at(&world.store, T0), &world.owner, new)).unwrap();
+    let hour = T0 - T0.rem_euclid(3_600_000);
+    block_on(authenticate(&at(&world.store, T0), Some(key.expose()), Some("192.0.2.1"), None)).unwrap();
+    let _ = block_on(authenticate(&at(&world.store, T0 + 1), Some(key.expose()), Some("192.0.2.1"), None));
+    let _ = block_on(authenticate(&at(&world.store, T0 + 2), Some(key.expose()), Some("192.0.2.9"), None));
+    let _ = block_on(authenticate(&at(&world.store, T0 + 3_600_000), Some(key.expose()), Some("192.0.2.1"), Some("keys:nope")));
+    let rows = block_on(world.store.usage(&world.owner.workspace.id, &[record.id], 0, i64::MAX)).unwrap();
+    let by_hour: Vec<(i64, [u64; 5])> = rows.iter().map(|(_, hour, counts)| (*hour, counts.0)).collect();
+    assert_eq!(by_hour, vec![(hour, [1, 0, 1, 0, 1]), (hour + 3_600_000, [0, 0, 0, 1, 0])]);
 }

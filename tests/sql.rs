@@ -39,6 +39,8 @@ fn key(store: &SqliteStore, workspace_id: &str, rate_limit: Option<RateLimit>, e
         rate_limit,
         expires_at,
         rerolled_from: None,
+        allowed_ips: None,
+        credits: None,
     };
     let (record, plaintext) = KeyRecord::issue(spec, &KeyPrefix::default(), T0);
     let audit = AuditEvent::new(Some(workspace_id), "key.created", T0);
@@ -47,7 +49,15 @@ fn key(store: &SqliteStore, workspace_id: &str, rate_limit: Option<RateLimit>, e
 }
 
 fn probe<'a>(hash: &'a str, ip: Option<&'a str>, now_ms: i64) -> AuthProbe<'a> {
-    AuthProbe { key_hash: hash, ip, ip_window_start: now_ms / 60_000 * 60_000, now_ms, count_use_in: None }
+    AuthProbe {
+        key_hash: hash,
+        ip,
+        ip_window_start: now_ms / 60_000 * 60_000,
+        now_ms,
+        count_use_in: None,
+        ask: Box::leak(Box::default()),
+        calendar: Default::default(),
+    }
 }
 
 /// A notification whose data the batch stamps.
@@ -168,6 +178,8 @@ fn a_reroll_of_a_key_revoked_first_makes_no_successor() {
         rate_limit: None,
         expires_at: None,
         rerolled_from: Some(old.id.clone()),
+        allowed_ips: None,
+        credits: None,
     };
     let (successor, _) = KeyRecord::issue(spec, &KeyPrefix::default(), T0 + 20);
     let ended =
@@ -190,6 +202,8 @@ fn a_reroll_ends_the_old_key_after_its_grace_and_happens_once() {
         rate_limit: None,
         expires_at: None,
         rerolled_from: Some(from.id.clone()),
+        allowed_ips: None,
+        credits: None,
     };
     let unconditional = Precondition::unconditional(&ws);
     let (first, _) = KeyRecord::issue(spec(&old), &KeyPrefix::default(), T0 + 1);
@@ -222,6 +236,8 @@ fn a_write_for_a_caller_revoked_meanwhile_is_refused_whole() {
             rate_limit: None,
             expires_at: None,
             rerolled_from: None,
+            allowed_ips: None,
+            credits: None,
         },
         &KeyPrefix::default(),
         T0 + 6,
@@ -261,6 +277,8 @@ fn a_write_to_a_workspace_made_read_only_meanwhile_is_refused() {
             rate_limit: None,
             expires_at: None,
             rerolled_from: None,
+            allowed_ips: None,
+            credits: None,
         },
         &KeyPrefix::default(),
         T0,
@@ -344,6 +362,8 @@ fn a_reroll_queues_its_notification_with_when_the_old_key_stops() {
         rate_limit: None,
         expires_at: None,
         rerolled_from: Some(old.id.clone()),
+        allowed_ips: None,
+        credits: None,
     };
     let (successor, _) = KeyRecord::issue(spec, &KeyPrefix::default(), T0 + 1);
     let event = note(&ws);

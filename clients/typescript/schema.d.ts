@@ -98,7 +98,7 @@ export interface paths {
         };
         /**
          * The calling key, its workspace and its subject
-         * @description Answers for any valid key, whatever its capabilities, including keys of a read-only workspace.
+         * @description Answers for any valid key, whatever its capabilities, including keys of a read-only workspace. `key.credits` is the calling key's balance (or `null` when unmetered), `key.allowed_ips` its IP allowlist (or `null`). A key with an allowlist used from another address answers 403 `ip_not_allowed`, and a metered key with no credits left 429 `credits_exhausted`.
          */
         get: operations["getMe"];
         put?: never;
@@ -138,13 +138,13 @@ export interface paths {
         };
         /**
          * List the workspace's keys
-         * @description The workspace's keys, newest first (by creation time, then id), one page at a time, never with plaintext or hash. Keys whose revocation has taken effect (revoked, leaked, or rerolled with their grace period over) are left out unless `include_revoked` is `true` or `1`; a key still in a reroll grace period is listed, with its future `revoked_at`. Expired keys are listed (expiry is not revocation). Needs `keys:read`. Query errors (`limit`, `cursor`, `include_revoked`) answer 400, after the credential and the capability are checked.
+         * @description The workspace's keys, newest first (by creation time, then id), one page at a time, never with plaintext or hash. Keys whose revocation has taken effect (revoked, leaked, or rerolled with their grace period over) are left out unless `include_revoked` is `true` or `1`; a key still in a reroll grace period is listed, with its future `revoked_at`. Expired keys are listed (expiry is not revocation). Each key's `credits` are the balance as last written to D1, which the key authority does within about a second of each use (`GET /v1/keys/{id}` shows the live one). Needs `keys:read`. Query errors (`limit`, `cursor`, `include_revoked`) answer 400, after the credential and the capability are checked.
          */
         get: operations["listKeys"];
         put?: never;
         /**
          * Create a platform key
-         * @description Creates a key in the calling key's workspace and returns it with its plaintext `key`, shown in this response only (hence `Cache-Control: no-store`); only its SHA-256 is stored. Without `capabilities` the key gets the workspace's `default_capabilities`. The capabilities must pass the escalation rule: the calling key must hold each of them itself (wildcards count), else 403 `capability_escalation` naming the first one at fault in `capability`. The expiry, rate limit and subject must pass the bounds rule (see Capabilities): a bounded calling key passes its own on to what it creates. `expires_in` (seconds from now, 1 to 315360000) or `expires_at` (an RFC 3339 timestamp with any offset, in the future and, in UTC, no later than `9999-12-31T23:59:59Z`, the last second RFC 3339 can write) set the expiry; give at most one; neither means no expiry. `subject` (at most 2048 bytes as compact JSON) is returned by `/v1/me` and verify. `rate_limit` limits the key's own requests and verifications. Needs `keys:write` and a writable workspace. Body errors name the field, nested ones by path (`rate_limit.limit`); an `expires_at` that is not in the future is reported (400, `field: "expires_at"`) after the 403 checks. Records `key.created`. Accepts `Idempotency-Key`: a retry with the same key and body answers the first response again.
+         * @description Creates a key in the calling key's workspace and returns it with its plaintext `key`, shown in this response only (hence `Cache-Control: no-store`); only its SHA-256 is stored. Without `capabilities` the key gets the workspace's `default_capabilities`. The capabilities must pass the escalation rule: the calling key must hold each of them itself (wildcards count), else 403 `capability_escalation` naming the first one at fault in `capability`. The expiry, rate limit and subject must pass the bounds rule (see Capabilities): a bounded calling key passes its own on to what it creates. `expires_in` (seconds from now, 1 to 315360000) or `expires_at` (an RFC 3339 timestamp with any offset, in the future and, in UTC, no later than `9999-12-31T23:59:59Z`, the last second RFC 3339 can write) set the expiry; give at most one; neither means no expiry. `subject` (at most 2048 bytes as compact JSON) is returned by `/v1/me` and verify. `rate_limit` limits the key's own requests and verifications. `allowed_ips` (up to 32 IPv4 or IPv6 addresses or CIDR ranges, normalised; `[]` is none) restricts where the key may be used from: a request from another address answers 403 `ip_not_allowed`. `credits` (`{remaining, refill?: {amount, interval: "day" | "month"}}`) meters it: each successful authentication spends 1, each `VALID` verify its `cost`, and with none left a request answers 429 `credits_exhausted`. Needs `keys:write` and a writable workspace. Body errors name the field, nested ones by path (`rate_limit.limit`, `credits.refill.interval`); an `expires_at` that is not in the future is reported (400, `field: "expires_at"`) after the 403 checks. Records `key.created`. Accepts `Idempotency-Key`: a retry with the same key and body answers the first response again.
          */
         post: operations["createKey"];
         delete?: never;
@@ -164,9 +164,29 @@ export interface paths {
         put?: never;
         /**
          * Verify a key presented to the tenant's service
-         * @description Checks a key that a client presented to the tenant's own service, and optionally that it holds `capabilities`. Every outcome is a 200 with a `code`, checked in this order: `MALFORMED` (fails the format or checksum; no storage lookup), `NOT_FOUND` (no such key, or a key of another workspace), `REVOKED` (its revocation has taken effect), `EXPIRED`, `INSUFFICIENT_CAPABILITIES` (it lacks one of `capabilities`, by the escalation rule: a requested `ns:*` or `*` must be held as such or through `*`), `RATE_LIMITED` (its own rate limit is exhausted), else `VALID`; `valid` is true only for `VALID`. `key_id` is given for any key of the caller's workspace; `capabilities`, `subject` and `expires_at` only for `VALID`, `INSUFFICIENT_CAPABILITIES` and `RATE_LIMITED`; `rate_limit` only for those three when the key has a rate limit. A verification counts as a use of the verified key: one request against its rate limit and an update of its `last_used_at` (for those three codes only; a key of another workspace is never touched). Outcomes are never counted as failed authentications of the caller. The `RateLimit-*` headers of the response describe the calling key, not the verified one. Needs `keys:verify`; works in a read-only workspace.
+         * @description Checks a key that a client presented to the tenant's own service, and optionally that it holds `capabilities`, was presented from an address its allowlist admits (`ip`) and has `cost` credits left. Every outcome is a 200 with a `code`, checked in this order: `MALFORMED` (fails the format or checksum; no storage lookup), `NOT_FOUND` (no such key, or a key of another workspace), `REVOKED` (its revocation has taken effect), `EXPIRED`, `IP_NOT_ALLOWED` (`ip` was given and the key's allowlist does not admit it; without `ip` the allowlist is not checked), `RATE_LIMITED` (its own rate limit is exhausted), `INSUFFICIENT_CAPABILITIES` (it lacks one of `capabilities`, by the escalation rule: a requested `ns:*` or `*` must be held as such or through `*`), `USAGE_EXCEEDED` (it has credits and fewer left than `cost`, default 1; nothing is spent), else `VALID`; `valid` is true only for `VALID`. `key_id` is given for any key of the caller's workspace; `capabilities`, `subject` and `expires_at` for every live key (every code but `MALFORMED`, `NOT_FOUND`, `REVOKED` and `EXPIRED`); `rate_limit` for those when the key has a rate limit, and `credits` (the balance after this verify) when it has credits. Only a `VALID` verify spends credits, its `cost` (0 to 1000), exactly even when verifies run at the same time: 200 verifies of cost 3 against 300 credits give exactly 100 `VALID` and 100 `USAGE_EXCEEDED`. A verification counts as a use of the verified key: one request against its rate limit, one count in its usage by outcome (see `GET /v1/keys/usage`) and an update of its `last_used_at` (for live keys only; a key of another workspace is never touched). Outcomes are never counted as failed authentications of the caller. The `RateLimit-*` headers of the response describe the calling key, not the verified one. Needs `keys:verify`; works in a read-only workspace.
          */
         post: operations["verifyKey"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/keys/usage": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Usage of the workspace's keys, per hour or day
+         * @description The usage of every key of the workspace in one call, one page of keys at a time: newest key first (by creation time, then id), revoked keys included, as `GET /v1/keys?include_revoked=true` pages them, each with its `buckets`. The window is `from` to `to` (see the parameters), aligned to the granularity, and the answer's `from` and `to` are the aligned ones; one query covers at most 7 days of hours or 100 days of days. `buckets` are oldest first and sparse: only hours or days with at least one use appear. Every authentication of a live key (any request it makes, whatever the answer) and every verify of a live key of the caller's own workspace counts once, in the UTC hour it happened, by outcome: `valid`, `rate_limited`, `credits_exhausted`, `insufficient_capabilities` (a request to a route whose capability the key lacks, or a verify asking for capabilities it lacks) and `ip_not_allowed`. Requests from an address blocked for failed attempts and uses of revoked or expired keys are not counted. Counts are exact, never sampled: the key authority counts them without any D1 write per request and writes them to D1 in batches, within about a second (with `KEY_AUTHORITY=catalogue` each use costs one more D1 round trip). Usage is kept at least 100 days. Needs `keys:read`. Query errors (`from`, `to`, `granularity`, `limit`, `cursor`) answer 400, after the credential and the capability are checked.
+         */
+        get: operations["listKeyUsage"];
+        put?: never;
+        post?: never;
         delete?: never;
         options?: never;
         head?: never;
@@ -182,7 +202,7 @@ export interface paths {
         };
         /**
          * Get a key
-         * @description One key of the workspace, never with plaintext or hash, whatever its state (revoked and expired keys included). Needs `keys:read`. An unknown id, or another workspace's key id, answers 404 `not_found`.
+         * @description One key of the workspace, never with plaintext or hash, whatever its state (revoked and expired keys included), with its live `credits` balance (refills due applied). Needs `keys:read`. An unknown id, or another workspace's key id, answers 404 `not_found`.
          */
         get: operations["getKey"];
         put?: never;
@@ -208,9 +228,49 @@ export interface paths {
         put?: never;
         /**
          * Reroll a key: issue its successor
-         * @description Issues a successor of the key: a new id and secret, with the same name, capabilities, subject, rate limit and expiry, and `rerolled_from` naming the old key. The plaintext `key` is shown in this response only (hence `Cache-Control: no-store`). The old key keeps working for `grace_seconds` (0 to 604800, default 0) and then stops: its `revoked_at` is set to that moment (or kept, if it already ended sooner), and until then it is still listed. With 0 it stops at once. A key still in an earlier grace period can be rerolled again; a key whose revocation has already taken effect answers 409 `key_revoked`, an expired key 409 `key_expired`. The body may be empty. Needs `keys:write` and a writable workspace, and the calling key must hold every capability of the key (403 `capability_escalation`) and be no narrower in expiry, rate limit and subject (403 `capability_escalation` with `field`; see Capabilities). The old key is judged live when the reroll commits, by the database's clock: a revoke that committed first refuses the reroll (409 `key_revoked`; 401 for a key rerolling itself), so no successor is ever made of a key already revoked. A reroll that committed first made its successor while the key was live; the old key ends as it said (at once, or after its grace, which a later revoke may cut short), and the successor stays. A key in a grace period is bounded by its end: it cannot reroll itself, or create keys, into anything outliving it (403 `capability_escalation`, `field: "expires_at"`). An unknown id, or another workspace's key id, answers 404 `not_found`. Records `key.rerolled` and notifies `api_key.rerolled`. Accepts `Idempotency-Key`: a retry with the same key and body answers the first response again.
+         * @description Issues a successor of the key: a new id and secret, with the same name, capabilities, subject, rate limit, expiry, IP allowlist and credits (the successor starts from the old key's balance as last recorded, with the same refill; the old key keeps spending its own during its grace), and `rerolled_from` naming the old key. The plaintext `key` is shown in this response only (hence `Cache-Control: no-store`). The old key keeps working for `grace_seconds` (0 to 604800, default 0) and then stops: its `revoked_at` is set to that moment (or kept, if it already ended sooner), and until then it is still listed. With 0 it stops at once. A key still in an earlier grace period can be rerolled again; a key whose revocation has already taken effect answers 409 `key_revoked`, an expired key 409 `key_expired`. The body may be empty. Needs `keys:write` and a writable workspace, and the calling key must hold every capability of the key (403 `capability_escalation`) and be no narrower in expiry, rate limit and subject (403 `capability_escalation` with `field`; see Capabilities). The old key is judged live when the reroll commits, by the database's clock: a revoke that committed first refuses the reroll (409 `key_revoked`; 401 for a key rerolling itself), so no successor is ever made of a key already revoked. A reroll that committed first made its successor while the key was live; the old key ends as it said (at once, or after its grace, which a later revoke may cut short), and the successor stays. A key in a grace period is bounded by its end: it cannot reroll itself, or create keys, into anything outliving it (403 `capability_escalation`, `field: "expires_at"`). An unknown id, or another workspace's key id, answers 404 `not_found`. Records `key.rerolled` and notifies `api_key.rerolled`. Accepts `Idempotency-Key`: a retry with the same key and body answers the first response again.
          */
         post: operations["rerollKey"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/keys/{id}/credits": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Add to or set a key's credits
+         * @description Changes the key's credits: `{"add": n}` (1 to 1000000000000) adds to the balance, capped at 1000000000000; `{"set": n}` (0 to 1000000000000) replaces it. Give exactly one: both answer 400 `invalid_request` with `field: "set"`, neither 400 with `field: "add"`. An unmetered key becomes metered (`refill: null`); a key with a refill keeps it, and the next refill still comes at the start of the next interval. Exact with uses running at the same time: no spend is lost or counted twice. Answers the key object with its `credits` after the change. The calling key must hold every capability of the key (403 `capability_escalation`), as for a revoke. A key whose revocation has taken effect answers 409 `key_revoked`, an expired key 409 `key_expired`; a key in a reroll grace period can still be changed. Needs `keys:write` and a writable workspace. An unknown id, or another workspace's key id, answers 404 `not_found`. Records `key.credits_changed` (target: the key; detail: `add` or `set`, and `remaining`).
+         */
+        post: operations["changeKeyCredits"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/keys/{id}/usage": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Usage of one key, per hour or day
+         * @description One key's usage, whatever its state (revoked and expired keys included), as `GET /v1/keys/usage` answers it for each key: `{from, to, granularity, key_id, name, buckets}`. The window is `from` to `to` (see the parameters), aligned to the granularity, and the answer's `from` and `to` are the aligned ones; one query covers at most 7 days of hours or 100 days of days. `buckets` are oldest first and sparse: only hours or days with at least one use appear. Every authentication of a live key (any request it makes, whatever the answer) and every verify of a live key of the caller's own workspace counts once, in the UTC hour it happened, by outcome: `valid`, `rate_limited`, `credits_exhausted`, `insufficient_capabilities` (a request to a route whose capability the key lacks, or a verify asking for capabilities it lacks) and `ip_not_allowed`. Requests from an address blocked for failed attempts and uses of revoked or expired keys are not counted. Counts are exact, never sampled: the key authority counts them without any D1 write per request and writes them to D1 in batches, within about a second (with `KEY_AUTHORITY=catalogue` each use costs one more D1 round trip). Usage is kept at least 100 days. Needs `keys:read`. Query errors (`from`, `to`, `granularity`) answer 400; an unknown id, or another workspace's key id, answers 404 `not_found`.
+         */
+        get: operations["getKeyUsage"];
+        put?: never;
+        post?: never;
         delete?: never;
         options?: never;
         head?: never;
@@ -246,7 +306,7 @@ export interface paths {
         };
         /**
          * List the workspace's keys (Le Bureau v1)
-         * @description The workspace's keys, newest first (by creation time, then id), one page at a time, never with plaintext or hash. Keys whose revocation has taken effect (revoked, leaked, or rerolled with their grace period over) are left out unless `include_revoked` is `true` or `1`; a key still in a reroll grace period is listed, with its future `revoked_at`. Expired keys are listed (expiry is not revocation). Needs `keys:read`. Query errors (`limit`, `cursor`, `include_revoked`) answer 400, after the credential and the capability are checked. Le Bureau v1 compatibility route: behaves exactly as `GET /v1/keys`.
+         * @description The workspace's keys, newest first (by creation time, then id), one page at a time, never with plaintext or hash. Keys whose revocation has taken effect (revoked, leaked, or rerolled with their grace period over) are left out unless `include_revoked` is `true` or `1`; a key still in a reroll grace period is listed, with its future `revoked_at`. Expired keys are listed (expiry is not revocation). Each key's `credits` are the balance as last written to D1, which the key authority does within about a second of each use (`GET /v1/keys/{id}` shows the live one). Needs `keys:read`. Query errors (`limit`, `cursor`, `include_revoked`) answer 400, after the credential and the capability are checked. Le Bureau v1 compatibility route: behaves exactly as `GET /v1/keys`.
          */
         get: operations["legacyListKeys"];
         put?: never;
@@ -1007,6 +1067,10 @@ export interface components {
              * @example null
              */
             rerolled_from: string | null;
+            /** @description Where the key may be used from (normalised addresses and CIDR ranges), or `null` for any address. */
+            allowed_ips: components["schemas"]["AllowedIps"];
+            /** @description The key's credits, or `null` when it is unmetered. `GET /v1/keys/{id}` and `POST /v1/keys/{id}/credits` show the live balance; lists (`GET /v1/keys`, `GET /api/auth/api-keys`) show the balance as last written to D1, which the key authority does within about a second of each use. */
+            credits: components["schemas"]["Credits"] | null;
         };
         /** @description A key object with the plaintext key, returned only by the response that creates the key (with `Cache-Control: no-store`). */
         KeyObjectWithSecret: {
@@ -1050,6 +1114,10 @@ export interface components {
              * @example null
              */
             rerolled_from: string | null;
+            /** @description Where the key may be used from (normalised addresses and CIDR ranges), or `null` for any address. */
+            allowed_ips: components["schemas"]["AllowedIps"];
+            /** @description The key's credits, or `null` when it is unmetered. `GET /v1/keys/{id}` and `POST /v1/keys/{id}/credits` show the live balance; lists (`GET /v1/keys`, `GET /api/auth/api-keys`) show the balance as last written to D1, which the key authority does within about a second of each use. */
+            credits: components["schemas"]["Credits"] | null;
             /**
              * @description The plaintext key, shown once: `KEY_PREFIX` (default `kw_live_`) + 32 base62 random characters + 6 base62 CRC32 checksum characters. Store it now; it cannot be shown again.
              * @example kw_live_ExampleKeyNotARealKey00000000000XXXXXX
@@ -1070,7 +1138,7 @@ export interface components {
             window_seconds: number;
         };
         /**
-         * @description A new key. `null` counts as absent for every field. `expires_in` and `expires_at` exclude each other (both given answers 400 with `field: "expires_at"`); neither means no expiry.
+         * @description A new key. `null` counts as absent for every field. `expires_in` and `expires_at` exclude each other (both given answers 400 with `field: "expires_at"`); neither means no expiry. `allowed_ips` and `credits` are carried by a reroll to the successor.
          * @example {
          *       "name": "Desktop app (Ada)",
          *       "capabilities": [
@@ -1087,6 +1155,17 @@ export interface components {
          *       "rate_limit": {
          *         "limit": 100,
          *         "window_seconds": 60
+         *       },
+         *       "allowed_ips": [
+         *         "203.0.113.7",
+         *         "10.0.0.0/8"
+         *       ],
+         *       "credits": {
+         *         "remaining": 10000,
+         *         "refill": {
+         *           "amount": 10000,
+         *           "interval": "month"
+         *         }
          *       }
          *     }
          */
@@ -1116,6 +1195,10 @@ export interface components {
             expires_at?: string | null;
             /** @description The key's request budget; absent or `null`: none. */
             rate_limit?: components["schemas"]["RateLimitInput"] | null;
+            /** @description The key's IP allowlist: up to 32 IPv4 or IPv6 addresses or CIDR ranges, normalised as the key object shows them; absent, `null` or `[]`: none (any address). A request from another address answers 403 `ip_not_allowed`. Anything else answers 400 with `field: "allowed_ips"`. */
+            allowed_ips?: components["schemas"]["AllowedIpsInput"];
+            /** @description The key's credits: `{remaining, refill?: {amount, interval}}`; absent or `null`: unmetered. Each successful authentication spends 1, each `VALID` verify its `cost`. */
+            credits?: components["schemas"]["CreditsInput"] | null;
         };
         KeyList: {
             /** @description Newest first (by creation time, then id). */
@@ -1152,7 +1235,9 @@ export interface components {
          *       "key": "kw_live_ExampleKeyNotARealKey11111111111XXXXXX",
          *       "capabilities": [
          *         "desktop:chat"
-         *       ]
+         *       ],
+         *       "ip": "203.0.113.7",
+         *       "cost": 3
          *     }
          */
         VerifyRequest: {
@@ -1163,9 +1248,19 @@ export interface components {
             key: string;
             /** @description Capabilities the key must hold for `VALID` (same syntax as a key's capabilities, at most 32); absent, `null` or `[]`: none. An invalid entry answers 400 with `field: "capabilities"`. */
             capabilities?: components["schemas"]["CapabilitiesInput"];
+            /**
+             * @description The address the client presented the key from (e.g. the tenant's own `CF-Connecting-IP`): an IPv4 or IPv6 address, else 400 with `field: "ip"`. Given, it is checked against the verified key's IP allowlist (`IP_NOT_ALLOWED`); absent or `null`: the allowlist is not checked.
+             * @example 203.0.113.7
+             */
+            ip?: string | null;
+            /**
+             * @description The credits a `VALID` verdict spends from a metered key: an integer from 0 to 1000, else 400 with `field: "cost"`; absent or `null`: 1. A key with fewer credits left answers `USAGE_EXCEEDED` and spends nothing. Unmetered keys spend nothing.
+             * @example 3
+             */
+            cost?: number | null;
         };
         /**
-         * @description The verdict on a presented key. `key_id` is present for any key of the caller's workspace (every code but `MALFORMED` and `NOT_FOUND`); `capabilities`, `subject` and `expires_at` only for `VALID`, `INSUFFICIENT_CAPABILITIES` and `RATE_LIMITED`; `rate_limit` only for those three when the key has a rate limit.
+         * @description The verdict on a presented key. `key_id` is present for any key of the caller's workspace (every code but `MALFORMED` and `NOT_FOUND`); `capabilities`, `subject` and `expires_at` for every live key (every code but `MALFORMED`, `NOT_FOUND`, `REVOKED` and `EXPIRED`); `rate_limit` for those when the key has a rate limit, and `credits` for those when the key has credits.
          * @example {
          *       "valid": true,
          *       "code": "VALID",
@@ -1185,6 +1280,13 @@ export interface components {
          *         "limit": 100,
          *         "remaining": 97,
          *         "reset": 41
+         *       },
+         *       "credits": {
+         *         "remaining": 4197,
+         *         "refill": {
+         *           "amount": 10000,
+         *           "interval": "month"
+         *         }
          *       }
          *     }
          * @example {
@@ -1239,6 +1341,10 @@ export interface components {
                 created_at: components["schemas"]["Timestamp"];
                 expires_at: components["schemas"]["NullableTimestamp"];
                 last4: string;
+                /** @description The calling key's credits, or `null` when it is unmetered. */
+                credits: components["schemas"]["Credits"] | null;
+                /** @description Where the key may be used from (normalised addresses and CIDR ranges), or `null` for any address. */
+                allowed_ips: components["schemas"]["AllowedIps"];
             };
             workspace: {
                 id: string;
@@ -1886,7 +1992,7 @@ export interface components {
          * @description What happened; see Audit in the introduction for each action's target and detail.
          * @enum {string}
          */
-        AuditAction: "key.created" | "key.revoked" | "key.rerolled" | "key.leaked" | "leaks.reported" | "auth.ip_blocked" | "provider.configured" | "provider.rotated" | "provider.removed" | "provider.invalidated" | "secret.resolved" | "secret.decrypt_failed" | "resolve.fell_back" | "resolve.fallback_denied" | "agent.routed" | "agent.unrouted" | "webhook.received" | "webhook.secret_rotated" | "notifications.endpoint_set" | "notifications.endpoint_removed";
+        AuditAction: "key.created" | "key.revoked" | "key.rerolled" | "key.leaked" | "key.credits_changed" | "leaks.reported" | "auth.ip_blocked" | "provider.configured" | "provider.rotated" | "provider.removed" | "provider.invalidated" | "secret.resolved" | "secret.decrypt_failed" | "resolve.fell_back" | "resolve.fallback_denied" | "agent.routed" | "agent.unrouted" | "webhook.received" | "webhook.secret_rotated" | "notifications.endpoint_set" | "notifications.endpoint_removed";
         /**
          * @description One audit entry. Every field is always present; nullable fields are `null` when there is no value. Never holds a secret.
          * @example {
@@ -2087,7 +2193,7 @@ export interface components {
          */
         ErrorReason: "byok_invalid" | "provider_removed";
         /**
-         * @description Machine-readable snake_case error code, e.g. `invalid_json`, `invalid_request`, `unsupported_media_type`, `payload_too_large`, `unauthorized`, `missing_capability`, `capability_escalation`, `workspace_read_only`, `not_found`, `method_not_allowed`, `key_revoked`, `key_expired`, `too_many_failed_attempts`, `rate_limited`, `wrong_provider`, `invalid_host`, `invalid_key`, `invalid_model`, `quota_exceeded`, `key_restricted`, `region_unsupported`, `lifetime_exceeds_policy`, `provider_rate_limited`, `provider_unavailable`, `not_configured`, `provider_not_configured`, `byok_unavailable`, `conflict`, `idempotency_conflict`, `already_rerolled`, `secret_unavailable`, `unavailable`, `invalid_webhook`, `stale_webhook`, `invalid_signature`, `unsupported_event`, `internal`.
+         * @description Machine-readable snake_case error code, e.g. `invalid_json`, `invalid_request`, `unsupported_media_type`, `payload_too_large`, `unauthorized`, `missing_capability`, `ip_not_allowed`, `capability_escalation`, `workspace_read_only`, `not_found`, `method_not_allowed`, `key_revoked`, `key_expired`, `too_many_failed_attempts`, `rate_limited`, `credits_exhausted`, `wrong_provider`, `invalid_host`, `invalid_key`, `invalid_model`, `quota_exceeded`, `key_restricted`, `region_unsupported`, `lifetime_exceeds_policy`, `provider_rate_limited`, `provider_unavailable`, `not_configured`, `provider_not_configured`, `byok_unavailable`, `conflict`, `idempotency_conflict`, `already_rerolled`, `secret_unavailable`, `unavailable`, `invalid_webhook`, `stale_webhook`, `invalid_signature`, `unsupported_event`, `internal`.
          * @example invalid_request
          */
         ErrorCode: string;
@@ -2139,11 +2245,11 @@ export interface components {
                 reason?: components["schemas"]["ErrorReason"];
             };
         };
-        /** @description The error envelope with `code` `missing_capability`, `capability_escalation`, `workspace_read_only`. */
+        /** @description The error envelope with `code` `missing_capability`, `capability_escalation`, `workspace_read_only`, `ip_not_allowed`. */
         ForbiddenError: {
             error: {
                 /** @enum {string} */
-                code: "missing_capability" | "capability_escalation" | "workspace_read_only";
+                code: "missing_capability" | "capability_escalation" | "workspace_read_only" | "ip_not_allowed";
                 message: components["schemas"]["ErrorMessage"];
                 field?: components["schemas"]["ErrorField"];
                 required?: components["schemas"]["ErrorRequired"];
@@ -2155,11 +2261,11 @@ export interface components {
                 reason?: components["schemas"]["ErrorReason"];
             };
         };
-        /** @description The error envelope with `code` `too_many_failed_attempts`, `rate_limited`. */
+        /** @description The error envelope with `code` `too_many_failed_attempts`, `rate_limited`, `credits_exhausted`. */
         TooManyRequestsError: {
             error: {
                 /** @enum {string} */
-                code: "too_many_failed_attempts" | "rate_limited";
+                code: "too_many_failed_attempts" | "rate_limited" | "credits_exhausted";
                 message: components["schemas"]["ErrorMessage"];
                 field?: components["schemas"]["ErrorField"];
                 required?: components["schemas"]["ErrorRequired"];
@@ -2486,13 +2592,17 @@ export interface components {
              * @example null
              */
             rerolled_from: string | null;
+            /** @description Where the key may be used from (normalised addresses and CIDR ranges), or `null` for any address. */
+            allowed_ips: components["schemas"]["AllowedIps"];
+            /** @description The key's credits, or `null` when it is unmetered. `GET /v1/keys/{id}` and `POST /v1/keys/{id}/credits` show the live balance; lists (`GET /v1/keys`, `GET /api/auth/api-keys`) show the balance as last written to D1, which the key authority does within about a second of each use. */
+            credits: components["schemas"]["Credits"] | null;
             /**
              * @description The plaintext key, shown once: `KEY_PREFIX` (default `kw_live_`) + 32 base62 random characters + 6 base62 CRC32 checksum characters. Store it now; it cannot be shown again.
              * @example kw_live_ExampleKeyNotARealKey00000000000XXXXXX
              */
             key: string;
         };
-        /** @description A key that passes: live, holding every capability asked for, within its rate limit. */
+        /** @description A key that passes: live, used from an address its allowlist admits (when `ip` was given), within its rate limit, holding every capability asked for, with at least `cost` credits left (which this verify spent). */
         VerifyValid: {
             /**
              * @description `true` exactly when `code` is `VALID`.
@@ -2500,7 +2610,7 @@ export interface components {
              */
             valid: true;
             /**
-             * @description The first that applies: `MALFORMED` (format or checksum fails; no lookup), `NOT_FOUND` (unknown, or another workspace's key), `REVOKED` (revocation in effect), `EXPIRED`, `INSUFFICIENT_CAPABILITIES`, `RATE_LIMITED` (the key's own rate limit is exhausted), `VALID`.
+             * @description The first that applies: `MALFORMED` (format or checksum fails; no lookup), `NOT_FOUND` (unknown, or another workspace's key), `REVOKED` (revocation in effect), `EXPIRED`, `IP_NOT_ALLOWED` (the body's `ip` is not on the key's allowlist), `RATE_LIMITED` (the key's own rate limit is exhausted), `INSUFFICIENT_CAPABILITIES`, `USAGE_EXCEEDED` (the key has fewer credits left than `cost`), `VALID`.
              * @enum {string}
              */
             code: "VALID";
@@ -2522,8 +2632,10 @@ export interface components {
                 /** @description Whole seconds until the current window ends. */
                 reset: number;
             };
+            /** @description Present when the key has credits: its balance after this verify (a `VALID` verify has spent its `cost`; any other verdict spends nothing). */
+            credits?: components["schemas"]["Credits"];
         };
-        /** @description A live key of the caller's workspace refused for its capabilities or its rate limit: its terms are shown. */
+        /** @description A live key of the caller's workspace refused for the address, its rate limit, its capabilities or its credits: its terms are shown. Nothing is spent. */
         VerifyRefusedLive: {
             /**
              * @description `true` exactly when `code` is `VALID`.
@@ -2531,10 +2643,10 @@ export interface components {
              */
             valid: false;
             /**
-             * @description The first that applies: `MALFORMED` (format or checksum fails; no lookup), `NOT_FOUND` (unknown, or another workspace's key), `REVOKED` (revocation in effect), `EXPIRED`, `INSUFFICIENT_CAPABILITIES`, `RATE_LIMITED` (the key's own rate limit is exhausted), `VALID`.
+             * @description The first that applies: `MALFORMED` (format or checksum fails; no lookup), `NOT_FOUND` (unknown, or another workspace's key), `REVOKED` (revocation in effect), `EXPIRED`, `IP_NOT_ALLOWED` (the body's `ip` is not on the key's allowlist), `RATE_LIMITED` (the key's own rate limit is exhausted), `INSUFFICIENT_CAPABILITIES`, `USAGE_EXCEEDED` (the key has fewer credits left than `cost`), `VALID`.
              * @enum {string}
              */
-            code: "INSUFFICIENT_CAPABILITIES" | "RATE_LIMITED";
+            code: "IP_NOT_ALLOWED" | "RATE_LIMITED" | "INSUFFICIENT_CAPABILITIES" | "USAGE_EXCEEDED";
             /** @example key_T4r5yHUig43kiJfahqSI */
             key_id: string;
             capabilities: components["schemas"]["Capabilities"];
@@ -2553,6 +2665,8 @@ export interface components {
                 /** @description Whole seconds until the current window ends. */
                 reset: number;
             };
+            /** @description Present when the key has credits: its balance after this verify (a `VALID` verify has spent its `cost`; any other verdict spends nothing). */
+            credits?: components["schemas"]["Credits"];
         };
         /** @description A key of the caller's workspace that no longer works: only its id is shown. */
         VerifyRefusedDead: {
@@ -2562,7 +2676,7 @@ export interface components {
              */
             valid: false;
             /**
-             * @description The first that applies: `MALFORMED` (format or checksum fails; no lookup), `NOT_FOUND` (unknown, or another workspace's key), `REVOKED` (revocation in effect), `EXPIRED`, `INSUFFICIENT_CAPABILITIES`, `RATE_LIMITED` (the key's own rate limit is exhausted), `VALID`.
+             * @description The first that applies: `MALFORMED` (format or checksum fails; no lookup), `NOT_FOUND` (unknown, or another workspace's key), `REVOKED` (revocation in effect), `EXPIRED`, `IP_NOT_ALLOWED` (the body's `ip` is not on the key's allowlist), `RATE_LIMITED` (the key's own rate limit is exhausted), `INSUFFICIENT_CAPABILITIES`, `USAGE_EXCEEDED` (the key has fewer credits left than `cost`), `VALID`.
              * @enum {string}
              */
             code: "REVOKED" | "EXPIRED";
@@ -2577,7 +2691,7 @@ export interface components {
              */
             valid: false;
             /**
-             * @description The first that applies: `MALFORMED` (format or checksum fails; no lookup), `NOT_FOUND` (unknown, or another workspace's key), `REVOKED` (revocation in effect), `EXPIRED`, `INSUFFICIENT_CAPABILITIES`, `RATE_LIMITED` (the key's own rate limit is exhausted), `VALID`.
+             * @description The first that applies: `MALFORMED` (format or checksum fails; no lookup), `NOT_FOUND` (unknown, or another workspace's key), `REVOKED` (revocation in effect), `EXPIRED`, `IP_NOT_ALLOWED` (the body's `ip` is not on the key's allowlist), `RATE_LIMITED` (the key's own rate limit is exhausted), `INSUFFICIENT_CAPABILITIES`, `USAGE_EXCEEDED` (the key has fewer credits left than `cost`), `VALID`.
              * @enum {string}
              */
             code: "MALFORMED" | "NOT_FOUND";
@@ -2867,6 +2981,207 @@ export interface components {
                 reason: "byok_invalid" | "provider_removed";
             };
         };
+        /**
+         * @description Where the key may be used from: its IP allowlist, normalised (each entry once; a single address bare, e.g. `203.0.113.7`; a range with its host bits cleared, e.g. `10.0.0.0/8`; an IPv4-mapped IPv6 address as the IPv4 address it carries), or `null` when the key may be used from any address. `0.0.0.0/0` admits any IPv4 address and `::/0` any IPv6 address.
+         * @example [
+         *       "203.0.113.7",
+         *       "10.0.0.0/8",
+         *       "2001:db8::/32"
+         *     ]
+         * @example null
+         */
+        AllowedIps: string[] | null;
+        /**
+         * @description The key's IP allowlist: up to 32 entries, each an IPv4 or IPv6 address (`203.0.113.7`, `2001:db8::1`) or a CIDR range (`10.0.0.0/8`, `2001:db8::/32`). Entries are normalised: a single address is kept bare, a range has its host bits cleared (`10.1.2.3/8` becomes `10.0.0.0/8`), an IPv4-mapped IPv6 address is the IPv4 address it carries (`::ffff:198.51.100.9` becomes `198.51.100.9`), and duplicates are dropped. `0.0.0.0/0` (any IPv4 address) and `::/0` (any IPv6 address) are allowed. Absent, `null` or `[]`: no allowlist, any address. More than 32 entries, or an entry that is neither an address nor a CIDR range, answers 400 `invalid_request` with `field: "allowed_ips"`.
+         * @example [
+         *       "203.0.113.7",
+         *       "10.0.0.0/8",
+         *       "2001:db8::/32"
+         *     ]
+         */
+        AllowedIpsInput: string[] | null;
+        /**
+         * @description How the balance is refilled: `remaining` is set to `amount` at the start of each UTC `day` or calendar `month` (the first refill at the start of the next interval after the key was created).
+         * @example {
+         *       "amount": 10000,
+         *       "interval": "month"
+         *     }
+         */
+        CreditRefill: {
+            /** @description The balance each refill sets. */
+            amount: number;
+            /**
+             * @description `day`: at every UTC midnight; `month`: at 00:00 UTC on the first of every month.
+             * @enum {string}
+             */
+            interval: "day" | "month";
+        };
+        /**
+         * @description A metered key's credits: each successful authentication spends 1, each `VALID` verify its `cost`; with too few left a request answers 429 `credits_exhausted` and a verify `USAGE_EXCEEDED`.
+         * @example {
+         *       "remaining": 4200,
+         *       "refill": {
+         *         "amount": 10000,
+         *         "interval": "month"
+         *       }
+         *     }
+         */
+        Credits: {
+            /** @description Credits left, never below 0. */
+            remaining: number;
+            /** @description The refill, or `null` when the balance is only changed by `POST /v1/keys/{id}/credits`. */
+            refill: components["schemas"]["CreditRefill"] | null;
+        };
+        /**
+         * @description A refill as sent: both fields required. Errors name `credits.refill.amount`, `credits.refill.interval` or `credits.refill.<unknown>`.
+         * @example {
+         *       "amount": 10000,
+         *       "interval": "month"
+         *     }
+         */
+        CreditRefillInput: {
+            /** @description The balance each refill sets: an integer from 1 to 1000000000000. */
+            amount: number;
+            /**
+             * @description `day` (every UTC day) or `month` (every calendar month, UTC).
+             * @enum {string}
+             */
+            interval: "day" | "month";
+        };
+        /**
+         * @description The key's credits as sent: `remaining` required, `refill` optional (absent or `null`: no refill). Refill sets `remaining` to `amount` at the start of each UTC day or month; the first refill comes at the start of the next interval after creation. Errors name the nested field: `credits.remaining`, `credits.refill.amount`, `credits.refill.interval` or `credits.<unknown>`; a value that is not an object names `credits`.
+         * @example {
+         *       "remaining": 10000,
+         *       "refill": {
+         *         "amount": 10000,
+         *         "interval": "month"
+         *       }
+         *     }
+         */
+        CreditsInput: {
+            /** @description The starting balance: an integer from 0 to 1000000000000. */
+            remaining: number;
+            /** @description The refill; absent or `null`: none. */
+            refill?: components["schemas"]["CreditRefillInput"] | null;
+        };
+        /**
+         * @description Exactly one of `add` or `set` (`null` counts as absent): both answer 400 `invalid_request` with `field: "set"`, neither 400 with `field: "add"`.
+         * @example {
+         *       "add": 5000
+         *     }
+         * @example {
+         *       "set": 0
+         *     }
+         */
+        CreditsChangeRequest: {
+            /** @description Credits to add to the balance: an integer from 1 to 1000000000000. The balance is capped at 1000000000000. */
+            add: number;
+            /** @description Absent or `null` with `add`. */
+            set?: null;
+        } | {
+            /** @description The new balance: an integer from 0 to 1000000000000. */
+            set: number;
+            /** @description Absent or `null` with `set`. */
+            add?: null;
+        };
+        /**
+         * @description A key's uses in one hour or day, by outcome; exact counts, never sampled.
+         * @example {
+         *       "start": "2026-12-01T09:00:00Z",
+         *       "valid": 412,
+         *       "rate_limited": 3,
+         *       "credits_exhausted": 0,
+         *       "insufficient_capabilities": 1,
+         *       "ip_not_allowed": 0
+         *     }
+         */
+        UsageBucket: {
+            /** @description The start of the bucket: a UTC hour, or a UTC day (00:00:00Z). */
+            start: components["schemas"]["Timestamp"];
+            /** @description Uses that passed: authenticated requests that were let through (whatever the route then answered) and `VALID` verifies. */
+            valid: number;
+            /** @description Uses refused by the key's rate limit (429 `rate_limited`, verify `RATE_LIMITED`). */
+            rate_limited: number;
+            /** @description Uses refused for want of credits (429 `credits_exhausted`, verify `USAGE_EXCEEDED`). */
+            credits_exhausted: number;
+            /** @description Requests to a route whose capability the key lacks (403 `missing_capability`) and verifies asking for capabilities it lacks (`INSUFFICIENT_CAPABILITIES`). */
+            insufficient_capabilities: number;
+            /** @description Uses refused by the key's IP allowlist (403 `ip_not_allowed`, verify `IP_NOT_ALLOWED`). */
+            ip_not_allowed: number;
+        };
+        /** @description One key's usage in the window. */
+        KeyUsageItem: {
+            /** @example key_T4r5yHUig43kiJfahqSI */
+            key_id: string;
+            name: components["schemas"]["Name"];
+            /** @description Oldest first, and only the buckets with at least one use: an hour or day without any is left out. */
+            buckets: components["schemas"]["UsageBucket"][];
+        };
+        /** @description The usage of a page of the workspace's keys in one window. */
+        KeyUsageList: {
+            /** @description The start of the window, `from` aligned down to the granularity (inclusive). */
+            from: components["schemas"]["Timestamp"];
+            /** @description The end of the window, `to` aligned up to the granularity (exclusive). */
+            to: components["schemas"]["Timestamp"];
+            /**
+             * @description The size of each bucket: a UTC hour or a UTC day.
+             * @enum {string}
+             */
+            granularity: "hour" | "day";
+            /** @description One per key of the page, newest key first (by creation time, then id), revoked keys included, whether or not it was used. */
+            items: components["schemas"]["KeyUsageItem"][];
+            /** @description Pass as `cursor` to get the next page; `null` on the last page. */
+            next_cursor: string | null;
+        };
+        /** @description One key's usage in one window. */
+        KeyUsage: {
+            /** @description The start of the window, `from` aligned down to the granularity (inclusive). */
+            from: components["schemas"]["Timestamp"];
+            /** @description The end of the window, `to` aligned up to the granularity (exclusive). */
+            to: components["schemas"]["Timestamp"];
+            /**
+             * @description The size of each bucket: a UTC hour or a UTC day.
+             * @enum {string}
+             */
+            granularity: "hour" | "day";
+            /** @example key_T4r5yHUig43kiJfahqSI */
+            key_id: string;
+            name: components["schemas"]["Name"];
+            /** @description Oldest first, and only the buckets with at least one use: an hour or day without any is left out. */
+            buckets: components["schemas"]["UsageBucket"][];
+        };
+        /** @description The error envelope with `code` `ip_not_allowed`. */
+        IpNotAllowedError: {
+            error: {
+                /** @constant */
+                code: "ip_not_allowed";
+                message: components["schemas"]["ErrorMessage"];
+                field?: components["schemas"]["ErrorField"];
+                required?: components["schemas"]["ErrorRequired"];
+                capability?: components["schemas"]["ErrorCapability"];
+                request_id?: components["schemas"]["ErrorRequestId"];
+                detected?: components["schemas"]["ErrorDetected"];
+                provider_status?: components["schemas"]["ErrorProviderStatus"];
+                provider_reason?: components["schemas"]["ErrorProviderReason"];
+                reason?: components["schemas"]["ErrorReason"];
+            };
+        };
+        /** @description The error envelope with `code` `key_revoked`, `key_expired`. */
+        DeadKeyError: {
+            error: {
+                /** @enum {string} */
+                code: "key_revoked" | "key_expired";
+                message: components["schemas"]["ErrorMessage"];
+                field?: components["schemas"]["ErrorField"];
+                required?: components["schemas"]["ErrorRequired"];
+                capability?: components["schemas"]["ErrorCapability"];
+                request_id?: components["schemas"]["ErrorRequestId"];
+                detected?: components["schemas"]["ErrorDetected"];
+                provider_status?: components["schemas"]["ErrorProviderStatus"];
+                provider_reason?: components["schemas"]["ErrorProviderReason"];
+                reason?: components["schemas"]["ErrorReason"];
+            };
+        };
     };
     responses: {
         /** @description The body is malformed JSON (`invalid_json`), or a body field or query parameter is missing, wrongly typed, invalid or unknown (`invalid_request`, naming it in `field`). */
@@ -2934,7 +3249,7 @@ export interface components {
                 "application/json": components["schemas"]["NotFoundError"];
             };
         };
-        /** @description The calling key may not do this: `missing_capability` (it lacks the capability the route needs, named in `required`), `capability_escalation` (a requested capability it does not hold itself, named in `capability`) or `workspace_read_only` (a write in a read-only workspace). */
+        /** @description The calling key may not do this: `missing_capability` (it lacks the capability the route needs, named in `required`), `capability_escalation` (a requested capability it does not hold itself, named in `capability`), `workspace_read_only` (a write in a read-only workspace) or `ip_not_allowed` (the key has an IP allowlist that does not admit the client address, `CF-Connecting-IP`; not a failed authentication). */
         Forbidden: {
             headers: {
                 "x-request-id": components["headers"]["XRequestId"];
@@ -2949,7 +3264,7 @@ export interface components {
                 "application/json": components["schemas"]["ForbiddenError"];
             };
         };
-        /** @description `too_many_failed_attempts`: the client address (`CF-Connecting-IP`) has had 10 failed key authentications in the current 60-second window; every request from it presenting a well-formed key is refused until the window ends (no `RateLimit-*` headers). `rate_limited`: the calling key has used its `rate_limit` for the current window (with `RateLimit-*` headers). Both carry `Retry-After`. */
+        /** @description `too_many_failed_attempts`: the client address (`CF-Connecting-IP`) has had 10 failed key authentications in the current 60-second window; every request from it presenting a well-formed key is refused until the window ends (no `RateLimit-*` headers). `rate_limited`: the calling key has used its `rate_limit` for the current window (with `RateLimit-*` headers). Both carry `Retry-After`. `credits_exhausted`: the calling key has no credits left (with `RateLimit-*` headers when it has a rate limit, without `Retry-After`: a refill or `POST /v1/keys/{id}/credits` ends it); nothing was spent. */
         TooManyRequests: {
             headers: {
                 "x-request-id": components["headers"]["XRequestId"];
@@ -3408,7 +3723,7 @@ export interface components {
                 "application/json": components["schemas"]["NotConfiguredError"];
             };
         };
-        /** @description `missing_capability`: the calling key lacks `audit:read` (named in `required`). */
+        /** @description `missing_capability`: the calling key lacks `audit:read` (named in `required`). `ip_not_allowed`: the calling key has an IP allowlist that does not admit the client address. */
         AuditForbidden: {
             headers: {
                 "x-request-id": components["headers"]["XRequestId"];
@@ -3429,7 +3744,7 @@ export interface components {
                  *       }
                  *     }
                  */
-                "application/json": components["schemas"]["MissingCapabilityError"];
+                "application/json": components["schemas"]["MissingCapabilityError"] | components["schemas"]["IpNotAllowedError"];
             };
         };
         /** @description `unavailable`: the key authority of the key's workspace (a Durable Object) is briefly overloaded; nothing was counted twice or written. Retry after `Retry-After` seconds. On `POST /v1/leaks/github`: GitHub's key list could not be fetched; GitHub retries. */
@@ -3544,6 +3859,44 @@ export interface components {
                 "application/json": components["schemas"]["RerollConflictError"];
             };
         };
+        /** @description `ip_not_allowed`: the calling key has an IP allowlist that does not admit the client address (`CF-Connecting-IP`); not a failed authentication, and nothing was spent. */
+        IpNotAllowed: {
+            headers: {
+                "x-request-id": components["headers"]["XRequestId"];
+                "RateLimit-Limit": components["headers"]["RateLimitLimit"];
+                "RateLimit-Remaining": components["headers"]["RateLimitRemaining"];
+                "RateLimit-Reset": components["headers"]["RateLimitReset"];
+                "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                RateLimit: components["headers"]["RateLimit"];
+                [name: string]: unknown;
+            };
+            content: {
+                /**
+                 * @example {
+                 *       "error": {
+                 *         "code": "ip_not_allowed",
+                 *         "message": "This key may not be used from this address."
+                 *       }
+                 *     }
+                 */
+                "application/json": components["schemas"]["IpNotAllowedError"];
+            };
+        };
+        /** @description `key_revoked`: the key's revocation has already taken effect; `key_expired`: the key has expired. A dead key's credits cannot be changed. */
+        DeadKey: {
+            headers: {
+                "x-request-id": components["headers"]["XRequestId"];
+                "RateLimit-Limit": components["headers"]["RateLimitLimit"];
+                "RateLimit-Remaining": components["headers"]["RateLimitRemaining"];
+                "RateLimit-Reset": components["headers"]["RateLimitReset"];
+                "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                RateLimit: components["headers"]["RateLimit"];
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["DeadKeyError"];
+            };
+        };
     };
     parameters: {
         /** @description Page size: a positive integer, default 50; values above 100 are treated as 100. Zero, negative or non-numeric values answer 400 `invalid_request` with `field: "limit"`. */
@@ -3584,6 +3937,12 @@ export interface components {
         GithubPublicKeySignature: string;
         /** @description 1 to 255 printable ASCII characters. The same key with the same body (compared as canonical JSON) within 24 hours, from the same caller to the same route, answers the first response again (the plaintext key included, kept sealed by the vault), with `idempotent-replayed: true`; with another body, 409 `idempotency_conflict`; while the first request is still in flight, 409 `conflict`. A request that failed is not remembered, so its retry runs afresh. */
         IdempotencyKey: string;
+        /** @description The start of the window: an RFC 3339 timestamp (any offset, fractions allowed; in a query string write `+` as `%2B`), aligned down to the start of its UTC hour or day. Absent or empty: `to` minus 24 hours (`hour`) or 30 days (`day`). A window wider than 7 days of hours or 100 days of days, or one where `from` is not before `to`, answers 400 `invalid_request` with `field: "from"`, and so does a value that is not a timestamp. */
+        UsageFrom: string | unknown | unknown;
+        /** @description The end of the window (exclusive): an RFC 3339 timestamp, aligned up to the next start of a UTC hour or day unless it is one. Absent or empty: now, so the current hour or day is included. A value that is not a timestamp answers 400 `invalid_request` with `field: "to"`. */
+        UsageTo: string | unknown | unknown;
+        /** @description The size of each bucket: `hour` (UTC hours; absent or empty means `hour`) or `day` (UTC days). Any other value answers 400 `invalid_request` with `field: "granularity"`. */
+        UsageGranularity: "hour" | "day" | "";
     };
     requestBodies: never;
     headers: {
@@ -3591,7 +3950,7 @@ export interface components {
         XRequestId: string;
         /** @description The response holds a secret: no cache may keep it. */
         CacheControlNoStore: "no-store";
-        /** @description Whole seconds until the window that caused the 429 ends (at least 1); retry after it. */
+        /** @description With `too_many_failed_attempts` and `rate_limited`: whole seconds until the window that caused the 429 ends (at least 1); retry after it. Absent with `credits_exhausted`. */
         RetryAfter: number;
         /** @description The calling key's `rate_limit.limit`: requests allowed per window. Sent on every response to a key with a rate limit once it has been authenticated (success or error, `rate_limited` included); absent for keys without one, on 401 and on operator routes. */
         RateLimitLimit: number;
@@ -3795,6 +4154,8 @@ export interface operations {
                      *         "revoked_at": null,
                      *         "rate_limit": null,
                      *         "rerolled_from": null,
+                     *         "allowed_ips": null,
+                     *         "credits": null,
                      *         "key": "kw_live_ExampleKeyNotARealKey00000000000XXXXXX"
                      *       }
                      *     }
@@ -3942,7 +4303,9 @@ export interface operations {
                      *         ],
                      *         "created_at": "2026-11-22T17:40:14Z",
                      *         "expires_at": null,
-                     *         "last4": "rVR0"
+                     *         "last4": "rVR0",
+                     *         "credits": null,
+                     *         "allowed_ips": null
                      *       },
                      *       "workspace": {
                      *         "id": "ws_3kTMd9Qx0aLpZr7Vb2Nc",
@@ -3961,6 +4324,7 @@ export interface operations {
                 };
             };
             401: components["responses"]["Unauthorized"];
+            403: components["responses"]["IpNotAllowed"];
             429: components["responses"]["TooManyRequests"];
             500: components["responses"]["Internal"];
             503: components["responses"]["Unavailable"];
@@ -4009,6 +4373,7 @@ export interface operations {
                 };
             };
             401: components["responses"]["Unauthorized"];
+            403: components["responses"]["IpNotAllowed"];
             429: components["responses"]["TooManyRequests"];
             500: components["responses"]["Internal"];
             503: components["responses"]["Unavailable"];
@@ -4068,7 +4433,18 @@ export interface operations {
                      *             "limit": 100,
                      *             "window_seconds": 60
                      *           },
-                     *           "rerolled_from": null
+                     *           "rerolled_from": null,
+                     *           "allowed_ips": [
+                     *             "203.0.113.7",
+                     *             "10.0.0.0/8"
+                     *           ],
+                     *           "credits": {
+                     *             "remaining": 9958,
+                     *             "refill": {
+                     *               "amount": 10000,
+                     *               "interval": "month"
+                     *             }
+                     *           }
                      *         },
                      *         {
                      *           "id": "key_8fJ2sQw1LmZx4Tb9Vc0R",
@@ -4084,7 +4460,9 @@ export interface operations {
                      *           "last_used_at": "2026-11-23T08:10:59Z",
                      *           "revoked_at": null,
                      *           "rate_limit": null,
-                     *           "rerolled_from": null
+                     *           "rerolled_from": null,
+                     *           "allowed_ips": null,
+                     *           "credits": null
                      *         }
                      *       ],
                      *       "next_cursor": null
@@ -4130,6 +4508,17 @@ export interface operations {
                  *       "rate_limit": {
                  *         "limit": 100,
                  *         "window_seconds": 60
+                 *       },
+                 *       "allowed_ips": [
+                 *         "203.0.113.7",
+                 *         "10.0.0.0/8"
+                 *       ],
+                 *       "credits": {
+                 *         "remaining": 10000,
+                 *         "refill": {
+                 *           "amount": 10000,
+                 *           "interval": "month"
+                 *         }
                  *       }
                  *     }
                  */
@@ -4176,6 +4565,17 @@ export interface operations {
                      *         "window_seconds": 60
                      *       },
                      *       "rerolled_from": null,
+                     *       "allowed_ips": [
+                     *         "203.0.113.7",
+                     *         "10.0.0.0/8"
+                     *       ],
+                     *       "credits": {
+                     *         "remaining": 10000,
+                     *         "refill": {
+                     *           "amount": 10000,
+                     *           "interval": "month"
+                     *         }
+                     *       },
                      *       "key": "kw_live_ExampleKeyNotARealKey11111111111XXXXXX"
                      *     }
                      */
@@ -4208,7 +4608,9 @@ export interface operations {
                  *       "key": "kw_live_ExampleKeyNotARealKey11111111111XXXXXX",
                  *       "capabilities": [
                  *         "desktop:chat"
-                 *       ]
+                 *       ],
+                 *       "ip": "203.0.113.7",
+                 *       "cost": 3
                  *     }
                  */
                 "application/json": components["schemas"]["VerifyRequest"];
@@ -4235,6 +4637,86 @@ export interface operations {
             403: components["responses"]["Forbidden"];
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["Internal"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    listKeyUsage: {
+        parameters: {
+            query?: {
+                /** @description The start of the window: an RFC 3339 timestamp (any offset, fractions allowed; in a query string write `+` as `%2B`), aligned down to the start of its UTC hour or day. Absent or empty: `to` minus 24 hours (`hour`) or 30 days (`day`). A window wider than 7 days of hours or 100 days of days, or one where `from` is not before `to`, answers 400 `invalid_request` with `field: "from"`, and so does a value that is not a timestamp. */
+                from?: components["parameters"]["UsageFrom"];
+                /** @description The end of the window (exclusive): an RFC 3339 timestamp, aligned up to the next start of a UTC hour or day unless it is one. Absent or empty: now, so the current hour or day is included. A value that is not a timestamp answers 400 `invalid_request` with `field: "to"`. */
+                to?: components["parameters"]["UsageTo"];
+                /** @description The size of each bucket: `hour` (UTC hours; absent or empty means `hour`) or `day` (UTC days). Any other value answers 400 `invalid_request` with `field: "granularity"`. */
+                granularity?: components["parameters"]["UsageGranularity"];
+                /** @description Page size: a positive integer, default 50; values above 100 are treated as 100. Zero, negative or non-numeric values answer 400 `invalid_request` with `field: "limit"`. */
+                limit?: components["parameters"]["Limit"];
+                /** @description The `next_cursor` of the previous page, verbatim; omit it (or send it empty) for the first page. A cursor is opaque, but of a fixed shape (the pattern below); a string of another shape answers 400 `invalid_request` with `field: "cursor"`. */
+                cursor?: components["parameters"]["Cursor"];
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description One page of keys, each with its usage. */
+            200: {
+                headers: {
+                    "x-request-id": components["headers"]["XRequestId"];
+                    "RateLimit-Limit": components["headers"]["RateLimitLimit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimitRemaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimitReset"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "from": "2026-11-24T00:00:00Z",
+                     *       "to": "2026-12-02T00:00:00Z",
+                     *       "granularity": "day",
+                     *       "items": [
+                     *         {
+                     *           "key_id": "key_T4r5yHUig43kiJfahqSI",
+                     *           "name": "Desktop app (Ada)",
+                     *           "buckets": [
+                     *             {
+                     *               "start": "2026-11-30T00:00:00Z",
+                     *               "valid": 1804,
+                     *               "rate_limited": 12,
+                     *               "credits_exhausted": 0,
+                     *               "insufficient_capabilities": 2,
+                     *               "ip_not_allowed": 0
+                     *             },
+                     *             {
+                     *               "start": "2026-12-01T00:00:00Z",
+                     *               "valid": 977,
+                     *               "rate_limited": 0,
+                     *               "credits_exhausted": 31,
+                     *               "insufficient_capabilities": 0,
+                     *               "ip_not_allowed": 4
+                     *             }
+                     *           ]
+                     *         },
+                     *         {
+                     *           "key_id": "key_8fJ2sQw1LmZx4Tb9Vc0R",
+                     *           "name": "Owner key",
+                     *           "buckets": []
+                     *         }
+                     *       ],
+                     *       "next_cursor": null
+                     *     }
+                     */
+                    "application/json": components["schemas"]["KeyUsageList"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
             429: components["responses"]["TooManyRequests"];
             500: components["responses"]["Internal"];
             503: components["responses"]["Unavailable"];
@@ -4288,7 +4770,18 @@ export interface operations {
                      *         "limit": 100,
                      *         "window_seconds": 60
                      *       },
-                     *       "rerolled_from": null
+                     *       "rerolled_from": null,
+                     *       "allowed_ips": [
+                     *         "203.0.113.7",
+                     *         "10.0.0.0/8"
+                     *       ],
+                     *       "credits": {
+                     *         "remaining": 9958,
+                     *         "refill": {
+                     *           "amount": 10000,
+                     *           "interval": "month"
+                     *         }
+                     *       }
                      *     }
                      */
                     "application/json": components["schemas"]["KeyObject"];
@@ -4406,6 +4899,17 @@ export interface operations {
                      *         "window_seconds": 60
                      *       },
                      *       "rerolled_from": "key_T4r5yHUig43kiJfahqSI",
+                     *       "allowed_ips": [
+                     *         "203.0.113.7",
+                     *         "10.0.0.0/8"
+                     *       ],
+                     *       "credits": {
+                     *         "remaining": 9958,
+                     *         "refill": {
+                     *           "amount": 10000,
+                     *           "interval": "month"
+                     *         }
+                     *       },
                      *       "key": "kw_live_ExampleKeyNotARealKey22222222222XXXXXX"
                      *     }
                      */
@@ -4420,6 +4924,162 @@ export interface operations {
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
             422: components["responses"]["LifetimeExceedsPolicy"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["Internal"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    changeKeyCredits: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The key id. An unknown id, or the id of another workspace's key, answers 404 `not_found`. */
+                id: components["parameters"]["KeyId"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "add": 5000
+                 *     }
+                 */
+                "application/json": components["schemas"]["CreditsChangeRequest"];
+            };
+        };
+        responses: {
+            /** @description The key, with its `credits` after the change. */
+            200: {
+                headers: {
+                    "x-request-id": components["headers"]["XRequestId"];
+                    "RateLimit-Limit": components["headers"]["RateLimitLimit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimitRemaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimitReset"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "id": "key_T4r5yHUig43kiJfahqSI",
+                     *       "name": "Desktop app (Ada)",
+                     *       "capabilities": [
+                     *         "desktop:read",
+                     *         "desktop:chat"
+                     *       ],
+                     *       "subject": {
+                     *         "user_id": "u_123",
+                     *         "email": "ada@example.com",
+                     *         "role": "member",
+                     *         "tier": "pro"
+                     *       },
+                     *       "masked": "kw_live_...I7BX",
+                     *       "last4": "I7BX",
+                     *       "created_at": "2026-11-22T18:02:31Z",
+                     *       "expires_at": "2027-11-22T18:02:31Z",
+                     *       "last_used_at": "2026-11-23T08:11:05Z",
+                     *       "revoked_at": null,
+                     *       "rate_limit": {
+                     *         "limit": 100,
+                     *         "window_seconds": 60
+                     *       },
+                     *       "rerolled_from": null,
+                     *       "allowed_ips": [
+                     *         "203.0.113.7",
+                     *         "10.0.0.0/8"
+                     *       ],
+                     *       "credits": {
+                     *         "remaining": 14958,
+                     *         "refill": {
+                     *           "amount": 10000,
+                     *           "interval": "month"
+                     *         }
+                     *       }
+                     *     }
+                     */
+                    "application/json": components["schemas"]["KeyObject"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["DeadKey"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["Internal"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    getKeyUsage: {
+        parameters: {
+            query?: {
+                /** @description The start of the window: an RFC 3339 timestamp (any offset, fractions allowed; in a query string write `+` as `%2B`), aligned down to the start of its UTC hour or day. Absent or empty: `to` minus 24 hours (`hour`) or 30 days (`day`). A window wider than 7 days of hours or 100 days of days, or one where `from` is not before `to`, answers 400 `invalid_request` with `field: "from"`, and so does a value that is not a timestamp. */
+                from?: components["parameters"]["UsageFrom"];
+                /** @description The end of the window (exclusive): an RFC 3339 timestamp, aligned up to the next start of a UTC hour or day unless it is one. Absent or empty: now, so the current hour or day is included. A value that is not a timestamp answers 400 `invalid_request` with `field: "to"`. */
+                to?: components["parameters"]["UsageTo"];
+                /** @description The size of each bucket: `hour` (UTC hours; absent or empty means `hour`) or `day` (UTC days). Any other value answers 400 `invalid_request` with `field: "granularity"`. */
+                granularity?: components["parameters"]["UsageGranularity"];
+            };
+            header?: never;
+            path: {
+                /** @description The key id. An unknown id, or the id of another workspace's key, answers 404 `not_found`. */
+                id: components["parameters"]["KeyId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The key's usage. */
+            200: {
+                headers: {
+                    "x-request-id": components["headers"]["XRequestId"];
+                    "RateLimit-Limit": components["headers"]["RateLimitLimit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimitRemaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimitReset"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "from": "2026-12-01T07:00:00Z",
+                     *       "to": "2026-12-01T10:00:00Z",
+                     *       "granularity": "hour",
+                     *       "key_id": "key_T4r5yHUig43kiJfahqSI",
+                     *       "name": "Desktop app (Ada)",
+                     *       "buckets": [
+                     *         {
+                     *           "start": "2026-12-01T07:00:00Z",
+                     *           "valid": 230,
+                     *           "rate_limited": 0,
+                     *           "credits_exhausted": 0,
+                     *           "insufficient_capabilities": 0,
+                     *           "ip_not_allowed": 1
+                     *         },
+                     *         {
+                     *           "start": "2026-12-01T09:00:00Z",
+                     *           "valid": 412,
+                     *           "rate_limited": 3,
+                     *           "credits_exhausted": 0,
+                     *           "insufficient_capabilities": 1,
+                     *           "ip_not_allowed": 0
+                     *         }
+                     *       ]
+                     *     }
+                     */
+                    "application/json": components["schemas"]["KeyUsage"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
             429: components["responses"]["TooManyRequests"];
             500: components["responses"]["Internal"];
             503: components["responses"]["Unavailable"];
@@ -4537,7 +5197,18 @@ export interface operations {
                      *             "limit": 100,
                      *             "window_seconds": 60
                      *           },
-                     *           "rerolled_from": null
+                     *           "rerolled_from": null,
+                     *           "allowed_ips": [
+                     *             "203.0.113.7",
+                     *             "10.0.0.0/8"
+                     *           ],
+                     *           "credits": {
+                     *             "remaining": 9958,
+                     *             "refill": {
+                     *               "amount": 10000,
+                     *               "interval": "month"
+                     *             }
+                     *           }
                      *         },
                      *         {
                      *           "id": "key_8fJ2sQw1LmZx4Tb9Vc0R",
@@ -4553,7 +5224,9 @@ export interface operations {
                      *           "last_used_at": "2026-11-23T08:10:59Z",
                      *           "revoked_at": null,
                      *           "rate_limit": null,
-                     *           "rerolled_from": null
+                     *           "rerolled_from": null,
+                     *           "allowed_ips": null,
+                     *           "credits": null
                      *         }
                      *       ],
                      *       "next_cursor": null

@@ -31,10 +31,12 @@ fn presented_key(call: &Call) -> Option<String> {
 
 /// Authenticates the request's platform key. The key's `RateLimit-*` headers go on whatever
 /// the response turns out to be, and `last_used_at` is written after the response.
-pub async fn require_key(call: &mut Call) -> Result<Caller, ApiError> {
+/// `required` is the route's capability: a use that lacks it is counted as such and spends no
+/// credit.
+pub async fn require_key(call: &mut Call, required: Option<&str>) -> Result<Caller, ApiError> {
     let presented = presented_key(call);
     let ip = call.client_ip();
-    let outcome = authenticate(&call.deps(), presented.as_deref(), ip.as_deref()).await;
+    let outcome = authenticate(&call.deps(), presented.as_deref(), ip.as_deref(), required).await;
     match outcome {
         Ok(authenticated) => {
             if let Some(rate) = authenticated.rate {

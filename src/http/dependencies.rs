@@ -50,7 +50,8 @@ pub fn env_string(env: &Env, name: &str) -> Option<String> {
 /// The deployment's settings, from its variables; the same for requests and the cron.
 pub fn settings(env: &Env) -> Result<Settings, String> {
     let var = |name: &str| env.var(name).ok().map(|v| v.to_string());
-    Settings::from_vars(var("KEY_PREFIX").as_deref(), var("ALLOW_INSECURE_PROVIDER_HOSTS").as_deref())
+    Settings::from_vars(var("KEY_PREFIX").as_deref(), var("ALLOW_INSECURE_PROVIDER_HOSTS").as_deref())?
+        .with_credit_day(var("CREDIT_DAY_MS").as_deref())
 }
 
 /// The key authority: one Durable Object per workspace (or `AUTHORITY_SHARDS` per workspace,

@@ -12,8 +12,14 @@ use super::idempotent::{self, Begun};
 use super::input::{invalid, nested_field, Fields};
 use super::reply::Reply;
 use crate::error::ApiError;
+use crate::keys::allowlist::Allowlist;
 use crate::keys::auth::Caller;
-use crate::keys::service::{self, Expiry, GraceStarts, NewKey, MAX_EXPIRES_IN_SECONDS, MAX_GRACE_SECONDS, MAX_SUBJECT_BYTES};
+use crate::keys::authority::CreditChange;
+use crate::keys::credits::{Interval, Refill, MAX_COST, MAX_CREDITS};
+use crate::keys::service::{
+    self, Expiry, GraceStarts, KeyUsage, NewKey, UsageWindow, MAX_EXPIRES_IN_SECONDS, MAX_GRACE_SECONDS, MAX_SUBJECT_BYTES,
+};
+use crate::keys::usage::Granularity;
 use crate::keys::{verify as verification, Capabilities, RateLimit};
 use crate::name::Name;
 use crate::page::PageRequest;
@@ -76,14 +82,58 @@ pub async fn create(call: &mut Call) -> Result<Reply, ApiError> {
     idempotent::finish(call, claimed, result).await
 }
 
+/// `allowed_ips`: up to 32 addresses or CIDR ranges; an empty list is no allowlist.
+fn read_allowed_ips(fields: &mut Fields) -> Result<Option<Allowlist>, ApiError> {
+    let Some(entries) = fields.optional_string_list("allowed_ips")? else { return Ok(None) };
+    let list = Allowlist::parse(&entries).map_err(|reason| ApiError::invalid_request("allowed_ips", reason))?;
+    Ok((!list.is_empty()).then_some(list))
+}
+
+/// A whole number of credits from `least` to `MAX_CREDITS` in `{within}.{name}`.
+fn credit_amount(fields: &mut Fields, name: &str, within: &str, least: u64) -> Result<Option<u64>, ApiError> {
+    let field = format!("{within}.{name}");
+    match fields.optional_u64(name).map_err(|error| nested_field(error, within))? {
+        Some(amount) if (least..=MAX_CREDITS).contains(&amount) => Ok(Some(amount)),
+        Some(_) => Err(ApiError::invalid_request(&field, format!("`{field}` must be {least} to {MAX_CREDITS}."))),
+        None => Ok(None),
+    }
+}
+
+/// `credits: {remaining, refill?: {amount, interval: "day" | "month"}}`.
+fn read_credits(fields: &mut Fields) -> Result<Option<(u64, Option<Refill>)>, ApiError> {
+    let Some(object) = fields.optional_object("credits")? else { return Ok(None) };
+    let mut inner = Fields::new(Value::Object(object), &["remaining", "refill"]).map_err(|error| nested_field(error, "credits"))?;
+    let within = |error| nested_field(error, "credits");
+    let remaining = credit_amount(&mut inner, "remaining", "credits", 0)?
+        .ok_or_else(|| ApiError::invalid_request("credits.remaining", "`credits.remaining` is required."))?;
+    let refill = match inner.optional_object("refill").map_err(within)? {
+        None => None,
+        Some(object) => {
+            let in_refill = |error| nested_field(error, "credits.refill");
+            let mut refill = Fields::new(Value::Object(object), &["amount", "interval"]).map_err(in_refill)?;
+            let amount = credit_amount(&mut refill, "amount", "credits.refill", 1)?
+                .ok_or_else(|| ApiError::invalid_request("credits.refill.amount", "`credits.refill.amount` is required."))?;
+            let interval = refill.optional_str("interval").map_err(in_refill)?;
+            let interval = interval.as_deref().and_then(Interval::parse).ok_or_else(|| {
+                ApiError::invalid_request("credits.refill.interval", "`credits.refill.interval` must be `day` or `month`.")
+            })?;
+            Some(Refill { amount, interval })
+        }
+    };
+    Ok(Some((remaining, refill)))
+}
+
 async fn create_key(call: &mut Call, caller: &Caller, body: Value) -> Result<Reply, ApiError> {
-    let mut fields = Fields::new(body, &["name", "capabilities", "subject", "expires_in", "expires_at", "rate_limit"])?;
+    let names = ["name", "capabilities", "subject", "expires_in", "expires_at", "rate_limit", "allowed_ips", "credits"];
+    let mut fields = Fields::new(body, &names)?;
     let new = NewKey {
         name: Name::parse(&fields.required_str("name")?).map_err(invalid("name"))?,
         capabilities: read_capabilities(&mut fields, "capabilities")?,
         subject: read_subject(&mut fields)?,
         expiry: read_expiry(&mut fields)?,
         rate_limit: read_rate_limit(&mut fields)?,
+        allowed_ips: read_allowed_ips(&mut fields)?,
+        credits: read_credits(&mut fields)?,
     };
     let (record, key) = service::create(&call.deps(), caller, new).await?;
     Ok(Reply::created(record.to_json_with_secret(&key)).no_store())
@@ -143,12 +193,101 @@ async fn reroll_key(call: &mut Call, caller: &Caller, body: Value) -> Result<Rep
     Ok(Reply::created(rerolled.successor.to_json_with_secret(&rerolled.key)).no_store())
 }
 
+/// `{add}` or `{set}`: exactly one.
+pub async fn credits(call: &mut Call) -> Result<Reply, ApiError> {
+    let caller = call.take_caller()?;
+    let mut fields = call.fields(&["add", "set"]).await?;
+    let amount = |fields: &mut Fields, name: &str, least: u64| -> Result<Option<u64>, ApiError> {
+        match fields.optional_u64(name)? {
+            Some(n) if (least..=MAX_CREDITS).contains(&n) => Ok(Some(n)),
+            Some(_) => Err(ApiError::invalid_request(name, format!("`{name}` must be {least} to {MAX_CREDITS}."))),
+            None => Ok(None),
+        }
+    };
+    let change = match (amount(&mut fields, "add", 1)?, amount(&mut fields, "set", 0)?) {
+        (Some(add), None) => CreditChange::Add(add),
+        (None, Some(set)) => CreditChange::Set(set),
+        (Some(_), Some(_)) => return Err(ApiError::invalid_request("set", "Give `add` or `set`, not both.")),
+        (None, None) => return Err(ApiError::invalid_request("add", "Give `add` (credits to add) or `set` (the new balance).")),
+    };
+    let key = service::change_credits(&call.deps(), &caller, call.param(0), change).await?;
+    Ok(Reply::ok(key.to_json()))
+}
+
+/// `from`, `to` (RFC 3339) and `granularity` (`hour`, the default, or `day`).
+fn usage_window(call: &Call) -> Result<UsageWindow, ApiError> {
+    let query = call.query();
+    let instant = |name: &str| -> Result<Option<i64>, ApiError> {
+        match query.get(name).filter(|t| !t.is_empty()) {
+            None => Ok(None),
+            Some(text) => parse_rfc3339(text)
+                .map(Some)
+                .ok_or_else(|| ApiError::invalid_request(name, format!("`{name}` must be an RFC 3339 timestamp."))),
+        }
+    };
+    let granularity = match query.get("granularity").map(String::as_str) {
+        None | Some("") => Granularity::Hour,
+        Some(text) => {
+            Granularity::parse(text).ok_or_else(|| ApiError::invalid_request("granularity", "`granularity` must be `hour` or `day`."))?
+        }
+    };
+    UsageWindow::new(instant("from")?, instant("to")?, granularity, call.now_ms)
+}
+
+fn usage_json(usage: &KeyUsage) -> Value {
+    json!({
+        "key_id": usage.key.id,
+        "name": usage.key.name,
+        "buckets": usage.buckets.iter().map(|b| b.to_json()).collect::<Vec<_>>(),
+    })
+}
+
+fn window_json(window: &UsageWindow) -> Value {
+    let granularity = if window.granularity == Granularity::Hour { "hour" } else { "day" };
+    json!({"from": rfc3339(window.from_ms), "to": rfc3339(window.to_ms), "granularity": granularity})
+}
+
+/// Every key's usage (a page of keys, newest first, revoked ones too), in one call.
+pub async fn usage(call: &mut Call) -> Result<Reply, ApiError> {
+    let caller = call.take_caller()?;
+    let window = usage_window(call)?;
+    let page = PageRequest::from_query(&call.query())?;
+    let found = service::usage(&call.deps(), &caller, None, window, &page).await?;
+    let mut body = window_json(&window);
+    body["items"] = json!(found.items.iter().map(usage_json).collect::<Vec<_>>());
+    body["next_cursor"] = json!(found.next_cursor);
+    Ok(Reply::ok(body))
+}
+
+pub async fn key_usage(call: &mut Call) -> Result<Reply, ApiError> {
+    let caller = call.take_caller()?;
+    let window = usage_window(call)?;
+    let id = call.param(0).to_string();
+    let found = service::usage(&call.deps(), &caller, Some(&id), window, &PageRequest::default()).await?;
+    let item = found.items.first().ok_or(ApiError::NotFound)?;
+    let mut body = window_json(&window);
+    for (name, value) in usage_json(item).as_object().expect("an object").clone() {
+        body[name] = value;
+    }
+    Ok(Reply::ok(body))
+}
+
 pub async fn verify(call: &mut Call) -> Result<Reply, ApiError> {
     let caller = call.take_caller()?;
-    let mut fields = call.fields(&["key", "capabilities"]).await?;
+    let mut fields = call.fields(&["key", "capabilities", "ip", "cost"]).await?;
     let presented = fields.required_str("key")?;
     let required = read_capabilities(&mut fields, "capabilities")?.unwrap_or_default();
-    let verdict = verification::verify(&call.deps(), &caller, &presented, &required).await?;
+    let ip = fields.optional_str("ip")?;
+    if ip.as_deref().is_some_and(|text| text.parse::<std::net::IpAddr>().is_err()) {
+        return Err(ApiError::invalid_request("ip", "`ip` must be an IPv4 or IPv6 address."));
+    }
+    let cost = match fields.optional_u64("cost")? {
+        None => 1,
+        Some(cost) if cost <= MAX_COST => cost,
+        Some(_) => return Err(ApiError::invalid_request("cost", format!("`cost` must be 0 to {MAX_COST}."))),
+    };
+    let asked = verification::Verification { required, ip, cost };
+    let verdict = verification::verify(&call.deps(), &caller, &presented, &asked).await?;
     if let (true, Some(key)) = (verdict.needs_touch, &verdict.key) {
         call.touch_after_response(&key.id);
     }

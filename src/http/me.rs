@@ -19,6 +19,8 @@ pub async fn me(call: &mut Call) -> Result<Reply, ApiError> {
             "created_at": rfc3339(key.created_at),
             "expires_at": key.expires_at.map(rfc3339),
             "last4": key.last4,
+            "credits": key.credits.map(crate::keys::credits::Credits::to_json),
+            "allowed_ips": key.allowed_ips.as_ref().map(crate::keys::allowlist::Allowlist::to_strings),
         },
         "workspace": {
             "id": caller.workspace.id,

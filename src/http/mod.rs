@@ -124,7 +124,7 @@ async fn run(operation: &Operation, call: &mut Call) -> Result<Reply, ApiError> 
 }
 
 async fn admit_key(call: &mut Call, capability: Option<&str>, writes: bool) -> Result<Caller, ApiError> {
-    let caller = auth::require_key(call).await?;
+    let caller = auth::require_key(call, capability).await?;
     if let Some(capability) = capability {
         caller.require(capability)?;
     }

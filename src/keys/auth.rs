@@ -5,6 +5,7 @@ use serde_json::json;
 
 use super::limits::{seconds_until_window_ends, window_start, RateDecision, FAILED_ATTEMPT_LIMIT, FAILED_ATTEMPT_WINDOW_MS};
 use super::store::{AuthProbe, KeyStore};
+use super::usage::{Ask, Outcome};
 use super::Workspace;
 use super::{KeyRecord, PlatformKey};
 use crate::audit::AuditEvent;
@@ -93,10 +94,13 @@ pub fn needs_touch(key: &KeyRecord, now_ms: i64) -> bool {
     key.last_used_at.is_none_or(|at| at <= now_ms - 60_000)
 }
 
+/// Authenticates a request's key for a route that needs `required` (if any): one use, which
+/// spends one credit when it passes everything else.
 pub async fn authenticate<S: KeyStore, B, C>(
     deps: &Deps<'_, S, B, C>,
     presented: Option<&str>,
     ip: Option<&str>,
+    required: Option<&str>,
 ) -> Result<Authenticated, Rejection> {
     let (store, prefix, now_ms) = (deps.store, deps.key_prefix(), deps.now_ms);
     let presented = presented.ok_or(ApiError::Unauthorized)?;
@@ -105,7 +109,16 @@ pub async fn authenticate<S: KeyStore, B, C>(
     let counted_ip = ip.unwrap_or(UNKNOWN_IP);
     let ip_window = window_start(now_ms, FAILED_ATTEMPT_WINDOW_MS);
     let hash = key.hash();
-    let probe = AuthProbe { key_hash: &hash, ip: Some(counted_ip), ip_window_start: ip_window, now_ms, count_use_in: None };
+    let ask = Ask { ip: ip.map(str::to_string), check_ip: true, capabilities: required.into_iter().map(str::to_string).collect(), cost: 1 };
+    let probe = AuthProbe {
+        key_hash: &hash,
+        ip: Some(counted_ip),
+        ip_window_start: ip_window,
+        now_ms,
+        count_use_in: None,
+        ask: &ask,
+        calendar: crate::keys::credits::Calendar { day_ms: deps.credit_day_ms() },
+    };
     let finding = store.authenticate(&probe).await?;
 
     let blocked = || {
@@ -136,6 +149,15 @@ pub async fn authenticate<S: KeyStore, B, C>(
         (Some(limit), Some(hits)) => Some(RateDecision::new(limit.limit, limit.window_seconds, hits.hits, hits.window_start, now_ms)),
         _ => None,
     };
+    let refused = |error: ApiError| Err(Rejection { rate, ..error.into() });
+    match finding.outcome {
+        Some(Outcome::IpNotAllowed) => return refused(ApiError::IpNotAllowed),
+        Some(Outcome::InsufficientCapabilities) => {
+            return refused(ApiError::MissingCapability { required: required.unwrap_or_default().to_string() })
+        }
+        Some(Outcome::CreditsExhausted) => return refused(ApiError::CreditsExhausted),
+        Some(Outcome::RateLimited) | Some(Outcome::Valid) | None => {}
+    }
     if let Some(decision) = rate.filter(|d| !d.allowed) {
         return Err(Rejection { rate, ..ApiError::RateLimited { retry_after: decision.reset_seconds }.into() });
     }

@@ -102,6 +102,8 @@ mod tests {
             revoked_at: None,
             rerolled_from: None,
             old_key_grace_ms: None,
+            allowed_ips: None,
+            credits: None,
         }
     }
 

@@ -1,10 +1,12 @@
 //! Platform API keys: their format, capabilities and stored record, and the use cases of the
 //! key routes (authenticate, create, list, revoke, reroll, verify, leak reports).
 
+pub mod allowlist;
 pub mod auth;
 pub mod authority;
 pub mod bounds;
 pub mod capability;
+pub mod credits;
 pub mod expiry;
 pub mod leaks;
 pub mod limits;
@@ -12,6 +14,7 @@ pub mod record;
 pub mod service;
 pub mod store;
 pub mod token;
+pub mod usage;
 pub mod verify;
 pub mod workspace;
 

@@ -2,6 +2,8 @@
 
 use serde_json::{json, Value};
 
+use super::allowlist::Allowlist;
+use super::credits::Credits;
 use super::{Capabilities, KeyPrefix, PlatformKey};
 use crate::crypto::random::random_base62;
 use crate::name::Name;
@@ -41,6 +43,12 @@ pub struct KeyRecord {
     /// working after this key's first use. `None` once that use has started the grace.
     #[serde(default)]
     pub old_key_grace_ms: Option<i64>,
+    /// Where its requests may come from; `None`: anywhere.
+    #[serde(default)]
+    pub allowed_ips: Option<Allowlist>,
+    /// What its uses spend from; `None`: unmetered.
+    #[serde(default)]
+    pub credits: Option<Credits>,
 }
 
 /// What a new key is made from, before it has a secret.
@@ -53,6 +61,8 @@ pub struct KeySpec {
     pub rate_limit: Option<RateLimit>,
     pub expires_at: Option<i64>,
     pub rerolled_from: Option<String>,
+    pub allowed_ips: Option<Allowlist>,
+    pub credits: Option<Credits>,
 }
 
 pub fn new_key_id() -> String {
@@ -90,6 +100,8 @@ impl KeyRecord {
             revoked_at: None,
             rerolled_from: spec.rerolled_from,
             old_key_grace_ms: None,
+            allowed_ips: spec.allowed_ips,
+            credits: spec.credits,
         };
         (record, key)
     }
@@ -113,7 +125,15 @@ impl KeyRecord {
             "revoked_at": self.revoked_at.map(rfc3339),
             "rate_limit": self.rate_limit.map(RateLimit::to_json),
             "rerolled_from": self.rerolled_from,
+            "allowed_ips": self.allowed_ips.as_ref().map(Allowlist::to_strings),
+            "credits": self.credits.map(Credits::to_json),
         })
+    }
+
+    /// The record with its credits as of `now_ms` (a refill due since is applied).
+    pub fn as_of(mut self, calendar: super::credits::Calendar, now_ms: i64) -> KeyRecord {
+        self.credits = self.credits.map(|credits| credits.current(calendar, now_ms));
+        self
     }
 
     /// The key object with the plaintext, for the one response that creates the key.
@@ -137,6 +157,8 @@ mod tests {
             rate_limit: Some(RateLimit { limit: 10, window_seconds: 60 }),
             expires_at: None,
             rerolled_from: None,
+            allowed_ips: None,
+            credits: None,
         }
     }
 

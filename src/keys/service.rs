@@ -2,10 +2,14 @@
 
 use serde_json::{json, Value};
 
+use super::allowlist::Allowlist;
 use super::auth::Caller;
+use super::authority::CreditChange;
 use super::bounds::{check_holds, check_may_manage, Terms};
+use super::credits::{Calendar, Credits, Refill};
 use super::record::KeySpec;
 use super::store::{KeyStore, Revocation};
+use super::usage::{buckets, Bucket, Counts, Granularity, DAY_MS, HOUR_MS};
 use super::{Capabilities, KeyRecord, PlatformKey, RateLimit};
 use crate::deps::Deps;
 use crate::error::ApiError;
@@ -45,6 +49,9 @@ pub struct NewKey {
     pub subject: Option<Value>,
     pub expiry: Expiry,
     pub rate_limit: Option<RateLimit>,
+    pub allowed_ips: Option<Allowlist>,
+    /// The balance to start with, and its refill.
+    pub credits: Option<(u64, Option<Refill>)>,
 }
 
 fn expires_at(expiry: Expiry, now_ms: i64) -> Result<Option<i64>, ApiError> {
@@ -94,6 +101,10 @@ pub async fn create<S: KeyStore, B, C>(
         rate_limit: terms.rate_limit,
         expires_at: terms.expires_at,
         rerolled_from: None,
+        allowed_ips: new.allowed_ips,
+        credits: new.credits.map(|(remaining, refill)| {
+            Credits::new(remaining, refill, crate::keys::credits::Calendar { day_ms: deps.credit_day_ms() }, now_ms)
+        }),
     };
     let (record, key) = KeyRecord::issue(spec, prefix, now_ms);
     let audit = caller
@@ -112,13 +123,124 @@ pub async fn list<S: KeyStore, B, C>(
 ) -> Result<Page<KeyRecord>, ApiError> {
     caller.require("keys:read")?;
     let (store, now_ms) = (deps.store, deps.now_ms);
+    let calendar = Calendar { day_ms: deps.credit_day_ms() };
     let rows = store.keys_after(&caller.workspace.id, include_revoked, now_ms, page.after.as_ref(), page.limit + 1).await?;
+    // Balances as the catalogue last recorded them (the key authority writes them within a
+    // second or so); one key's own object is asked by `get`.
+    let rows = rows.into_iter().map(|key| key.as_of(calendar, now_ms)).collect();
     Ok(Page::from_rows(rows, page.limit, |k| Cursor { position: k.created_at, id: k.id.clone() }))
 }
 
+/// A key with its live balance.
 pub async fn get<S: KeyStore, B, C>(deps: &Deps<'_, S, B, C>, caller: &Caller, id: &str) -> Result<KeyRecord, ApiError> {
     caller.require("keys:read")?;
-    deps.store.key(&caller.workspace.id, id).await?.ok_or(ApiError::NotFound)
+    let mut key = deps.store.key(&caller.workspace.id, id).await?.ok_or(ApiError::NotFound)?;
+    key.credits = deps.store.live_credits(&key, Calendar { day_ms: deps.credit_day_ms() }, deps.now_ms).await?;
+    Ok(key)
+}
+
+/// Adds to or sets a key's credits (an unmetered key becomes metered); exact with uses running.
+/// Managing a key's credits needs what revoking it needs.
+pub async fn change_credits<S: KeyStore, B, C>(
+    deps: &Deps<'_, S, B, C>,
+    caller: &Caller,
+    id: &str,
+    change: CreditChange,
+) -> Result<KeyRecord, ApiError> {
+    caller.require("keys:write")?;
+    caller.require_writable()?;
+    let now_ms = deps.now_ms;
+    let mut key = deps.store.key(&caller.workspace.id, id).await?.ok_or(ApiError::NotFound)?;
+    check_may_manage(&caller.key, &key)?;
+    if !key.is_live(now_ms) {
+        return Err(if key.revoked_at.is_some() { ApiError::KeyRevoked } else { ApiError::KeyExpired });
+    }
+    let credits = deps.store.change_credits(&key, change, Calendar { day_ms: deps.credit_day_ms() }, now_ms).await?;
+    key.credits = Some(credits);
+    let detail = match change {
+        CreditChange::Add(amount) => json!({"add": amount, "remaining": credits.remaining}),
+        CreditChange::Set(remaining) => json!({"set": remaining, "remaining": credits.remaining}),
+    };
+    deps.store.append_audit(&[caller.audit("key.credits_changed", now_ms).target(key.id.clone()).detail(detail)]).await?;
+    Ok(key)
+}
+
+/// One key's usage, in buckets of `granularity`, from the catalogue (the key authority writes
+/// it within a second or so of each use).
+#[derive(Debug, Clone)]
+pub struct KeyUsage {
+    pub key: KeyRecord,
+    pub buckets: Vec<Bucket>,
+}
+
+/// The usage of a page of the workspace's keys (newest first, as `list` pages them) in
+/// `[from, to)`, in one read.
+pub async fn usage<S: KeyStore, B, C>(
+    deps: &Deps<'_, S, B, C>,
+    caller: &Caller,
+    only: Option<&str>,
+    window: UsageWindow,
+    page: &PageRequest,
+) -> Result<Page<KeyUsage>, ApiError> {
+    caller.require("keys:read")?;
+    let keys = match only {
+        Some(id) => {
+            let key = deps.store.key(&caller.workspace.id, id).await?.ok_or(ApiError::NotFound)?;
+            Page { items: vec![key], next_cursor: None }
+        }
+        None => {
+            let rows = deps.store.keys_after(&caller.workspace.id, true, deps.now_ms, page.after.as_ref(), page.limit + 1).await?;
+            Page::from_rows(rows, page.limit, |k| Cursor { position: k.created_at, id: k.id.clone() })
+        }
+    };
+    let ids: Vec<String> = keys.items.iter().map(|k| k.id.clone()).collect();
+    let hours = deps.store.usage(&caller.workspace.id, &ids, window.from_ms, window.to_ms).await?;
+    let items = keys
+        .items
+        .into_iter()
+        .map(|key| {
+            let own: Vec<(i64, Counts)> =
+                hours.iter().filter(|(id, _, _)| *id == key.id).map(|(_, hour, counts)| (*hour, *counts)).collect();
+            KeyUsage { buckets: buckets(&own, window.granularity), key }
+        })
+        .collect();
+    Ok(Page { items, next_cursor: keys.next_cursor })
+}
+
+/// What a usage query spans: `[from, to)` aligned to its granularity.
+#[derive(Debug, Clone, Copy)]
+pub struct UsageWindow {
+    pub from_ms: i64,
+    pub to_ms: i64,
+    pub granularity: Granularity,
+}
+
+impl UsageWindow {
+    /// `from` and `to` (Unix ms) aligned down to the granularity; `to` defaults to now and
+    /// `from` to a day (hours) or 30 days (days) before it. 400 for a reversed range or one
+    /// longer than the granularity allows.
+    pub fn new(from_ms: Option<i64>, to_ms: Option<i64>, granularity: Granularity, now_ms: i64) -> Result<Self, ApiError> {
+        let to = to_ms.unwrap_or(now_ms);
+        let default_span = match granularity {
+            Granularity::Hour => 24 * HOUR_MS,
+            Granularity::Day => 30 * DAY_MS,
+        };
+        let from = granularity.start(from_ms.unwrap_or(to - default_span));
+        // The bucket `to` falls in is included when `to` is not on its boundary.
+        let to_aligned = granularity.start(to);
+        let to = if to_aligned == to { to } else { to_aligned + granularity.bucket_ms() };
+        if from >= to {
+            return Err(ApiError::invalid_request("from", "`from` must be before `to`."));
+        }
+        if to - from > granularity.max_span_ms() {
+            let most = match granularity {
+                Granularity::Hour => "7 days of hours",
+                Granularity::Day => "100 days",
+            };
+            return Err(ApiError::invalid_request("from", format!("One query spans at most {most}.")));
+        }
+        Ok(UsageWindow { from_ms: from, to_ms: to, granularity })
+    }
 }
 
 /// Revokes with effect on the next request; a repeat answers the first revocation's time. A
@@ -197,6 +319,9 @@ pub async fn reroll<S: KeyStore, B, C>(
         rate_limit: old.rate_limit,
         expires_at: old.expires_at,
         rerolled_from: Some(old.id.clone()),
+        allowed_ips: old.allowed_ips.clone(),
+        // The balance as last recorded: the old key keeps its own while its grace runs.
+        credits: old.credits,
     };
     let (mut successor, key) = KeyRecord::issue(spec, prefix, now_ms);
     let grace_ms = grace_seconds as i64 * 1000;

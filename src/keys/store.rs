@@ -1,5 +1,8 @@
 //! The platform keys' storage port, and what it reads and writes in one round trip.
 
+use super::authority::CreditChange;
+use super::credits::{Calendar, Credits};
+use super::usage::{Ask, Outcome};
 use super::KeyRecord;
 use super::Workspace;
 use crate::audit::store::AuditStore;
@@ -19,6 +22,11 @@ pub struct AuthProbe<'a> {
     /// Counts the use against the key's rate limit only if the key is in this workspace
     /// (verify must not spend another workspace's budget); `None`: any workspace.
     pub count_use_in: Option<&'a str>,
+    /// What the use asks of a live key: judged, counted in its usage, and its credits spent,
+    /// where the use is counted.
+    pub ask: &'a Ask,
+    /// When credits refill, for a store that spends them itself.
+    pub calendar: Calendar,
 }
 
 /// What the probe found: the key and its workspace, the IP's failures in the current window,
@@ -30,6 +38,9 @@ pub struct AuthFinding {
     pub rate_hits: Option<RateHits>,
     /// The key authority recorded the use itself: nothing is written after the response.
     pub use_recorded: bool,
+    /// How the use of a live key came out (counted in its usage); `None` when it was not counted.
+    /// The found key's credits are its balance after this use.
+    pub outcome: Option<Outcome>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -98,6 +109,26 @@ pub trait KeyStore: AuditStore {
     async fn successor_of(&self, key_id: &str) -> Result<Option<String>, StoreError>;
     /// Any workspace's key by id (ids are unique across workspaces).
     async fn key_by_id(&self, id: &str) -> Result<Option<KeyRecord>, StoreError>;
+    /// Writes the key authority's usage rows (absolute counts per key and hour): a count is
+    /// never lowered, so a row written twice, or late, is harmless.
+    async fn record_usage(&self, rows: &[crate::keys::authority::UsageRow]) -> Result<(), StoreError>;
+    /// Writes the key authority's balances to the keys' copies.
+    async fn record_credits(&self, balances: &[(String, Credits)]) -> Result<(), StoreError>;
+    /// Changes a key's balance where it lives (the key authority's object, else D1); an
+    /// unmetered key becomes metered. The balance after.
+    async fn change_credits(&self, key: &KeyRecord, change: CreditChange, calendar: Calendar, now_ms: i64) -> Result<Credits, StoreError>;
+    /// A key's live balance as of `now_ms`, where it lives; `None` for an unmetered key.
+    async fn live_credits(&self, key: &KeyRecord, calendar: Calendar, now_ms: i64) -> Result<Option<Credits>, StoreError>;
+    /// The hourly usage of these keys of the workspace in `[from, to)`: (key id, hour, counts).
+    async fn usage(
+        &self,
+        workspace_id: &str,
+        key_ids: &[String],
+        from_ms: i64,
+        to_ms: i64,
+    ) -> Result<Vec<(String, i64, crate::keys::usage::Counts)>, StoreError>;
+    /// Forgets usage of the hours before `before_ms`, at most `limit` rows; how many went.
+    async fn prune_usage(&self, before_ms: i64, limit: usize) -> Result<usize, StoreError>;
     /// Writes the key authority's uses to `last_used_at`, in one statement.
     async fn record_uses(&self, uses: &[crate::keys::authority::KeyUse]) -> Result<(), StoreError>;
     /// Records a use; skipped by the store when one was recorded within the last minute.

@@ -5,6 +5,7 @@ use serde_json::{json, Value};
 use super::auth::{needs_touch, Caller};
 use super::limits::RateDecision;
 use super::store::{AuthProbe, KeyStore};
+use super::usage::{Ask, Outcome};
 use super::{Capabilities, KeyRecord, PlatformKey};
 use crate::deps::Deps;
 use crate::error::ApiError;
@@ -19,6 +20,8 @@ pub enum VerifyCode {
     Expired,
     InsufficientCapabilities,
     RateLimited,
+    UsageExceeded,
+    IpNotAllowed,
 }
 
 impl VerifyCode {
@@ -31,6 +34,8 @@ impl VerifyCode {
             VerifyCode::Expired => "EXPIRED",
             VerifyCode::InsufficientCapabilities => "INSUFFICIENT_CAPABILITIES",
             VerifyCode::RateLimited => "RATE_LIMITED",
+            VerifyCode::UsageExceeded => "USAGE_EXCEEDED",
+            VerifyCode::IpNotAllowed => "IP_NOT_ALLOWED",
         }
     }
 }
@@ -55,10 +60,13 @@ impl Verdict {
         let mut body = json!({"valid": self.code == VerifyCode::Valid, "code": self.code.as_str()});
         if let Some(key) = &self.key {
             body["key_id"] = json!(key.id);
-            if matches!(self.code, VerifyCode::Valid | VerifyCode::InsufficientCapabilities | VerifyCode::RateLimited) {
+            if !matches!(self.code, VerifyCode::Revoked | VerifyCode::Expired) {
                 body["capabilities"] = json!(key.capabilities.to_strings());
                 body["subject"] = json!(key.subject);
                 body["expires_at"] = json!(key.expires_at.map(rfc3339));
+                if let Some(credits) = key.credits {
+                    body["credits"] = credits.to_json();
+                }
             }
         }
         if let Some(rate) = &self.rate {
@@ -68,19 +76,38 @@ impl Verdict {
     }
 }
 
+/// What a verify asks besides the key: the capabilities, the client address to check against
+/// the key's allowlist (if any), and the credits it spends.
+#[derive(Debug, Clone, Default)]
+pub struct Verification {
+    pub required: Capabilities,
+    pub ip: Option<String>,
+    pub cost: u64,
+}
+
 pub async fn verify<S: KeyStore, B, C>(
     deps: &Deps<'_, S, B, C>,
     caller: &Caller,
     presented: &str,
-    required: &Capabilities,
+    asked: &Verification,
 ) -> Result<Verdict, ApiError> {
+    let required = &asked.required;
     caller.require("keys:verify")?;
     let (store, prefix, now_ms) = (deps.store, deps.key_prefix(), deps.now_ms);
     let Ok(key) = PlatformKey::parse(prefix, presented) else {
         return Ok(Verdict::without_key(VerifyCode::Malformed));
     };
     let hash = key.hash();
-    let probe = AuthProbe { key_hash: &hash, ip: None, ip_window_start: 0, now_ms, count_use_in: Some(&caller.workspace.id) };
+    let ask = Ask { ip: asked.ip.clone(), check_ip: asked.ip.is_some(), capabilities: required.to_strings(), cost: asked.cost };
+    let probe = AuthProbe {
+        key_hash: &hash,
+        ip: None,
+        ip_window_start: 0,
+        now_ms,
+        count_use_in: Some(&caller.workspace.id),
+        ask: &ask,
+        calendar: crate::keys::credits::Calendar { day_ms: deps.credit_day_ms() },
+    };
     let finding = store.authenticate(&probe).await?;
     let Some((key, _)) = finding.found.filter(|(key, _)| key.workspace_id == caller.workspace.id) else {
         return Ok(Verdict::without_key(VerifyCode::NotFound));
@@ -93,12 +120,18 @@ pub async fn verify<S: KeyStore, B, C>(
         VerifyCode::Revoked
     } else if key.expires_at.is_some_and(|at| at <= now_ms) {
         VerifyCode::Expired
-    } else if key.capabilities.first_not_covered(required).is_some() {
-        VerifyCode::InsufficientCapabilities
-    } else if rate.is_some_and(|r| !r.allowed) {
-        VerifyCode::RateLimited
     } else {
-        VerifyCode::Valid
+        match finding.outcome {
+            Some(Outcome::IpNotAllowed) => VerifyCode::IpNotAllowed,
+            Some(Outcome::RateLimited) => VerifyCode::RateLimited,
+            Some(Outcome::InsufficientCapabilities) => VerifyCode::InsufficientCapabilities,
+            Some(Outcome::CreditsExhausted) => VerifyCode::UsageExceeded,
+            Some(Outcome::Valid) => VerifyCode::Valid,
+            // Not counted: judged here alike, without spending.
+            None if key.capabilities.first_not_covered(required).is_some() => VerifyCode::InsufficientCapabilities,
+            None if rate.is_some_and(|r| !r.allowed) => VerifyCode::RateLimited,
+            None => VerifyCode::Valid,
+        }
     };
     let live = !matches!(code, VerifyCode::Revoked | VerifyCode::Expired);
     if code == VerifyCode::Valid && key.old_key_grace_ms.is_some() {

@@ -26,9 +26,12 @@ use worker::wasm_bindgen::JsValue;
 use worker::{Date, Env, KvStore, Method, ObjectNamespace, Request, RequestInit};
 
 use super::d1::D1Store;
-use crate::keys::authority::{Admission, Change, KeyAuthority, WHOLE_WORKSPACE};
+use crate::keys::authority::{Admission, Change, CreditChange, KeyAuthority, WHOLE_WORKSPACE};
+use crate::keys::credits::Credits;
 use crate::keys::limits::FAILED_ATTEMPT_LIMIT;
 use crate::keys::store::{AuthFinding, AuthProbe, KeyStore};
+use crate::keys::usage::Ask;
+use crate::keys::KeyRecord;
 use crate::storage::StoreError;
 
 /// The protocol's version: its paths start with it, so an object and a Worker of different
@@ -76,7 +79,23 @@ fn remember_ip(ip: &str, check: IpCheck) {
 pub struct AuthenticateMessage {
     pub key_hash: String,
     pub now_ms: i64,
-    pub count: bool,
+    /// What the use asks of the key; `None` counts nothing.
+    pub ask: Option<Ask>,
+}
+
+/// The request to an object: read (`change: None`) or change a key's credits.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CreditsMessage {
+    pub key_id: String,
+    pub change: Option<CreditChange>,
+    pub now_ms: i64,
+}
+
+/// An object's answer about a key's credits: `found` is false when D1 has no such key.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CreditsAnswer {
+    pub found: bool,
+    pub credits: Option<Credits>,
 }
 
 /// The request to an object: hold or release keys or the workspace, for one writer.
@@ -236,9 +255,29 @@ impl KeyAuthority for DurableAuthority {
                 return Ok(AuthFinding::default());
             }
             let object = self.layout.object_of(&location.workspace_id, &location.key_id);
-            let message = AuthenticateMessage { key_hash: probe.key_hash.to_string(), now_ms: probe.now_ms, count: true };
+            let message = AuthenticateMessage { key_hash: probe.key_hash.to_string(), now_ms: probe.now_ms, ask: Some(probe.ask.clone()) };
             let admission: Admission = self.call(&object, "authenticate", &message).await?;
-            Ok(AuthFinding { found: admission.found, ip_failures: 0, rate_hits: admission.rate_hits, use_recorded: true })
+            Ok(AuthFinding {
+                found: admission.found,
+                ip_failures: 0,
+                rate_hits: admission.rate_hits,
+                use_recorded: true,
+                outcome: admission.outcome,
+            })
+        })
+    }
+
+    fn credits<'a>(
+        &'a self,
+        key: &'a KeyRecord,
+        change: Option<CreditChange>,
+        now_ms: i64,
+    ) -> LocalBoxFuture<'a, Result<Option<Credits>, StoreError>> {
+        Box::pin(async move {
+            let object = self.layout.object_of(&key.workspace_id, &key.id);
+            let message = CreditsMessage { key_id: key.id.clone(), change, now_ms };
+            let answer: CreditsAnswer = self.call(&object, "credits", &message).await?;
+            Ok(answer.credits)
         })
     }
 

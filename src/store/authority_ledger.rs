@@ -7,7 +7,8 @@ use serde::Deserialize;
 use serde_json::{Map, Value as Json};
 
 use super::sql::Value;
-use crate::keys::authority::{Counter, Ledger, Snapshot};
+use crate::keys::authority::{Counter, Ledger, Snapshot, UsageRow};
+use crate::keys::usage::Counts;
 use crate::keys::{KeyRecord, Workspace};
 use crate::storage::StoreError;
 
@@ -25,6 +26,8 @@ const SCHEMA: &[&str] = &[
      PRIMARY KEY (target, hold_id))",
     "CREATE TABLE IF NOT EXISTS counters (key_id TEXT PRIMARY KEY, window_start INTEGER NOT NULL, window_ms INTEGER NOT NULL, \
      hits INTEGER NOT NULL, marked INTEGER NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS usage (key_id TEXT NOT NULL, hour_start INTEGER NOT NULL, workspace_id TEXT NOT NULL, \
+     counts TEXT NOT NULL, flushed INTEGER NOT NULL, PRIMARY KEY (key_id, hour_start))",
 ];
 
 pub struct SqlLedger<X: SyncSql> {
@@ -55,6 +58,15 @@ struct HoldRow {
     target: String,
     hold_id: String,
     since: i64,
+}
+
+#[derive(Deserialize)]
+struct UsageLedgerRow {
+    key_id: String,
+    hour_start: i64,
+    workspace_id: String,
+    counts: String,
+    flushed: i64,
 }
 
 #[derive(Deserialize)]
@@ -150,6 +162,23 @@ impl<X: SyncSql> Ledger for SqlLedger<X> {
         Ok(())
     }
 
+    fn save_usage(&self, row: &UsageRow, flushed: bool) -> Result<(), StoreError> {
+        let sql = "INSERT INTO usage (key_id, hour_start, workspace_id, counts, flushed) VALUES (?, ?, ?, ?, ?) \
+                   ON CONFLICT (key_id, hour_start) DO UPDATE SET counts = excluded.counts, flushed = excluded.flushed";
+        let binds = vec![
+            Value::Text(row.key_id.clone()),
+            Value::Integer(row.hour_start),
+            Value::Text(row.workspace_id.clone()),
+            encode(&row.counts)?,
+            Value::Integer(flushed as i64),
+        ];
+        self.sql.run(sql, binds).map(drop)
+    }
+
+    fn drop_usage_before(&self, hour_start: i64) -> Result<(), StoreError> {
+        self.sql.run("DELETE FROM usage WHERE hour_start < ? AND flushed = 1", vec![Value::Integer(hour_start)]).map(drop)
+    }
+
     fn load(&self) -> Result<Snapshot, StoreError> {
         let workspace = match rows::<RecordRow>(self.sql.run("SELECT record FROM workspace", Vec::new())?)?.first() {
             Some(row) => Some(decode::<Workspace>(&row.record)?),
@@ -167,6 +196,14 @@ impl<X: SyncSql> Ledger for SqlLedger<X> {
                 (row.key_id, counter, row.marked != 0)
             })
             .collect();
-        Ok(Snapshot { workspace, holds, counters })
+        let sql = "SELECT key_id, hour_start, workspace_id, counts, flushed FROM usage";
+        let usage = rows::<UsageLedgerRow>(self.sql.run(sql, Vec::new())?)?
+            .into_iter()
+            .map(|row| {
+                let counts: Counts = decode(&row.counts)?;
+                Ok((UsageRow { key_id: row.key_id, workspace_id: row.workspace_id, hour_start: row.hour_start, counts }, row.flushed != 0))
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        Ok(Snapshot { workspace, holds, counters, usage })
     }
 }

@@ -12,12 +12,14 @@ use serde::Serialize;
 use serde_json::{json, Map, Value as Json};
 use worker::{durable_object, wasm_bindgen, Date, DurableObject, Env, Request, Response, Result, SqlStorage, SqlStorageValue, State};
 
-use super::authority::{AuthenticateMessage, TargetsMessage, PROTOCOL};
+use super::authority::{AuthenticateMessage, CreditsAnswer, CreditsMessage, TargetsMessage, PROTOCOL};
 use super::authority_ledger::{SqlLedger, SyncSql};
 use super::d1::D1Store;
 use super::sql::Value;
 use crate::keys::authority::{Authority, Ledger, Lookup, WHOLE_WORKSPACE};
+use crate::keys::credits::Calendar;
 use crate::keys::store::KeyStore;
+use crate::settings;
 use crate::storage::StoreError;
 use crate::workspaces::store::WorkspaceStore;
 
@@ -84,7 +86,10 @@ impl KeyAuthorityObject {
         let ledger = self.ledger()?;
         let mut slot = self.authority.borrow_mut();
         if slot.is_none() {
-            *slot = Some(Authority::restore(ledger.load()?, now_ms()));
+            let day_ms = settings::credit_day_ms(self.env.var("CREDIT_DAY_MS").ok().map(|v| v.to_string()).as_deref())
+                .map_err(StoreError::Failed)?;
+            let calendar = Calendar { day_ms };
+            *slot = Some(Authority::restore(ledger.load()?, now_ms()).with_calendar(calendar));
         }
         work(slot.as_mut().expect("restored above"), ledger)
     }
@@ -102,7 +107,7 @@ impl KeyAuthorityObject {
     }
 
     async fn authenticate(&self, message: AuthenticateMessage) -> std::result::Result<Json, StoreError> {
-        let (hash, now, count) = (message.key_hash.as_str(), message.now_ms, message.count);
+        let (hash, now, count) = (message.key_hash.as_str(), message.now_ms, message.ask.as_ref());
         for _ in 0..READ_ATTEMPTS {
             let generation = match self.with(|authority, ledger| authority.lookup(ledger, hash, now, count))? {
                 Lookup::Answered(admission) => return Ok(json!(admission)),
@@ -116,6 +121,32 @@ impl KeyAuthorityObject {
             }
         }
         Err(StoreError::Unavailable)
+    }
+
+    /// A key's live balance, changed first if the message says how. A key the object does not
+    /// serve yet is read from D1 first; a change is written to D1 at once, so D1's copy (what
+    /// lists show) follows an operator's change without waiting for the alarm.
+    async fn credits(&self, message: CreditsMessage) -> std::result::Result<Json, StoreError> {
+        let key_id = message.key_id.as_str();
+        if self.with(|authority, ledger| authority.credits(ledger, key_id, message.now_ms))?.is_none() {
+            let Some(fresh) = self.catalogue(Rc::default())?.key_by_id(key_id).await? else {
+                return Ok(json!(CreditsAnswer { found: false, credits: None }));
+            };
+            self.with(|authority, ledger| authority.adopt(ledger, fresh))?;
+        }
+        let credits = match message.change {
+            None => self.with(|authority, ledger| authority.credits(ledger, key_id, message.now_ms))?.flatten(),
+            Some(change) => {
+                let changed = self.with(|authority, ledger| authority.change_credits(ledger, key_id, change, message.now_ms))?;
+                if let Some(credits) = changed {
+                    let written = [(key_id.to_string(), credits)];
+                    self.catalogue(Rc::default())?.record_credits(&written).await?;
+                    self.with(|authority, ledger| authority.credits_written(ledger, &written))?;
+                }
+                changed
+            }
+        };
+        Ok(json!(CreditsAnswer { found: true, credits }))
     }
 
     async fn hold(&self, message: TargetsMessage) -> std::result::Result<Json, StoreError> {
@@ -157,6 +188,7 @@ impl KeyAuthorityObject {
         let outcome = match op {
             "/authenticate" => self.authenticate(req.json().await.map_err(bad)?).await,
             "/hold" => self.hold(req.json().await.map_err(bad)?).await,
+            "/credits" => self.credits(req.json().await.map_err(bad)?).await,
             "/release" => {
                 let message: TargetsMessage = req.json().await.map_err(bad)?;
                 self.release(Some(&message.workspace_id), &message.targets, &message.hold_id).await
@@ -200,6 +232,17 @@ impl DurableObject for KeyAuthorityObject {
                         return Err(error);
                     }
                 }
+            }
+            let catalogue = self.catalogue(Rc::default())?;
+            let usage = self.with(|authority, _| Ok(authority.usage_due()))?;
+            if !usage.is_empty() {
+                catalogue.record_usage(&usage).await?;
+                self.with(|authority, ledger| authority.usage_written(ledger, &usage, now))?;
+            }
+            let credits = self.with(|authority, ledger| authority.credits_due(ledger))?;
+            if !credits.is_empty() {
+                catalogue.record_credits(&credits).await?;
+                self.with(|authority, ledger| authority.credits_written(ledger, &credits))?;
             }
             let (stale, workspace_id) = self.with(|authority, _| Ok((authority.stale_holds(now), authority.workspace_id())))?;
             for (target, hold_id) in stale {

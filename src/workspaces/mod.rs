@@ -79,6 +79,8 @@ pub async fn create<S: WorkspaceStore, B, C>(deps: &Deps<'_, S, B, C>, new: NewW
         rate_limit: None,
         expires_at: None,
         rerolled_from: None,
+        allowed_ips: None,
+        credits: None,
     };
     let (owner_key, plaintext) = KeyRecord::issue(spec, prefix, now_ms);
     let audit = AuditEvent::new(Some(&workspace.id), "key.created", now_ms)

@@ -15,6 +15,8 @@ describe("GET /v1/me with the owner key", () => {
         created_at: ownerKey.created_at,
         expires_at: null,
         last4: key.slice(-4),
+        credits: null,
+        allowed_ips: null,
       },
       workspace: { id: workspace.id, name: workspace.name, read_only: false },
       subject: null,

@@ -17,7 +17,9 @@ use futures_util::future::LocalBoxFuture;
 
 pub use object::*;
 
+use super::credits::Credits;
 use super::store::{AuthFinding, AuthProbe};
+use super::KeyRecord;
 use crate::crypto::random::random_base62;
 use crate::storage::StoreError;
 
@@ -58,6 +60,14 @@ pub trait KeyAuthority {
     /// the key and its workspace, and its counter after this use. The object records the use,
     /// so the finding says `use_recorded`.
     fn authenticate<'a>(&'a self, probe: &'a AuthProbe<'a>) -> LocalBoxFuture<'a, Result<AuthFinding, StoreError>>;
+    /// The key's live balance, after `change` if one is given, from the object that serves it
+    /// (which then has it); `None` for an unmetered key.
+    fn credits<'a>(
+        &'a self,
+        key: &'a KeyRecord,
+        change: Option<CreditChange>,
+        now_ms: i64,
+    ) -> LocalBoxFuture<'a, Result<Option<Credits>, StoreError>>;
     /// Tells the IP guard that `ip` is blocked until `until_ms` (its 10th failure).
     fn block_ip<'a>(&'a self, ip: &'a str, until_ms: i64) -> LocalBoxFuture<'a, ()>;
     /// Holds the change's targets for the writer `hold_id` (one per write).

@@ -25,8 +25,10 @@ use std::collections::{HashMap, HashSet};
 
 use serde::{Deserialize, Serialize};
 
+use crate::keys::credits::{Calendar, Credits};
 use crate::keys::limits::window_start;
 use crate::keys::store::RateHits;
+use crate::keys::usage::{hour_start, settle, Ask, Counts, Outcome, HOUR_MS};
 use crate::keys::{KeyRecord, Workspace};
 use crate::storage::StoreError;
 
@@ -65,7 +67,32 @@ pub trait Ledger {
     /// Saves these counters exactly and clears their marks.
     fn save_counters(&self, counters: &[(String, Counter)]) -> Result<(), StoreError>;
     fn drop_counters(&self, key_ids: &[String]) -> Result<(), StoreError>;
+    /// Saves a key's usage of one hour, its counts absolute; `flushed`: the catalogue has them.
+    fn save_usage(&self, row: &UsageRow, flushed: bool) -> Result<(), StoreError>;
+    /// Forgets flushed usage of the hours before `hour_start`.
+    fn drop_usage_before(&self, hour_start: i64) -> Result<(), StoreError>;
     fn load(&self) -> Result<Snapshot, StoreError>;
+}
+
+/// One key's uses in one UTC hour, by outcome: counts from the first use, so writing them twice
+/// is harmless.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UsageRow {
+    pub key_id: String,
+    pub workspace_id: String,
+    pub hour_start: i64,
+    pub counts: Counts,
+}
+
+/// Usage is kept in the object this long after its hour ends, once written to the catalogue.
+pub const USAGE_KEPT_MS: i64 = 2 * HOUR_MS;
+
+/// How a credits change sets the balance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CreditChange {
+    Add(u64),
+    Set(u64),
 }
 
 /// What the object reads back from its ledger when it starts (keys are read when asked for).
@@ -76,6 +103,8 @@ pub struct Snapshot {
     pub holds: Vec<(String, String, i64)>,
     /// Each counter, and whether it is marked (uses may have been lost).
     pub counters: Vec<(String, Counter, bool)>,
+    /// The usage it keeps, and whether each row reached the catalogue.
+    pub usage: Vec<(UsageRow, bool)>,
 }
 
 /// The answer to one authentication: the key and its workspace (`None`: no such key), and for a
@@ -84,6 +113,9 @@ pub struct Snapshot {
 pub struct Admission {
     pub found: Option<(KeyRecord, Workspace)>,
     pub rate_hits: Option<RateHits>,
+    /// How a counted use of a live key came out.
+    #[serde(default)]
+    pub outcome: Option<Outcome>,
 }
 
 /// Whether the mirror can answer, or the catalogue must be read first.
@@ -124,6 +156,12 @@ pub struct Authority {
     spent: HashMap<String, i64>,
     /// Bumped by every hold and release: a read-through that started before one is stale.
     generation: u64,
+    /// Usage by (key id, hour), and the rows the catalogue has not got yet.
+    usage: HashMap<(String, i64), UsageRow>,
+    usage_due: HashSet<(String, i64)>,
+    /// Keys whose balance changed since it was last written to the catalogue.
+    credits_due: HashSet<String>,
+    calendar: Calendar,
 }
 
 impl Authority {
@@ -131,6 +169,13 @@ impl Authority {
     /// was in at `now_ms` counts as spent.
     pub fn restore(snapshot: Snapshot, now_ms: i64) -> Self {
         let mut authority = Authority { workspace: snapshot.workspace, ..Authority::default() };
+        for (row, flushed) in snapshot.usage {
+            let slot = (row.key_id.clone(), row.hour_start);
+            if !flushed {
+                authority.usage_due.insert(slot.clone());
+            }
+            authority.usage.insert(slot, row);
+        }
         authority.holds = snapshot.holds.into_iter().map(|(target, hold_id, since)| ((target, hold_id), since)).collect();
         for (key_id, counter, marked) in snapshot.counters {
             if marked {
@@ -139,6 +184,12 @@ impl Authority {
             authority.counters.insert(key_id, counter);
         }
         authority
+    }
+
+    /// When this object's credits refill (`CREDIT_DAY_MS` in tests).
+    pub fn with_calendar(mut self, calendar: Calendar) -> Self {
+        self.calendar = calendar;
+        self
     }
 
     /// The workspace this object serves, once it has read it.
@@ -193,7 +244,7 @@ impl Authority {
 
     /// Authenticates the key with this hash from the mirror, or says to read it through.
     /// `count` counts the use (and records it) when the key is live.
-    pub fn lookup(&mut self, ledger: &impl Ledger, key_hash: &str, now_ms: i64, count: bool) -> Result<Lookup, StoreError> {
+    pub fn lookup(&mut self, ledger: &impl Ledger, key_hash: &str, now_ms: i64, count: Option<&Ask>) -> Result<Lookup, StoreError> {
         let read_through = Lookup::ReadThrough { generation: self.generation };
         let (Some(workspace), false) = (self.workspace.clone(), self.workspace_held()) else { return Ok(read_through) };
         let Some(key) = self.mirrored(ledger, key_hash)?.filter(|key| !self.is_held(&key.id)) else {
@@ -211,16 +262,17 @@ impl Authority {
         generation: u64,
         found: Option<(KeyRecord, Workspace)>,
         now_ms: i64,
-        count: bool,
+        count: Option<&Ask>,
     ) -> Result<Option<Admission>, StoreError> {
         if generation != self.generation {
             return Ok(None);
         }
-        let Some((key, workspace)) = found else { return Ok(Some(Admission { found: None, rate_hits: None })) };
+        let Some((key, workspace)) = found else { return Ok(Some(Admission { found: None, rate_hits: None, outcome: None })) };
         if !self.workspace_held() && self.workspace.as_ref() != Some(&workspace) {
             ledger.save_workspace(&workspace)?;
             self.workspace = Some(workspace.clone());
         }
+        let key = self.adopted(ledger, key)?;
         if !self.is_held(&key.id) && self.mirrored(ledger, &key.key_hash)?.as_ref() != Some(&key) {
             self.remember(ledger, key.clone())?;
         }
@@ -233,16 +285,81 @@ impl Authority {
         Ok(())
     }
 
+    /// The catalogue's record with this object's balance, which is the live one once the object
+    /// has the key (the catalogue's is a copy written in batches).
+    fn adopted(&mut self, ledger: &impl Ledger, mut fresh: KeyRecord) -> Result<KeyRecord, StoreError> {
+        if let Some(mirrored) = self.mirrored_by_id(ledger, &fresh.id)? {
+            if mirrored.credits.is_some() {
+                fresh.credits = mirrored.credits;
+            }
+        }
+        Ok(fresh)
+    }
+
+    /// Takes the catalogue's record of a key this object does not mirror yet (as a read-through
+    /// would), so that its credits can be changed here.
+    pub fn adopt(&mut self, ledger: &impl Ledger, fresh: KeyRecord) -> Result<(), StoreError> {
+        if self.mirrored_by_id(ledger, &fresh.id)?.is_none() {
+            self.remember(ledger, fresh)?;
+        }
+        Ok(())
+    }
+
+    /// The key's balance as of `now_ms`: `Ok(None)` when the object does not mirror the key
+    /// (adopt it first), `Ok(Some(None))` for an unmetered key.
+    pub fn credits(&mut self, ledger: &impl Ledger, key_id: &str, now_ms: i64) -> Result<Option<Option<Credits>>, StoreError> {
+        let calendar = self.calendar;
+        Ok(self.mirrored_by_id(ledger, key_id)?.map(|key| key.credits.map(|credits| credits.current(calendar, now_ms))))
+    }
+
+    /// Changes a mirrored key's balance (an unmetered key becomes metered, without a refill);
+    /// `None` when the object does not mirror the key.
+    pub fn change_credits(
+        &mut self,
+        ledger: &impl Ledger,
+        key_id: &str,
+        change: CreditChange,
+        now_ms: i64,
+    ) -> Result<Option<Credits>, StoreError> {
+        let Some(mut key) = self.mirrored_by_id(ledger, key_id)? else { return Ok(None) };
+        let mut credits = key.credits.unwrap_or_else(|| Credits::new(0, None, self.calendar, now_ms));
+        match change {
+            CreditChange::Add(amount) => credits.add(amount, self.calendar, now_ms),
+            CreditChange::Set(remaining) => credits.set(remaining, self.calendar, now_ms),
+        }
+        key.credits = Some(credits);
+        self.remember(ledger, key)?;
+        self.credits_due.insert(key_id.to_string());
+        Ok(Some(credits))
+    }
+
+    /// Counts one use of `key` in its hour, durably.
+    fn count_usage(&mut self, ledger: &impl Ledger, key: &KeyRecord, outcome: Outcome, now_ms: i64) -> Result<(), StoreError> {
+        let hour = hour_start(now_ms);
+        let slot = (key.id.clone(), hour);
+        let row = self.usage.entry(slot.clone()).or_insert_with(|| UsageRow {
+            key_id: key.id.clone(),
+            workspace_id: key.workspace_id.clone(),
+            hour_start: hour,
+            counts: Counts::default(),
+        });
+        row.counts.add(outcome);
+        ledger.save_usage(row, false)?;
+        self.usage_due.insert(slot);
+        Ok(())
+    }
+
     fn admit(
         &mut self,
         ledger: &impl Ledger,
         mut key: KeyRecord,
         workspace: Workspace,
         now_ms: i64,
-        count: bool,
+        count: Option<&Ask>,
     ) -> Result<Admission, StoreError> {
         let mut rate_hits = None;
-        if count && key.is_live(now_ms) {
+        let mut outcome = None;
+        if let Some(ask) = count.filter(|_| key.is_live(now_ms)) {
             if let Some(limit) = key.rate_limit {
                 let window_ms = limit.window_seconds as i64 * 1000;
                 let window = window_start(now_ms, window_ms);
@@ -267,11 +384,24 @@ impl Authority {
             }
             let last = self.uses.entry(key.id.clone()).or_insert(now_ms);
             *last = (*last).max(now_ms);
+            let rate_allowed = match (key.rate_limit, rate_hits) {
+                (Some(limit), Some(hits)) => hits.hits <= limit.limit,
+                _ => true,
+            };
+            let before = key.credits;
+            let settled = settle(key.allowed_ips.as_ref(), &key.capabilities, &mut key.credits, ask, rate_allowed, self.calendar, now_ms);
+            if key.credits != before {
+                // The balance is durable before the answer leaves, like the rest of the ledger.
+                self.remember(ledger, key.clone())?;
+                self.credits_due.insert(key.id.clone());
+            }
+            self.count_usage(ledger, &key, settled, now_ms)?;
+            outcome = Some(settled);
         }
         if let Some(used) = self.uses.get(&key.id) {
             key.last_used_at = Some(key.last_used_at.map_or(*used, |at| at.max(*used)));
         }
-        Ok(Admission { found: Some((key, workspace)), rate_hits })
+        Ok(Admission { found: Some((key, workspace)), rate_hits, outcome })
     }
 
     /// Holds `targets` (key ids, or [`WHOLE_WORKSPACE`]) for the writer `hold_id`: they are
@@ -301,7 +431,10 @@ impl Authority {
             return Ok(false);
         }
         match fresh {
-            Some(key) => self.remember(ledger, key)?,
+            Some(key) => {
+                let key = self.adopted(ledger, key)?;
+                self.remember(ledger, key)?
+            }
             None => {
                 ledger.forget_key(key_id)?;
                 if let Some(hash) = self.hash_of.remove(key_id) {
@@ -401,10 +534,59 @@ impl Authority {
         }
     }
 
+    /// The usage rows the catalogue lacks, to write there (absolute counts).
+    pub fn usage_due(&self) -> Vec<UsageRow> {
+        let mut due: Vec<UsageRow> = self.usage_due.iter().filter_map(|slot| self.usage.get(slot).cloned()).collect();
+        due.sort_by(|a, b| (a.hour_start, &a.key_id).cmp(&(b.hour_start, &b.key_id)));
+        due
+    }
+
+    /// Records that these rows reached the catalogue, and forgets usage of hours long over.
+    pub fn usage_written(&mut self, ledger: &impl Ledger, written: &[UsageRow], now_ms: i64) -> Result<(), StoreError> {
+        for row in written {
+            let slot = (row.key_id.clone(), row.hour_start);
+            // A use counted while the write was on its way keeps the row due.
+            if self.usage.get(&slot) == Some(row) {
+                ledger.save_usage(row, true)?;
+                self.usage_due.remove(&slot);
+            }
+        }
+        let cutoff = hour_start(now_ms) - USAGE_KEPT_MS;
+        ledger.drop_usage_before(cutoff)?;
+        let due = &self.usage_due;
+        self.usage.retain(|slot, _| slot.1 >= cutoff || due.contains(slot));
+        Ok(())
+    }
+
+    /// The balances the catalogue's copy lacks.
+    pub fn credits_due(&mut self, ledger: &impl Ledger) -> Result<Vec<(String, Credits)>, StoreError> {
+        let mut due = Vec::new();
+        for key_id in self.credits_due.clone() {
+            match self.mirrored_by_id(ledger, &key_id)?.and_then(|key| key.credits) {
+                Some(credits) => due.push((key_id, credits)),
+                None => {
+                    self.credits_due.remove(&key_id);
+                }
+            }
+        }
+        due.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(due)
+    }
+
+    /// Records that these balances reached the catalogue (unless they changed since).
+    pub fn credits_written(&mut self, ledger: &impl Ledger, written: &[(String, Credits)]) -> Result<(), StoreError> {
+        for (key_id, credits) in written {
+            if self.mirrored_by_id(ledger, key_id)?.and_then(|key| key.credits) == Some(*credits) {
+                self.credits_due.remove(key_id);
+            }
+        }
+        Ok(())
+    }
+
     /// When the alarm has work: counters to save or uses to write soon, else the first hold
     /// to time out; `None` when there is nothing to do.
     pub fn next_alarm(&self, now_ms: i64) -> Option<i64> {
-        if !self.unsaved.is_empty() || !self.uses.is_empty() {
+        if !self.unsaved.is_empty() || !self.uses.is_empty() || !self.usage_due.is_empty() || !self.credits_due.is_empty() {
             return Some(now_ms + FLUSH_INTERVAL_MS);
         }
         self.holds.values().min().map(|since| (since + HOLD_TIMEOUT_MS).max(now_ms))

@@ -11,8 +11,11 @@ use super::{DB_NOW_MS, KEY_COLUMNS, WORKSPACE_COLUMNS};
 use crate::audit::AuditEvent;
 use crate::keys::authority::KeyUse;
 use crate::keys::authority::{changing, Change};
+use crate::keys::authority::{CreditChange, UsageRow};
+use crate::keys::credits::{Calendar, Credits};
 use crate::keys::expiry::ExpiryNotice;
 use crate::keys::limits::{FAILED_ATTEMPT_LIMIT, FAILED_ATTEMPT_WINDOW_MS};
+use crate::keys::usage::Counts;
 use crate::keys::{KeyRecord, LeakAction, LeakPolicy, Workspace};
 use crate::outbox::OutboxEvent;
 use crate::page::Cursor;
@@ -132,10 +135,25 @@ impl<E: Executor> KeyStore for SqlStore<E> {
         let [failures, key, workspace, hits] = outcomes.as_slice() else {
             return Err(StoreError::Failed(format!("authenticate batch returned {} results", outcomes.len())));
         };
-        let ip_failures = failures.first::<FailuresRow>()?.and_then(|r| r.failures).unwrap_or(0);
-        let found = key_and_workspace(key, workspace)?;
+        let ip_failures = failures.first::<FailuresRow>()?.and_then(|r| r.failures).unwrap_or(0) as u32;
+        let mut found = key_and_workspace(key, workspace)?;
         let rate_hits = hits.first::<HitsRow>()?.map(|row| RateHits { hits: row.hits as u32, window_start: row.window_start });
-        Ok(AuthFinding { found, ip_failures: ip_failures as u32, rate_hits, use_recorded: false })
+        let mut outcome = None;
+        if let Some((key, _)) = found.as_mut() {
+            // Counted as the rate limit counts: a live key, of the verifier's workspace, from an
+            // address that is not blocked.
+            let counted = key.is_live(probe.now_ms)
+                && probe.count_use_in.is_none_or(|workspace_id| workspace_id == key.workspace_id)
+                && ip_failures < FAILED_ATTEMPT_LIMIT;
+            if counted {
+                let rate_allowed = match (key.rate_limit, rate_hits) {
+                    (Some(limit), Some(hits)) => hits.hits <= limit.limit,
+                    _ => true,
+                };
+                outcome = Some(self.settle_in_catalogue(key, probe.ask, rate_allowed, probe.calendar, probe.now_ms).await?);
+            }
+        }
+        Ok(AuthFinding { found, ip_failures, rate_hits, use_recorded: false, outcome })
     }
 
     async fn record_auth_failure(&self, ip: &str, window_start: i64) -> Result<u32, StoreError> {
@@ -467,6 +485,46 @@ impl<E: Executor> KeyStore for SqlStore<E> {
                    WHERE api_keys.id = u.key_id AND (api_keys.last_used_at IS NULL OR api_keys.last_used_at < u.at)";
         self.query(Statement::new(sql, &[("uses", json_param(uses)?)])?).await?;
         Ok(())
+    }
+
+    async fn record_usage(&self, rows: &[UsageRow]) -> Result<(), StoreError> {
+        self.write_usage(rows).await
+    }
+
+    async fn record_credits(&self, balances: &[(String, Credits)]) -> Result<(), StoreError> {
+        self.write_credits(balances).await
+    }
+
+    async fn change_credits(&self, key: &KeyRecord, change: CreditChange, calendar: Calendar, now_ms: i64) -> Result<Credits, StoreError> {
+        match self.authenticating_authority() {
+            Some(authority) => authority
+                .credits(key, Some(change), now_ms)
+                .await?
+                .ok_or_else(|| StoreError::Failed("the authority changed no credits".into())),
+            None => self.change_credits_in_catalogue(key, change, calendar, now_ms).await,
+        }
+    }
+
+    async fn live_credits(&self, key: &KeyRecord, calendar: Calendar, now_ms: i64) -> Result<Option<Credits>, StoreError> {
+        match (self.authenticating_authority(), key.credits) {
+            (_, None) => Ok(None),
+            (Some(authority), Some(_)) => authority.credits(key, None, now_ms).await,
+            (None, Some(credits)) => Ok(Some(credits.current(calendar, now_ms))),
+        }
+    }
+
+    async fn usage(
+        &self,
+        workspace_id: &str,
+        key_ids: &[String],
+        from_ms: i64,
+        to_ms: i64,
+    ) -> Result<Vec<(String, i64, Counts)>, StoreError> {
+        self.read_usage(workspace_id, key_ids, from_ms, to_ms).await
+    }
+
+    async fn prune_usage(&self, before_ms: i64, limit: usize) -> Result<usize, StoreError> {
+        self.delete_usage_before(before_ms, limit).await
     }
 
     async fn touch_last_used(&self, key_id: &str, now_ms: i64) -> Result<(), StoreError> {

@@ -12,6 +12,7 @@ mod housekeeping;
 mod idempotency;
 mod keys;
 pub(crate) mod providers;
+mod usage;
 pub(crate) mod webhooks;
 mod workspaces;
 
@@ -20,6 +21,7 @@ pub use exec::{Executor, Outcome, Statement, Value};
 
 use crate::audit::AuditEvent;
 use crate::keys::authority::KeyAuthority;
+use crate::keys::credits::{Credits, Interval, Refill};
 use crate::keys::{Capabilities, KeyRecord, LeakAction, LeakPolicy, MeteredFallback, RateLimit};
 use crate::storage::{Precondition, Refusal, StoreError};
 use crate::workspaces::Workspace;
@@ -185,6 +187,11 @@ pub(crate) struct KeyRow {
     last_used_at: Option<i64>,
     rerolled_from: Option<String>,
     old_key_grace_ms: Option<i64>,
+    allowed_ips: Option<String>,
+    credits_remaining: Option<i64>,
+    credits_refill_amount: Option<i64>,
+    credits_refill_interval: Option<String>,
+    credits_refilled_at: Option<i64>,
 }
 
 impl KeyRow {
@@ -213,6 +220,18 @@ impl KeyRow {
             revoked_at: self.revoked_at,
             rerolled_from: self.rerolled_from,
             old_key_grace_ms: self.old_key_grace_ms,
+            allowed_ips: match self.allowed_ips.as_deref() {
+                Some(text) => Some(serde_json::from_str(text).map_err(|e| StoreError::Failed(format!("allowed_ips column: {e}")))?),
+                None => None,
+            },
+            credits: self.credits_remaining.map(|remaining| Credits {
+                remaining: remaining.max(0) as u64,
+                refill: match (self.credits_refill_amount, self.credits_refill_interval.as_deref().and_then(Interval::parse)) {
+                    (Some(amount), Some(interval)) => Some(Refill { amount: amount.max(0) as u64, interval }),
+                    _ => None,
+                },
+                refilled_at: self.credits_refilled_at.unwrap_or(0),
+            }),
         })
     }
 }
@@ -222,7 +241,8 @@ pub(crate) fn key_records(outcome: &Outcome) -> Result<Vec<KeyRecord>, StoreErro
 }
 
 pub(crate) const KEY_COLUMNS: &str = "id, workspace_id, name, key_hash, prefix, last4, capabilities, subject, \
-    rate_limit, rate_window_seconds, created_at, expires_at, revoked_at, last_used_at, rerolled_from, old_key_grace_ms";
+    rate_limit, rate_window_seconds, created_at, expires_at, revoked_at, last_used_at, rerolled_from, old_key_grace_ms, \
+    allowed_ips, credits_remaining, credits_refill_amount, credits_refill_interval, credits_refilled_at";
 
 /// A condition under which an insert happens, in the same statement: SQL over its own named
 /// binds (which must not reuse the inserted columns' names).
@@ -269,6 +289,11 @@ pub(crate) fn insert_key_statement(key: &KeyRecord, guard: Option<Guard>) -> Res
         ("last_used_at", opt_int(key.last_used_at)),
         ("rerolled_from", opt_text(key.rerolled_from.as_deref())),
         ("old_key_grace_ms", opt_int(key.old_key_grace_ms)),
+        ("allowed_ips", key.allowed_ips.as_ref().map_or(Value::Null, |list| json_text(&serde_json::json!(list.to_strings())))),
+        ("credits_remaining", opt_int(key.credits.map(|c| c.remaining as i64))),
+        ("credits_refill_amount", opt_int(key.credits.and_then(|c| c.refill).map(|r| r.amount as i64))),
+        ("credits_refill_interval", opt_text(key.credits.and_then(|c| c.refill).map(|r| r.interval.as_str()))),
+        ("credits_refilled_at", opt_int(key.credits.map(|c| c.refilled_at))),
     ];
     guarded_insert("api_keys", binds, guard)
 }
