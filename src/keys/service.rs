@@ -320,8 +320,8 @@ pub async fn reroll<S: KeyStore, B, C>(
         expires_at: old.expires_at,
         rerolled_from: Some(old.id.clone()),
         allowed_ips: old.allowed_ips.clone(),
-        // The balance as last recorded: the old key keeps its own while its grace runs.
-        credits: old.credits,
+        // The old key's live balance; the old key keeps its own while its grace runs.
+        credits: store.live_credits(&old, Calendar { day_ms: deps.credit_day_ms() }, now_ms).await?,
     };
     let (mut successor, key) = KeyRecord::issue(spec, prefix, now_ms);
     let grace_ms = grace_seconds as i64 * 1000;
