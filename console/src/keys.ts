@@ -1,16 +1,19 @@
-// Keys, as Le Bureau's settings tab has them: the list, create (the key shown once), revoke,
-// reroll with a grace period, and verify a pasted key.
+// Keys, as Le Bureau's settings tab has them: the list (each row with its last 7 days of use
+// and its credits), create (the key shown once), revoke, reroll with a grace period, and
+// verify a pasted key.
 import { useEffect, useState } from "preact/hooks";
 import type { components } from "../../clients/typescript/index";
+import { creditsText } from "./credits";
+import { CreateKey } from "./create-key";
 import { describe, ErrorLine, holds, html, Pager, Secret, usePages, when, type Session } from "./ui";
+import { bars, DAY_MS, describeDay, instant, UsageChart, windowStart, type Bar } from "./usage";
 
 type Key = components["schemas"]["KeyObject"];
 type KeyWithSecret = components["schemas"]["KeyObjectWithSecret"];
 
-const RESERVED = ["keys:read", "keys:write", "keys:verify", "providers:read", "providers:write", "secrets:resolve", "webhooks:manage", "audit:read"];
 const PAGE = 20;
 
-function status(key: Key, now: number): "active" | "revoked" | "expired" | "in grace" {
+export function status(key: Key, now: number): "active" | "revoked" | "expired" | "in grace" {
   const revoked = key.revoked_at ? Date.parse(key.revoked_at) : null;
   if (revoked !== null && revoked <= now) return "revoked";
   if (key.expires_at && Date.parse(key.expires_at) <= now) return "expired";
@@ -24,90 +27,6 @@ function ShownOnce({ created, onDone }: { created: KeyWithSecret; onDone: () => 
     <p><strong>Copy it now: it cannot be shown again.</strong> keywarden stores only its hash.</p>
     <${Secret} value=${created.key} testid="new-key" copyLabel="Copy key" />
     <div class="row"><button type="button" class="secondary" onClick=${onDone}>I have saved it</button></div>
-  </section>`;
-}
-
-function CreateKey({ session, onCreated }: { session: Session; onCreated: (key: KeyWithSecret) => void }) {
-  const [name, setName] = useState("");
-  // The workspace's defaults come pre-ticked, so a key starts as narrow as the operator chose;
-  // widening it is a deliberate tick.
-  const [defaults, setDefaults] = useState<string[]>([]);
-  const [chosen, setChosen] = useState<string[]>([]);
-  const [custom, setCustom] = useState("");
-  const [expiresIn, setExpiresIn] = useState("");
-  const [limit, setLimit] = useState("");
-  const [windowSeconds, setWindowSeconds] = useState("60");
-  const [subject, setSubject] = useState("");
-  const [error, setError] = useState<string | null>(null);
-  const [busy, setBusy] = useState(false);
-  const readOnly = session.me?.workspace.read_only ?? false;
-
-  useEffect(() => {
-    session.api.GET("/v1/workspace").then(({ data, error }) => {
-      if (error || !data) return setError(describe(error));
-      setDefaults(data.default_capabilities);
-      setChosen(data.default_capabilities);
-    });
-  }, []);
-
-  const offered = [...RESERVED, ...defaults.filter((capability) => !RESERVED.includes(capability))];
-  const toggle = (capability: string) =>
-    setChosen(chosen.includes(capability) ? chosen.filter((c) => c !== capability) : [...chosen, capability]);
-
-  const submit = async (event: Event) => {
-    event.preventDefault();
-    setError(null);
-    let parsedSubject: Record<string, unknown> | undefined;
-    if (subject.trim()) {
-      try {
-        parsedSubject = JSON.parse(subject);
-      } catch {
-        setError("The subject must be a JSON object, e.g. {\"user_id\": \"u_123\"}.");
-        return;
-      }
-    }
-    const extra = custom.split(/[\s,]+/).filter(Boolean);
-    const body: components["schemas"]["KeyCreateRequest"] = { name, capabilities: [...new Set([...chosen, ...extra])] };
-    if (expiresIn) body.expires_in = Number(expiresIn);
-    if (limit) body.rate_limit = { limit: Number(limit), window_seconds: Number(windowSeconds) };
-    if (parsedSubject) body.subject = parsedSubject;
-    setBusy(true);
-    const { data, error } = await session.api.POST("/v1/keys", { body });
-    setBusy(false);
-    if (error || !data) return setError(describe(error));
-    setName("");
-    setCustom("");
-    setChosen(defaults);
-    onCreated(data);
-  };
-
-  return html`<section class="card">
-    <h2>Create a key</h2>
-    ${readOnly && html`<p class="notice">This workspace is read-only: keys cannot be created until the operator makes it writable.</p>`}
-    <form onSubmit=${submit}>
-      <label for="key-name">Name</label>
-      <input id="key-name" type="text" required maxlength="200" value=${name} onInput=${(e: Event) => setName((e.target as HTMLInputElement).value)} />
-      <fieldset data-testid="capabilities">
-        <legend>Capabilities</legend>
-        <p class="muted">The workspace's defaults are ticked. Tick only what this key needs.</p>
-        ${offered.map(
-          (capability) =>
-            html`<label class="inline"><input type="checkbox" value=${capability} checked=${chosen.includes(capability)} onChange=${() => toggle(capability)} /> <code>${capability}</code>${defaults.includes(capability) ? html` <span class="muted">(default)</span>` : ""}</label>`,
-        )}
-        <label for="key-custom">Your product's capabilities (comma or space separated, e.g. <code>desktop:chat</code>)</label>
-        <input id="key-custom" type="text" value=${custom} onInput=${(e: Event) => setCustom((e.target as HTMLInputElement).value)} />
-      </fieldset>
-      <label for="key-expires">Expires in (seconds, empty for never)</label>
-      <input id="key-expires" type="number" min="1" value=${expiresIn} onInput=${(e: Event) => setExpiresIn((e.target as HTMLInputElement).value)} />
-      <label for="key-limit">Rate limit (requests per window, empty for none)</label>
-      <input id="key-limit" type="number" min="1" max="100000" value=${limit} onInput=${(e: Event) => setLimit((e.target as HTMLInputElement).value)} />
-      <label for="key-window">Rate-limit window (seconds)</label>
-      <input id="key-window" type="number" min="1" max="3600" value=${windowSeconds} onInput=${(e: Event) => setWindowSeconds((e.target as HTMLInputElement).value)} />
-      <label for="key-subject">Subject (JSON, optional)</label>
-      <textarea id="key-subject" value=${subject} onInput=${(e: Event) => setSubject((e.target as HTMLTextAreaElement).value)}></textarea>
-      <div class="row"><button type="submit" disabled=${busy || readOnly}>${busy ? "Creating…" : "Create key"}</button></div>
-      <${ErrorLine} error=${error} />
-    </form>
   </section>`;
 }
 
@@ -134,8 +53,31 @@ function VerifyKey({ session }: { session: Session }) {
   </section>`;
 }
 
+/**
+ * The last 7 UTC days of each listed key, by key id, from GET /v1/keys/usage with the list's
+ * cursor: one call, as that pages the same keys in the same order (revoked ones too, so
+ * without them a page asks for more, and in the rare page it still falls short, for the next).
+ */
+async function weekOf(session: Session, keys: Key[], cursor: string | undefined, withRevoked: boolean): Promise<Map<string, Bar[]>> {
+  const from = windowStart(Date.now(), DAY_MS, 7);
+  const found = new Map<string, Bar[]>();
+  const listed = new Set(keys.map((key) => key.id));
+  let after = cursor;
+  for (let call = 0; call < 5 && keys.some((key) => !found.has(key.id)); call++) {
+    const { data, error } = await session.api.GET("/v1/keys/usage", {
+      params: { query: { granularity: "day", from: instant(from), limit: withRevoked ? PAGE : 100, cursor: after } },
+    });
+    if (error || !data) throw new Error(describe(error));
+    for (const item of data.items) if (listed.has(item.key_id)) found.set(item.key_id, bars(item.buckets, from, DAY_MS, 7));
+    if (!data.next_cursor) break;
+    after = data.next_cursor;
+  }
+  return found;
+}
+
 export function KeysPage({ session }: { session: Session }) {
   const [keys, setKeys] = useState<Key[]>([]);
+  const [week, setWeek] = useState<Map<string, Bar[]>>(new Map());
   const pages = usePages();
   const [showRevoked, setShowRevoked] = useState(false);
   const [created, setCreated] = useState<KeyWithSecret | null>(null);
@@ -145,14 +87,25 @@ export function KeysPage({ session }: { session: Session }) {
   const canWrite = holds(session, "keys:write") && !session.me?.workspace.read_only;
 
   useEffect(() => {
+    let live = true;
     session.api
       .GET("/v1/keys", { params: { query: { limit: PAGE, cursor, include_revoked: showRevoked ? "true" : "false" } } })
-      .then(({ data, error }) => {
+      .then(async ({ data, error }) => {
+        if (!live) return;
         if (error || !data) return setError(describe(error));
         setError(null);
         setKeys(data.items);
         pages.setNext(data.next_cursor ?? null);
+        try {
+          const used = await weekOf(session, data.items, cursor, showRevoked);
+          if (live) setWeek(used);
+        } catch (failed) {
+          if (live) setError((failed as Error).message);
+        }
       });
+    return () => {
+      live = false;
+    };
   }, [cursor, showRevoked, reload]);
 
   const refresh = () => setReload(reload + 1);
@@ -182,18 +135,21 @@ export function KeysPage({ session }: { session: Session }) {
       <label class="inline"><input type="checkbox" checked=${showRevoked} onChange=${() => { setShowRevoked(!showRevoked); pages.reset(); }} /> Show revoked keys</label>
       <${ErrorLine} error=${error} />
       <div class="table-wrap"><table>
-        <thead><tr><th>Name</th><th>Key</th><th>Capabilities</th><th>Created</th><th>Last used</th><th>Expires</th><th>Rate limit</th><th>Status</th><th><span class="muted">Actions</span></th></tr></thead>
+        <thead><tr><th>Name</th><th>Key</th><th>Capabilities</th><th>Last used</th><th>Expires</th><th>Rate limit</th><th>Last 7 days</th><th>Credits</th><th>Status</th><th><span class="muted">Actions</span></th></tr></thead>
         <tbody>
           ${keys.map((key) => {
             const state = status(key, now);
             return html`<tr data-key-id=${key.id}>
-              <td class="key-name">${key.name}</td>
+              <td class="key-name"><a href=${`#/keys/${key.id}`} title="Its usage by the hour, allowlist and credits">${key.name}</a></td>
               <td><code>${key.masked}</code></td>
               <td>${key.capabilities.map((c) => html`<span class="tag">${c}</span>`)}</td>
-              <td>${when(key.created_at)}</td>
               <td>${when(key.last_used_at)}</td>
               <td>${key.expires_at ? when(key.expires_at) : "never"}</td>
               <td>${key.rate_limit ? `${key.rate_limit.limit} / ${key.rate_limit.window_seconds} s` : "none"}</td>
+              <td>${week.has(key.id)
+                ? html`<${UsageChart} series=${week.get(key.id)} label="Last 7 days" describeBar=${describeDay} />`
+                : html`<span class="muted">…</span>`}</td>
+              <td data-testid="credits">${creditsText(key.credits)}</td>
               <td class=${`status-${state.replace(" ", "-")}`}>${state}</td>
               <td>${canWrite && state !== "revoked" && state !== "expired" &&
                 html`<div class="row">

@@ -5,6 +5,7 @@ import { useEffect, useState } from "preact/hooks";
 import { keywarden } from "../../clients/typescript/index";
 import { AgentsPage } from "./agents";
 import { AuditPage } from "./audit";
+import { KeyPage } from "./key";
 import { KeysPage } from "./keys";
 import { LeaksPage, WorkspacesPage } from "./operator";
 import { ProvidersPage } from "./providers";
@@ -17,10 +18,12 @@ interface Page {
   /** The capability a key needs for the page; `null`: the operator's page. */
   needs: string | null;
   view: (props: { session: Session }) => unknown;
+  /** The page of one of its items, at `#/<path>/<id>`. */
+  item?: (props: { session: Session; id: string }) => unknown;
 }
 
 const PAGES: Page[] = [
-  { path: "keys", title: "Keys", needs: "keys:read", view: KeysPage },
+  { path: "keys", title: "Keys", needs: "keys:read", view: KeysPage, item: KeyPage },
   { path: "providers", title: "Providers", needs: "providers:read", view: ProvidersPage },
   { path: "agents", title: "Agents", needs: "providers:read", view: AgentsPage },
   { path: "webhooks", title: "Webhooks", needs: "webhooks:manage", view: WebhooksPage },
@@ -79,7 +82,9 @@ function App() {
 
   if (!session) return html`<${SignIn} onSignedIn=${setSession} />`;
   const visible = PAGES.filter((page) => (session.kind === "operator" ? page.needs === null : page.needs !== null));
-  const page = visible.find((p) => p.path === path) ?? visible[0];
+  const [section, ...rest] = path.split("/");
+  const item = rest.length ? decodeURIComponent(rest.join("/")) : null;
+  const page = visible.find((p) => p.path === section) ?? visible[0];
   const who = session.kind === "operator" ? "Operator" : `${session.me?.workspace.name} · ${session.me?.key.name}`;
   return html`<div>
     <header>
@@ -96,7 +101,9 @@ function App() {
       ${!page && html`<p>There is no page for this credential yet.</p>`}
       ${page && page.needs && !holds(session, page.needs)
         ? html`<section class="card"><p>This page needs the <code>${page.needs}</code> capability, which this key does not hold.</p></section>`
-        : page && html`<${page.view} session=${session} />`}
+        : page && (page.item && item && page.path === section
+            ? html`<${page.item} session=${session} id=${item} />`
+            : html`<${page.view} session=${session} />`)}
     </main>
   </div>`;
 }

@@ -30,6 +30,11 @@ export function describe(error: unknown): string {
   return error instanceof Error ? error.message : "The request failed.";
 }
 
+/** The request field the envelope names (`allowed_ips`, `credits.refill.amount`, …), if any. */
+export function fieldOf(error: unknown): string | null {
+  return (error as { error?: ApiError } | undefined)?.error?.field ?? null;
+}
+
 export function when(at: string | null | undefined): string {
   if (!at) return "—";
   return new Date(at).toLocaleString();

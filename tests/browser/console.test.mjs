@@ -57,6 +57,27 @@ async function rowOf(name) {
   return page.evaluateHandle((n) => [...document.querySelectorAll("td.key-name")].find((td) => td.textContent === n).closest("tr"), name);
 }
 
+/** Calls `read` until `wanted(value)` holds (usage lands within a second or two), or fails with the last value. */
+async function eventually(read, wanted, what, timeout = 15_000) {
+  const deadline = Date.now() + timeout;
+  let value;
+  for (;;) {
+    value = await read();
+    if (wanted(value)) return value;
+    if (Date.now() > deadline) assert.fail(`${what}: still ${JSON.stringify(value)} after ${timeout} ms`);
+    await new Promise((resolve) => setTimeout(resolve, 250));
+  }
+}
+
+/** The aria-label of the usage chart in `name`'s row, the keys page opened afresh. */
+async function weekLabelOf(name) {
+  await page.goto(`${worker.base}/#/providers`);
+  await page.goto(`${worker.base}/#/keys`);
+  const row = await rowOf(name);
+  const chart = await row.waitForSelector("[data-testid=usage-chart]");
+  return chart.evaluate((svg) => svg.getAttribute("aria-label"));
+}
+
 async function screenshot(name) {
   if (!SCREENSHOTS) return;
   mkdirSync("docs/screenshots", { recursive: true });
@@ -375,5 +396,112 @@ describe("the console", () => {
     await page.waitForSelector("td.key-name");
     await screenshot("keys-phone");
     await page.setViewport({ width: 1280, height: 900 });
+  });
+  test("shows the contract's error beside the allowlist field it names", async () => {
+    // Leaving the phone's viewport reloaded the page, which forgot the key.
+    await signIn(ownerKey);
+    await page.waitForSelector("#key-allowed-ips");
+    await page.$eval("#key-name", (input) => (input.value = ""));
+    await page.type("#key-name", "Bad allowlist");
+    await page.type("#key-allowed-ips", "203.0.113.7\n10.0.0.300");
+    await page.click("form button[type=submit]:not([disabled])");
+    await page.waitForSelector("#error-allowed_ips");
+    assert.match(await textOf("#error-allowed_ips"), /\(invalid_request\)$/);
+    assert.equal(await page.$eval("#key-allowed-ips", (area) => area.getAttribute("aria-invalid")), "true");
+    assert.equal(await page.$("[data-testid=new-key]"), null, "no key was made");
+    await page.$eval("#key-allowed-ips", (area) => (area.value = ""));
+    await page.$eval("#key-allowed-ips", (area) => area.dispatchEvent(new Event("input", { bubbles: true })));
+  });
+
+  test("creates a key with credits and an allowlist, and its row shows the credits and the uses of the last 7 days", async () => {
+    await page.type("#key-allowed-ips", "203.0.113.7\n2001:db8::/32");
+    await page.type("#key-credits", "50");
+    await page.type("#key-refill-amount", "100");
+    await page.select("#key-refill-interval", "month");
+    const plaintext = await createKey("Metered server");
+    const made = await (await api("/v1/me", plaintext, { headers: { "cf-connecting-ip": "203.0.113.7" } })).json();
+    assert.deepEqual([made.key.allowed_ips, made.key.credits], [["203.0.113.7", "2001:db8::/32"], { remaining: 49, refill: { amount: 100, interval: "month" } }]);
+    await page.click("xpath/.//button[contains(., 'I have saved it')]");
+    for (const ip of ["203.0.113.7", "2001:db8:1::5"]) {
+      assert.equal((await api("/v1/me", plaintext, { headers: { "cf-connecting-ip": ip } })).status, 200, `allowed from ${ip}`);
+    }
+    const refused = await api("/v1/me", plaintext, { headers: { "cf-connecting-ip": "198.51.100.1" } });
+    assert.equal(refused.status, 403);
+    assert.equal((await refused.json()).error.code, "ip_not_allowed");
+
+    // The list shows usage and balances as the key authority last wrote them, within a second
+    // or so of each use.
+    const creditsOf = async () => (await rowOf("Metered server")).$eval("[data-testid=credits]", (td) => td.textContent);
+    const [label, credits] = await eventually(
+      async () => [await weekLabelOf("Metered server"), await creditsOf()],
+      ([l, c]) => l === "Last 7 days: 4 uses (1 refused)" && c === "47 / 100 per month",
+      "the row's chart and credits",
+    );
+    assert.equal(label, "Last 7 days: 4 uses (1 refused)");
+    assert.equal(credits, "47 / 100 per month", "three valid uses spent 3");
+    const row = await rowOf("Metered server");
+    assert.equal(await row.$$eval("[data-testid=usage-chart] > g", (bars) => bars.length), 7, "one bar a day");
+    assert.equal(await row.$eval("[data-testid=usage-chart] > title", (title) => title.textContent), label);
+    const unused = await rowOf("Batch 19");
+    assert.equal(await unused.$eval("[data-testid=credits]", (td) => td.textContent), "—", "a key without credits is unmetered");
+    assert.equal(await unused.$eval("[data-testid=usage-chart]", (svg) => svg.getAttribute("aria-label")), "Last 7 days: 0 uses");
+
+    const asked = [];
+    const count = (request) => request.url().includes("/v1/keys/usage") && asked.push(request.url());
+    page.on("request", count);
+    await weekLabelOf("Metered server");
+    await page.waitForFunction(() => document.querySelectorAll("[data-testid=usage-chart]").length === document.querySelectorAll("td.key-name").length);
+    page.off("request", count);
+    assert.equal(asked.length, 1, `one usage call for the whole page: ${asked.join(", ")}`);
+    assert.match(asked[0], /granularity=day/);
+  });
+
+  test("the key page shows the allowlist and the last 48 hours by the hour, and changes the credits", async () => {
+    await page.click("xpath/.//td[@class='key-name']/a[.='Metered server']");
+    await page.waitForSelector("[data-testid=allowlist]");
+    const id = decodeURIComponent(new URL(page.url()).hash.replace("#/keys/", ""));
+    assert.match(id, /^key_/);
+    assert.deepEqual(await page.$$eval("[data-testid=allowlist] li", (items) => items.map((li) => li.textContent)), ["203.0.113.7", "2001:db8::/32"]);
+    const hourly = "[data-testid=hourly-usage] [data-testid=usage-chart]";
+    await page.waitForSelector(hourly);
+    assert.equal(await page.$eval(hourly, (svg) => svg.getAttribute("aria-label")), "Last 48 hours: 4 uses (1 refused)");
+    assert.equal(await page.$$eval(`${hourly} > g`, (bars) => bars.length), 48, "one bar an hour");
+    const totals = await page.$$eval("[data-testid=usage-totals] dt", (terms) => Object.fromEntries(terms.map((dt) => [dt.textContent, dt.nextElementSibling.textContent])));
+    assert.deepEqual(totals, { valid: "3", rate_limited: "0", credits_exhausted: "0", insufficient_capabilities: "0", ip_not_allowed: "1" });
+    assert.equal(await textOf("[data-testid=credits]"), "47 / 100 per month");
+
+    await page.type("#credits-amount", "25");
+    await page.click("xpath/.//button[contains(., 'Add credits')]");
+    await page.waitForFunction(() => document.querySelector("[data-testid=credits]").textContent === "72 / 100 per month");
+    assert.equal((await (await api(`/v1/keys/${id}`, ownerKey)).json()).credits.remaining, 72, "the API agrees");
+
+    await page.type("#credits-amount", "0");
+    await page.click("xpath/.//button[contains(., 'Add credits')]");
+    await page.waitForSelector("#credits-error");
+    assert.match(await textOf("#credits-error"), /`add`.*\(invalid_request\)$/);
+
+    await page.select("#credits-change", "set");
+    await page.$eval("#credits-amount", (input) => (input.value = ""));
+    await page.type("#credits-amount", "10");
+    await page.click("xpath/.//button[contains(., 'Set balance')]");
+    await page.waitForFunction(() => document.querySelector("[data-testid=credits]").textContent === "10 / 100 per month");
+    assert.equal(await page.$("#credits-error"), null, "the error is gone once a change succeeds");
+    assert.equal((await (await api(`/v1/keys/${id}`, ownerKey)).json()).credits.remaining, 10, "the API agrees");
+    await screenshot("key");
+
+    await page.click("xpath/.//a[contains(., 'All keys')]");
+    const row = await rowOf("Metered server");
+    assert.equal(await row.$eval("[data-testid=credits]", (td) => td.textContent), "10 / 100 per month");
+  });
+
+  test("the key page of a key without an allowlist or credits says so", async () => {
+    const id = (await (await api("/v1/me", ownerKey)).json()).key.id;
+    await page.goto(`${worker.base}/#/keys/${id}`);
+    await page.waitForSelector("[data-testid=allowlist]");
+    assert.equal(await textOf("[data-testid=allowlist]"), "Any address");
+    assert.equal(await textOf("[data-testid=credits]"), "—");
+    await page.waitForSelector("[data-testid=hourly-usage] [data-testid=usage-chart]");
+    assert.match(await page.$eval("[data-testid=hourly-usage] [data-testid=usage-chart]", (svg) => svg.getAttribute("aria-label")), /^Last 48 hours: [1-9]\d* uses/);
+    assert.equal(await textOf("nav a[aria-current=page]"), "Keys");
   });
 });
