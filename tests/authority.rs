@@ -450,3 +450,16 @@ fn usage_is_counted_by_hour_and_outcome_and_survives_a_restart_until_written() {
     restarted.usage_written(&ledger, &[], 4 * HOUR).unwrap();
     assert!(ledger.load().unwrap().usage.is_empty(), "written hours long over are forgotten");
 }
+
+#[test]
+fn a_balance_the_catalogue_lacks_is_still_due_after_a_restart() {
+    let db = ObjectSqlite::default();
+    let ledger = SqlLedger::open(&db).unwrap();
+    let mut authority = serving(&ledger, &with_credits("k1", 3), 1_000);
+    answered(&mut authority, &ledger, "hash_k1", 2_000);
+    let mut restarted = Authority::restore(ledger.load().unwrap(), 3_000);
+    let due = restarted.credits_due(&ledger).unwrap();
+    assert_eq!(due.iter().map(|(id, c)| (id.as_str(), c.remaining)).collect::<Vec<_>>(), vec![("k1", 1)]);
+    restarted.credits_written(&ledger, &due).unwrap();
+    assert!(Authority::restore(ledger.load().unwrap(), 4_000).credits_due(&ledger).unwrap().is_empty(), "written: no longer due");
+}

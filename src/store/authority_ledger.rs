@@ -28,6 +28,7 @@ const SCHEMA: &[&str] = &[
      hits INTEGER NOT NULL, marked INTEGER NOT NULL)",
     "CREATE TABLE IF NOT EXISTS usage (key_id TEXT NOT NULL, hour_start INTEGER NOT NULL, workspace_id TEXT NOT NULL, \
      counts TEXT NOT NULL, flushed INTEGER NOT NULL, PRIMARY KEY (key_id, hour_start))",
+    "CREATE TABLE IF NOT EXISTS credits_due (key_id TEXT PRIMARY KEY)",
 ];
 
 pub struct SqlLedger<X: SyncSql> {
@@ -179,6 +180,11 @@ impl<X: SyncSql> Ledger for SqlLedger<X> {
         self.sql.run("DELETE FROM usage WHERE hour_start < ? AND flushed = 1", vec![Value::Integer(hour_start)]).map(drop)
     }
 
+    fn mark_credits_due(&self, key_id: &str, due: bool) -> Result<(), StoreError> {
+        let sql = if due { "INSERT OR IGNORE INTO credits_due (key_id) VALUES (?)" } else { "DELETE FROM credits_due WHERE key_id = ?" };
+        self.sql.run(sql, vec![Value::Text(key_id.to_string())]).map(drop)
+    }
+
     fn load(&self) -> Result<Snapshot, StoreError> {
         let workspace = match rows::<RecordRow>(self.sql.run("SELECT record FROM workspace", Vec::new())?)?.first() {
             Some(row) => Some(decode::<Workspace>(&row.record)?),
@@ -204,6 +210,12 @@ impl<X: SyncSql> Ledger for SqlLedger<X> {
                 Ok((UsageRow { key_id: row.key_id, workspace_id: row.workspace_id, hour_start: row.hour_start, counts }, row.flushed != 0))
             })
             .collect::<Result<Vec<_>, StoreError>>()?;
-        Ok(Snapshot { workspace, holds, counters, usage })
+        #[derive(Deserialize)]
+        struct DueRow {
+            key_id: String,
+        }
+        let credits_due =
+            rows::<DueRow>(self.sql.run("SELECT key_id FROM credits_due", Vec::new())?)?.into_iter().map(|row| row.key_id).collect();
+        Ok(Snapshot { workspace, holds, counters, usage, credits_due })
     }
 }

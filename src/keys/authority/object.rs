@@ -71,6 +71,9 @@ pub trait Ledger {
     fn save_usage(&self, row: &UsageRow, flushed: bool) -> Result<(), StoreError>;
     /// Forgets flushed usage of the hours before `hour_start`.
     fn drop_usage_before(&self, hour_start: i64) -> Result<(), StoreError>;
+    /// Marks (or clears) a key whose balance the catalogue's copy lacks, so a restart still
+    /// writes it.
+    fn mark_credits_due(&self, key_id: &str, due: bool) -> Result<(), StoreError>;
     fn load(&self) -> Result<Snapshot, StoreError>;
 }
 
@@ -105,6 +108,8 @@ pub struct Snapshot {
     pub counters: Vec<(String, Counter, bool)>,
     /// The usage it keeps, and whether each row reached the catalogue.
     pub usage: Vec<(UsageRow, bool)>,
+    /// The keys whose balance the catalogue's copy lacks.
+    pub credits_due: Vec<String>,
 }
 
 /// The answer to one authentication: the key and its workspace (`None`: no such key), and for a
@@ -169,6 +174,7 @@ impl Authority {
     /// was in at `now_ms` counts as spent.
     pub fn restore(snapshot: Snapshot, now_ms: i64) -> Self {
         let mut authority = Authority { workspace: snapshot.workspace, ..Authority::default() };
+        authority.credits_due = snapshot.credits_due.into_iter().collect();
         for (row, flushed) in snapshot.usage {
             let slot = (row.key_id.clone(), row.hour_start);
             if !flushed {
@@ -329,8 +335,24 @@ impl Authority {
         }
         key.credits = Some(credits);
         self.remember(ledger, key)?;
-        self.credits_due.insert(key_id.to_string());
+        self.owe_credits(ledger, key_id)?;
         Ok(Some(credits))
+    }
+
+    /// The catalogue's copy of this balance is due; marked durably once, not on every spend.
+    fn owe_credits(&mut self, ledger: &impl Ledger, key_id: &str) -> Result<(), StoreError> {
+        if !self.credits_due.contains(key_id) {
+            ledger.mark_credits_due(key_id, true)?;
+            self.credits_due.insert(key_id.to_string());
+        }
+        Ok(())
+    }
+
+    fn paid_credits(&mut self, ledger: &impl Ledger, key_id: &str) -> Result<(), StoreError> {
+        if self.credits_due.remove(key_id) {
+            ledger.mark_credits_due(key_id, false)?;
+        }
+        Ok(())
     }
 
     /// Counts one use of `key` in its hour, durably.
@@ -393,7 +415,7 @@ impl Authority {
             if key.credits != before {
                 // The balance is durable before the answer leaves, like the rest of the ledger.
                 self.remember(ledger, key.clone())?;
-                self.credits_due.insert(key.id.clone());
+                self.owe_credits(ledger, &key.id)?;
             }
             self.count_usage(ledger, &key, settled, now_ms)?;
             outcome = Some(settled);
@@ -564,9 +586,7 @@ impl Authority {
         for key_id in self.credits_due.clone() {
             match self.mirrored_by_id(ledger, &key_id)?.and_then(|key| key.credits) {
                 Some(credits) => due.push((key_id, credits)),
-                None => {
-                    self.credits_due.remove(&key_id);
-                }
+                None => self.paid_credits(ledger, &key_id)?,
             }
         }
         due.sort_by(|a, b| a.0.cmp(&b.0));
@@ -577,7 +597,7 @@ impl Authority {
     pub fn credits_written(&mut self, ledger: &impl Ledger, written: &[(String, Credits)]) -> Result<(), StoreError> {
         for (key_id, credits) in written {
             if self.mirrored_by_id(ledger, key_id)?.and_then(|key| key.credits) == Some(*credits) {
-                self.credits_due.remove(key_id);
+                self.paid_credits(ledger, key_id)?;
             }
         }
         Ok(())
