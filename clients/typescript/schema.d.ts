@@ -2992,7 +2992,7 @@ export interface components {
          */
         AllowedIps: string[] | null;
         /**
-         * @description The key's IP allowlist: up to 32 entries, each an IPv4 or IPv6 address (`203.0.113.7`, `2001:db8::1`) or a CIDR range (`10.0.0.0/8`, `2001:db8::/32`). Entries are normalised: a single address is kept bare, a range has its host bits cleared (`10.1.2.3/8` becomes `10.0.0.0/8`), an IPv4-mapped IPv6 address is the IPv4 address it carries (`::ffff:198.51.100.9` becomes `198.51.100.9`), and duplicates are dropped. `0.0.0.0/0` (any IPv4 address) and `::/0` (any IPv6 address) are allowed. Absent, `null` or `[]`: no allowlist, any address. More than 32 entries, or an entry that is neither an address nor a CIDR range, answers 400 `invalid_request` with `field: "allowed_ips"`.
+         * @description The key's IP allowlist: up to 32 entries, each an IPv4 or IPv6 address (`203.0.113.7`, `2001:db8::1`) or a CIDR range (`10.0.0.0/8`, `2001:db8::/32`). Entries are normalised: a single address is kept bare, a range has its host bits cleared (`10.1.2.3/8` becomes `10.0.0.0/8`), an IPv4-mapped IPv6 address is the IPv4 address it carries (`::ffff:198.51.100.9` becomes `198.51.100.9`), and duplicates are dropped. `0.0.0.0/0` and `::/0` are allowed and each means any address at all, of either family. Absent, `null` or `[]`: no allowlist, any address. More than 32 entries, or an entry that is neither an address nor a CIDR range, answers 400 `invalid_request` with `field: "allowed_ips"`.
          * @example [
          *       "203.0.113.7",
          *       "10.0.0.0/8",

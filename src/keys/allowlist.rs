@@ -65,11 +65,14 @@ impl Allowlist {
         Ok(Allowlist { nets })
     }
 
-    /// Whether a request from `ip` may use the key. An address that does not parse (or none)
-    /// matches only a list that admits any address.
+    /// Whether a request from `ip` may use the key. `0.0.0.0/0` or `::/0` means any address
+    /// at all, of either family, or none; otherwise an address that does not parse (or none)
+    /// is refused.
     pub fn admits(&self, ip: Option<&str>) -> bool {
-        let any = || self.nets.iter().any(|net| net.prefix_len() == 0);
-        let Some(address) = ip.and_then(|text| text.trim().parse::<IpAddr>().ok()) else { return any() };
+        if self.nets.iter().any(|net| net.prefix_len() == 0) {
+            return true;
+        }
+        let Some(address) = ip.and_then(|text| text.trim().parse::<IpAddr>().ok()) else { return false };
         let address = unmapped(address);
         self.nets.iter().any(|net| net.contains(&address))
     }
@@ -146,7 +149,8 @@ mod tests {
         assert!(list(&["0.0.0.0/0"]).admits(Some("8.8.8.8")));
         assert!(list(&["0.0.0.0/0"]).admits(None));
         assert!(list(&["::/0"]).admits(Some("2606:4700::1")));
-        assert!(!list(&["0.0.0.0/0"]).admits(Some("2606:4700::1")), "IPv4's any is not IPv6's");
+        assert!(list(&["0.0.0.0/0"]).admits(Some("2606:4700::1")), "any means any, of either family");
+        assert!(list(&["::/0", "192.0.2.1"]).admits(Some("198.51.100.1")));
         assert!(!list(&["192.0.2.1"]).admits(None) && !list(&["192.0.2.1"]).admits(Some("not an ip")));
     }
 

@@ -49,6 +49,8 @@ describe("IP allowlists", () => {
     }
     expect((await call("GET", "/v1/me", { token: owner, ip: stranger })).status, "the address is not blocked").toBe(200);
     expect((await call("GET", "/v1/me", { token: pinned.key, ip: "2001:db9::1" })).status).toBe(403);
+    const anywhere = await createKey(owner, { allowed_ips: ["0.0.0.0/0"] });
+    expect((await call("GET", "/v1/me", { token: anywhere.key, ip: "2606:4700::1111" })).status, "0.0.0.0/0 means any address").toBe(200);
   });
 
   it("checks a verify's ip against the list only when one is given", async () => {
