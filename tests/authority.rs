@@ -463,3 +463,24 @@ fn a_balance_the_catalogue_lacks_is_still_due_after_a_restart() {
     restarted.credits_written(&ledger, &due).unwrap();
     assert!(Authority::restore(ledger.load().unwrap(), 4_000).credits_due(&ledger).unwrap().is_empty(), "written: no longer due");
 }
+
+#[test]
+fn taking_a_balance_moves_it_out_of_the_key_refill_and_all() {
+    let db = ObjectSqlite::default();
+    let ledger = SqlLedger::open(&db).unwrap();
+    let refilled = KeyRecord {
+        credits: Some(Credits::new(
+            9,
+            Some(keywarden::keys::credits::Refill { amount: 9, interval: keywarden::keys::credits::Interval::Day }),
+            Calendar::default(),
+            0,
+        )),
+        ..key("k1")
+    };
+    let mut authority = serving(&ledger, &refilled, 1_000);
+    let taken = authority.change_credits(&ledger, "k1", CreditChange::Take, 2_000).unwrap().unwrap();
+    assert_eq!(taken.remaining, 8, "what was left after the read-through's use");
+    assert!(taken.refill.is_some(), "the successor gets the refill");
+    let left = authority.credits(&ledger, "k1", 10 * 86_400_000).unwrap().unwrap().unwrap();
+    assert_eq!((left.remaining, left.refill), (0, None), "nothing left, and no refill to come");
+}

@@ -774,8 +774,10 @@ fn credits_can_be_added_or_set_and_a_reroll_carries_them_with_the_allowlist() {
     assert_eq!(added.credits.map(|c| c.remaining), Some(15));
     let set = block_on(service::change_credits(&at(&world.store, T0), &world.owner, &id, CreditChange::Set(2))).unwrap();
     assert_eq!(set.credits.map(|c| c.remaining), Some(2));
-    let rerolled = block_on(service::reroll(&at(&world.store, T0 + 1), &world.owner, &id, 0, GraceStarts::Now)).unwrap();
+    let rerolled = block_on(service::reroll(&at(&world.store, T0 + 1), &world.owner, &id, 3_600, GraceStarts::Now)).unwrap();
     assert_eq!(rerolled.successor.credits.map(|c| c.remaining), Some(2));
+    let old = block_on(world.store.key_by_id(&id)).unwrap().unwrap();
+    assert_eq!(old.credits.map(|c| (c.remaining, c.refill)), Some((0, None)), "the balance moved: two keys never spend it twice");
     assert_eq!(rerolled.successor.allowed_ips.map(|l| l.to_strings()), Some(vec!["10.0.0.0/8".to_string()]));
     assert!(world.store.audit().iter().any(|e| e.action == "key.credits_changed"));
 }
@@ -790,7 +792,7 @@ fn usage_is_counted_per_key_and_hour_by_outcome() {
     let _ = block_on(authenticate(&at(&world.store, T0 + 1), Some(key.expose()), Some("192.0.2.1"), None));
     let _ = block_on(authenticate(&at(&world.store, T0 + 2), Some(key.expose()), Some("192.0.2.9"), None));
     let _ = block_on(authenticate(&at(&world.store, T0 + 3_600_000), Some(key.expose()), Some("192.0.2.1"), Some("keys:nope")));
-    let rows = block_on(world.store.usage(&world.owner.workspace.id, &[record.id], 0, i64::MAX)).unwrap();
+    let rows = block_on(world.store.usage(&world.owner.workspace.id, &[record.id], 0, i64::MAX, 3_600_000)).unwrap();
     let by_hour: Vec<(i64, [u64; 5])> = rows.iter().map(|(_, hour, counts)| (*hour, counts.0)).collect();
     assert_eq!(by_hour, vec![(hour, [1, 0, 1, 0, 1]), (hour + 3_600_000, [0, 0, 0, 1, 0])]);
 }

@@ -10,7 +10,8 @@ use crate::time::rfc3339;
 
 pub async fn me(call: &mut Call) -> Result<Reply, ApiError> {
     let caller = call.take_caller()?;
-    let key = &caller.key;
+    let calendar = crate::keys::credits::Calendar { day_ms: call.deps().credit_day_ms() };
+    let key = &caller.key.clone().as_of(calendar, call.now_ms);
     Ok(Reply::ok(json!({
         "key": {
             "id": key.id,

@@ -160,6 +160,7 @@ pub async fn change_credits<S: KeyStore, B, C>(
     let detail = match change {
         CreditChange::Add(amount) => json!({"add": amount, "remaining": credits.remaining}),
         CreditChange::Set(remaining) => json!({"set": remaining, "remaining": credits.remaining}),
+        CreditChange::Take => json!({"taken": credits.remaining}),
     };
     deps.store.append_audit(&[caller.audit("key.credits_changed", now_ms).target(key.id.clone()).detail(detail)]).await?;
     Ok(key)
@@ -194,7 +195,7 @@ pub async fn usage<S: KeyStore, B, C>(
         }
     };
     let ids: Vec<String> = keys.items.iter().map(|k| k.id.clone()).collect();
-    let hours = deps.store.usage(&caller.workspace.id, &ids, window.from_ms, window.to_ms).await?;
+    let hours = deps.store.usage(&caller.workspace.id, &ids, window.from_ms, window.to_ms, window.granularity.bucket_ms()).await?;
     let items = keys
         .items
         .into_iter()
@@ -225,19 +226,21 @@ impl UsageWindow {
             Granularity::Hour => 24 * HOUR_MS,
             Granularity::Day => 30 * DAY_MS,
         };
-        let from = granularity.start(from_ms.unwrap_or(to - default_span));
-        // The bucket `to` falls in is included when `to` is not on its boundary.
-        let to_aligned = granularity.start(to);
-        let to = if to_aligned == to { to } else { to_aligned + granularity.bucket_ms() };
-        if from >= to {
-            return Err(ApiError::invalid_request("from", "`from` must be before `to`."));
-        }
+        let from = from_ms.unwrap_or(to - default_span);
+        // The span asked for is what the limit judges; aligning it may add a bucket at each end.
         if to - from > granularity.max_span_ms() {
             let most = match granularity {
                 Granularity::Hour => "7 days of hours",
                 Granularity::Day => "100 days",
             };
             return Err(ApiError::invalid_request("from", format!("One query spans at most {most}.")));
+        }
+        let from = granularity.start(from);
+        // The bucket `to` falls in is included when `to` is not on its boundary.
+        let to_aligned = granularity.start(to);
+        let to = if to_aligned == to { to } else { to_aligned + granularity.bucket_ms() };
+        if from >= to {
+            return Err(ApiError::invalid_request("from", "`from` must be before `to`."));
         }
         Ok(UsageWindow { from_ms: from, to_ms: to, granularity })
     }
@@ -320,8 +323,11 @@ pub async fn reroll<S: KeyStore, B, C>(
         expires_at: old.expires_at,
         rerolled_from: Some(old.id.clone()),
         allowed_ips: old.allowed_ips.clone(),
-        // The old key's live balance; the old key keeps its own while its grace runs.
-        credits: store.live_credits(&old, Calendar { day_ms: deps.credit_day_ms() }, now_ms).await?,
+        // The balance moves, refill and all: two keys spending one balance would double it.
+        credits: match old.credits {
+            Some(_) => Some(store.change_credits(&old, CreditChange::Take, Calendar { day_ms: deps.credit_day_ms() }, now_ms).await?),
+            None => None,
+        },
     };
     let (mut successor, key) = KeyRecord::issue(spec, prefix, now_ms);
     let grace_ms = grace_seconds as i64 * 1000;

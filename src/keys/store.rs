@@ -119,13 +119,15 @@ pub trait KeyStore: AuditStore {
     async fn change_credits(&self, key: &KeyRecord, change: CreditChange, calendar: Calendar, now_ms: i64) -> Result<Credits, StoreError>;
     /// A key's live balance as of `now_ms`, where it lives; `None` for an unmetered key.
     async fn live_credits(&self, key: &KeyRecord, calendar: Calendar, now_ms: i64) -> Result<Option<Credits>, StoreError>;
-    /// The hourly usage of these keys of the workspace in `[from, to)`: (key id, hour, counts).
+    /// The usage of these keys of the workspace in `[from, to)`, summed per bucket of `bucket_ms`
+    /// (an hour or a day, on UTC boundaries): (key id, bucket start, counts).
     async fn usage(
         &self,
         workspace_id: &str,
         key_ids: &[String],
         from_ms: i64,
         to_ms: i64,
+        bucket_ms: i64,
     ) -> Result<Vec<(String, i64, crate::keys::usage::Counts)>, StoreError>;
     /// Forgets usage of the hours before `before_ms`, at most `limit` rows; how many went.
     async fn prune_usage(&self, before_ms: i64, limit: usize) -> Result<usize, StoreError>;

@@ -3,6 +3,7 @@
 use serde_json::{json, Value};
 
 use super::auth::{needs_touch, Caller};
+use super::credits::Calendar;
 use super::limits::RateDecision;
 use super::store::{AuthProbe, KeyStore};
 use super::usage::{Ask, Outcome};
@@ -106,7 +107,7 @@ pub async fn verify<S: KeyStore, B, C>(
         now_ms,
         count_use_in: Some(&caller.workspace.id),
         ask: &ask,
-        calendar: crate::keys::credits::Calendar { day_ms: deps.credit_day_ms() },
+        calendar: Calendar { day_ms: deps.credit_day_ms() },
     };
     let finding = store.authenticate(&probe).await?;
     let Some((key, _)) = finding.found.filter(|(key, _)| key.workspace_id == caller.workspace.id) else {
@@ -138,5 +139,7 @@ pub async fn verify<S: KeyStore, B, C>(
         store.start_old_key_grace(&key, now_ms).await?;
     }
     let needs_touch = live && !finding.use_recorded && needs_touch(&key, now_ms);
+    // A refused verify spent nothing: its balance is shown as of now, a refill due included.
+    let key = key.as_of(Calendar { day_ms: deps.credit_day_ms() }, now_ms);
     Ok(Verdict { code, key: Some(key), rate, needs_touch })
 }

@@ -138,10 +138,18 @@ impl KeyAuthorityObject {
             None => self.with(|authority, ledger| authority.credits(ledger, key_id, message.now_ms))?.flatten(),
             Some(change) => {
                 let changed = self.with(|authority, ledger| authority.change_credits(ledger, key_id, change, message.now_ms))?;
-                if let Some(credits) = changed {
+                let now = message.now_ms;
+                if let Some(Some(credits)) = self.with(|authority, ledger| authority.credits(ledger, key_id, now))? {
+                    // The change stands whatever D1 says: a copy not written now stays due for
+                    // the alarm, and the answer is not an error the caller would retry.
                     let written = [(key_id.to_string(), credits)];
-                    self.catalogue(Rc::default())?.record_credits(&written).await?;
-                    self.with(|authority, ledger| authority.credits_written(ledger, &written))?;
+                    match self.catalogue(Rc::default())?.record_credits(&written).await {
+                        Ok(()) => self.with(|authority, ledger| authority.credits_written(ledger, &written))?,
+                        Err(error) => worker::console_warn!(
+                            "{}",
+                            json!({"level": "warn", "msg": "credits copy left for the alarm", "detail": error.to_string()})
+                        ),
+                    }
                 }
                 changed
             }
@@ -234,15 +242,26 @@ impl DurableObject for KeyAuthorityObject {
                 }
             }
             let catalogue = self.catalogue(Rc::default())?;
+            // Usage, balances and holds are independent: one failing never holds up the others.
             let usage = self.with(|authority, _| Ok(authority.usage_due()))?;
             if !usage.is_empty() {
-                catalogue.record_usage(&usage).await?;
-                self.with(|authority, ledger| authority.usage_written(ledger, &usage, now))?;
+                match catalogue.record_usage(&usage).await {
+                    Ok(()) => self.with(|authority, ledger| authority.usage_written(ledger, &usage, now))?,
+                    Err(error) => worker::console_error!(
+                        "{}",
+                        json!({"level": "error", "msg": "usage left for the next alarm", "detail": error.to_string()})
+                    ),
+                }
             }
             let credits = self.with(|authority, ledger| authority.credits_due(ledger))?;
             if !credits.is_empty() {
-                catalogue.record_credits(&credits).await?;
-                self.with(|authority, ledger| authority.credits_written(ledger, &credits))?;
+                match catalogue.record_credits(&credits).await {
+                    Ok(()) => self.with(|authority, ledger| authority.credits_written(ledger, &credits))?,
+                    Err(error) => worker::console_error!(
+                        "{}",
+                        json!({"level": "error", "msg": "balances left for the next alarm", "detail": error.to_string()})
+                    ),
+                }
             }
             let (stale, workspace_id) = self.with(|authority, _| Ok((authority.stale_holds(now), authority.workspace_id())))?;
             for (target, hold_id) in stale {

@@ -96,6 +96,9 @@ pub const USAGE_KEPT_MS: i64 = 2 * HOUR_MS;
 pub enum CreditChange {
     Add(u64),
     Set(u64),
+    /// Moves the whole balance, refill included, out of the key (to a reroll's successor): the
+    /// answer is what was taken, and the key is left with none.
+    Take,
 }
 
 /// What the object reads back from its ledger when it starts (keys are read when asked for).
@@ -328,10 +331,18 @@ impl Authority {
         now_ms: i64,
     ) -> Result<Option<Credits>, StoreError> {
         let Some(mut key) = self.mirrored_by_id(ledger, key_id)? else { return Ok(None) };
+        if change == CreditChange::Take {
+            let Some(taken) = key.credits.map(|credits| credits.current(self.calendar, now_ms)) else { return Ok(None) };
+            key.credits = Some(Credits { remaining: 0, refill: None, refilled_at: now_ms });
+            self.remember(ledger, key)?;
+            self.owe_credits(ledger, key_id)?;
+            return Ok(Some(taken));
+        }
         let mut credits = key.credits.unwrap_or_else(|| Credits::new(0, None, self.calendar, now_ms));
         match change {
             CreditChange::Add(amount) => credits.add(amount, self.calendar, now_ms),
             CreditChange::Set(remaining) => credits.set(remaining, self.calendar, now_ms),
+            CreditChange::Take => {}
         }
         key.credits = Some(credits);
         self.remember(ledger, key)?;

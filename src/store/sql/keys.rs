@@ -519,8 +519,9 @@ impl<E: Executor> KeyStore for SqlStore<E> {
         key_ids: &[String],
         from_ms: i64,
         to_ms: i64,
+        bucket_ms: i64,
     ) -> Result<Vec<(String, i64, Counts)>, StoreError> {
-        self.read_usage(workspace_id, key_ids, from_ms, to_ms).await
+        self.read_usage(workspace_id, key_ids, from_ms, to_ms, bucket_ms).await
     }
 
     async fn prune_usage(&self, before_ms: i64, limit: usize) -> Result<usize, StoreError> {

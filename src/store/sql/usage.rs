@@ -143,9 +143,23 @@ impl<E: Executor> SqlStore<E> {
         use crate::keys::credits::MAX_CREDITS;
         let credits = key.credits.unwrap_or_else(|| Credits::new(0, None, calendar, now_ms));
         let mut statements: Vec<Statement> = refill_statement(key, &credits, calendar, now_ms)?.into_iter().collect();
+        if change == CreditChange::Take {
+            // Read and emptied in one atomic batch: no spend falls between them.
+            statements.push(balance_statement(&key.id)?);
+            let read_at = statements.len() - 1;
+            statements.push(Statement::new(
+                "UPDATE api_keys SET credits_remaining = 0, credits_refill_amount = NULL, credits_refill_interval = NULL, \
+                 credits_refilled_at = :now WHERE id = :id",
+                &[("id", text(&key.id)), ("now", int(now_ms))],
+            )?);
+            let outcomes = self.batch(statements).await?;
+            let balance = outcomes.get(read_at).ok_or_else(|| StoreError::Failed("credits batch returned nothing".into()))?;
+            return read_balance(credits.current(calendar, now_ms), balance);
+        }
         let (sql, amount) = match change {
             CreditChange::Add(amount) => ("MIN(COALESCE(credits_remaining, 0) + :amount, :max)", amount),
             CreditChange::Set(remaining) => (":amount", remaining),
+            CreditChange::Take => unreachable!("taken above"),
         };
         statements.push(Statement::new(
             &format!(
@@ -159,7 +173,16 @@ impl<E: Executor> SqlStore<E> {
         read_balance(credits.current(calendar, now_ms), balance)
     }
 
+    /// Writes in chunks of 200 rows, each one statement whose JSON stays far below D1's 2 MB
+    /// value limit, so a backlog after an outage drains rather than failing whole.
     pub(crate) async fn write_usage(&self, rows: &[UsageRow]) -> Result<(), StoreError> {
+        for chunk in rows.chunks(200) {
+            self.write_usage_chunk(chunk).await?;
+        }
+        Ok(())
+    }
+
+    async fn write_usage_chunk(&self, rows: &[UsageRow]) -> Result<(), StoreError> {
         if rows.is_empty() {
             return Ok(());
         }
@@ -209,24 +232,34 @@ impl<E: Executor> SqlStore<E> {
         Ok(())
     }
 
+    /// Summed per bucket of `bucket_ms` in SQL: a day query of 100 keys reads at most 100 rows
+    /// a day, not 24.
     pub(crate) async fn read_usage(
         &self,
         workspace_id: &str,
         key_ids: &[String],
         from_ms: i64,
         to_ms: i64,
+        bucket_ms: i64,
     ) -> Result<Vec<(String, i64, Counts)>, StoreError> {
         if key_ids.is_empty() {
             return Ok(Vec::new());
         }
         let ids = serde_json::to_string(key_ids).map_err(|e| StoreError::Failed(format!("key ids: {e}")))?;
+        let sums: Vec<String> = COLUMNS.iter().map(|name| format!("SUM({name}) AS {name}")).collect();
         let sql = format!(
-            "SELECT key_id, hour_start, {} FROM key_usage WHERE workspace_id = :workspace_id \
+            "SELECT key_id, (hour_start / :bucket) * :bucket AS hour_start, {} FROM key_usage WHERE workspace_id = :workspace_id \
              AND key_id IN (SELECT value FROM json_each(:ids)) AND hour_start >= :from AND hour_start < :to \
-             ORDER BY key_id, hour_start",
-            COLUMNS.join(", ")
+             GROUP BY key_id, (hour_start / :bucket) ORDER BY key_id, hour_start",
+            sums.join(", ")
         );
-        let binds = [("workspace_id", text(workspace_id)), ("ids", Value::Text(ids)), ("from", int(from_ms)), ("to", int(to_ms))];
+        let binds = [
+            ("workspace_id", text(workspace_id)),
+            ("ids", Value::Text(ids)),
+            ("from", int(from_ms)),
+            ("to", int(to_ms)),
+            ("bucket", int(bucket_ms)),
+        ];
         let rows = self.query(Statement::new(&sql, &binds)?).await?.rows::<UsageRowSql>()?;
         Ok(rows.into_iter().map(UsageRowSql::into_counts).collect())
     }
