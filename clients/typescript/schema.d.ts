@@ -248,7 +248,7 @@ export interface paths {
         put?: never;
         /**
          * Add to or set a key's credits
-         * @description Changes the key's credits: `{"add": n}` (1 to 1000000000000) adds to the balance, capped at 1000000000000; `{"set": n}` (0 to 1000000000000) replaces it. Give exactly one: both answer 400 `invalid_request` with `field: "set"`, neither 400 with `field: "add"`. An unmetered key becomes metered (`refill: null`); a key with a refill keeps it, and the next refill still comes at the start of the next interval. Exact with uses running at the same time: no spend is lost or counted twice. Answers the key object with its `credits` after the change. The calling key must hold every capability of the key (403 `capability_escalation`), as for a revoke. A key whose revocation has taken effect answers 409 `key_revoked`, an expired key 409 `key_expired`; a key in a reroll grace period can still be changed. Needs `keys:write` and a writable workspace. An unknown id, or another workspace's key id, answers 404 `not_found`. Records `key.credits_changed` (target: the key; detail: `add` or `set`, and `remaining`).
+         * @description Changes the key's credits: `{"add": n}` (1 to 1000000000000) adds to the balance, capped at 1000000000000; `{"set": n}` (0 to 1000000000000) replaces it. Give exactly one: both answer 400 `invalid_request` with `field: "set"`, neither 400 with `field: "add"`. An unmetered key becomes metered (`refill: null`); a key with a refill keeps it, and the next refill still comes at the start of the next interval. Exact with uses running at the same time: no spend is lost or counted twice. Answers the key object with its `credits` after the change. The calling key must hold every capability of the key (403 `capability_escalation`), as for a revoke. A key whose revocation has taken effect answers 409 `key_revoked`, an expired key 409 `key_expired`; a key in a reroll grace period can still be changed. Needs `keys:write` and a writable workspace. An unknown id, or another workspace's key id, answers 404 `not_found`. Records `key.credits_changed` (target: the key; detail: `add` or `set`, and `remaining`). Accepts `Idempotency-Key`: a retry with the same key and body answers the first response again (so a retried `add` adds once), with `idempotent-replayed: true`.
          */
         post: operations["changeKeyCredits"];
         delete?: never;
@@ -3166,11 +3166,11 @@ export interface components {
                 reason?: components["schemas"]["ErrorReason"];
             };
         };
-        /** @description The error envelope with `code` `key_revoked`, `key_expired`. */
+        /** @description The error envelope with `code` `key_revoked`, `key_expired`, or, for an `Idempotency-Key`, `idempotency_conflict` (the key was used with another body) or `conflict` (the first request is still in flight). */
         DeadKeyError: {
             error: {
                 /** @enum {string} */
-                code: "key_revoked" | "key_expired";
+                code: "key_revoked" | "key_expired" | "idempotency_conflict" | "conflict";
                 message: components["schemas"]["ErrorMessage"];
                 field?: components["schemas"]["ErrorField"];
                 required?: components["schemas"]["ErrorRequired"];
@@ -3882,7 +3882,7 @@ export interface components {
                 "application/json": components["schemas"]["IpNotAllowedError"];
             };
         };
-        /** @description `key_revoked`: the key's revocation has already taken effect; `key_expired`: the key has expired. A dead key's credits cannot be changed. */
+        /** @description `key_revoked`: the key's revocation has already taken effect; `key_expired`: the key has expired. A dead key's credits cannot be changed. Also `idempotency_conflict` and `conflict` as for any `Idempotency-Key`. */
         DeadKey: {
             headers: {
                 "x-request-id": components["headers"]["XRequestId"];
@@ -4932,7 +4932,10 @@ export interface operations {
     changeKeyCredits: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description 1 to 255 printable ASCII characters. The same key with the same body (compared as canonical JSON) within 24 hours, from the same caller to the same route, answers the first response again (the plaintext key included, kept sealed by the vault), with `idempotent-replayed: true`; with another body, 409 `idempotency_conflict`; while the first request is still in flight, 409 `conflict`. A request that failed is not remembered, so its retry runs afresh. */
+                "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
+            };
             path: {
                 /** @description The key id. An unknown id, or the id of another workspace's key, answers 404 `not_found`. */
                 id: components["parameters"]["KeyId"];
@@ -4959,6 +4962,7 @@ export interface operations {
                     "RateLimit-Reset": components["headers"]["RateLimitReset"];
                     "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
                     RateLimit: components["headers"]["RateLimit"];
+                    "idempotent-replayed": components["headers"]["IdempotentReplayed"];
                     [name: string]: unknown;
                 };
                 content: {

@@ -193,10 +193,21 @@ async fn reroll_key(call: &mut Call, caller: &Caller, body: Value) -> Result<Rep
     Ok(Reply::created(rerolled.successor.to_json_with_secret(&rerolled.key)).no_store())
 }
 
-/// `{add}` or `{set}`: exactly one.
+/// `{add}` or `{set}`: exactly one. Accepts `Idempotency-Key`, so a retried `add` adds once.
 pub async fn credits(call: &mut Call) -> Result<Reply, ApiError> {
     let caller = call.take_caller()?;
-    let mut fields = call.fields(&["add", "set"]).await?;
+    let body = call.json().await?;
+    let scope = format!("{} POST /v1/keys/{}/credits", caller.key.id, call.param(0));
+    let claimed = match idempotent::begin(call, scope, &body).await? {
+        Begun::Replay(reply) => return Ok(reply),
+        Begun::Run(claimed) => claimed,
+    };
+    let result = change_credits(call, &caller, body).await;
+    idempotent::finish(call, claimed, result).await
+}
+
+async fn change_credits(call: &mut Call, caller: &Caller, body: Value) -> Result<Reply, ApiError> {
+    let mut fields = Fields::new(body, &["add", "set"])?;
     let amount = |fields: &mut Fields, name: &str, least: u64| -> Result<Option<u64>, ApiError> {
         match fields.optional_u64(name)? {
             Some(n) if (least..=MAX_CREDITS).contains(&n) => Ok(Some(n)),
@@ -210,7 +221,7 @@ pub async fn credits(call: &mut Call) -> Result<Reply, ApiError> {
         (Some(_), Some(_)) => return Err(ApiError::invalid_request("set", "Give `add` or `set`, not both.")),
         (None, None) => return Err(ApiError::invalid_request("add", "Give `add` (credits to add) or `set` (the new balance).")),
     };
-    let key = service::change_credits(&call.deps(), &caller, call.param(0), change).await?;
+    let key = service::change_credits(&call.deps(), caller, call.param(0), change).await?;
     Ok(Reply::ok(key.to_json()))
 }
 

@@ -161,6 +161,21 @@ describe("credits", () => {
     expect(audit.map((a) => JSON.parse(a.detail))).toEqual(expect.arrayContaining([{ add: 10, remaining: 15 }, { set: 1, remaining: 1 }]));
   });
 
+  it("adds once for a retried add with the same Idempotency-Key", async () => {
+    const { key: owner } = await createWorkspace();
+    const metered = await createKey(owner, { credits: { remaining: 1 } });
+    const headers = { "idempotency-key": `credits-${metered.id}` };
+    const first = await call("POST", `/v1/keys/${metered.id}/credits`, { token: owner, body: { add: 5 }, headers });
+    const retried = await call("POST", `/v1/keys/${metered.id}/credits`, { token: owner, body: { add: 5 }, headers });
+    expect(first.body.credits.remaining).toBe(6);
+    expect(retried.headers.get("idempotent-replayed")).toBe("true");
+    expect(retried.body).toEqual(first.body);
+    expect((await call("GET", `/v1/keys/${metered.id}`, { token: owner })).body.credits.remaining, "added once").toBe(6);
+    const other = await call("POST", `/v1/keys/${metered.id}/credits`, { token: owner, body: { add: 7 }, headers });
+    expect(other.status).toBe(409);
+    expect(other.body.error.code).toBe("idempotency_conflict");
+  });
+
   it("refuses malformed credits at creation, naming the field", async () => {
     const { key: owner } = await createWorkspace();
     const cases = [
