@@ -9,7 +9,8 @@ use serde_json::{json, Value};
 
 use super::allowlist::Allowlist;
 use super::credits::{Calendar, Credits};
-use super::Capabilities;
+use super::store::RateHits;
+use super::{Capabilities, RateLimit};
 use crate::time::rfc3339;
 
 pub const HOUR_MS: i64 = 3_600_000;
@@ -58,6 +59,15 @@ pub struct Ask {
     pub capabilities: Vec<String>,
     /// The credits it spends.
     pub cost: u64,
+}
+
+/// Whether a counted use is within the key's rate limit: its counter after this use (`hits`,
+/// present for a key with a limit) at most the limit.
+pub fn rate_allowed(limit: Option<RateLimit>, hits: Option<RateHits>) -> bool {
+    match (limit, hits) {
+        (Some(limit), Some(hits)) => hits.hits <= limit.limit,
+        _ => true,
+    }
 }
 
 /// What is judged before credits: `None` when the use may spend them.

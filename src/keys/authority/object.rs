@@ -28,7 +28,7 @@ use serde::{Deserialize, Serialize};
 use crate::keys::credits::{Calendar, Credits};
 use crate::keys::limits::window_start;
 use crate::keys::store::RateHits;
-use crate::keys::usage::{hour_start, settle, Ask, Counts, Outcome, HOUR_MS};
+use crate::keys::usage::{hour_start, rate_allowed, settle, Ask, Counts, Outcome, HOUR_MS};
 use crate::keys::{KeyRecord, Workspace};
 use crate::storage::StoreError;
 
@@ -331,23 +331,27 @@ impl Authority {
         now_ms: i64,
     ) -> Result<Option<Credits>, StoreError> {
         let Some(mut key) = self.mirrored_by_id(ledger, key_id)? else { return Ok(None) };
-        if change == CreditChange::Take {
-            let Some(taken) = key.credits.map(|credits| credits.current(self.calendar, now_ms)) else { return Ok(None) };
-            key.credits = Some(Credits { remaining: 0, refill: None, refilled_at: now_ms });
-            self.remember(ledger, key)?;
-            self.owe_credits(ledger, key_id)?;
-            return Ok(Some(taken));
-        }
-        let mut credits = key.credits.unwrap_or_else(|| Credits::new(0, None, self.calendar, now_ms));
-        match change {
-            CreditChange::Add(amount) => credits.add(amount, self.calendar, now_ms),
-            CreditChange::Set(remaining) => credits.set(remaining, self.calendar, now_ms),
-            CreditChange::Take => {}
-        }
-        key.credits = Some(credits);
+        let calendar = self.calendar;
+        let mut credits = key.credits.unwrap_or_else(|| Credits::new(0, None, calendar, now_ms));
+        // What the key keeps, and what the answer says.
+        let (kept, answer) = match change {
+            CreditChange::Add(amount) => {
+                credits.add(amount, calendar, now_ms);
+                (credits, credits)
+            }
+            CreditChange::Set(remaining) => {
+                credits.set(remaining, calendar, now_ms);
+                (credits, credits)
+            }
+            CreditChange::Take => match key.credits {
+                Some(held) => (Credits { remaining: 0, refill: None, refilled_at: now_ms }, held.current(calendar, now_ms)),
+                None => return Ok(None),
+            },
+        };
+        key.credits = Some(kept);
         self.remember(ledger, key)?;
         self.owe_credits(ledger, key_id)?;
-        Ok(Some(credits))
+        Ok(Some(answer))
     }
 
     /// The catalogue's copy of this balance is due; marked durably once, not on every spend.
@@ -417,10 +421,7 @@ impl Authority {
             }
             let last = self.uses.entry(key.id.clone()).or_insert(now_ms);
             *last = (*last).max(now_ms);
-            let rate_allowed = match (key.rate_limit, rate_hits) {
-                (Some(limit), Some(hits)) => hits.hits <= limit.limit,
-                _ => true,
-            };
+            let rate_allowed = rate_allowed(key.rate_limit, rate_hits);
             let before = key.credits;
             let settled = settle(key.allowed_ips.as_ref(), &key.capabilities, &mut key.credits, ask, rate_allowed, self.calendar, now_ms);
             if key.credits != before {

@@ -146,10 +146,7 @@ impl<E: Executor> KeyStore for SqlStore<E> {
                 && probe.count_use_in.is_none_or(|workspace_id| workspace_id == key.workspace_id)
                 && ip_failures < FAILED_ATTEMPT_LIMIT;
             if counted {
-                let rate_allowed = match (key.rate_limit, rate_hits) {
-                    (Some(limit), Some(hits)) => hits.hits <= limit.limit,
-                    _ => true,
-                };
+                let rate_allowed = crate::keys::usage::rate_allowed(key.rate_limit, rate_hits);
                 outcome = Some(self.settle_in_catalogue(key, probe.ask, rate_allowed, probe.calendar, probe.now_ms).await?);
             }
         }
