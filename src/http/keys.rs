@@ -89,10 +89,15 @@ fn read_allowed_ips(fields: &mut Fields) -> Result<Option<Allowlist>, ApiError> 
     Ok((!list.is_empty()).then_some(list))
 }
 
-/// A whole number of credits from `least` to `MAX_CREDITS` in `{within}.{name}`.
-fn credit_amount(fields: &mut Fields, name: &str, within: &str, least: u64) -> Result<Option<u64>, ApiError> {
-    let field = format!("{within}.{name}");
-    match fields.optional_u64(name).map_err(|error| nested_field(error, within))? {
+/// A whole number of credits from `least` to `MAX_CREDITS` in `name`, an object `within`
+/// another field (its path then names it) or the body itself.
+fn credit_amount(fields: &mut Fields, name: &str, within: Option<&str>, least: u64) -> Result<Option<u64>, ApiError> {
+    let field = within.map_or_else(|| name.to_string(), |within| format!("{within}.{name}"));
+    let read = match within {
+        Some(within) => fields.optional_u64(name).map_err(|error| nested_field(error, within)),
+        None => fields.optional_u64(name),
+    };
+    match read? {
         Some(amount) if (least..=MAX_CREDITS).contains(&amount) => Ok(Some(amount)),
         Some(_) => Err(ApiError::invalid_request(&field, format!("`{field}` must be {least} to {MAX_CREDITS}."))),
         None => Ok(None),
@@ -104,14 +109,14 @@ fn read_credits(fields: &mut Fields) -> Result<Option<(u64, Option<Refill>)>, Ap
     let Some(object) = fields.optional_object("credits")? else { return Ok(None) };
     let mut inner = Fields::new(Value::Object(object), &["remaining", "refill"]).map_err(|error| nested_field(error, "credits"))?;
     let within = |error| nested_field(error, "credits");
-    let remaining = credit_amount(&mut inner, "remaining", "credits", 0)?
+    let remaining = credit_amount(&mut inner, "remaining", Some("credits"), 0)?
         .ok_or_else(|| ApiError::invalid_request("credits.remaining", "`credits.remaining` is required."))?;
     let refill = match inner.optional_object("refill").map_err(within)? {
         None => None,
         Some(object) => {
             let in_refill = |error| nested_field(error, "credits.refill");
             let mut refill = Fields::new(Value::Object(object), &["amount", "interval"]).map_err(in_refill)?;
-            let amount = credit_amount(&mut refill, "amount", "credits.refill", 1)?
+            let amount = credit_amount(&mut refill, "amount", Some("credits.refill"), 1)?
                 .ok_or_else(|| ApiError::invalid_request("credits.refill.amount", "`credits.refill.amount` is required."))?;
             let interval = refill.optional_str("interval").map_err(in_refill)?;
             let interval = interval.as_deref().and_then(Interval::parse).ok_or_else(|| {
@@ -208,14 +213,7 @@ pub async fn credits(call: &mut Call) -> Result<Reply, ApiError> {
 
 async fn change_credits(call: &mut Call, caller: &Caller, body: Value) -> Result<Reply, ApiError> {
     let mut fields = Fields::new(body, &["add", "set"])?;
-    let amount = |fields: &mut Fields, name: &str, least: u64| -> Result<Option<u64>, ApiError> {
-        match fields.optional_u64(name)? {
-            Some(n) if (least..=MAX_CREDITS).contains(&n) => Ok(Some(n)),
-            Some(_) => Err(ApiError::invalid_request(name, format!("`{name}` must be {least} to {MAX_CREDITS}."))),
-            None => Ok(None),
-        }
-    };
-    let change = match (amount(&mut fields, "add", 1)?, amount(&mut fields, "set", 0)?) {
+    let change = match (credit_amount(&mut fields, "add", None, 1)?, credit_amount(&mut fields, "set", None, 0)?) {
         (Some(add), None) => CreditChange::Add(add),
         (None, Some(set)) => CreditChange::Set(set),
         (Some(_), Some(_)) => return Err(ApiError::invalid_request("set", "Give `add` or `set`, not both.")),

@@ -17,7 +17,7 @@ use super::authority_ledger::{SqlLedger, SyncSql};
 use super::d1::D1Store;
 use super::sql::Value;
 use crate::keys::authority::{Authority, Ledger, Lookup, WHOLE_WORKSPACE};
-use crate::keys::credits::Calendar;
+use crate::keys::credits::{Calendar, Credits};
 use crate::keys::store::KeyStore;
 use crate::settings;
 use crate::storage::StoreError;
@@ -140,21 +140,26 @@ impl KeyAuthorityObject {
                 let changed = self.with(|authority, ledger| authority.change_credits(ledger, key_id, change, message.now_ms))?;
                 let now = message.now_ms;
                 if let Some(Some(credits)) = self.with(|authority, ledger| authority.credits(ledger, key_id, now))? {
-                    // The change stands whatever D1 says: a copy not written now stays due for
-                    // the alarm, and the answer is not an error the caller would retry.
-                    let written = [(key_id.to_string(), credits)];
-                    match self.catalogue(Rc::default())?.record_credits(&written).await {
-                        Ok(()) => self.with(|authority, ledger| authority.credits_written(ledger, &written))?,
-                        Err(error) => worker::console_warn!(
-                            "{}",
-                            json!({"level": "warn", "msg": "credits copy left for the alarm", "detail": error.to_string()})
-                        ),
-                    }
+                    // The change stands whatever D1 says, and the answer is not an error the
+                    // caller would retry.
+                    self.copy_credits(&self.catalogue(Rc::default())?, &[(key_id.to_string(), credits)]).await?;
                 }
                 changed
             }
         };
         Ok(json!(CreditsAnswer { found: true, credits }))
+    }
+
+    /// Writes balances to D1's copy; one not written stays due, for the next alarm.
+    async fn copy_credits(&self, catalogue: &D1Store, balances: &[(String, Credits)]) -> std::result::Result<(), StoreError> {
+        match catalogue.record_credits(balances).await {
+            Ok(()) => self.with(|authority, ledger| authority.credits_written(ledger, balances)),
+            Err(error) => {
+                let line = json!({"level": "error", "msg": "balances left for the next alarm", "detail": error.to_string()});
+                worker::console_error!("{line}");
+                Ok(())
+            }
+        }
     }
 
     async fn hold(&self, message: TargetsMessage) -> std::result::Result<Json, StoreError> {
@@ -255,13 +260,7 @@ impl DurableObject for KeyAuthorityObject {
             }
             let credits = self.with(|authority, ledger| authority.credits_due(ledger))?;
             if !credits.is_empty() {
-                match catalogue.record_credits(&credits).await {
-                    Ok(()) => self.with(|authority, ledger| authority.credits_written(ledger, &credits))?,
-                    Err(error) => worker::console_error!(
-                        "{}",
-                        json!({"level": "error", "msg": "balances left for the next alarm", "detail": error.to_string()})
-                    ),
-                }
+                self.copy_credits(&catalogue, &credits).await?;
             }
             let (stale, workspace_id) = self.with(|authority, _| Ok((authority.stale_holds(now), authority.workspace_id())))?;
             for (target, hold_id) in stale {
