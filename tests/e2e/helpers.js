@@ -103,3 +103,14 @@ export function unknownKey() {
 }
 
 export const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Reads until `ok` holds (what the Worker writes after its response), else fails naming `what`. */
+export async function eventually(read, ok, what, { attempts = 40, pauseMs = 50 } = {}) {
+  let value;
+  for (let i = 0; i < attempts; i++) {
+    value = await read();
+    if (ok(value)) return value;
+    await sleep(pauseMs);
+  }
+  throw new Error(`${what} did not happen: ${JSON.stringify(value)}`);
+}

@@ -3,7 +3,7 @@
 import { createExecutionContext, createScheduledController, env, waitOnExecutionContext } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import worker from "../../build/index.js";
-import { admin, call, createKey, createWorkspace, dbRow, dbRows, sleep } from "./helpers.js";
+import { admin, call, createKey, createWorkspace, dbRow, dbRows, sleep, eventually } from "./helpers.js";
 
 const MOCK = env.MOCK_PROVIDER;
 const HOSTS = {
@@ -39,16 +39,6 @@ async function runScheduled() {
 
 /** Makes the workspace's configs due for the cron's re-validation. */
 const makeDue = (workspaceId) => env.DB.prepare("UPDATE provider_configs SET validated_at = 1000, checked_at = NULL WHERE workspace_id = ?").bind(workspaceId).run();
-
-async function eventually(read, ok, what) {
-  let value;
-  for (let i = 0; i < 40; i++) {
-    value = await read();
-    if (ok(value)) return value;
-    await sleep(50);
-  }
-  throw new Error(`${what} did not happen: ${JSON.stringify(value)}`);
-}
 
 const bedrockConfig = (accessKeyId) => ({ config: { region: "us-east-1", access_key_id: accessKeyId } });
 

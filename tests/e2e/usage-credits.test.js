@@ -2,17 +2,7 @@
 // refilled when the interval turns) and usage counted per key and hour, many keys in one call.
 import { env } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
-import { call, createKey, createWorkspace, dbRow, dbRows, sleep } from "./helpers.js";
-
-async function eventually(read, ok, what) {
-  let value;
-  for (let i = 0; i < 80; i++) {
-    value = await read();
-    if (ok(value)) return value;
-    await sleep(100);
-  }
-  throw new Error(`${what} did not happen: ${JSON.stringify(value)}`);
-}
+import { call, createKey, createWorkspace, dbRow, dbRows, sleep, eventually } from "./helpers.js";
 
 const verify = (owner, key, extra = {}) => call("POST", "/v1/keys/verify", { token: owner, body: { key, ...extra } });
 
@@ -110,6 +100,7 @@ describe("credits", () => {
       () => dbRow("SELECT credits_remaining FROM api_keys WHERE id = ?", metered.id),
       (row) => row.credits_remaining === 0,
       "the balance written to D1",
+      { attempts: 80, pauseMs: 100 },
     );
   });
 
@@ -228,6 +219,7 @@ describe("usage", () => {
       () => call("GET", "/v1/keys/usage", { token: owner }),
       (answer) => answer.status === 200 && answer.body.items.find((i) => i.key_id === pinned.id)?.buckets.length > 0 && totals(answer.body.items.find((i) => i.key_id === plain.id)).insufficient_capabilities === 1,
       "usage written",
+      { attempts: 80, pauseMs: 100 },
     );
     expect(usage.body.granularity).toBe("hour");
     const byId = Object.fromEntries(usage.body.items.map((item) => [item.key_id, item]));

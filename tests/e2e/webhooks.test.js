@@ -2,7 +2,7 @@
 import { createExecutionContext, createScheduledController, env, waitOnExecutionContext } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import worker from "../../build/index.js";
-import { admin, call, createKey, createWorkspace, dbRow, dbRows, sleep } from "./helpers.js";
+import { admin, call, createKey, createWorkspace, dbRow, dbRows, sleep, eventually } from "./helpers.js";
 
 const MOCK = env.MOCK_PROVIDER;
 let counter = 0;
@@ -52,16 +52,6 @@ async function runScheduled(overrides = {}) {
   const instance = new worker(ctx, { ...env, ...overrides });
   await instance.scheduled(createScheduledController({ cron: "*/5 * * * *", scheduledTime: Date.now() }));
   await waitOnExecutionContext(ctx);
-}
-
-async function eventually(read, ok, what) {
-  let value;
-  for (let i = 0; i < 40; i++) {
-    value = await read();
-    if (ok(value)) return value;
-    await sleep(50);
-  }
-  throw new Error(`${what} did not happen: ${JSON.stringify(value)}`);
 }
 
 describe("POST /v1/webhooks/secret", () => {
