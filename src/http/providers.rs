@@ -185,13 +185,12 @@ pub async fn resolve(call: &mut Call) -> Result<Reply, ApiError> {
     let audit = caller.audit("secret.resolved", call.now_ms);
     let resolved = match outcome {
         Ok(resolved) => resolved,
-        Err(error @ ApiError::ByokUnavailable { .. }) => {
-            let reason = error.envelope()["error"]["reason"].clone();
+        Err(ApiError::ByokUnavailable { reason }) => {
             let refused = caller
                 .audit("resolve.fallback_denied", call.now_ms)
                 .detail(json!({"provider": provider.map(ProviderId::as_str), "agent_id": agent_id, "reason": reason}));
             call.audit_after_response(vec![refused]);
-            return Err(error);
+            return Err(ApiError::ByokUnavailable { reason });
         }
         Err(error @ ApiError::DecryptionFailed { .. }) => {
             // A key that fails to decrypt is never silently replaced by metered billing.
