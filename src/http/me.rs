@@ -10,7 +10,7 @@ use crate::time::rfc3339;
 
 pub async fn me(call: &mut Call) -> Result<Reply, ApiError> {
     let caller = call.take_caller()?;
-    let calendar = crate::keys::credits::Calendar { day_ms: call.deps().credit_day_ms() };
+    let calendar = crate::keys::credits::Calendar::of(&call.deps());
     let key = &caller.key.clone().as_of(calendar, call.now_ms);
     Ok(Reply::ok(json!({
         "key": {

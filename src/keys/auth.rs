@@ -117,7 +117,7 @@ pub async fn authenticate<S: KeyStore, B, C>(
         now_ms,
         count_use_in: None,
         ask: &ask,
-        calendar: crate::keys::credits::Calendar { day_ms: deps.credit_day_ms() },
+        calendar: crate::keys::credits::Calendar::of(deps),
     };
     let finding = store.authenticate(&probe).await?;
 

@@ -53,6 +53,11 @@ impl Default for Calendar {
 }
 
 impl Calendar {
+    /// The deployment's calendar (`CREDIT_DAY_MS` shortens its day in tests).
+    pub fn of<S, B, C>(deps: &crate::deps::Deps<'_, S, B, C>) -> Calendar {
+        Calendar { day_ms: deps.credit_day_ms() }
+    }
+
     /// The start (Unix ms, UTC) of the interval that holds `now_ms`.
     pub fn interval_start(self, interval: Interval, now_ms: i64) -> i64 {
         match interval {

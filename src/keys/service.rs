@@ -102,9 +102,7 @@ pub async fn create<S: KeyStore, B, C>(
         expires_at: terms.expires_at,
         rerolled_from: None,
         allowed_ips: new.allowed_ips,
-        credits: new.credits.map(|(remaining, refill)| {
-            Credits::new(remaining, refill, crate::keys::credits::Calendar { day_ms: deps.credit_day_ms() }, now_ms)
-        }),
+        credits: new.credits.map(|(remaining, refill)| Credits::new(remaining, refill, crate::keys::credits::Calendar::of(deps), now_ms)),
     };
     let (record, key) = KeyRecord::issue(spec, prefix, now_ms);
     let audit = caller
@@ -123,7 +121,7 @@ pub async fn list<S: KeyStore, B, C>(
 ) -> Result<Page<KeyRecord>, ApiError> {
     caller.require("keys:read")?;
     let (store, now_ms) = (deps.store, deps.now_ms);
-    let calendar = Calendar { day_ms: deps.credit_day_ms() };
+    let calendar = Calendar::of(deps);
     let rows = store.keys_after(&caller.workspace.id, include_revoked, now_ms, page.after.as_ref(), page.limit + 1).await?;
     // Balances as the catalogue last recorded them (the key authority writes them within a
     // second or so); one key's own object is asked by `get`.
@@ -135,7 +133,7 @@ pub async fn list<S: KeyStore, B, C>(
 pub async fn get<S: KeyStore, B, C>(deps: &Deps<'_, S, B, C>, caller: &Caller, id: &str) -> Result<KeyRecord, ApiError> {
     caller.require("keys:read")?;
     let mut key = deps.store.key(&caller.workspace.id, id).await?.ok_or(ApiError::NotFound)?;
-    key.credits = deps.store.live_credits(&key, Calendar { day_ms: deps.credit_day_ms() }, deps.now_ms).await?;
+    key.credits = deps.store.live_credits(&key, Calendar::of(deps), deps.now_ms).await?;
     Ok(key)
 }
 
@@ -155,7 +153,7 @@ pub async fn change_credits<S: KeyStore, B, C>(
     if !key.is_live(now_ms) {
         return Err(if key.revoked_at.is_some() { ApiError::KeyRevoked } else { ApiError::KeyExpired });
     }
-    let credits = deps.store.change_credits(&key, change, Calendar { day_ms: deps.credit_day_ms() }, now_ms).await?;
+    let credits = deps.store.change_credits(&key, change, Calendar::of(deps), now_ms).await?;
     key.credits = Some(credits);
     let detail = match change {
         CreditChange::Add(amount) => json!({"add": amount, "remaining": credits.remaining}),
@@ -325,7 +323,7 @@ pub async fn reroll<S: KeyStore, B, C>(
         allowed_ips: old.allowed_ips.clone(),
         // The balance moves, refill and all: two keys spending one balance would double it.
         credits: match old.credits {
-            Some(_) => Some(store.change_credits(&old, CreditChange::Take, Calendar { day_ms: deps.credit_day_ms() }, now_ms).await?),
+            Some(_) => Some(store.change_credits(&old, CreditChange::Take, Calendar::of(deps), now_ms).await?),
             None => None,
         },
     };

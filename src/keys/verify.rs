@@ -107,7 +107,7 @@ pub async fn verify<S: KeyStore, B, C>(
         now_ms,
         count_use_in: Some(&caller.workspace.id),
         ask: &ask,
-        calendar: Calendar { day_ms: deps.credit_day_ms() },
+        calendar: Calendar::of(deps),
     };
     let finding = store.authenticate(&probe).await?;
     let Some((key, _)) = finding.found.filter(|(key, _)| key.workspace_id == caller.workspace.id) else {
@@ -140,6 +140,6 @@ pub async fn verify<S: KeyStore, B, C>(
     }
     let needs_touch = live && !finding.use_recorded && needs_touch(&key, now_ms);
     // A refused verify spent nothing: its balance is shown as of now, a refill due included.
-    let key = key.as_of(Calendar { day_ms: deps.credit_day_ms() }, now_ms);
+    let key = key.as_of(Calendar::of(deps), now_ms);
     Ok(Verdict { code, key: Some(key), rate, needs_touch })
 }
