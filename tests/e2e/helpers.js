@@ -104,8 +104,11 @@ export function unknownKey() {
 
 export const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
-/** Reads until `ok` holds (what the Worker writes after its response), else fails naming `what`. */
-export async function eventually(read, ok, what, { attempts = 40, pauseMs = 50 } = {}) {
+/**
+ * Reads until `ok` holds (what the Worker writes after its response), else fails naming `what`.
+ * The 5 s default leaves room for the authority's 1 s flush on a loaded CI machine.
+ */
+export async function eventually(read, ok, what, { attempts = 100, pauseMs = 50 } = {}) {
   let value;
   for (let i = 0; i < attempts; i++) {
     value = await read();
