@@ -138,7 +138,7 @@ export interface paths {
         };
         /**
          * List the workspace's keys
-         * @description The workspace's keys, newest first (by creation time, then id), one page at a time, never with plaintext or hash. Keys whose revocation has taken effect (revoked, leaked, or rerolled with their grace period over) are left out unless `include_revoked` is `true` or `1`; a key still in a reroll grace period is listed, with its future `revoked_at`. Expired keys are listed (expiry is not revocation). Each key's `credits` are the balance as last written to D1, which the key authority does within about a second of each use (`GET /v1/keys/{id}` shows the live one). Needs `keys:read`. Query errors (`limit`, `cursor`, `include_revoked`) answer 400, after the credential and the capability are checked.
+         * @description The workspace's keys, newest first (by creation time, then id), one page at a time, never with plaintext or hash. Keys whose revocation has taken effect (revoked, leaked, or rerolled with their grace period over) are left out unless `include_revoked` is `true` or `1`; a key still in a reroll grace period is listed, with its future `revoked_at`. Expired keys are listed (expiry is not revocation). Each key's `credits` are its live balance. Needs `keys:read`. Query errors (`limit`, `cursor`, `include_revoked`) answer 400, after the credential and the capability are checked.
          */
         get: operations["listKeys"];
         put?: never;
@@ -182,7 +182,7 @@ export interface paths {
         };
         /**
          * Usage of the workspace's keys, per hour or day
-         * @description The usage of every key of the workspace in one call, one page of keys at a time: newest key first (by creation time, then id), revoked keys included, as `GET /v1/keys?include_revoked=true` pages them, each with its `buckets`. The window is `from` to `to` (see the parameters), aligned to the granularity, and the answer's `from` and `to` are the aligned ones; one query covers at most 7 days of hours or 100 days of days. `buckets` are oldest first and sparse: only hours or days with at least one use appear. Every authentication of a live key (any request it makes, whatever the answer) and every verify of a live key of the caller's own workspace counts once, in the UTC hour it happened, by outcome: `valid`, `rate_limited`, `credits_exhausted`, `insufficient_capabilities` (a request to a route whose capability the key lacks, or a verify asking for capabilities it lacks) and `ip_not_allowed`. Requests from an address blocked for failed attempts and uses of revoked or expired keys are not counted. Counts are exact, never sampled: the key authority counts them without any D1 write per request and writes them to D1 in batches, within about a second (with `KEY_AUTHORITY=catalogue` each use costs one more D1 round trip). Usage is kept at least 100 days. Needs `keys:read`. Query errors (`from`, `to`, `granularity`, `limit`, `cursor`) answer 400, after the credential and the capability are checked.
+         * @description The usage of every key of the workspace in one call, one page of keys at a time: newest key first (by creation time, then id), revoked keys included, as `GET /v1/keys?include_revoked=true` pages them, each with its `buckets`. The window is `from` to `to` (see the parameters), aligned to the granularity, and the answer's `from` and `to` are the aligned ones; one query covers at most 7 days of hours or 100 days of days. `buckets` are oldest first and sparse: only hours or days with at least one use appear. Every authentication of a live key (any request it makes, whatever the answer) and every verify of a live key of the caller's own workspace counts once, in the UTC hour it happened, by outcome: `valid`, `rate_limited`, `credits_exhausted`, `insufficient_capabilities` (a request to a route whose capability the key lacks, or a verify asking for capabilities it lacks) and `ip_not_allowed`. Requests from an address blocked for failed attempts and uses of revoked or expired keys are not counted. Counts are exact, never sampled: the key authority counts them without any D1 write per request and writes them to D1 in batches, within about a second, and before every usage read: a read includes every use answered before it (with `KEY_AUTHORITY=catalogue` each use costs one more D1 round trip). Usage is kept at least 100 days. Needs `keys:read`. Query errors (`from`, `to`, `granularity`, `limit`, `cursor`) answer 400, after the credential and the capability are checked.
          */
         get: operations["listKeyUsage"];
         put?: never;
@@ -266,7 +266,7 @@ export interface paths {
         };
         /**
          * Usage of one key, per hour or day
-         * @description One key's usage, whatever its state (revoked and expired keys included), as `GET /v1/keys/usage` answers it for each key: `{from, to, granularity, key_id, name, buckets}`. The window is `from` to `to` (see the parameters), aligned to the granularity, and the answer's `from` and `to` are the aligned ones; one query covers at most 7 days of hours or 100 days of days. `buckets` are oldest first and sparse: only hours or days with at least one use appear. Every authentication of a live key (any request it makes, whatever the answer) and every verify of a live key of the caller's own workspace counts once, in the UTC hour it happened, by outcome: `valid`, `rate_limited`, `credits_exhausted`, `insufficient_capabilities` (a request to a route whose capability the key lacks, or a verify asking for capabilities it lacks) and `ip_not_allowed`. Requests from an address blocked for failed attempts and uses of revoked or expired keys are not counted. Counts are exact, never sampled: the key authority counts them without any D1 write per request and writes them to D1 in batches, within about a second (with `KEY_AUTHORITY=catalogue` each use costs one more D1 round trip). Usage is kept at least 100 days. Needs `keys:read`. Query errors (`from`, `to`, `granularity`) answer 400; an unknown id, or another workspace's key id, answers 404 `not_found`.
+         * @description One key's usage, whatever its state (revoked and expired keys included), as `GET /v1/keys/usage` answers it for each key: `{from, to, granularity, key_id, name, buckets}`. The window is `from` to `to` (see the parameters), aligned to the granularity, and the answer's `from` and `to` are the aligned ones; one query covers at most 7 days of hours or 100 days of days. `buckets` are oldest first and sparse: only hours or days with at least one use appear. Every authentication of a live key (any request it makes, whatever the answer) and every verify of a live key of the caller's own workspace counts once, in the UTC hour it happened, by outcome: `valid`, `rate_limited`, `credits_exhausted`, `insufficient_capabilities` (a request to a route whose capability the key lacks, or a verify asking for capabilities it lacks) and `ip_not_allowed`. Requests from an address blocked for failed attempts and uses of revoked or expired keys are not counted. Counts are exact, never sampled: the key authority counts them without any D1 write per request and writes them to D1 in batches, within about a second, and before every usage read: a read includes every use answered before it (with `KEY_AUTHORITY=catalogue` each use costs one more D1 round trip). Usage is kept at least 100 days. Needs `keys:read`. Query errors (`from`, `to`, `granularity`) answer 400; an unknown id, or another workspace's key id, answers 404 `not_found`.
          */
         get: operations["getKeyUsage"];
         put?: never;
@@ -306,7 +306,7 @@ export interface paths {
         };
         /**
          * List the workspace's keys (Le Bureau v1)
-         * @description The workspace's keys, newest first (by creation time, then id), one page at a time, never with plaintext or hash. Keys whose revocation has taken effect (revoked, leaked, or rerolled with their grace period over) are left out unless `include_revoked` is `true` or `1`; a key still in a reroll grace period is listed, with its future `revoked_at`. Expired keys are listed (expiry is not revocation). Each key's `credits` are the balance as last written to D1, which the key authority does within about a second of each use (`GET /v1/keys/{id}` shows the live one). Needs `keys:read`. Query errors (`limit`, `cursor`, `include_revoked`) answer 400, after the credential and the capability are checked. Le Bureau v1 compatibility route: behaves exactly as `GET /v1/keys`.
+         * @description The workspace's keys, newest first (by creation time, then id), one page at a time, never with plaintext or hash. Keys whose revocation has taken effect (revoked, leaked, or rerolled with their grace period over) are left out unless `include_revoked` is `true` or `1`; a key still in a reroll grace period is listed, with its future `revoked_at`. Expired keys are listed (expiry is not revocation). Each key's `credits` are its live balance. Needs `keys:read`. Query errors (`limit`, `cursor`, `include_revoked`) answer 400, after the credential and the capability are checked. Le Bureau v1 compatibility route: behaves exactly as `GET /v1/keys`.
          */
         get: operations["legacyListKeys"];
         put?: never;
@@ -1069,7 +1069,7 @@ export interface components {
             rerolled_from: string | null;
             /** @description Where the key may be used from (normalised addresses and CIDR ranges), or `null` for any address. */
             allowed_ips: components["schemas"]["AllowedIps"];
-            /** @description The key's credits, or `null` when it is unmetered. `GET /v1/keys/{id}` and `POST /v1/keys/{id}/credits` show the live balance; lists (`GET /v1/keys`, `GET /api/auth/api-keys`) show the balance as last written to D1, which the key authority does within about a second of each use. */
+            /** @description The key's credits, or `null` when it is unmetered. Every answer that shows a key (its own, the lists, `/v1/me`, verify and `POST /v1/keys/{id}/credits`) shows the live balance. */
             credits: components["schemas"]["Credits"] | null;
         };
         /** @description A key object with the plaintext key, returned only by the response that creates the key (with `Cache-Control: no-store`). */
@@ -1116,7 +1116,7 @@ export interface components {
             rerolled_from: string | null;
             /** @description Where the key may be used from (normalised addresses and CIDR ranges), or `null` for any address. */
             allowed_ips: components["schemas"]["AllowedIps"];
-            /** @description The key's credits, or `null` when it is unmetered. `GET /v1/keys/{id}` and `POST /v1/keys/{id}/credits` show the live balance; lists (`GET /v1/keys`, `GET /api/auth/api-keys`) show the balance as last written to D1, which the key authority does within about a second of each use. */
+            /** @description The key's credits, or `null` when it is unmetered. Every answer that shows a key (its own, the lists, `/v1/me`, verify and `POST /v1/keys/{id}/credits`) shows the live balance. */
             credits: components["schemas"]["Credits"] | null;
             /**
              * @description The plaintext key, shown once: `KEY_PREFIX` (default `kw_live_`) + 32 base62 random characters + 6 base62 CRC32 checksum characters. Store it now; it cannot be shown again.
@@ -2594,7 +2594,7 @@ export interface components {
             rerolled_from: string | null;
             /** @description Where the key may be used from (normalised addresses and CIDR ranges), or `null` for any address. */
             allowed_ips: components["schemas"]["AllowedIps"];
-            /** @description The key's credits, or `null` when it is unmetered. `GET /v1/keys/{id}` and `POST /v1/keys/{id}/credits` show the live balance; lists (`GET /v1/keys`, `GET /api/auth/api-keys`) show the balance as last written to D1, which the key authority does within about a second of each use. */
+            /** @description The key's credits, or `null` when it is unmetered. Every answer that shows a key (its own, the lists, `/v1/me`, verify and `POST /v1/keys/{id}/credits`) shows the live balance. */
             credits: components["schemas"]["Credits"] | null;
             /**
              * @description The plaintext key, shown once: `KEY_PREFIX` (default `kw_live_`) + 32 base62 random characters + 6 base62 CRC32 checksum characters. Store it now; it cannot be shown again.

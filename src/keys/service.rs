@@ -123,10 +123,16 @@ pub async fn list<S: KeyStore, B, C>(
     let (store, now_ms) = (deps.store, deps.now_ms);
     let calendar = Calendar::of(deps);
     let rows = store.keys_after(&caller.workspace.id, include_revoked, now_ms, page.after.as_ref(), page.limit + 1).await?;
-    // Balances as the catalogue last recorded them (the key authority writes them within a
-    // second or so); one key's own object is asked by `get`.
-    let rows = rows.into_iter().map(|key| key.as_of(calendar, now_ms)).collect();
-    Ok(Page::from_rows(rows, page.limit, |k| Cursor { position: k.created_at, id: k.id.clone() }))
+    let mut listed = Page::from_rows(rows, page.limit, |k| Cursor { position: k.created_at, id: k.id.clone() });
+    // Live balances: the key authority is asked only when the page has a metered key.
+    let metered: Vec<KeyRecord> = listed.items.iter().filter(|key| key.credits.is_some()).cloned().collect();
+    if !metered.is_empty() {
+        let balances = store.settle(&metered, calendar, now_ms).await?;
+        for key in &mut listed.items {
+            key.credits = balances.iter().find(|(id, _)| *id == key.id).map(|(_, credits)| *credits).or(key.credits);
+        }
+    }
+    Ok(listed)
 }
 
 /// A key with its live balance.
@@ -164,8 +170,8 @@ pub async fn change_credits<S: KeyStore, B, C>(
     Ok(key)
 }
 
-/// One key's usage, in buckets of `granularity`, from the catalogue (the key authority writes
-/// it within a second or so of each use).
+/// One key's usage, in buckets of `granularity`, from the catalogue (which the key authority
+/// brings up to date before each read).
 #[derive(Debug, Clone)]
 pub struct KeyUsage {
     pub key: KeyRecord,
@@ -193,6 +199,8 @@ pub async fn usage<S: KeyStore, B, C>(
         }
     };
     let ids: Vec<String> = keys.items.iter().map(|k| k.id.clone()).collect();
+    // Every use answered before this read is in it.
+    deps.store.settle(&keys.items, Calendar::of(deps), deps.now_ms).await?;
     let hours = deps.store.usage(&caller.workspace.id, &ids, window.from_ms, window.to_ms, window.granularity.bucket_ms()).await?;
     let items = keys
         .items

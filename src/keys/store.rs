@@ -119,6 +119,10 @@ pub trait KeyStore: AuditStore {
     async fn change_credits(&self, key: &KeyRecord, change: CreditChange, calendar: Calendar, now_ms: i64) -> Result<Credits, StoreError>;
     /// A key's live balance as of `now_ms`, where it lives; `None` for an unmetered key.
     async fn live_credits(&self, key: &KeyRecord, calendar: Calendar, now_ms: i64) -> Result<Option<Credits>, StoreError>;
+    /// Brings the catalogue's usage and balances of these keys (of one workspace) up to date
+    /// with every use answered before this call, so a read that follows is exact; answers the
+    /// live balances of the metered ones.
+    async fn settle(&self, keys: &[KeyRecord], calendar: Calendar, now_ms: i64) -> Result<Vec<(String, Credits)>, StoreError>;
     /// The usage of these keys of the workspace in `[from, to)`, summed per bucket of `bucket_ms`
     /// (an hour or a day, on UTC boundaries): (key id, bucket start, counts).
     async fn usage(

@@ -98,6 +98,20 @@ pub struct CreditsAnswer {
     pub credits: Option<Credits>,
 }
 
+/// The request to an object: bring D1's usage and balances up to date, and answer these keys'
+/// live balances.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SettleMessage {
+    pub key_ids: Vec<String>,
+    pub now_ms: i64,
+}
+
+/// An object's answer to a settle: the live balances of the metered keys it serves.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SettleAnswer {
+    pub balances: Vec<(String, Credits)>,
+}
+
 /// The request to an object: hold or release keys or the workspace, for one writer.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct TargetsMessage {
@@ -220,10 +234,22 @@ impl DurableAuthority {
                 objects.push((self.layout.object(&change.workspace_id, shard), vec![WHOLE_WORKSPACE.to_string()]));
             }
         }
-        for key_id in &change.key_ids {
-            let name = self.layout.object_of(&change.workspace_id, key_id);
+        for (name, key_ids) in self.by_object(&change.workspace_id, &change.key_ids) {
             match objects.iter_mut().find(|(object, _)| *object == name) {
-                Some((_, targets)) => targets.push(key_id.clone()),
+                Some((_, targets)) => targets.extend(key_ids),
+                None => objects.push((name, key_ids)),
+            }
+        }
+        objects
+    }
+
+    /// The workspace's keys grouped by the object that owns each.
+    fn by_object(&self, workspace_id: &str, key_ids: &[String]) -> Vec<(String, Vec<String>)> {
+        let mut objects: Vec<(String, Vec<String>)> = Vec::new();
+        for key_id in key_ids {
+            let name = self.layout.object_of(workspace_id, key_id);
+            match objects.iter_mut().find(|(object, _)| *object == name) {
+                Some((_, ids)) => ids.push(key_id.clone()),
                 None => objects.push((name, vec![key_id.clone()])),
             }
         }
@@ -278,6 +304,24 @@ impl KeyAuthority for DurableAuthority {
             let message = CreditsMessage { key_id: key.id.clone(), change, now_ms };
             let answer: CreditsAnswer = self.call(&object, "credits", &message).await?;
             Ok(answer.credits)
+        })
+    }
+
+    fn settle<'a>(
+        &'a self,
+        workspace_id: &'a str,
+        key_ids: &'a [String],
+        now_ms: i64,
+    ) -> LocalBoxFuture<'a, Result<Vec<(String, Credits)>, StoreError>> {
+        Box::pin(async move {
+            let calls = self.by_object(workspace_id, key_ids).into_iter().map(|(object, key_ids)| async move {
+                self.call::<SettleAnswer>(&object, "settle", &SettleMessage { key_ids, now_ms }).await
+            });
+            let mut balances = Vec::new();
+            for answer in join_all(calls).await {
+                balances.extend(answer?.balances);
+            }
+            Ok(balances)
         })
     }
 

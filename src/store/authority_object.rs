@@ -12,7 +12,7 @@ use serde::Serialize;
 use serde_json::{json, Map, Value as Json};
 use worker::{durable_object, wasm_bindgen, Date, DurableObject, Env, Request, Response, Result, SqlStorage, SqlStorageValue, State};
 
-use super::authority::{AuthenticateMessage, CreditsAnswer, CreditsMessage, TargetsMessage, PROTOCOL};
+use super::authority::{AuthenticateMessage, CreditsAnswer, CreditsMessage, SettleAnswer, SettleMessage, TargetsMessage, PROTOCOL};
 use super::authority_ledger::{SqlLedger, SyncSql};
 use super::d1::D1Store;
 use super::sql::Value;
@@ -152,14 +152,49 @@ impl KeyAuthorityObject {
 
     /// Writes balances to D1's copy; one not written stays due, for the next alarm.
     async fn copy_credits(&self, catalogue: &D1Store, balances: &[(String, Credits)]) -> std::result::Result<(), StoreError> {
-        match catalogue.record_credits(balances).await {
-            Ok(()) => self.with(|authority, ledger| authority.credits_written(ledger, balances)),
-            Err(error) => {
-                let line = json!({"level": "error", "msg": "balances left for the next alarm", "detail": error.to_string()});
-                worker::console_error!("{line}");
-                Ok(())
+        if let Err(error) = self.write_credits(catalogue, balances).await {
+            let line = json!({"level": "error", "msg": "balances left for the next alarm", "detail": error.to_string()});
+            worker::console_error!("{line}");
+        }
+        Ok(())
+    }
+
+    async fn write_credits(&self, catalogue: &D1Store, balances: &[(String, Credits)]) -> std::result::Result<(), StoreError> {
+        catalogue.record_credits(balances).await?;
+        self.with(|authority, ledger| authority.credits_written(ledger, balances))
+    }
+
+    /// Writes the usage rows and balances D1's copy lacks. Each is tried whatever the other's
+    /// outcome; what is not written stays due.
+    async fn write_counts(&self, catalogue: &D1Store, now: i64) -> std::result::Result<(), StoreError> {
+        let usage = self.with(|authority, _| Ok(authority.usage_due()))?;
+        let usage_written = match usage.is_empty() {
+            true => Ok(()),
+            false => match catalogue.record_usage(&usage).await {
+                Ok(()) => self.with(|authority, ledger| authority.usage_written(ledger, &usage, now)),
+                Err(error) => Err(error),
+            },
+        };
+        let credits = self.with(|authority, ledger| authority.credits_due(ledger))?;
+        let credits_written = match credits.is_empty() {
+            true => Ok(()),
+            false => self.write_credits(catalogue, &credits).await,
+        };
+        usage_written.and(credits_written)
+    }
+
+    /// Brings D1's usage and balances up to date with every use this object has answered, so
+    /// a read of D1 that follows is exact; answers the live balances of the keys asked about
+    /// that this object serves (the others' D1 copies are current).
+    async fn settle(&self, message: SettleMessage) -> std::result::Result<Json, StoreError> {
+        self.write_counts(&self.catalogue(Rc::default())?, message.now_ms).await?;
+        let mut balances = Vec::new();
+        for key_id in &message.key_ids {
+            if let Some(Some(credits)) = self.with(|authority, ledger| authority.credits(ledger, key_id, message.now_ms))? {
+                balances.push((key_id.clone(), credits));
             }
         }
+        Ok(json!(SettleAnswer { balances }))
     }
 
     async fn hold(&self, message: TargetsMessage) -> std::result::Result<Json, StoreError> {
@@ -202,6 +237,7 @@ impl KeyAuthorityObject {
             "/authenticate" => self.authenticate(req.json().await.map_err(bad)?).await,
             "/hold" => self.hold(req.json().await.map_err(bad)?).await,
             "/credits" => self.credits(req.json().await.map_err(bad)?).await,
+            "/settle" => self.settle(req.json().await.map_err(bad)?).await,
             "/release" => {
                 let message: TargetsMessage = req.json().await.map_err(bad)?;
                 self.release(Some(&message.workspace_id), &message.targets, &message.hold_id).await
@@ -246,21 +282,10 @@ impl DurableObject for KeyAuthorityObject {
                     }
                 }
             }
-            let catalogue = self.catalogue(Rc::default())?;
             // Usage, balances and holds are independent: one failing never holds up the others.
-            let usage = self.with(|authority, _| Ok(authority.usage_due()))?;
-            if !usage.is_empty() {
-                match catalogue.record_usage(&usage).await {
-                    Ok(()) => self.with(|authority, ledger| authority.usage_written(ledger, &usage, now))?,
-                    Err(error) => worker::console_error!(
-                        "{}",
-                        json!({"level": "error", "msg": "usage left for the next alarm", "detail": error.to_string()})
-                    ),
-                }
-            }
-            let credits = self.with(|authority, ledger| authority.credits_due(ledger))?;
-            if !credits.is_empty() {
-                self.copy_credits(&catalogue, &credits).await?;
+            if let Err(error) = self.write_counts(&self.catalogue(Rc::default())?, now).await {
+                let line = json!({"level": "error", "msg": "usage or balances left for the next alarm", "detail": error.to_string()});
+                worker::console_error!("{line}");
             }
             let (stale, workspace_id) = self.with(|authority, _| Ok((authority.stale_holds(now), authority.workspace_id())))?;
             for (target, hold_id) in stale {

@@ -68,6 +68,15 @@ pub trait KeyAuthority {
         change: Option<CreditChange>,
         now_ms: i64,
     ) -> LocalBoxFuture<'a, Result<Option<Credits>, StoreError>>;
+    /// Brings the catalogue's usage and balances of these keys of the workspace up to date
+    /// with every use their objects answered before this call; answers the live balances of
+    /// those the objects serve (a metered key not among them has a current copy in D1).
+    fn settle<'a>(
+        &'a self,
+        workspace_id: &'a str,
+        key_ids: &'a [String],
+        now_ms: i64,
+    ) -> LocalBoxFuture<'a, Result<Vec<(String, Credits)>, StoreError>>;
     /// Tells the IP guard that `ip` is blocked until `until_ms` (its 10th failure).
     fn block_ip<'a>(&'a self, ip: &'a str, until_ms: i64) -> LocalBoxFuture<'a, ()>;
     /// Holds the change's targets for the writer `hold_id` (one per write).

@@ -510,6 +510,16 @@ impl<E: Executor> KeyStore for SqlStore<E> {
         }
     }
 
+    async fn settle(&self, keys: &[KeyRecord], calendar: Calendar, now_ms: i64) -> Result<Vec<(String, Credits)>, StoreError> {
+        let copies = keys.iter().filter_map(|key| Some((key.id.clone(), key.credits?.current(calendar, now_ms))));
+        let Some(authority) = self.authenticating_authority() else { return Ok(copies.collect()) };
+        let Some(workspace_id) = keys.first().map(|key| key.workspace_id.as_str()) else { return Ok(Vec::new()) };
+        let ids: Vec<String> = keys.iter().map(|key| key.id.clone()).collect();
+        let live = authority.settle(workspace_id, &ids, now_ms).await?;
+        // A metered key its object does not serve has a current copy in D1.
+        Ok(copies.map(|(id, copy)| live.iter().find(|(live_id, _)| *live_id == id).cloned().unwrap_or((id, copy))).collect())
+    }
+
     async fn usage(
         &self,
         workspace_id: &str,
