@@ -38,9 +38,42 @@ pub fn parse_rfc3339(text: &str) -> Option<i64> {
     admitted.contains(&nanos).then(|| i64::try_from(nanos.div_euclid(1_000_000)).ok()).flatten()
 }
 
+/// Below this a Unix time given as a number is read as seconds, from it as milliseconds: as
+/// seconds it would lie after the year 5138, as milliseconds it is March 1973.
+const FIRST_MILLIS: i64 = 100_000_000_000;
+
+/// Unix milliseconds of a query's instant: an RFC 3339 timestamp, or a Unix time as digits, in
+/// seconds (Stripe's habit) or milliseconds (JavaScript's and Unkey's), told apart by size.
+/// `None` for anything else or a time `rfc3339` cannot write back.
+pub fn parse_instant(text: &str) -> Option<i64> {
+    if text.is_empty() || text.len() > 15 || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return parse_rfc3339(text);
+    }
+    let number: i64 = text.parse().ok()?;
+    let ms = if number < FIRST_MILLIS { number * 1000 } else { number };
+    (ms <= LATEST_MS).then_some(ms)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_instant_is_a_timestamp_or_unix_seconds_or_milliseconds() {
+        assert_eq!(parse_instant("2026-11-22T17:40:14Z"), Some(1_795_369_214_000));
+        assert_eq!(parse_instant("1795369214"), Some(1_795_369_214_000), "seconds");
+        assert_eq!(parse_instant("1795369214500"), Some(1_795_369_214_500), "milliseconds");
+        assert_eq!(parse_instant("99999999999"), Some(99_999_999_999_000), "the largest read as seconds");
+        assert_eq!(parse_instant("100000000000"), Some(100_000_000_000), "the smallest read as milliseconds");
+        assert_eq!(parse_instant("0"), Some(0));
+    }
+
+    #[test]
+    fn an_instant_refuses_signs_fractions_and_times_past_9999() {
+        for text in ["-1", "+1795369214", "1795369214.5", "1e12", "253402300800000", "9999999999999999", " 1", ""] {
+            assert_eq!(parse_instant(text), None, "{text:?}");
+        }
+    }
 
     #[test]
     fn formats_utc_seconds_with_z() {

@@ -3937,10 +3937,10 @@ export interface components {
         GithubPublicKeySignature: string;
         /** @description 1 to 255 printable ASCII characters. The same key with the same body (compared as canonical JSON) within 24 hours, from the same caller to the same route, answers the first response again (the plaintext key included, kept sealed by the vault), with `idempotent-replayed: true`; with another body, 409 `idempotency_conflict`; while the first request is still in flight, 409 `conflict`. A request that failed is not remembered, so its retry runs afresh. */
         IdempotencyKey: string;
-        /** @description The start of the window: an RFC 3339 timestamp (any offset, fractions allowed; in a query string write `+` as `%2B`), aligned down to the start of its UTC hour or day. Absent or empty: `to` minus 24 hours (`hour`) or 30 days (`day`). A window wider than 7 days of hours or 100 days of days, or one where `from` is not before `to`, answers 400 `invalid_request` with `field: "from"`, and so does a value that is not a timestamp. */
-        UsageFrom: string | unknown | unknown;
-        /** @description The end of the window (exclusive): an RFC 3339 timestamp, aligned up to the next start of a UTC hour or day unless it is one. Absent or empty: now, so the current hour or day is included. A value that is not a timestamp answers 400 `invalid_request` with `field: "to"`. */
-        UsageTo: string | unknown | unknown;
+        /** @description The start of the window: an RFC 3339 timestamp (any offset, fractions allowed; in a query string write `+` as `%2B`) or a Unix time in digits, read as seconds below 100000000000 and as milliseconds from it, aligned down to the start of its UTC hour or day. Absent or empty: `to` minus 24 hours (`hour`) or 30 days (`day`). A window wider than 7 days of hours or 100 days of days, or one where `from` is not before `to`, answers 400 `invalid_request` with `field: "from"`, and so does a value that is not a timestamp. */
+        UsageFrom: string | unknown | unknown | unknown;
+        /** @description The end of the window (exclusive): an RFC 3339 timestamp or a Unix time in seconds or milliseconds (as `from`), aligned up to the next start of a UTC hour or day unless it is one. Absent or empty: now, so the current hour or day is included. A value that is not a timestamp answers 400 `invalid_request` with `field: "to"`. */
+        UsageTo: string | unknown | unknown | unknown;
         /** @description The size of each bucket: `hour` (UTC hours; absent or empty means `hour`) or `day` (UTC days). Any other value answers 400 `invalid_request` with `field: "granularity"`. */
         UsageGranularity: "hour" | "day" | "";
     };
@@ -4645,9 +4645,9 @@ export interface operations {
     listKeyUsage: {
         parameters: {
             query?: {
-                /** @description The start of the window: an RFC 3339 timestamp (any offset, fractions allowed; in a query string write `+` as `%2B`), aligned down to the start of its UTC hour or day. Absent or empty: `to` minus 24 hours (`hour`) or 30 days (`day`). A window wider than 7 days of hours or 100 days of days, or one where `from` is not before `to`, answers 400 `invalid_request` with `field: "from"`, and so does a value that is not a timestamp. */
+                /** @description The start of the window: an RFC 3339 timestamp (any offset, fractions allowed; in a query string write `+` as `%2B`) or a Unix time in digits, read as seconds below 100000000000 and as milliseconds from it, aligned down to the start of its UTC hour or day. Absent or empty: `to` minus 24 hours (`hour`) or 30 days (`day`). A window wider than 7 days of hours or 100 days of days, or one where `from` is not before `to`, answers 400 `invalid_request` with `field: "from"`, and so does a value that is not a timestamp. */
                 from?: components["parameters"]["UsageFrom"];
-                /** @description The end of the window (exclusive): an RFC 3339 timestamp, aligned up to the next start of a UTC hour or day unless it is one. Absent or empty: now, so the current hour or day is included. A value that is not a timestamp answers 400 `invalid_request` with `field: "to"`. */
+                /** @description The end of the window (exclusive): an RFC 3339 timestamp or a Unix time in seconds or milliseconds (as `from`), aligned up to the next start of a UTC hour or day unless it is one. Absent or empty: now, so the current hour or day is included. A value that is not a timestamp answers 400 `invalid_request` with `field: "to"`. */
                 to?: components["parameters"]["UsageTo"];
                 /** @description The size of each bucket: `hour` (UTC hours; absent or empty means `hour`) or `day` (UTC days). Any other value answers 400 `invalid_request` with `field: "granularity"`. */
                 granularity?: components["parameters"]["UsageGranularity"];
@@ -5022,9 +5022,9 @@ export interface operations {
     getKeyUsage: {
         parameters: {
             query?: {
-                /** @description The start of the window: an RFC 3339 timestamp (any offset, fractions allowed; in a query string write `+` as `%2B`), aligned down to the start of its UTC hour or day. Absent or empty: `to` minus 24 hours (`hour`) or 30 days (`day`). A window wider than 7 days of hours or 100 days of days, or one where `from` is not before `to`, answers 400 `invalid_request` with `field: "from"`, and so does a value that is not a timestamp. */
+                /** @description The start of the window: an RFC 3339 timestamp (any offset, fractions allowed; in a query string write `+` as `%2B`) or a Unix time in digits, read as seconds below 100000000000 and as milliseconds from it, aligned down to the start of its UTC hour or day. Absent or empty: `to` minus 24 hours (`hour`) or 30 days (`day`). A window wider than 7 days of hours or 100 days of days, or one where `from` is not before `to`, answers 400 `invalid_request` with `field: "from"`, and so does a value that is not a timestamp. */
                 from?: components["parameters"]["UsageFrom"];
-                /** @description The end of the window (exclusive): an RFC 3339 timestamp, aligned up to the next start of a UTC hour or day unless it is one. Absent or empty: now, so the current hour or day is included. A value that is not a timestamp answers 400 `invalid_request` with `field: "to"`. */
+                /** @description The end of the window (exclusive): an RFC 3339 timestamp or a Unix time in seconds or milliseconds (as `from`), aligned up to the next start of a UTC hour or day unless it is one. Absent or empty: now, so the current hour or day is included. A value that is not a timestamp answers 400 `invalid_request` with `field: "to"`. */
                 to?: components["parameters"]["UsageTo"];
                 /** @description The size of each bucket: `hour` (UTC hours; absent or empty means `hour`) or `day` (UTC days). Any other value answers 400 `invalid_request` with `field: "granularity"`. */
                 granularity?: components["parameters"]["UsageGranularity"];

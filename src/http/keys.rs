@@ -23,7 +23,7 @@ use crate::keys::usage::Granularity;
 use crate::keys::{verify as verification, Capabilities, RateLimit};
 use crate::name::Name;
 use crate::page::PageRequest;
-use crate::time::{parse_rfc3339, rfc3339};
+use crate::time::{parse_instant, parse_rfc3339, rfc3339};
 
 fn read_capabilities(fields: &mut Fields, field: &str) -> Result<Option<Capabilities>, ApiError> {
     let Some(items) = fields.optional_string_list(field)? else { return Ok(None) };
@@ -223,15 +223,18 @@ async fn change_credits(call: &mut Call, caller: &Caller, body: Value) -> Result
     Ok(Reply::ok(key.to_json()))
 }
 
-/// `from`, `to` (RFC 3339) and `granularity` (`hour`, the default, or `day`).
+/// `from`, `to` (RFC 3339 or Unix seconds or milliseconds) and `granularity` (`hour`, the default, or `day`).
 fn usage_window(call: &Call) -> Result<UsageWindow, ApiError> {
     let query = call.query();
     let instant = |name: &str| -> Result<Option<i64>, ApiError> {
         match query.get(name).filter(|t| !t.is_empty()) {
             None => Ok(None),
-            Some(text) => parse_rfc3339(text)
-                .map(Some)
-                .ok_or_else(|| ApiError::invalid_request(name, format!("`{name}` must be an RFC 3339 timestamp."))),
+            Some(text) => parse_instant(text).map(Some).ok_or_else(|| {
+                ApiError::invalid_request(
+                    name,
+                    format!("`{name}` must be an RFC 3339 timestamp or a Unix time in seconds or milliseconds."),
+                )
+            }),
         }
     };
     let granularity = match query.get("granularity").map(String::as_str) {

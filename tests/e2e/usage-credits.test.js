@@ -261,6 +261,21 @@ describe("usage", () => {
     expect(stored).toEqual([{ valid: 2, rate_limited: 1 }]);
   });
 
+  it("takes from and to as RFC 3339 or as Unix seconds or milliseconds, the same window", async () => {
+    const { key: owner } = await createWorkspace();
+    const hour = 3600_000;
+    const start = Math.floor(Date.now() / hour) * hour - 2 * hour;
+    const iso = new Date(start).toISOString().replace(/\.\d+Z$/, "Z");
+    const isoEnd = new Date(start + 2 * hour).toISOString().replace(/\.\d+Z$/, "Z");
+    for (const [from, to] of [[iso, isoEnd], [start / 1000, (start + 2 * hour) / 1000], [start, start + 2 * hour]]) {
+      const answer = await call("GET", `/v1/keys/usage?from=${from}&to=${to}`, { token: owner });
+      expect(answer.status, `${from}..${to}`).toBe(200);
+      expect(answer.body).toMatchObject({ from: iso, to: isoEnd, granularity: "hour" });
+    }
+    const refused = await call("GET", "/v1/keys/usage?from=1795369214.5", { token: owner });
+    expect(refused.body.error).toMatchObject({ code: "invalid_request", field: "from" });
+  });
+
   it("pages by key and refuses bad ranges and granularities", async () => {
     const { key: owner } = await createWorkspace();
     await createKey(owner, { name: "a" });
