@@ -796,3 +796,28 @@ fn usage_is_counted_per_key_and_hour_by_outcome() {
     let by_hour: Vec<(i64, [u64; 5])> = rows.iter().map(|(_, hour, counts)| (*hour, counts.0)).collect();
     assert_eq!(by_hour, vec![(hour, [1, 0, 1, 0, 1]), (hour + 3_600_000, [0, 0, 0, 1, 0])]);
 }
+
+#[test]
+fn usage_counted_by_several_objects_in_one_hour_adds_up_and_a_rewrite_changes_nothing() {
+    use keywarden::keys::authority::UsageRow;
+    use keywarden::keys::usage::Counts;
+    let world = world();
+    let (record, key) = block_on(service::create(&at(&world.store, T0), &world.owner, new_key("moved", None))).unwrap();
+    let hour = T0 - T0.rem_euclid(3_600_000);
+    let row = |valid| UsageRow {
+        key_id: record.id.clone(),
+        workspace_id: world.owner.workspace.id.clone(),
+        hour_start: hour,
+        counts: Counts([valid, 0, 0, 0, 0]),
+    };
+    // One use counted without the authority, then the key served by one object, then, after a
+    // new layout, by another.
+    block_on(authenticate(&at(&world.store, T0), Some(key.expose()), None, None)).unwrap();
+    block_on(world.store.record_usage("object-a", &[row(3)])).unwrap();
+    block_on(world.store.record_usage("object-b", &[row(2)])).unwrap();
+    block_on(world.store.record_usage("object-a", &[row(3)])).unwrap();
+    block_on(world.store.record_usage("object-a", &[row(1)])).unwrap();
+    let rows = block_on(world.store.usage(&world.owner.workspace.id, std::slice::from_ref(&record.id), 0, i64::MAX, 3_600_000)).unwrap();
+    let valid: Vec<u64> = rows.iter().map(|(_, _, counts)| counts.0[0]).collect();
+    assert_eq!(valid, vec![1 + 3 + 2], "every counter's uses, each counted once; a late, lower count lowers nothing");
+}

@@ -109,9 +109,10 @@ pub trait KeyStore: AuditStore {
     async fn successor_of(&self, key_id: &str) -> Result<Option<String>, StoreError>;
     /// Any workspace's key by id (ids are unique across workspaces).
     async fn key_by_id(&self, id: &str) -> Result<Option<KeyRecord>, StoreError>;
-    /// Writes the key authority's usage rows (absolute counts per key and hour): a count is
-    /// never lowered, so a row written twice, or late, is harmless.
-    async fn record_usage(&self, rows: &[crate::keys::authority::UsageRow]) -> Result<(), StoreError>;
+    /// Writes the usage rows one object of the key authority counted (`counted_by`: absolute
+    /// counts per key and hour): a count is never lowered, so a row written twice, or late, is
+    /// harmless, and a key's usage is the sum over the objects that counted it.
+    async fn record_usage(&self, counted_by: &str, rows: &[crate::keys::authority::UsageRow]) -> Result<(), StoreError>;
     /// Writes the key authority's balances to the keys' copies.
     async fn record_credits(&self, balances: &[(String, Credits)]) -> Result<(), StoreError>;
     /// Changes a key's balance where it lives (the key authority's object, else D1); an

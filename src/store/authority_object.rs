@@ -170,7 +170,7 @@ impl KeyAuthorityObject {
         let usage = self.with(|authority, _| Ok(authority.usage_due()))?;
         let usage_written = match usage.is_empty() {
             true => Ok(()),
-            false => match catalogue.record_usage(&usage).await {
+            false => match catalogue.record_usage(&self.state.id().to_string(), &usage).await {
                 Ok(()) => self.with(|authority, ledger| authority.usage_written(ledger, &usage, now)),
                 Err(error) => Err(error),
             },

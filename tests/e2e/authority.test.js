@@ -166,6 +166,20 @@ describe("the key authority", () => {
     expect(mirrored.map((row) => row.key_id)).toEqual([key.id]);
   });
 
+  it("keeps every use of an hour counted when the key moves to another object or to D1", async () => {
+    const { key: owner } = await createWorkspace();
+    const key = await createKey(owner, { name: "moved", capabilities: ["keys:read"] });
+    for (let i = 0; i < 3; i++) expect((await call("GET", "/v1/me", { token: key.key })).status).toBe(200);
+    for (let i = 0; i < 2; i++) expect((await callWith({ AUTHORITY_EPOCH: "2" }, "GET", "/v1/me", key.key)).status).toBe(200);
+    expect((await callWith({ KEY_AUTHORITY: "catalogue" }, "GET", "/v1/me", key.key)).status).toBe(200);
+    // A read settles its own layout's objects: read under epoch 2 first, then under epoch 1.
+    await callWith({ AUTHORITY_EPOCH: "2" }, "GET", `/v1/keys/${key.id}/usage`, owner);
+    const usage = await call("GET", `/v1/keys/${key.id}/usage`, { token: owner });
+    expect(usage.body.buckets.reduce((sum, b) => sum + b.valid, 0), "3 + 2 + 1 uses").toBe(6);
+    const counters = await dbRow("SELECT COUNT(*) AS n FROM key_usage WHERE key_id = ?", key.id);
+    expect(counters.n, "one row per counter: two objects and D1").toBe(3);
+  });
+
   it("answers a revoked key's leak report and revokes it through the object", async () => {
     const { key: owner } = await createWorkspace();
     const leaked = await createKey(owner, { name: "leaked", capabilities: ["keys:read"] });

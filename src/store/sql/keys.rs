@@ -484,8 +484,8 @@ impl<E: Executor> KeyStore for SqlStore<E> {
         Ok(())
     }
 
-    async fn record_usage(&self, rows: &[UsageRow]) -> Result<(), StoreError> {
-        self.write_usage(rows).await
+    async fn record_usage(&self, counted_by: &str, rows: &[UsageRow]) -> Result<(), StoreError> {
+        self.write_usage(counted_by, rows).await
     }
 
     async fn record_credits(&self, balances: &[(String, Credits)]) -> Result<(), StoreError> {

@@ -15,6 +15,9 @@ use crate::keys::usage::{hour_start, judge, Counts, Outcome};
 use crate::keys::KeyRecord;
 use crate::storage::StoreError;
 
+/// The counter of the uses counted here, without the key authority.
+const COUNTED_IN_CATALOGUE: &str = "catalogue";
+
 /// The usage columns, in `Outcome::ALL`'s order.
 const COLUMNS: [&str; 5] = ["valid", "rate_limited", "credits_exhausted", "insufficient_capabilities", "ip_not_allowed"];
 
@@ -87,13 +90,19 @@ fn count_statement(key: &KeyRecord, now_ms: i64, outcome: Option<Outcome>) -> Re
     let updates: Vec<String> = COLUMNS.iter().map(|name| format!("{name} = key_usage.{name} + excluded.{name}")).collect();
     Statement::new(
         &format!(
-            "INSERT INTO key_usage (key_id, workspace_id, hour_start, {}) VALUES (:key_id, :workspace_id, :hour_start, {}) \
-             ON CONFLICT (key_id, hour_start) DO UPDATE SET {}",
+            "INSERT INTO key_usage (key_id, workspace_id, hour_start, counted_by, {}) \
+             VALUES (:key_id, :workspace_id, :hour_start, :counted_by, {}) \
+             ON CONFLICT (key_id, hour_start, counted_by) DO UPDATE SET {}",
             COLUMNS.join(", "),
             increments.join(", "),
             updates.join(", ")
         ),
-        &[("key_id", text(&key.id)), ("workspace_id", text(&key.workspace_id)), ("hour_start", int(hour_start(now_ms)))],
+        &[
+            ("key_id", text(&key.id)),
+            ("workspace_id", text(&key.workspace_id)),
+            ("hour_start", int(hour_start(now_ms))),
+            ("counted_by", text(COUNTED_IN_CATALOGUE)),
+        ],
     )
 }
 
@@ -173,16 +182,17 @@ impl<E: Executor> SqlStore<E> {
         read_balance(credits.current(calendar, now_ms), balance)
     }
 
-    /// Writes in chunks of 200 rows, each one statement whose JSON stays far below D1's 2 MB
-    /// value limit, so a backlog after an outage drains rather than failing whole.
-    pub(crate) async fn write_usage(&self, rows: &[UsageRow]) -> Result<(), StoreError> {
+    /// Writes `counted_by`'s absolute counts in chunks of 200 rows, each one statement whose
+    /// JSON stays far below D1's 2 MB value limit, so a backlog after an outage drains rather
+    /// than failing whole.
+    pub(crate) async fn write_usage(&self, counted_by: &str, rows: &[UsageRow]) -> Result<(), StoreError> {
         for chunk in rows.chunks(200) {
-            self.write_usage_chunk(chunk).await?;
+            self.write_usage_chunk(counted_by, chunk).await?;
         }
         Ok(())
     }
 
-    async fn write_usage_chunk(&self, rows: &[UsageRow]) -> Result<(), StoreError> {
+    async fn write_usage_chunk(&self, counted_by: &str, rows: &[UsageRow]) -> Result<(), StoreError> {
         if rows.is_empty() {
             return Ok(());
         }
@@ -200,15 +210,15 @@ impl<E: Executor> SqlStore<E> {
         let maxes: Vec<String> = COLUMNS.iter().map(|name| format!("{name} = MAX(key_usage.{name}, excluded.{name})")).collect();
         // `WHERE true` tells SQLite's parser the ON CONFLICT belongs to the upsert, not a join.
         let sql = format!(
-            "INSERT INTO key_usage (key_id, workspace_id, hour_start, {}) \
-             SELECT json_extract(value, '$.key_id'), json_extract(value, '$.workspace_id'), json_extract(value, '$.hour_start'), {} \
-             FROM json_each(:rows) WHERE true ON CONFLICT (key_id, hour_start) DO UPDATE SET {}",
+            "INSERT INTO key_usage (key_id, workspace_id, hour_start, counted_by, {}) \
+             SELECT json_extract(value, '$.key_id'), json_extract(value, '$.workspace_id'), json_extract(value, '$.hour_start'), \
+             :counted_by, {} FROM json_each(:rows) WHERE true ON CONFLICT (key_id, hour_start, counted_by) DO UPDATE SET {}",
             COLUMNS.join(", "),
             extracts.join(", "),
             maxes.join(", ")
         );
         let rows = serde_json::to_string(&items).map_err(|e| StoreError::Failed(format!("usage rows: {e}")))?;
-        self.query(Statement::new(&sql, &[("rows", Value::Text(rows))])?).await?;
+        self.query(Statement::new(&sql, &[("rows", Value::Text(rows)), ("counted_by", text(counted_by))])?).await?;
         Ok(())
     }
 
