@@ -46,11 +46,15 @@ export function WorkspacesPage({ session }: { session: Session }) {
   const [created, setCreated] = useState<Created | null>(null);
   const [error, setError] = useState<string | null>(null);
   const [reload, setReload] = useState(0);
+  // Rows are keyed by the read of the list they show: after a change they remount once the list
+  // read again arrives, so their inputs start from what the API now holds, not from before.
+  const [loaded, setLoaded] = useState(0);
   const cursor = pages.cursor;
   useEffect(() => {
     session.api.GET("/v1/workspaces", { params: { query: { limit: 20, cursor } } }).then(({ data, error }) => {
       if (error || !data) return setError(describe(error));
       setItems(data.items);
+      setLoaded((count) => count + 1);
       pages.setNext(data.next_cursor ?? null);
     });
   }, [cursor, reload]);
@@ -81,7 +85,7 @@ export function WorkspacesPage({ session }: { session: Session }) {
       <${ErrorLine} error=${error} />
       <div class="table-wrap"><table>
         <thead><tr><th>Name</th><th>Id</th><th>Default capabilities</th><th>Created</th><th>State</th><th>Metered fallback</th><th><span class="muted">Actions</span></th></tr></thead>
-        <tbody>${items.map((workspace) => html`<${WorkspaceRow} key=${`${workspace.id}-${reload}`} session=${session} workspace=${workspace} onChange=${changed} />`)}</tbody>
+        <tbody>${items.map((workspace) => html`<${WorkspaceRow} key=${`${workspace.id}-${loaded}`} session=${session} workspace=${workspace} onChange=${changed} />`)}</tbody>
       </table></div>
       <${Pager} pages=${pages} />
     </section>
