@@ -1,8 +1,9 @@
 // The operator's view (admin token): workspaces listed, created (the owner key shown once),
-// renamed, made read-only or writable, their default capabilities and metered fallback edited;
-// and a leak report.
+// renamed, made read-only or writable, their default capabilities, metered fallback, key
+// lifetime and leak policies edited (the two policies in `./policies`); and a leak report.
 import { useEffect, useState } from "preact/hooks";
 import type { components } from "../../clients/typescript/index";
+import { Policies } from "./policies";
 import { describe, ErrorLine, html, Pager, Secret, usePages, when, type Session } from "./ui";
 
 type Workspace = components["schemas"]["Workspace"];
@@ -31,6 +32,7 @@ function WorkspaceRow({ session, workspace, onChange }: { session: Session; work
         <option value="allow">allow</option>
         <option value="deny">deny (409)</option>
       </select></td>
+    <td><${Policies} session=${session} workspace=${workspace} onSaved=${() => onChange(null)} /></td>
     <td><div class="row">
       <button type="button" class="secondary" onClick=${() => update({ name, default_capabilities: capabilityList(defaults) })}>Save</button>
       <button type="button" class="secondary" onClick=${() => update({ read_only: !workspace.read_only })}>${workspace.read_only ? "Make writable" : "Make read-only"}</button>
@@ -84,7 +86,7 @@ export function WorkspacesPage({ session }: { session: Session }) {
       <h2>Workspaces</h2>
       <${ErrorLine} error=${error} />
       <div class="table-wrap"><table>
-        <thead><tr><th>Name</th><th>Id</th><th>Default capabilities</th><th>Created</th><th>State</th><th>Metered fallback</th><th><span class="muted">Actions</span></th></tr></thead>
+        <thead><tr><th>Name</th><th>Id</th><th>Default capabilities</th><th>Created</th><th>State</th><th>Metered fallback</th><th>Policies</th><th><span class="muted">Actions</span></th></tr></thead>
         <tbody>${items.map((workspace) => html`<${WorkspaceRow} key=${`${workspace.id}-${loaded}`} session=${session} workspace=${workspace} onChange=${changed} />`)}</tbody>
       </table></div>
       <${Pager} pages=${pages} />

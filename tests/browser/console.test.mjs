@@ -383,6 +383,88 @@ describe("the console", () => {
     await page.click("xpath/.//button[contains(., 'Sign out')]");
   });
 
+  // The workspace whose policies the next three tests change, one after the other.
+  let policied;
+
+  /** The row of workspace `id` on the operator's page, its policy editor open. */
+  async function policiesOf(id) {
+    const row = `tr[data-workspace=${id}]`;
+    await page.waitForSelector(`${row} [data-testid=policies] details`);
+    if (!(await page.$eval(`${row} details`, (details) => details.open))) await page.click(`${row} summary`);
+    return row;
+  }
+
+  /** Clicks Save policies in `row` and waits for the API's answer to the PATCH it sends. */
+  async function savePolicies(row, id) {
+    const [answer] = await Promise.all([
+      page.waitForResponse((response) => response.url().endsWith(`/v1/workspaces/${id}`) && response.request().method() === "PATCH"),
+      page.click(`${row} [data-testid=policies] button[type=submit]`),
+    ]);
+    return answer;
+  }
+
+  const storedWorkspace = async (id) => (await api(`/v1/workspaces/${id}`, process.env.ADMIN_TOKEN)).json();
+
+  test("the operator sets a workspace's key lifetime in days and a leak policy that expires after a grace", async () => {
+    const made = await api("/v1/workspaces", process.env.ADMIN_TOKEN, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ name: "Umbrella" }) });
+    assert.equal(made.status, 201);
+    policied = (await made.json()).workspace.id;
+    await signIn(process.env.ADMIN_TOKEN);
+    await page.goto(`${worker.base}/#/workspaces`);
+    const row = await policiesOf(policied);
+    assert.equal(await textOf(`${row} [data-testid=lifetime]`), "no limit");
+    assert.equal(await textOf(`${row} [data-testid=leak-policy]`), "revoke at once");
+    assert.equal(await page.$eval(`#lifetime-${policied}`, (input) => input.disabled), true, "no limit: the lifetime is off");
+    assert.equal(await page.$eval(`#grace-${policied}`, (input) => input.disabled), true, "revoke: no grace");
+
+    await page.click(`#limited-${policied}`);
+    await page.type(`#lifetime-${policied}`, "90");
+    await page.select(`#lifetime-${policied}-unit`, "86400");
+    await page.select(`#leak-action-${policied}`, "expire");
+    assert.equal(await page.$eval(`#grace-${policied}`, (input) => input.disabled), false, "expire takes a grace");
+    await page.type(`#grace-${policied}`, "2");
+    await page.select(`#grace-${policied}-unit`, "3600");
+    assert.equal((await savePolicies(row, policied)).status(), 200);
+    await page.waitForFunction((r) => document.querySelector(`${r} [data-testid=lifetime]`)?.textContent === "at most 90 days", {}, row);
+    assert.equal(await textOf(`${row} [data-testid=leak-policy]`), "expire after 2 hours");
+    const stored = await storedWorkspace(policied);
+    assert.deepEqual([stored.max_key_lifetime_seconds, stored.leak_policy], [90 * 86_400, { action: "expire", grace_seconds: 7_200 }], "the API agrees");
+
+    await policiesOf(policied);
+    const shown = await page.$$eval([`#lifetime-${policied}`, `#lifetime-${policied}-unit`, `#grace-${policied}`, `#grace-${policied}-unit`].join(","), (fields) => fields.map((f) => f.value));
+    assert.deepEqual(shown, ["90", "86400", "2", "3600"], "the editor opened again holds what was saved");
+  });
+
+  test("the operator removes a workspace's key lifetime policy", async () => {
+    const row = await policiesOf(policied);
+    await page.click(`#limited-${policied}`);
+    assert.equal((await savePolicies(row, policied)).status(), 200);
+    await page.waitForFunction((r) => document.querySelector(`${r} [data-testid=lifetime]`)?.textContent === "no limit", {}, row);
+    const stored = await storedWorkspace(policied);
+    assert.equal(stored.max_key_lifetime_seconds, null, "no policy any more");
+    assert.deepEqual(stored.leak_policy, { action: "expire", grace_seconds: 7_200 }, "the leak policy is kept");
+  });
+
+  test("a grace out of range shows the API's refusal and changes nothing", async () => {
+    const before = await storedWorkspace(policied);
+    const row = await policiesOf(policied);
+    await page.click(`#limited-${policied}`);
+    await page.type(`#lifetime-${policied}`, "30");
+    await page.select(`#grace-${policied}-unit`, "1");
+    for (const grace of ["0", "100000"]) {
+      await page.$eval(`#grace-${policied}`, (input) => (input.value = ""));
+      await page.type(`#grace-${policied}`, grace);
+      assert.equal((await savePolicies(row, policied)).status(), 400, `a grace of ${grace} s`);
+      await page.waitForSelector(`${row} [data-testid=policies] .error`);
+      assert.match(await textOf(`${row} [data-testid=policies] .error`), /leak_policy\.grace_seconds.*\(invalid_request\)$/);
+      assert.equal(await page.$eval(`#grace-${policied}`, (input) => input.value), grace, "what was typed stays, to be corrected");
+      assert.deepEqual(await storedWorkspace(policied), before, "neither policy changed");
+    }
+    assert.equal(await textOf(`${row} [data-testid=lifetime]`), "no limit");
+    assert.equal(await textOf(`${row} [data-testid=leak-policy]`), "expire after 2 hours");
+    await page.click("xpath/.//button[contains(., 'Sign out')]");
+  });
+
   test("fits a phone's width without sideways scrolling, tables scrolling inside their cards", async () => {
     await page.setViewport({ width: 390, height: 844, isMobile: true });
     await signIn(ownerKey);
