@@ -821,3 +821,23 @@ fn usage_counted_by_several_objects_in_one_hour_adds_up_and_a_rewrite_changes_no
     let valid: Vec<u64> = rows.iter().map(|(_, _, counts)| counts.0[0]).collect();
     assert_eq!(valid, vec![1 + 3 + 2], "every counter's uses, each counted once; a late, lower count lowers nothing");
 }
+
+#[test]
+fn a_reroll_that_fails_to_commit_gives_the_old_key_its_credits_and_refill_back() {
+    use keywarden::keys::credits::{Interval, Refill};
+    let world = world();
+    let refill = Refill { amount: 10, interval: Interval::Day };
+    let new = NewKey { credits: Some((7, Some(refill))), ..new_key("metered", None) };
+    let (record, _) = block_on(service::create(&at(&world.store, T0), &world.owner, new)).unwrap();
+    // D1 refusing the reroll's batch, after the balance was taken for the successor.
+    world.store.execute(
+        "CREATE TRIGGER refuse_successors BEFORE INSERT ON api_keys WHEN NEW.rerolled_from IS NOT NULL \
+         BEGIN SELECT RAISE(ABORT, 'injected'); END",
+        &[],
+    );
+    let refused = block_on(service::reroll(&at(&world.store, T0 + 1), &world.owner, &record.id, 3_600, GraceStarts::Now));
+    assert!(refused.is_err(), "the reroll fails: {refused:?}");
+    let old = block_on(world.store.key_by_id(&record.id)).unwrap().unwrap();
+    assert_eq!(old.credits.map(|c| (c.remaining, c.refill)), Some((7, Some(refill))), "nothing lost with the failed reroll");
+    assert_eq!(world.store.count("api_keys"), 2, "the owner key and the old key, no successor");
+}

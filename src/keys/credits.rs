@@ -142,6 +142,17 @@ impl Credits {
         *self = Credits { remaining: current.remaining.saturating_add(amount).min(MAX_CREDITS), ..current };
     }
 
+    /// Takes back a balance moved out of this key: its credits are added, and its refill comes
+    /// back unless this key has one of its own.
+    pub fn take_back(&mut self, returned: Credits, calendar: Calendar, now_ms: i64) {
+        let (current, returned) = (self.current(calendar, now_ms), returned.current(calendar, now_ms));
+        let remaining = current.remaining.saturating_add(returned.remaining).min(MAX_CREDITS);
+        *self = match current.refill {
+            Some(_) => Credits { remaining, ..current },
+            None => Credits { remaining, ..returned },
+        };
+    }
+
     /// Sets the balance to `remaining` as of `now_ms` (a refill still comes at the next interval).
     pub fn set(&mut self, remaining: u64, calendar: Calendar, now_ms: i64) {
         *self = Credits { remaining, ..self.current(calendar, now_ms) };
@@ -168,6 +179,21 @@ mod tests {
 
     fn daily(amount: u64) -> Option<Refill> {
         Some(Refill { amount, interval: Interval::Day })
+    }
+
+    #[test]
+    fn a_balance_taken_back_adds_up_and_brings_its_refill_to_a_key_without_one() {
+        let now = at("2026-12-03T15:00:00Z");
+        let taken = Credits::new(7, daily(10), CALENDAR, now);
+        let mut emptied = Credits { remaining: 0, refill: None, refilled_at: now };
+        emptied.take_back(taken, CALENDAR, now + 1);
+        assert_eq!(emptied, taken, "the key is as it was before the take");
+        let mut own = Credits::new(2, daily(50), CALENDAR, now);
+        own.take_back(taken, CALENDAR, now);
+        assert_eq!((own.remaining, own.refill), (9, daily(50)), "a key's own refill stays");
+        let mut full = Credits::new(MAX_CREDITS, None, CALENDAR, now);
+        full.take_back(taken, CALENDAR, now);
+        assert_eq!(full.remaining, MAX_CREDITS, "never past the most a key may hold");
     }
 
     #[test]

@@ -165,6 +165,7 @@ pub async fn change_credits<S: KeyStore, B, C>(
         CreditChange::Add(amount) => json!({"add": amount, "remaining": credits.remaining}),
         CreditChange::Set(remaining) => json!({"set": remaining, "remaining": credits.remaining}),
         CreditChange::Take => json!({"taken": credits.remaining}),
+        CreditChange::Return(returned) => json!({"returned": returned.remaining, "remaining": credits.remaining}),
     };
     deps.store.append_audit(&[caller.audit("key.credits_changed", now_ms).target(key.id.clone()).detail(detail)]).await?;
     Ok(key)
@@ -355,12 +356,25 @@ pub async fn reroll<S: KeyStore, B, C>(
     let data = json!({"key_id": old.id, "successor_id": successor.id, "old_key_stops_at": null});
     let notification = OutboxEvent::new(&caller.workspace.id, "api_key.rerolled", data, deps.now_ms);
     // Live is judged again when the batch commits: a revoke that committed first wins.
-    match store.reroll_key(&old.id, &successor, ends_in_ms, now_ms, &audit, &notification, &caller.write_precondition()).await? {
-        Some(ended) => Ok(Rerolled { successor, key, old_key_stops_at: ended.old_key_stops_at, queued: ended.queued }),
+    let committed = store.reroll_key(&old.id, &successor, ends_in_ms, now_ms, &audit, &notification, &caller.write_precondition()).await;
+    let refused = match committed {
+        Ok(Some(ended)) => return Ok(Rerolled { successor, key, old_key_stops_at: ended.old_key_stops_at, queued: ended.queued }),
         // Refused as it committed: a racing reroll made its successor first, or a revoke won.
-        None => match store.successor_of(&old.id).await? {
-            Some(successor_id) => Err(ApiError::AlreadyRerolled { successor_id }),
-            None => Err(ApiError::KeyRevoked),
+        Ok(None) => match store.successor_of(&old.id).await? {
+            Some(successor_id) => ApiError::AlreadyRerolled { successor_id },
+            None => ApiError::KeyRevoked,
         },
+        Err(error) => ApiError::from(error),
+    };
+    // The balance this reroll took goes back: to the racing reroll's successor, which may have
+    // taken nothing, or else to the old key.
+    if let Some(taken) = successor.credits.filter(|taken| taken.remaining > 0 || taken.refill.is_some()) {
+        let owner = match &refused {
+            ApiError::AlreadyRerolled { successor_id } => store.key(&caller.workspace.id, successor_id).await.ok().flatten(),
+            _ => None,
+        };
+        // A failure here is the answer (a 500, its cause logged): it is worse than the refusal.
+        store.change_credits(&owner.unwrap_or(old), CreditChange::Return(taken), Calendar::of(deps), now_ms).await?;
     }
+    Err(refused)
 }

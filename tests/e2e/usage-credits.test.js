@@ -204,6 +204,23 @@ describe("credits", () => {
     const successor = await call("POST", `/v1/keys/${metered.id}/reroll`, { token: owner, body: {} });
     expect(successor.body.credits).toEqual({ remaining: 5, refill: { amount: 7, interval: "month" } });
   });
+
+  it("loses no credits to rerolls racing each other: the one successor holds the whole balance", async () => {
+    const { key: owner } = await createWorkspace();
+    const metered = await createKey(owner, { credits: { remaining: 50, refill: { amount: 60, interval: "day" } } });
+    const answers = await Promise.all(
+      Array.from({ length: 4 }, () => call("POST", `/v1/keys/${metered.id}/reroll`, { token: owner, body: {} })),
+    );
+    const made = answers.filter((a) => a.status === 201);
+    expect(made, JSON.stringify(answers.map((a) => a.status))).toHaveLength(1);
+    for (const lost of answers.filter((a) => a.status !== 201)) expect(lost.body.error.code).toBe("already_rerolled");
+    const successor = await call("GET", `/v1/keys/${made[0].body.id}`, { token: owner });
+    expect(successor.body.credits).toEqual({ remaining: 50, refill: { amount: 60, interval: "day" } });
+    const old = await call("GET", `/v1/keys/${metered.id}`, { token: owner });
+    expect(old.body.credits).toEqual({ remaining: 0, refill: null });
+    const stored = await dbRow("SELECT credits_remaining, credits_refill_amount FROM api_keys WHERE id = ?", metered.id);
+    expect(stored, "D1's copy of the old key keeps no refill").toEqual({ credits_remaining: 0, credits_refill_amount: null });
+  });
 });
 
 describe("usage", () => {

@@ -99,6 +99,8 @@ pub enum CreditChange {
     /// Moves the whole balance, refill included, out of the key (to a reroll's successor): the
     /// answer is what was taken, and the key is left with none.
     Take,
+    /// Gives back a balance `Take` moved out, when the reroll it was for did not happen.
+    Return(Credits),
 }
 
 /// What the object reads back from its ledger when it starts (keys are read when asked for).
@@ -347,6 +349,10 @@ impl Authority {
                 Some(held) => (Credits { remaining: 0, refill: None, refilled_at: now_ms }, held.current(calendar, now_ms)),
                 None => return Ok(None),
             },
+            CreditChange::Return(returned) => {
+                credits.take_back(returned, calendar, now_ms);
+                (credits, credits)
+            }
         };
         key.credits = Some(kept);
         self.remember(ledger, key)?;

@@ -165,16 +165,43 @@ impl<E: Executor> SqlStore<E> {
             let balance = outcomes.get(read_at).ok_or_else(|| StoreError::Failed("credits batch returned nothing".into()))?;
             return read_balance(credits.current(calendar, now_ms), balance);
         }
+        let added = "MIN(COALESCE(credits_remaining, 0) + :amount, :max)";
         let (sql, amount) = match change {
-            CreditChange::Add(amount) => ("MIN(COALESCE(credits_remaining, 0) + :amount, :max)", amount),
-            CreditChange::Set(remaining) => (":amount", remaining),
+            CreditChange::Add(amount) => {
+                (format!("credits_remaining = {added}, credits_refilled_at = COALESCE(credits_refilled_at, :now)"), amount)
+            }
+            CreditChange::Set(remaining) => {
+                ("credits_remaining = :amount, credits_refilled_at = COALESCE(credits_refilled_at, :now)".into(), remaining)
+            }
+            // Every right-hand side reads the row as it was: the refill comes back only to a
+            // key without one, with the interval it was refilled for.
+            CreditChange::Return(returned) => (
+                format!(
+                    "credits_remaining = {added}, \
+                     credits_refilled_at = CASE WHEN credits_refill_amount IS NULL THEN :refilled_at ELSE credits_refilled_at END, \
+                     credits_refill_interval = CASE WHEN credits_refill_amount IS NULL THEN :interval ELSE credits_refill_interval END, \
+                     credits_refill_amount = COALESCE(credits_refill_amount, :refill_amount)"
+                ),
+                returned.current(calendar, now_ms).remaining,
+            ),
             CreditChange::Take => unreachable!("taken above"),
         };
+        let returned = match change {
+            CreditChange::Return(returned) => Some(returned.current(calendar, now_ms)),
+            _ => None,
+        };
+        let refill = returned.and_then(|r| r.refill);
         statements.push(Statement::new(
-            &format!(
-                "UPDATE api_keys SET credits_remaining = {sql}, credits_refilled_at = COALESCE(credits_refilled_at, :now) WHERE id = :id"
-            ),
-            &[("id", text(&key.id)), ("amount", int(amount as i64)), ("max", int(MAX_CREDITS as i64)), ("now", int(now_ms))],
+            &format!("UPDATE api_keys SET {sql} WHERE id = :id"),
+            &[
+                ("id", text(&key.id)),
+                ("amount", int(amount as i64)),
+                ("max", int(MAX_CREDITS as i64)),
+                ("now", int(now_ms)),
+                ("refilled_at", int(returned.map_or(now_ms, |r| r.refilled_at))),
+                ("interval", refill.map_or(Value::Null, |r| text(r.interval.as_str()))),
+                ("refill_amount", opt_int(refill.map(|r| r.amount as i64))),
+            ],
         )?);
         statements.push(balance_statement(&key.id)?);
         let outcomes = self.batch(statements).await?;
@@ -227,12 +254,16 @@ impl<E: Executor> SqlStore<E> {
             let statements = chunk
                 .iter()
                 .map(|(key_id, credits)| {
+                    // The refill too: a reroll's move takes it away, and D1 must not bring it back.
                     Statement::new(
-                        "UPDATE api_keys SET credits_remaining = :remaining, credits_refilled_at = :refilled_at WHERE id = :id",
+                        "UPDATE api_keys SET credits_remaining = :remaining, credits_refilled_at = :refilled_at, \
+                         credits_refill_amount = :refill_amount, credits_refill_interval = :interval WHERE id = :id",
                         &[
                             ("id", text(key_id)),
                             ("remaining", int(credits.remaining as i64)),
                             ("refilled_at", opt_int(Some(credits.refilled_at))),
+                            ("refill_amount", opt_int(credits.refill.map(|r| r.amount as i64))),
+                            ("interval", credits.refill.map_or(Value::Null, |r| text(r.interval.as_str()))),
                         ],
                     )
                 })
