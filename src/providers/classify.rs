@@ -77,6 +77,8 @@ struct Said {
     kind: Option<String>,
     /// Google's `error.details[].reason` (ErrorInfo).
     reasons: Vec<String>,
+    /// AWS's `__type`, the exception's name without its namespace, when the body carries it.
+    aws_type: Option<String>,
     /// Lowercase.
     message: String,
 }
@@ -110,7 +112,10 @@ impl Said {
             .map(|details| details.iter().filter_map(|d| text(d.get("reason"))).collect())
             .unwrap_or_default();
         let message = text(error.get("message")).or_else(|| text(value.get("message"))).or_else(|| text(value.get("Message")));
-        Said { code, kind: text(error.get("type")), reasons, message: message.unwrap_or_default().to_ascii_lowercase() }
+        // "com.amazon.coral.service#AccessDeniedException", or the bare name.
+        let aws_type =
+            text(value.get("__type")).map(|t| t.rsplit('#').next().unwrap_or(&t).split(':').next().unwrap_or_default().to_string());
+        Said { code, kind: text(error.get("type")), reasons, aws_type, message: message.unwrap_or_default().to_ascii_lowercase() }
     }
 
     fn has_reason(&self, reason: &str) -> bool {
@@ -213,7 +218,8 @@ fn refusal(family: Family, response: &ProbeResponse, said: &Said) -> Option<Outc
             None
         }
         Family::Bedrock => {
-            let exception = response.header("x-amzn-errortype").map(|t| t.split(':').next().unwrap_or(t));
+            // The header names the exception; without it, the body's `__type` does.
+            let exception = response.header("x-amzn-errortype").map(|t| t.split(':').next().unwrap_or(t)).or(said.aws_type.as_deref());
             match exception {
                 Some(name) if AWS_BAD_CREDENTIALS.contains(&name) => None,
                 // Bedrock's own API keys are refused as AccessDeniedException too.
@@ -240,7 +246,12 @@ pub fn classify(family: Family, response: &ProbeResponse) -> Outcome {
     match status {
         403 if family == Family::Azure && said.mentions("out of call volume quota") => Outcome::QuotaExceeded { provider_status: status },
         401 | 403 => Outcome::InvalidKey { provider_status: status },
-        400 if family == Family::Gemini && said.has_reason("API_KEY_INVALID") => Outcome::InvalidKey { provider_status: status },
+        // The OpenAI-compatible endpoint may drop `details`; its message still says so.
+        400 if family == Family::Gemini
+            && (said.has_reason("API_KEY_INVALID") || said.mentions("api key not valid") || said.mentions("api key expired")) =>
+        {
+            Outcome::InvalidKey { provider_status: status }
+        }
         400 if family == Family::Anthropic && mentions_billing(&said.message) => Outcome::QuotaExceeded { provider_status: status },
         402 => Outcome::QuotaExceeded { provider_status: status },
         429 if said.code_is("insufficient_quota") || said.kind_is("insufficient_quota") || mentions_billing(&said.message) => {
@@ -398,6 +409,15 @@ mod tests {
                 answer(
                     400,
                     r#"[{"error":{"code":400,"message":"API key not valid. Please pass a valid API key.","status":"INVALID_ARGUMENT","details":[{"@type":"type.googleapis.com/google.rpc.ErrorInfo","reason":"API_KEY_INVALID","domain":"googleapis.com","metadata":{"service":"generativelanguage.googleapis.com"}}]}}]"#,
+                ),
+                invalid(400),
+            ),
+            (
+                "invalid key on the OpenAI-compatible endpoint, without details",
+                Gemini,
+                answer(
+                    400,
+                    r#"[{"error":{"code":400,"message":"API key not valid. Please pass a valid API key.","status":"INVALID_ARGUMENT"}}]"#,
                 ),
                 invalid(400),
             ),
@@ -615,6 +635,24 @@ mod tests {
                     403,
                     &coral("AccessDeniedException"),
                     r#"{"Message":"Authentication failed: Please make sure your API Key is valid."}"#,
+                ),
+                invalid(403),
+            ),
+            (
+                "no permission, named by the body's __type alone",
+                Bedrock,
+                answer(
+                    403,
+                    r#"{"__type":"com.amazon.coral.service#AccessDeniedException","Message":"User: arn:aws:iam::123456789012:user/x is not authorized to perform: bedrock:ListFoundationModels"}"#,
+                ),
+                restricted(403, "AccessDeniedException"),
+            ),
+            (
+                "wrong secret, named by the body's __type alone",
+                Bedrock,
+                answer(
+                    403,
+                    r#"{"__type":"InvalidSignatureException","message":"The request signature we calculated does not match the signature you provided."}"#,
                 ),
                 invalid(403),
             ),
