@@ -692,3 +692,22 @@ fn a_fallback_is_audited_every_time_and_notified_once_an_hour_per_agent_and_prov
     let notices = store.outbox();
     assert_eq!(notices.len(), 4);
 }
+
+#[test]
+fn a_fallback_without_an_endpoint_keeps_the_hour_for_an_endpoint_set_later() {
+    let store = store();
+    let keks = Keks::parse(K1).unwrap();
+    let record = |now_ms: i64| {
+        let deps = with(&store, &Offline, &keks, now_ms);
+        let audit = AuditEvent::new(Some(WS), "resolve.fell_back", now_ms);
+        block_on(service::record_fallback(&deps, audit, Some("a1"), ProviderId::OpenAi, Unusable::ByokInvalid)).unwrap()
+    };
+    assert!(record(10_000).is_none(), "no endpoint: nothing to send");
+    store.execute(
+        "INSERT INTO notification_endpoints (workspace_id, url, sealed, kek_id, version, created_at) VALUES (:ws, 'https://h.example', 's', 'k1', 1, 0)",
+        &[("ws", keywarden::store::sql::Value::Text(WS.into()))],
+    );
+    assert!(record(20_000).is_some(), "the first fallback the endpoint can hear of is notified");
+    assert_eq!(store.outbox().len(), 1);
+    assert_eq!(store.audit().iter().filter(|e| e.action == "resolve.fell_back").count(), 2, "both audited");
+}

@@ -365,10 +365,13 @@ impl<E: Executor> ProviderStore for SqlStore<E> {
             ("quiet_since", int(notice.created_at - quiet_ms)),
             ("notice_id", text(&notice.id)),
         ];
-        // Claims the hour for this notice unless another claimed it within the hour.
+        // Claims the hour for this notice unless another claimed it within the hour, and only
+        // when there is an endpoint to send it to: an endpoint set later in the hour still
+        // hears of the next fallback.
         let claim = Statement::new(
             "INSERT INTO fallback_notices (workspace_id, agent_id, provider, notified_at, notice_id) \
-             VALUES (:workspace_id, :agent_id, :provider, :now, :notice_id) \
+             SELECT :workspace_id, :agent_id, :provider, :now, :notice_id \
+             WHERE EXISTS (SELECT 1 FROM notification_endpoints WHERE workspace_id = :workspace_id) \
              ON CONFLICT (workspace_id, agent_id, provider) DO UPDATE SET notified_at = excluded.notified_at, \
              notice_id = excluded.notice_id WHERE fallback_notices.notified_at <= :quiet_since",
             &binds,
