@@ -1249,7 +1249,7 @@ export interface components {
             /** @description Capabilities the key must hold for `VALID` (same syntax as a key's capabilities, at most 32); absent, `null` or `[]`: none. An invalid entry answers 400 with `field: "capabilities"`. */
             capabilities?: components["schemas"]["CapabilitiesInput"];
             /**
-             * @description The address the client presented the key from (e.g. the tenant's own `CF-Connecting-IP`): an IPv4 or IPv6 address, else 400 with `field: "ip"`. Given, it is checked against the verified key's IP allowlist (`IP_NOT_ALLOWED`); absent or `null`: the allowlist is not checked.
+             * @description The address the client presented the key from (e.g. the tenant's own `CF-Connecting-IP`): an IPv4 or IPv6 address (an IPv6 one may also come in brackets or with a zone, which is ignored), else 400 with `field: "ip"`. Given, it is checked against the verified key's IP allowlist (`IP_NOT_ALLOWED`); absent or `null`: the allowlist is not checked.
              * @example 203.0.113.7
              */
             ip?: string | null;

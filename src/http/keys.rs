@@ -290,7 +290,7 @@ pub async fn verify(call: &mut Call) -> Result<Reply, ApiError> {
     let presented = fields.required_str("key")?;
     let required = read_capabilities(&mut fields, "capabilities")?.unwrap_or_default();
     let ip = fields.optional_str("ip")?;
-    if ip.as_deref().is_some_and(|text| text.parse::<std::net::IpAddr>().is_err()) {
+    if ip.as_deref().is_some_and(|text| crate::keys::allowlist::client_address(text).is_none()) {
         return Err(ApiError::invalid_request("ip", "`ip` must be an IPv4 or IPv6 address."));
     }
     let cost = match fields.optional_u64("cost")? {

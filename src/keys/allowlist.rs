@@ -29,6 +29,18 @@ fn unmapped(address: IpAddr) -> IpAddr {
     }
 }
 
+/// A client's address as a header or a verify's `ip` gives it: bare, or an IPv6 address in
+/// brackets (`[2001:db8::1]`) or with a zone (`fe80::1%eth0`, which is dropped).
+pub fn client_address(text: &str) -> Option<IpAddr> {
+    let text = text.trim();
+    let text = text.strip_prefix('[').and_then(|t| t.strip_suffix(']')).unwrap_or(text);
+    let text = match text.split_once('%') {
+        Some((address, _zone)) if address.contains(':') => address,
+        _ => text,
+    };
+    text.parse().ok()
+}
+
 /// One entry: an address or a CIDR range, mapped IPv6 read as IPv4.
 fn parse_entry(text: &str) -> Result<IpNet, String> {
     let shown = crate::error::echoed(text);
@@ -72,7 +84,7 @@ impl Allowlist {
         if self.nets.iter().any(|net| net.prefix_len() == 0) {
             return true;
         }
-        let Some(address) = ip.and_then(|text| text.trim().parse::<IpAddr>().ok()) else { return false };
+        let Some(address) = ip.and_then(client_address) else { return false };
         let address = unmapped(address);
         self.nets.iter().any(|net| net.contains(&address))
     }
@@ -116,6 +128,17 @@ mod tests {
         let normalised =
             list(&["203.0.113.7", "10.1.2.3/8", "2001:DB8:0:0::1", "2001:db8:abcd::/48", "203.0.113.7/32", "::ffff:198.51.100.9"]);
         assert_eq!(normalised.to_strings(), vec!["203.0.113.7", "10.0.0.0/8", "2001:db8::1", "2001:db8:abcd::/48", "198.51.100.9"]);
+    }
+
+    #[test]
+    fn a_client_address_may_come_bracketed_or_with_a_zone() {
+        let pinned = list(&["2001:db8::/32", "fe80::/10", "192.0.2.1"]);
+        for client in ["2001:db8::5", "[2001:db8::5]", " 2001:db8::5 ", "fe80::1%eth0", "[fe80::1%25eth0]", "192.0.2.1"] {
+            assert!(pinned.admits(Some(client)), "{client:?}");
+        }
+        for stranger in ["[2001:db9::5]", "192.0.2.1%eth0", "[192.0.2.1", "2001:db8::5]", "%eth0", ""] {
+            assert!(!pinned.admits(Some(stranger)), "{stranger:?}");
+        }
     }
 
     #[test]
