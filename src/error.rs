@@ -74,7 +74,9 @@ pub enum ApiError {
     #[error("You exceeded your current quota")]
     QuotaExceeded { provider_status: u16 },
     #[error("The bring-your-own key cannot be used ({reason}) and metered fallback is denied: nothing was resolved.")]
-    ByokUnavailable { reason: String },
+    /// `provider` (the configured provider whose key cannot be used) is for the audit entry;
+    /// the answer names only the reason.
+    ByokUnavailable { reason: String, provider: String },
     #[error("The provider is rate limiting requests; retry later.")]
     ProviderRateLimited { retry_after: u64 },
     #[error("The provider could not be reached or failed to answer; retry later.")]
@@ -256,7 +258,7 @@ impl ApiError {
                 body.insert("provider_status".into(), json!(provider_status));
                 body.insert("provider_reason".into(), json!(provider_reason));
             }
-            ApiError::ByokUnavailable { reason } => {
+            ApiError::ByokUnavailable { reason, .. } => {
                 body.insert("reason".into(), json!(reason));
             }
             ApiError::ProviderUnavailable { provider_status: Some(status) } => {
@@ -333,7 +335,7 @@ mod tests {
             (&restricted["error"]["provider_status"], &restricted["error"]["provider_reason"]),
             (&json!(403), &json!("SERVICE_DISABLED"))
         );
-        assert_eq!(ApiError::ByokUnavailable { reason: "byok_invalid".into() }.status(), 409);
+        assert_eq!(ApiError::ByokUnavailable { reason: "byok_invalid".into(), provider: "openai".into() }.status(), 409);
         assert_eq!(ApiError::WrongProvider { detected: "anthropic".into() }.envelope()["error"]["detected"], "anthropic");
         assert_eq!(ApiError::ProviderRateLimited { retry_after: 7 }.headers(), vec![("retry-after", "7".to_string())]);
         assert_eq!(ApiError::ProviderUnavailable { provider_status: Some(529) }.status(), 502);
@@ -375,7 +377,7 @@ mod tests {
             ApiError::QuotaExceeded { provider_status: 429 },
             ApiError::KeyRestricted { provider_status: 403, provider_reason: "SERVICE_DISABLED".into() },
             ApiError::RegionUnsupported { provider_status: 403, provider_reason: "unsupported_country_region_territory".into() },
-            ApiError::ByokUnavailable { reason: "byok_invalid".into() },
+            ApiError::ByokUnavailable { reason: "byok_invalid".into(), provider: "openai".into() },
             ApiError::ProviderRateLimited { retry_after: 7 },
             ApiError::ProviderUnavailable { provider_status: None },
             ApiError::NotConfigured,

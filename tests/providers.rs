@@ -628,7 +628,10 @@ fn invalid_openai(store: &SqliteStore, keks: &Keks) {
 fn deny_refuses_a_fallback_with_the_reason_it_would_have_given() {
     let (store, keks) = (store(), Keks::parse(K1).unwrap());
     invalid_openai(&store, &keks);
-    assert_eq!(resolve_with(&store, &keks, None, MeteredFallback::Deny), Err(ApiError::ByokUnavailable { reason: "byok_invalid".into() }));
+    assert_eq!(
+        resolve_with(&store, &keks, None, MeteredFallback::Deny),
+        Err(ApiError::ByokUnavailable { reason: "byok_invalid".into(), provider: "openai".into() })
+    );
     assert!(matches!(resolve_with(&store, &keks, None, MeteredFallback::Allow), Ok(Resolved::Metered { reason: "byok_invalid", .. })));
 }
 

@@ -185,12 +185,13 @@ pub async fn resolve(call: &mut Call) -> Result<Reply, ApiError> {
     let audit = caller.audit("secret.resolved", call.now_ms);
     let resolved = match outcome {
         Ok(resolved) => resolved,
-        Err(ApiError::ByokUnavailable { reason }) => {
+        Err(ApiError::ByokUnavailable { reason, provider: unusable }) => {
             let refused = caller
                 .audit("resolve.fallback_denied", call.now_ms)
-                .detail(json!({"provider": provider.map(ProviderId::as_str), "agent_id": agent_id, "reason": reason}));
+                .target(unusable.as_str())
+                .detail(json!({"provider": unusable, "agent_id": agent_id, "reason": reason}));
             call.audit_after_response(vec![refused]);
-            return Err(ApiError::ByokUnavailable { reason });
+            return Err(ApiError::ByokUnavailable { reason, provider: unusable });
         }
         Err(error @ ApiError::DecryptionFailed { .. }) => {
             // A key that fails to decrypt is never silently replaced by metered billing.

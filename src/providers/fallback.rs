@@ -35,10 +35,12 @@ pub fn consent(workspace: MeteredFallback, route: Option<&AgentRoute>) -> Metere
 
 /// Falls back (`Ok`, with the reason metered answers carry) or refuses with 409
 /// `byok_unavailable` and the reason it would have given.
-pub fn decide(consent: MeteredFallback, unusable: Unusable) -> Result<&'static str, ApiError> {
+pub fn decide(consent: MeteredFallback, from: ProviderId, unusable: Unusable) -> Result<&'static str, ApiError> {
     match consent {
         MeteredFallback::Allow => Ok(unusable.reason()),
-        MeteredFallback::Deny => Err(ApiError::ByokUnavailable { reason: unusable.reason().to_string() }),
+        MeteredFallback::Deny => {
+            Err(ApiError::ByokUnavailable { reason: unusable.reason().to_string(), provider: from.as_str().to_string() })
+        }
     }
 }
 
@@ -77,12 +79,14 @@ mod tests {
 
     #[test]
     fn allow_falls_back_with_the_reason_and_deny_refuses_with_it() {
-        assert_eq!(decide(MeteredFallback::Allow, Unusable::ByokInvalid), Ok("byok_invalid"));
-        assert_eq!(decide(MeteredFallback::Allow, Unusable::ProviderRemoved), Ok("provider_removed"));
-        let refused = decide(MeteredFallback::Deny, Unusable::ProviderRemoved).unwrap_err();
+        assert_eq!(decide(MeteredFallback::Allow, ProviderId::OpenAi, Unusable::ByokInvalid), Ok("byok_invalid"));
+        assert_eq!(decide(MeteredFallback::Allow, ProviderId::OpenAi, Unusable::ProviderRemoved), Ok("provider_removed"));
+        let refused = decide(MeteredFallback::Deny, ProviderId::Anthropic, Unusable::ProviderRemoved).unwrap_err();
         assert_eq!(refused.status(), 409);
         assert_eq!(refused.envelope()["error"]["code"], "byok_unavailable");
         assert_eq!(refused.envelope()["error"]["reason"], "provider_removed");
+        assert_eq!(refused.envelope()["error"].get("provider"), None, "the provider is the audit's, not the answer's");
+        assert!(matches!(refused, ApiError::ByokUnavailable { provider, .. } if provider == "anthropic"));
     }
 
     #[test]

@@ -505,7 +505,7 @@ pub async fn resolve<S: ProviderStore, B: BlobStore, C>(
     let found = deps.store.resolution(precondition, agent_id, provider).await?;
     let consent = fallback::consent(workspace_consent, found.route.as_ref());
     let fall_back = |from: ProviderId, unusable: Unusable| {
-        fallback::decide(consent, unusable).map(|reason| Resolved::Metered { reason, fell_back_from: Some((from, unusable)) })
+        fallback::decide(consent, from, unusable).map(|reason| Resolved::Metered { reason, fell_back_from: Some((from, unusable)) })
     };
     let routed_to = if provider.is_none() { found.route.as_ref() } else { None };
     if let Some(route) = routed_to {

@@ -350,11 +350,14 @@ describe("metered fallback by consent", () => {
     expect(refused.status).toBe(409);
     expect(refused.body.error).toMatchObject({ code: "byok_unavailable", reason: "byok_invalid" });
     expect(refused.body.mode).toBeUndefined();
-    await eventually(
-      () => dbRows("SELECT detail FROM audit_events WHERE workspace_id = ? AND action = 'resolve.fallback_denied'", workspace.id),
+    const [denied] = await eventually(
+      () => dbRows("SELECT target, detail FROM audit_events WHERE workspace_id = ? AND action = 'resolve.fallback_denied'", workspace.id),
       (rows) => rows.length === 1,
       "the refusal's audit entry",
     );
+    // The resolve named no provider: the entry names the one whose key could not be used.
+    expect(denied.target).toBe("openai");
+    expect(JSON.parse(denied.detail)).toEqual({ provider: "openai", agent_id: "buddy", reason: "byok_invalid" });
     expect(await dbRows("SELECT id FROM audit_events WHERE workspace_id = ? AND action = 'resolve.fell_back'", workspace.id)).toEqual([]);
   });
 
