@@ -356,7 +356,8 @@ describe("the console", () => {
     const row = `tr[data-workspace=${me.workspace.id}]`;
     await page.waitForSelector(row);
     await page.click(`xpath/.//tr[@data-workspace='${me.workspace.id}']//button[contains(., 'Make read-only')]`);
-    await page.waitForFunction((r) => document.querySelector(r)?.textContent.includes("read-only"), {}, row);
+    // "Make writable" appears only once the list is read back with the change.
+    await page.waitForSelector(`xpath/.//tr[@data-workspace='${me.workspace.id}']//button[contains(., 'Make writable')]`);
     const stored = await (await fetch(`${worker.base}/v1/workspaces/${me.workspace.id}`, { headers: { authorization: `Bearer ${process.env.ADMIN_TOKEN}` } })).json();
     assert.deepEqual([stored.read_only, stored.default_capabilities], [true, ["desktop:read", "desktop:chat"]]);
     await screenshot("workspaces");
