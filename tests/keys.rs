@@ -841,3 +841,23 @@ fn a_reroll_that_fails_to_commit_gives_the_old_key_its_credits_and_refill_back()
     assert_eq!(old.credits.map(|c| (c.remaining, c.refill)), Some((7, Some(refill))), "nothing lost with the failed reroll");
     assert_eq!(world.store.count("api_keys"), 2, "the owner key and the old key, no successor");
 }
+
+#[test]
+fn a_credits_change_by_a_caller_revoked_or_made_read_only_since_it_authenticated_changes_nothing() {
+    use keywarden::keys::authority::CreditChange;
+    let world = world();
+    let id = block_on(service::create(&at(&world.store, T0), &world.owner, metered("metered", 5))).unwrap().0.id;
+    // `world.owner` authenticated before both: its view of itself and its workspace is stale.
+    let patch = WorkspacePatch { read_only: Some(true), ..Default::default() };
+    block_on(workspaces::update(&at(&world.store, T0), &world.owner.workspace.id, &patch)).unwrap();
+    let refused = block_on(service::change_credits(&at(&world.store, T0 + 1), &world.owner, &id, CreditChange::Add(100)));
+    assert_eq!(refused.unwrap_err(), ApiError::WorkspaceReadOnly);
+    let patch = WorkspacePatch { read_only: Some(false), ..Default::default() };
+    block_on(workspaces::update(&at(&world.store, T0), &world.owner.workspace.id, &patch)).unwrap();
+    block_on(service::revoke(&at(&world.store, T0 + 2), &world.owner, &world.owner.key.id)).unwrap();
+    let refused = block_on(service::change_credits(&at(&world.store, T0 + 3), &world.owner, &id, CreditChange::Set(1000)));
+    assert_eq!(refused.unwrap_err(), ApiError::Unauthorized);
+    let stored = block_on(world.store.key_by_id(&id)).unwrap().unwrap();
+    assert_eq!(stored.credits.map(|c| c.remaining), Some(5), "neither change was made");
+    assert!(!world.store.audit().iter().any(|e| e.action == "key.credits_changed"), "nor audited");
+}

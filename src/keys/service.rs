@@ -159,7 +159,7 @@ pub async fn change_credits<S: KeyStore, B, C>(
     if !key.is_live(now_ms) {
         return Err(if key.revoked_at.is_some() { ApiError::KeyRevoked } else { ApiError::KeyExpired });
     }
-    let credits = deps.store.change_credits(&key, change, Calendar::of(deps), now_ms).await?;
+    let credits = deps.store.change_credits(&key, change, Calendar::of(deps), now_ms, &caller.write_precondition()).await?;
     key.credits = Some(credits);
     let detail = match change {
         CreditChange::Add(amount) => json!({"add": amount, "remaining": credits.remaining}),
@@ -332,7 +332,9 @@ pub async fn reroll<S: KeyStore, B, C>(
         allowed_ips: old.allowed_ips.clone(),
         // The balance moves, refill and all: two keys spending one balance would double it.
         credits: match old.credits {
-            Some(_) => Some(store.change_credits(&old, CreditChange::Take, Calendar::of(deps), now_ms).await?),
+            Some(_) => {
+                Some(store.change_credits(&old, CreditChange::Take, Calendar::of(deps), now_ms, &caller.write_precondition()).await?)
+            }
             None => None,
         },
     };
@@ -374,7 +376,9 @@ pub async fn reroll<S: KeyStore, B, C>(
             _ => None,
         };
         // A failure here is the answer (a 500, its cause logged): it is worse than the refusal.
-        store.change_credits(&owner.unwrap_or(old), CreditChange::Return(taken), Calendar::of(deps), now_ms).await?;
+        // Given back whatever became of the caller: the balance was never the caller's to lose.
+        let anyway = Precondition::unconditional(&caller.workspace.id);
+        store.change_credits(&owner.unwrap_or(old), CreditChange::Return(taken), Calendar::of(deps), now_ms, &anyway).await?;
     }
     Err(refused)
 }

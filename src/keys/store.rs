@@ -115,9 +115,17 @@ pub trait KeyStore: AuditStore {
     async fn record_usage(&self, counted_by: &str, rows: &[crate::keys::authority::UsageRow]) -> Result<(), StoreError>;
     /// Writes the key authority's balances to the keys' copies.
     async fn record_credits(&self, balances: &[(String, Credits)]) -> Result<(), StoreError>;
-    /// Changes a key's balance where it lives (the key authority's object, else D1); an
-    /// unmetered key becomes metered. The balance after.
-    async fn change_credits(&self, key: &KeyRecord, change: CreditChange, calendar: Calendar, now_ms: i64) -> Result<Credits, StoreError>;
+    /// Changes a key's balance where it lives (the key authority's object, else D1), only if
+    /// `precondition` holds: in the same batch in D1, and just before the object's change with
+    /// the authority. An unmetered key becomes metered. The balance after.
+    async fn change_credits(
+        &self,
+        key: &KeyRecord,
+        change: CreditChange,
+        calendar: Calendar,
+        now_ms: i64,
+        precondition: &Precondition,
+    ) -> Result<Credits, StoreError>;
     /// A key's live balance as of `now_ms`, where it lives; `None` for an unmetered key.
     async fn live_credits(&self, key: &KeyRecord, calendar: Calendar, now_ms: i64) -> Result<Option<Credits>, StoreError>;
     /// Brings the catalogue's usage and balances of these keys (of one workspace) up to date

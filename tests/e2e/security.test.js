@@ -172,6 +172,19 @@ describe("a request held open does not outlive the revocation of its key", () =>
     expect(await dbRow("SELECT COUNT(*) AS n FROM api_keys WHERE workspace_id = ? AND name = 'late key'", workspace.id)).toEqual({ n: 0 });
   });
 
+  it("POST /v1/keys/{id}/credits whose body arrives after the revoke changes nothing", async () => {
+    const { owner, workspace, caller } = await heldSetup();
+    const metered = await createKey(owner, { credits: { remaining: 5 } });
+    const held = holdRequest("POST", `/v1/keys/${metered.id}/credits`, caller);
+    await held.authenticated();
+    expect((await revoke(owner, caller)).status).toBe(200);
+    const response = await held.send({ set: 1000 });
+    expect(response.status).toBe(401);
+    expect(response.body.error.code).toBe("unauthorized");
+    expect((await call("GET", `/v1/keys/${metered.id}`, { token: owner })).body.credits.remaining).toBe(5);
+    expect(await dbRows("SELECT id FROM audit_events WHERE workspace_id = ? AND action = 'key.credits_changed'", workspace.id)).toEqual([]);
+  });
+
   it("a self-reroll whose body arrives after the revoke leaves no successor", async () => {
     const { owner, caller } = await heldSetup();
     const held = holdRequest("POST", `/v1/keys/${caller.id}/reroll`, caller);
@@ -232,6 +245,19 @@ describe("a request held open does not outlive the revocation of its key", () =>
     expect(await dbRow("SELECT COUNT(*) AS n FROM api_keys WHERE workspace_id = ? AND name = 'read-only late key'", workspace.id)).toEqual({
       n: 0,
     });
+  });
+
+  it("POST /v1/keys/{id}/credits whose body arrives after the workspace became read-only changes nothing", async () => {
+    const { owner, workspace, caller } = await heldSetup();
+    const metered = await createKey(owner, { credits: { remaining: 5 } });
+    const held = holdRequest("POST", `/v1/keys/${metered.id}/credits`, caller);
+    await held.authenticated();
+    expect((await makeReadOnly(workspace)).status).toBe(200);
+    const response = await held.send({ add: 100 });
+    expect(response.status).toBe(403);
+    expect(response.body.error.code).toBe("workspace_read_only");
+    expect((await call("GET", `/v1/keys/${metered.id}`, { token: owner })).body.credits.remaining).toBe(5);
+    expect(await dbRows("SELECT id FROM audit_events WHERE workspace_id = ? AND action = 'key.credits_changed'", workspace.id)).toEqual([]);
   });
 
   it("PUT /v1/providers whose body arrives after the workspace became read-only stores nothing", async () => {

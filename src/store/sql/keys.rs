@@ -492,13 +492,28 @@ impl<E: Executor> KeyStore for SqlStore<E> {
         self.write_credits(balances).await
     }
 
-    async fn change_credits(&self, key: &KeyRecord, change: CreditChange, calendar: Calendar, now_ms: i64) -> Result<Credits, StoreError> {
+    async fn change_credits(
+        &self,
+        key: &KeyRecord,
+        change: CreditChange,
+        calendar: Calendar,
+        now_ms: i64,
+        precondition: &Precondition,
+    ) -> Result<Credits, StoreError> {
         match self.authenticating_authority() {
-            Some(authority) => authority
-                .credits(key, Some(change), now_ms)
-                .await?
-                .ok_or_else(|| StoreError::Failed("the authority changed no credits".into())),
-            None => self.change_credits_in_catalogue(key, change, calendar, now_ms).await,
+            Some(authority) => {
+                // The object cannot join D1's batch: the caller is checked at the last moment
+                // before the change instead (a request whose body came after a revoke changes
+                // nothing).
+                if !precondition.is_unconditional() {
+                    self.batch_under(precondition, Vec::new()).await?;
+                }
+                authority
+                    .credits(key, Some(change), now_ms)
+                    .await?
+                    .ok_or_else(|| StoreError::Failed("the authority changed no credits".into()))
+            }
+            None => self.change_credits_in_catalogue(key, change, calendar, now_ms, precondition).await,
         }
     }
 

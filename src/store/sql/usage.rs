@@ -147,6 +147,7 @@ impl<E: Executor> SqlStore<E> {
         change: crate::keys::authority::CreditChange,
         calendar: Calendar,
         now_ms: i64,
+        precondition: &crate::storage::Precondition,
     ) -> Result<Credits, StoreError> {
         use crate::keys::authority::CreditChange;
         use crate::keys::credits::MAX_CREDITS;
@@ -161,7 +162,7 @@ impl<E: Executor> SqlStore<E> {
                  credits_refilled_at = :now WHERE id = :id",
                 &[("id", text(&key.id)), ("now", int(now_ms))],
             )?);
-            let outcomes = self.batch(statements).await?;
+            let outcomes = self.batch_under(precondition, statements).await?;
             let balance = outcomes.get(read_at).ok_or_else(|| StoreError::Failed("credits batch returned nothing".into()))?;
             return read_balance(credits.current(calendar, now_ms), balance);
         }
@@ -204,7 +205,7 @@ impl<E: Executor> SqlStore<E> {
             ],
         )?);
         statements.push(balance_statement(&key.id)?);
-        let outcomes = self.batch(statements).await?;
+        let outcomes = self.batch_under(precondition, statements).await?;
         let balance = outcomes.last().ok_or_else(|| StoreError::Failed("credits batch returned nothing".into()))?;
         read_balance(credits.current(calendar, now_ms), balance)
     }
