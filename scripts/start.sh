@@ -13,7 +13,8 @@ source scripts/dev-vars.sh
 say "applying migrations to the local D1 database"
 CI=true wrangler d1 migrations apply DB --local >/dev/null
 
-wrangler dev --port "$PORT" --ip 127.0.0.1 --show-interactive-dev-session=false &
+# --test-scheduled: /__scheduled runs the cron too, as Cloudflare's cron docs show it.
+wrangler dev --port "$PORT" --ip 127.0.0.1 --test-scheduled --show-interactive-dev-session=false &
 wrangler_pid=$!
 trap 'kill -TERM $wrangler_pid 2>/dev/null; wait $wrangler_pid 2>/dev/null' INT TERM EXIT
 
