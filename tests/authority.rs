@@ -414,6 +414,30 @@ fn a_fresh_record_from_the_catalogue_keeps_the_objects_live_balance() {
 }
 
 #[test]
+fn a_credits_change_keeps_its_audit_entry_until_the_catalogue_has_it_even_across_a_restart() {
+    use keywarden::audit::AuditEvent;
+    let db = ObjectSqlite::default();
+    let ledger = SqlLedger::open(&db).unwrap();
+    let mut authority = serving(&ledger, &key("k1"), 1_000);
+    let audit = AuditEvent::new(Some("ws_a"), "key.credits_changed", 2_000).target("k1").detail(serde_json::json!({"add": 7}));
+    let added = authority.change_credits_audited(&ledger, "k1", CreditChange::Add(7), 2_000, audit.clone()).unwrap().unwrap();
+    assert_eq!(added.remaining, 7);
+    assert!(authority.next_alarm(2_000).is_some(), "the alarm will write it");
+    let restarted = Authority::restore(ledger.load().unwrap(), 3_000);
+    let due = restarted.audits_due();
+    assert_eq!(due.len(), 1, "kept durably with the change");
+    assert_eq!(due[0].id, audit.id);
+    assert_eq!(due[0].detail, serde_json::json!({"add": 7, "remaining": 7}), "with the balance after");
+    let mut authority = restarted;
+    authority.audits_written(&ledger, &due).unwrap();
+    assert!(authority.audits_due().is_empty());
+    assert!(Authority::restore(ledger.load().unwrap(), 4_000).audits_due().is_empty(), "and forgotten once written");
+    let unserved = AuditEvent::new(Some("ws_a"), "key.credits_changed", 2_000);
+    assert_eq!(authority.change_credits_audited(&ledger, "nope", CreditChange::Add(1), 2_000, unserved).unwrap(), None);
+    assert!(authority.audits_due().is_empty(), "no change, no entry");
+}
+
+#[test]
 fn credits_added_or_set_in_the_object_are_due_for_the_catalogue() {
     let db = ObjectSqlite::default();
     let ledger = SqlLedger::open(&db).unwrap();

@@ -779,7 +779,13 @@ fn credits_can_be_added_or_set_and_a_reroll_carries_them_with_the_allowlist() {
     let old = block_on(world.store.key_by_id(&id)).unwrap().unwrap();
     assert_eq!(old.credits.map(|c| (c.remaining, c.refill)), Some((0, None)), "the balance moved: two keys never spend it twice");
     assert_eq!(rerolled.successor.allowed_ips.map(|l| l.to_strings()), Some(vec!["10.0.0.0/8".to_string()]));
-    assert!(world.store.audit().iter().any(|e| e.action == "key.credits_changed"));
+    let details: Vec<serde_json::Value> =
+        world.store.audit().into_iter().filter(|e| e.action == "key.credits_changed").map(|e| e.detail).collect();
+    assert_eq!(
+        details,
+        vec![serde_json::json!({"add": 10, "remaining": 15}), serde_json::json!({"set": 2, "remaining": 2})],
+        "each change audited in its own batch, with the balance after"
+    );
 }
 
 #[test]

@@ -1,5 +1,6 @@
 //! The audit trail: who did what to which key or provider, never holding a secret.
 
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use crate::crypto::random::random_base62;
@@ -11,7 +12,7 @@ use store::AuditStore;
 
 pub mod store;
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AuditEvent {
     pub id: String,
     /// `None` for operator-level events (`auth.ip_blocked`, leak reports).

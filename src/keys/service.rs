@@ -159,15 +159,15 @@ pub async fn change_credits<S: KeyStore, B, C>(
     if !key.is_live(now_ms) {
         return Err(if key.revoked_at.is_some() { ApiError::KeyRevoked } else { ApiError::KeyExpired });
     }
-    let credits = deps.store.change_credits(&key, change, Calendar::of(deps), now_ms, &caller.write_precondition()).await?;
-    key.credits = Some(credits);
+    // The store fills in `remaining`, the balance after, as it records the change.
     let detail = match change {
-        CreditChange::Add(amount) => json!({"add": amount, "remaining": credits.remaining}),
-        CreditChange::Set(remaining) => json!({"set": remaining, "remaining": credits.remaining}),
-        CreditChange::Take => json!({"taken": credits.remaining}),
-        CreditChange::Return(returned) => json!({"returned": returned.remaining, "remaining": credits.remaining}),
+        CreditChange::Add(amount) => json!({"add": amount}),
+        CreditChange::Set(remaining) => json!({"set": remaining}),
+        CreditChange::Take | CreditChange::Return(_) => return Err(ApiError::internal("a reroll's move is not a credits change")),
     };
-    deps.store.append_audit(&[caller.audit("key.credits_changed", now_ms).target(key.id.clone()).detail(detail)]).await?;
+    let audit = caller.audit("key.credits_changed", now_ms).target(key.id.clone()).detail(detail);
+    let credits = deps.store.change_credits(&key, change, Calendar::of(deps), now_ms, &caller.write_precondition(), Some(&audit)).await?;
+    key.credits = Some(credits);
     Ok(key)
 }
 
@@ -333,7 +333,7 @@ pub async fn reroll<S: KeyStore, B, C>(
         // The balance moves, refill and all: two keys spending one balance would double it.
         credits: match old.credits {
             Some(_) => {
-                Some(store.change_credits(&old, CreditChange::Take, Calendar::of(deps), now_ms, &caller.write_precondition()).await?)
+                Some(store.change_credits(&old, CreditChange::Take, Calendar::of(deps), now_ms, &caller.write_precondition(), None).await?)
             }
             None => None,
         },
@@ -378,7 +378,7 @@ pub async fn reroll<S: KeyStore, B, C>(
         // A failure here is the answer (a 500, its cause logged): it is worse than the refusal.
         // Given back whatever became of the caller: the balance was never the caller's to lose.
         let anyway = Precondition::unconditional(&caller.workspace.id);
-        store.change_credits(&owner.unwrap_or(old), CreditChange::Return(taken), Calendar::of(deps), now_ms, &anyway).await?;
+        store.change_credits(&owner.unwrap_or(old), CreditChange::Return(taken), Calendar::of(deps), now_ms, &anyway, None).await?;
     }
     Err(refused)
 }

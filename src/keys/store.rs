@@ -117,7 +117,8 @@ pub trait KeyStore: AuditStore {
     async fn record_credits(&self, balances: &[(String, Credits)]) -> Result<(), StoreError>;
     /// Changes a key's balance where it lives (the key authority's object, else D1), only if
     /// `precondition` holds: in the same batch in D1, and just before the object's change with
-    /// the authority. An unmetered key becomes metered. The balance after.
+    /// the authority. `audit` (its detail's `remaining` set to the balance after) is recorded
+    /// with the change, never without it. An unmetered key becomes metered. The balance after.
     async fn change_credits(
         &self,
         key: &KeyRecord,
@@ -125,6 +126,7 @@ pub trait KeyStore: AuditStore {
         calendar: Calendar,
         now_ms: i64,
         precondition: &Precondition,
+        audit: Option<&AuditEvent>,
     ) -> Result<Credits, StoreError>;
     /// A key's live balance as of `now_ms`, where it lives; `None` for an unmetered key.
     async fn live_credits(&self, key: &KeyRecord, calendar: Calendar, now_ms: i64) -> Result<Option<Credits>, StoreError>;

@@ -26,6 +26,7 @@ use worker::wasm_bindgen::JsValue;
 use worker::{Date, Env, KvStore, Method, ObjectNamespace, Request, RequestInit};
 
 use super::d1::D1Store;
+use crate::audit::AuditEvent;
 use crate::keys::authority::{Admission, Change, CreditChange, KeyAuthority, WHOLE_WORKSPACE};
 use crate::keys::credits::Credits;
 use crate::keys::limits::FAILED_ATTEMPT_LIMIT;
@@ -89,6 +90,9 @@ pub struct CreditsMessage {
     pub key_id: String,
     pub change: Option<CreditChange>,
     pub now_ms: i64,
+    /// Recorded with the change, by the object.
+    #[serde(default)]
+    pub audit: Option<AuditEvent>,
 }
 
 /// An object's answer about a key's credits: `found` is false when D1 has no such key.
@@ -298,10 +302,11 @@ impl KeyAuthority for DurableAuthority {
         key: &'a KeyRecord,
         change: Option<CreditChange>,
         now_ms: i64,
+        audit: Option<&'a AuditEvent>,
     ) -> LocalBoxFuture<'a, Result<Option<Credits>, StoreError>> {
         Box::pin(async move {
             let object = self.layout.object_of(&key.workspace_id, &key.id);
-            let message = CreditsMessage { key_id: key.id.clone(), change, now_ms };
+            let message = CreditsMessage { key_id: key.id.clone(), change, now_ms, audit: audit.cloned() };
             let answer: CreditsAnswer = self.call(&object, "credits", &message).await?;
             Ok(answer.credits)
         })

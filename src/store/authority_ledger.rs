@@ -7,6 +7,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value as Json};
 
 use super::sql::Value;
+use crate::audit::AuditEvent;
 use crate::keys::authority::{Counter, Ledger, Snapshot, UsageRow};
 use crate::keys::usage::Counts;
 use crate::keys::{KeyRecord, Workspace};
@@ -29,6 +30,7 @@ const SCHEMA: &[&str] = &[
     "CREATE TABLE IF NOT EXISTS usage (key_id TEXT NOT NULL, hour_start INTEGER NOT NULL, workspace_id TEXT NOT NULL, \
      counts TEXT NOT NULL, flushed INTEGER NOT NULL, PRIMARY KEY (key_id, hour_start))",
     "CREATE TABLE IF NOT EXISTS credits_due (key_id TEXT PRIMARY KEY)",
+    "CREATE TABLE IF NOT EXISTS audits_due (id TEXT PRIMARY KEY, event TEXT NOT NULL)",
 ];
 
 pub struct SqlLedger<X: SyncSql> {
@@ -185,6 +187,20 @@ impl<X: SyncSql> Ledger for SqlLedger<X> {
         self.sql.run(sql, vec![Value::Text(key_id.to_string())]).map(drop)
     }
 
+    fn save_audit(&self, id: &str, event: Option<&AuditEvent>) -> Result<(), StoreError> {
+        match event {
+            Some(event) => {
+                let text = serde_json::to_string(event).map_err(|e| StoreError::Failed(format!("audit entry: {e}")))?;
+                self.sql.run(
+                    "INSERT OR REPLACE INTO audits_due (id, event) VALUES (?, ?)",
+                    vec![Value::Text(id.to_string()), Value::Text(text)],
+                )
+            }
+            None => self.sql.run("DELETE FROM audits_due WHERE id = ?", vec![Value::Text(id.to_string())]),
+        }
+        .map(drop)
+    }
+
     fn load(&self) -> Result<Snapshot, StoreError> {
         let workspace = match rows::<RecordRow>(self.sql.run("SELECT record FROM workspace", Vec::new())?)?.first() {
             Some(row) => Some(decode::<Workspace>(&row.record)?),
@@ -216,6 +232,14 @@ impl<X: SyncSql> Ledger for SqlLedger<X> {
         }
         let credits_due =
             rows::<DueRow>(self.sql.run("SELECT key_id FROM credits_due", Vec::new())?)?.into_iter().map(|row| row.key_id).collect();
-        Ok(Snapshot { workspace, holds, counters, usage, credits_due })
+        #[derive(Deserialize)]
+        struct AuditRow {
+            event: String,
+        }
+        let audits_due = rows::<AuditRow>(self.sql.run("SELECT event FROM audits_due", Vec::new())?)?
+            .iter()
+            .map(|row| decode::<AuditEvent>(&row.event))
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        Ok(Snapshot { workspace, holds, counters, usage, credits_due, audits_due })
     }
 }

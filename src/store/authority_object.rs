@@ -137,13 +137,18 @@ impl KeyAuthorityObject {
         let credits = match message.change {
             None => self.with(|authority, ledger| authority.credits(ledger, key_id, message.now_ms))?.flatten(),
             Some(change) => {
-                let changed = self.with(|authority, ledger| authority.change_credits(ledger, key_id, change, message.now_ms))?;
                 let now = message.now_ms;
+                let changed = self.with(|authority, ledger| match message.audit {
+                    Some(audit) => authority.change_credits_audited(ledger, key_id, change, now, audit),
+                    None => authority.change_credits(ledger, key_id, change, now),
+                })?;
+                let catalogue = self.catalogue(Rc::default())?;
                 if let Some(Some(credits)) = self.with(|authority, ledger| authority.credits(ledger, key_id, now))? {
                     // The change stands whatever D1 says, and the answer is not an error the
-                    // caller would retry.
-                    self.copy_credits(&self.catalogue(Rc::default())?, &[(key_id.to_string(), credits)]).await?;
+                    // caller would retry: what D1 refuses now, the alarm writes.
+                    self.copy_credits(&catalogue, &[(key_id.to_string(), credits)]).await?;
                 }
+                self.copy_audits(&catalogue).await?;
                 changed
             }
         };
@@ -157,6 +162,22 @@ impl KeyAuthorityObject {
             worker::console_error!("{line}");
         }
         Ok(())
+    }
+
+    /// Writes the audit entries D1 lacks; one not written stays due, for the next alarm.
+    async fn copy_audits(&self, catalogue: &D1Store) -> std::result::Result<(), StoreError> {
+        let due = self.with(|authority, _| Ok(authority.audits_due()))?;
+        if due.is_empty() {
+            return Ok(());
+        }
+        match catalogue.append_audit_once(&due).await {
+            Ok(()) => self.with(|authority, ledger| authority.audits_written(ledger, &due)),
+            Err(error) => {
+                let line = json!({"level": "error", "msg": "audit entries left for the next alarm", "detail": error.to_string()});
+                worker::console_error!("{line}");
+                Ok(())
+            }
+        }
     }
 
     async fn write_credits(&self, catalogue: &D1Store, balances: &[(String, Credits)]) -> std::result::Result<(), StoreError> {
@@ -283,10 +304,12 @@ impl DurableObject for KeyAuthorityObject {
                 }
             }
             // Usage, balances and holds are independent: one failing never holds up the others.
-            if let Err(error) = self.write_counts(&self.catalogue(Rc::default())?, now).await {
+            let catalogue = self.catalogue(Rc::default())?;
+            if let Err(error) = self.write_counts(&catalogue, now).await {
                 let line = json!({"level": "error", "msg": "usage or balances left for the next alarm", "detail": error.to_string()});
                 worker::console_error!("{line}");
             }
+            self.copy_audits(&catalogue).await?;
             let (stale, workspace_id) = self.with(|authority, _| Ok((authority.stale_holds(now), authority.workspace_id())))?;
             for (target, hold_id) in stale {
                 self.release(workspace_id.as_deref(), &[target], &hold_id).await?;

@@ -20,6 +20,7 @@ pub use object::*;
 use super::credits::Credits;
 use super::store::{AuthFinding, AuthProbe};
 use super::KeyRecord;
+use crate::audit::AuditEvent;
 use crate::crypto::random::random_base62;
 use crate::storage::StoreError;
 
@@ -61,12 +62,14 @@ pub trait KeyAuthority {
     /// so the finding says `use_recorded`.
     fn authenticate<'a>(&'a self, probe: &'a AuthProbe<'a>) -> LocalBoxFuture<'a, Result<AuthFinding, StoreError>>;
     /// The key's live balance, after `change` if one is given, from the object that serves it
-    /// (which then has it); `None` for an unmetered key.
+    /// (which then has it); `None` for an unmetered key. The object records `audit` with the
+    /// change (see `Authority::change_credits_audited`).
     fn credits<'a>(
         &'a self,
         key: &'a KeyRecord,
         change: Option<CreditChange>,
         now_ms: i64,
+        audit: Option<&'a AuditEvent>,
     ) -> LocalBoxFuture<'a, Result<Option<Credits>, StoreError>>;
     /// Brings the catalogue's usage and balances of these keys of the workspace up to date
     /// with every use their objects answered before this call; answers the live balances of

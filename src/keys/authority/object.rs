@@ -21,10 +21,11 @@
 //!   restored after a restart has its window treated as spent. So a restart loses at most the
 //!   rest of one window, and never admits more than the limit.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use serde::{Deserialize, Serialize};
 
+use crate::audit::AuditEvent;
 use crate::keys::credits::{Calendar, Credits};
 use crate::keys::limits::window_start;
 use crate::keys::store::RateHits;
@@ -74,6 +75,8 @@ pub trait Ledger {
     /// Marks (or clears) a key whose balance the catalogue's copy lacks, so a restart still
     /// writes it.
     fn mark_credits_due(&self, key_id: &str, due: bool) -> Result<(), StoreError>;
+    /// Keeps (`Some`) or forgets an audit entry the catalogue has not got yet.
+    fn save_audit(&self, id: &str, event: Option<&AuditEvent>) -> Result<(), StoreError>;
     fn load(&self) -> Result<Snapshot, StoreError>;
 }
 
@@ -115,6 +118,8 @@ pub struct Snapshot {
     pub usage: Vec<(UsageRow, bool)>,
     /// The keys whose balance the catalogue's copy lacks.
     pub credits_due: Vec<String>,
+    /// Audit entries of changes made here that the catalogue has not got yet.
+    pub audits_due: Vec<AuditEvent>,
 }
 
 /// The answer to one authentication: the key and its workspace (`None`: no such key), and for a
@@ -171,6 +176,8 @@ pub struct Authority {
     usage_due: HashSet<(String, i64)>,
     /// Keys whose balance changed since it was last written to the catalogue.
     credits_due: HashSet<String>,
+    /// Audit entries of changes made here, by id, that the catalogue has not got yet.
+    audits_due: BTreeMap<String, AuditEvent>,
     calendar: Calendar,
 }
 
@@ -180,6 +187,7 @@ impl Authority {
     pub fn restore(snapshot: Snapshot, now_ms: i64) -> Self {
         let mut authority = Authority { workspace: snapshot.workspace, ..Authority::default() };
         authority.credits_due = snapshot.credits_due.into_iter().collect();
+        authority.audits_due = snapshot.audits_due.into_iter().map(|event| (event.id.clone(), event)).collect();
         for (row, flushed) in snapshot.usage {
             let slot = (row.key_id.clone(), row.hour_start);
             if !flushed {
@@ -598,6 +606,41 @@ impl Authority {
         Ok(())
     }
 
+    /// Changes the key's credits and keeps `audit` in the ledger in the same step, its detail's
+    /// `remaining` the balance after: the change and its audit entry stand or fall together,
+    /// and the entry reaches the catalogue with the next write that succeeds.
+    pub fn change_credits_audited(
+        &mut self,
+        ledger: &impl Ledger,
+        key_id: &str,
+        change: CreditChange,
+        now_ms: i64,
+        mut audit: AuditEvent,
+    ) -> Result<Option<Credits>, StoreError> {
+        let Some(credits) = self.change_credits(ledger, key_id, change, now_ms)? else { return Ok(None) };
+        audit.detail["remaining"] = serde_json::json!(credits.remaining);
+        ledger.save_audit(&audit.id, Some(&audit))?;
+        self.audits_due.insert(audit.id.clone(), audit);
+        Ok(Some(credits))
+    }
+
+    /// The audit entries the catalogue lacks, oldest first.
+    pub fn audits_due(&self) -> Vec<AuditEvent> {
+        let mut due: Vec<AuditEvent> = self.audits_due.values().cloned().collect();
+        due.sort_by(|a, b| (a.at, &a.id).cmp(&(b.at, &b.id)));
+        due
+    }
+
+    /// Records that these entries reached the catalogue.
+    pub fn audits_written(&mut self, ledger: &impl Ledger, written: &[AuditEvent]) -> Result<(), StoreError> {
+        for event in written {
+            if self.audits_due.remove(&event.id).is_some() {
+                ledger.save_audit(&event.id, None)?;
+            }
+        }
+        Ok(())
+    }
+
     /// The balances the catalogue's copy lacks.
     pub fn credits_due(&mut self, ledger: &impl Ledger) -> Result<Vec<(String, Credits)>, StoreError> {
         let mut due = Vec::new();
@@ -624,7 +667,12 @@ impl Authority {
     /// When the alarm has work: counters to save or uses to write soon, else the first hold
     /// to time out; `None` when there is nothing to do.
     pub fn next_alarm(&self, now_ms: i64) -> Option<i64> {
-        if !self.unsaved.is_empty() || !self.uses.is_empty() || !self.usage_due.is_empty() || !self.credits_due.is_empty() {
+        if !self.unsaved.is_empty()
+            || !self.uses.is_empty()
+            || !self.usage_due.is_empty()
+            || !self.credits_due.is_empty()
+            || !self.audits_due.is_empty()
+        {
             return Some(now_ms + FLUSH_INTERVAL_MS);
         }
         self.holds.values().min().map(|since| (since + HOLD_TIMEOUT_MS).max(now_ms))

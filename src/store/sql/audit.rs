@@ -22,6 +22,20 @@ pub(crate) struct AuditRow {
     detail: String,
 }
 
+impl<E: Executor> SqlStore<E> {
+    /// Writes entries that may already be there (the key authority's, retried until written):
+    /// an entry whose id is in the trail is left as it is.
+    pub(crate) async fn append_audit_once(&self, events: &[AuditEvent]) -> Result<(), StoreError> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        let absent = || super::Guard { sql: "NOT EXISTS (SELECT 1 FROM audit_events WHERE id = :id)", binds: Vec::new() };
+        let statements = events.iter().map(|event| insert_audit_statement(event, Some(absent()))).collect::<Result<Vec<_>, _>>()?;
+        self.batch(statements).await?;
+        Ok(())
+    }
+}
+
 impl<E: Executor> AuditStore for SqlStore<E> {
     async fn append_audit(&self, events: &[AuditEvent]) -> Result<(), StoreError> {
         if events.is_empty() {

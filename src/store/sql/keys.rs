@@ -499,6 +499,7 @@ impl<E: Executor> KeyStore for SqlStore<E> {
         calendar: Calendar,
         now_ms: i64,
         precondition: &Precondition,
+        audit: Option<&AuditEvent>,
     ) -> Result<Credits, StoreError> {
         match self.authenticating_authority() {
             Some(authority) => {
@@ -509,18 +510,18 @@ impl<E: Executor> KeyStore for SqlStore<E> {
                     self.batch_under(precondition, Vec::new()).await?;
                 }
                 authority
-                    .credits(key, Some(change), now_ms)
+                    .credits(key, Some(change), now_ms, audit)
                     .await?
                     .ok_or_else(|| StoreError::Failed("the authority changed no credits".into()))
             }
-            None => self.change_credits_in_catalogue(key, change, calendar, now_ms, precondition).await,
+            None => self.change_credits_in_catalogue(key, change, calendar, now_ms, precondition, audit).await,
         }
     }
 
     async fn live_credits(&self, key: &KeyRecord, calendar: Calendar, now_ms: i64) -> Result<Option<Credits>, StoreError> {
         match (self.authenticating_authority(), key.credits) {
             (_, None) => Ok(None),
-            (Some(authority), Some(_)) => authority.credits(key, None, now_ms).await,
+            (Some(authority), Some(_)) => authority.credits(key, None, now_ms, None).await,
             (None, Some(credits)) => Ok(Some(credits.current(calendar, now_ms))),
         }
     }
