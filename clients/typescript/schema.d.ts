@@ -266,7 +266,7 @@ export interface paths {
         };
         /**
          * Usage of one key, per hour or day
-         * @description One key's usage, whatever its state (revoked and expired keys included), as `GET /v1/keys/usage` answers it for each key: `{from, to, granularity, key_id, name, buckets}`. The window is `from` to `to` (see the parameters), aligned to the granularity, and the answer's `from` and `to` are the aligned ones; one query covers at most 7 days of hours or 100 days of days. `buckets` are oldest first and sparse: only hours or days with at least one use appear. Every authentication of a live key (any request it makes, whatever the answer) and every verify of a live key of the caller's own workspace counts once, in the UTC hour it happened, by outcome: `valid`, `rate_limited`, `credits_exhausted`, `insufficient_capabilities` (a request to a route whose capability the key lacks, or a verify asking for capabilities it lacks) and `ip_not_allowed`. Requests from an address blocked for failed attempts and uses of revoked or expired keys are not counted. Counts are exact, never sampled: the key authority counts them without any D1 write per request and writes them to D1 in batches, within about a second, and before every usage read: a read includes every use answered before it (with `KEY_AUTHORITY=catalogue` each use costs one more D1 round trip). Usage is kept at least 100 days. Needs `keys:read`. Query errors (`from`, `to`, `granularity`) answer 400; an unknown id, or another workspace's key id, answers 404 `not_found`.
+         * @description One key's usage, whatever its state (revoked and expired keys included), as `GET /v1/keys/usage` answers it for each key: `{from, to, granularity, key_id, name, buckets}`, and also as that route's page, holding this one key (`items`, `next_cursor: null`). The window is `from` to `to` (see the parameters), aligned to the granularity, and the answer's `from` and `to` are the aligned ones; one query covers at most 7 days of hours or 100 days of days. `buckets` are oldest first and sparse: only hours or days with at least one use appear. Every authentication of a live key (any request it makes, whatever the answer) and every verify of a live key of the caller's own workspace counts once, in the UTC hour it happened, by outcome: `valid`, `rate_limited`, `credits_exhausted`, `insufficient_capabilities` (a request to a route whose capability the key lacks, or a verify asking for capabilities it lacks) and `ip_not_allowed`. Requests from an address blocked for failed attempts and uses of revoked or expired keys are not counted. Counts are exact, never sampled: the key authority counts them without any D1 write per request and writes them to D1 in batches, within about a second, and before every usage read: a read includes every use answered before it (with `KEY_AUTHORITY=catalogue` each use costs one more D1 round trip). Usage is kept at least 100 days. Needs `keys:read`. Query errors (`from`, `to`, `granularity`) answer 400; an unknown id, or another workspace's key id, answers 404 `not_found`.
          */
         get: operations["getKeyUsage"];
         put?: never;
@@ -3149,6 +3149,10 @@ export interface components {
             name: components["schemas"]["Name"];
             /** @description Oldest first, and only the buckets with at least one use: an hour or day without any is left out. */
             buckets: components["schemas"]["UsageBucket"][];
+            /** @description The same key's usage as `GET /v1/keys/usage` answers it: a page of this one key. */
+            items: components["schemas"]["KeyUsageItem"][];
+            /** @description Always `null`: one key is one page. */
+            next_cursor: null;
         };
         /** @description The error envelope with `code` `ip_not_allowed`. */
         IpNotAllowedError: {
@@ -5074,7 +5078,32 @@ export interface operations {
                      *           "insufficient_capabilities": 1,
                      *           "ip_not_allowed": 0
                      *         }
-                     *       ]
+                     *       ],
+                     *       "items": [
+                     *         {
+                     *           "key_id": "key_T4r5yHUig43kiJfahqSI",
+                     *           "name": "Desktop app (Ada)",
+                     *           "buckets": [
+                     *             {
+                     *               "start": "2026-12-01T07:00:00Z",
+                     *               "valid": 230,
+                     *               "rate_limited": 0,
+                     *               "credits_exhausted": 0,
+                     *               "insufficient_capabilities": 0,
+                     *               "ip_not_allowed": 1
+                     *             },
+                     *             {
+                     *               "start": "2026-12-01T09:00:00Z",
+                     *               "valid": 412,
+                     *               "rate_limited": 3,
+                     *               "credits_exhausted": 0,
+                     *               "insufficient_capabilities": 1,
+                     *               "ip_not_allowed": 0
+                     *             }
+                     *           ]
+                     *         }
+                     *       ],
+                     *       "next_cursor": null
                      *     }
                      */
                     "application/json": components["schemas"]["KeyUsage"];

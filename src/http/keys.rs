@@ -281,6 +281,9 @@ pub async fn key_usage(call: &mut Call) -> Result<Reply, ApiError> {
     for (name, value) in usage_json(item).as_object().expect("an object").clone() {
         body[name] = value;
     }
+    // Also as the list answers it, a page of one, so a client of either route reads both.
+    body["items"] = json!([usage_json(item)]);
+    body["next_cursor"] = json!(null);
     Ok(Reply::ok(body))
 }
 

@@ -274,6 +274,8 @@ describe("usage", () => {
     expect(one.body).toMatchObject({ key_id: limited.id, name: "limited", granularity: "day" });
     expect(one.body.buckets).toHaveLength(1);
     expect(one.body.buckets[0]).toMatchObject({ valid: 2, rate_limited: 1, start: expect.stringMatching(/T00:00:00Z$/) });
+    expect(one.body.items, "also as the list's page of one key").toEqual([{ key_id: limited.id, name: "limited", buckets: one.body.buckets }]);
+    expect(one.body.next_cursor).toBeNull();
     const stored = await dbRows("SELECT valid, rate_limited FROM key_usage WHERE key_id = ?", limited.id);
     expect(stored).toEqual([{ valid: 2, rate_limited: 1 }]);
   });
