@@ -212,7 +212,8 @@ describe("credits", () => {
 
   it("loses no credits to rerolls racing each other: the one successor holds the whole balance", async () => {
     const { key: owner } = await createWorkspace();
-    const metered = await createKey(owner, { credits: { remaining: 50, refill: { amount: 60, interval: "day" } } });
+    // A monthly refill: the suite's test day (CREDIT_DAY_MS, 3 s) could turn during the test.
+    const metered = await createKey(owner, { credits: { remaining: 50, refill: { amount: 60, interval: "month" } } });
     const answers = await Promise.all(
       Array.from({ length: 4 }, () => call("POST", `/v1/keys/${metered.id}/reroll`, { token: owner, body: {} })),
     );
@@ -220,7 +221,7 @@ describe("credits", () => {
     expect(made, JSON.stringify(answers.map((a) => a.status))).toHaveLength(1);
     for (const lost of answers.filter((a) => a.status !== 201)) expect(lost.body.error.code).toBe("already_rerolled");
     const successor = await call("GET", `/v1/keys/${made[0].body.id}`, { token: owner });
-    expect(successor.body.credits).toEqual({ remaining: 50, refill: { amount: 60, interval: "day" } });
+    expect(successor.body.credits).toEqual({ remaining: 50, refill: { amount: 60, interval: "month" } });
     const old = await call("GET", `/v1/keys/${metered.id}`, { token: owner });
     expect(old.body.credits).toEqual({ remaining: 0, refill: null });
     const stored = await dbRow("SELECT credits_remaining, credits_refill_amount FROM api_keys WHERE id = ?", metered.id);
