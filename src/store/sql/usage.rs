@@ -7,7 +7,7 @@
 
 use serde::Deserialize;
 
-use super::exec::{int, opt_int, opt_text, text, Executor, Statement, Value};
+use super::exec::{int, opt_int, text, Executor, Statement, Value};
 use super::SqlStore;
 use crate::keys::authority::UsageRow;
 use crate::keys::credits::{Calendar, Credits};
@@ -75,26 +75,15 @@ fn read_balance(credits: Credits, outcome: &super::exec::Outcome) -> Result<Cred
     })
 }
 
-/// The audit entry of a balance change, in the change's batch, its detail's `remaining` read
-/// from the row the change just wrote.
-fn audit_with_balance_statement(audit: &crate::audit::AuditEvent, key_id: &str) -> Result<Statement, StoreError> {
-    let detail = serde_json::to_string(&audit.detail).map_err(|e| StoreError::Failed(format!("audit detail: {e}")))?;
-    Statement::new(
-        "INSERT INTO audit_events (id, workspace_id, at, action, actor_key_id, target, ip, detail) \
-         SELECT :id, :workspace_id, :at, :action, :actor_key_id, :target, :ip, \
-         json_set(:detail, '$.remaining', credits_remaining) FROM api_keys WHERE id = :key_id",
-        &[
-            ("id", text(&audit.id)),
-            ("workspace_id", opt_text(audit.workspace_id.as_deref())),
-            ("at", int(audit.at)),
-            ("action", text(&audit.action)),
-            ("actor_key_id", opt_text(audit.actor_key_id.as_deref())),
-            ("target", opt_text(audit.target.as_deref())),
-            ("ip", opt_text(audit.ip.as_deref())),
-            ("detail", Value::Text(detail)),
-            ("key_id", text(key_id)),
-        ],
-    )
+/// The audit entry of a balance change, in the change's batch: inserted as every entry is,
+/// then its detail's `remaining` read from the row the change just wrote.
+fn audit_with_balance_statements(audit: &crate::audit::AuditEvent, key_id: &str) -> Result<[Statement; 2], StoreError> {
+    let balance = Statement::new(
+        "UPDATE audit_events SET detail = json_set(detail, '$.remaining', \
+         (SELECT credits_remaining FROM api_keys WHERE id = :key_id)) WHERE id = :audit_id",
+        &[("key_id", text(key_id)), ("audit_id", text(&audit.id))],
+    )?;
+    Ok([super::insert_audit_statement(audit, None)?, balance])
 }
 
 /// Adds one use to the key's hour: to `outcome`'s column, or, after a spend, to `valid` if the
@@ -230,7 +219,7 @@ impl<E: Executor> SqlStore<E> {
         statements.push(balance_statement(&key.id)?);
         let read_at = statements.len() - 1;
         if let Some(audit) = audit {
-            statements.push(audit_with_balance_statement(audit, &key.id)?);
+            statements.extend(audit_with_balance_statements(audit, &key.id)?);
         }
         let outcomes = self.batch_under(precondition, statements).await?;
         let balance = outcomes.get(read_at).ok_or_else(|| StoreError::Failed("credits batch returned nothing".into()))?;
