@@ -277,12 +277,13 @@ pub async fn key_usage(call: &mut Call) -> Result<Reply, ApiError> {
     let id = call.param(0).to_string();
     let found = service::usage(&call.deps(), &caller, Some(&id), window, &PageRequest::default()).await?;
     let item = found.items.first().ok_or(ApiError::NotFound)?;
+    let one = usage_json(item);
     let mut body = window_json(&window);
-    for (name, value) in usage_json(item).as_object().expect("an object").clone() {
+    for (name, value) in one.as_object().expect("an object").clone() {
         body[name] = value;
     }
     // Also as the list answers it, a page of one, so a client of either route reads both.
-    body["items"] = json!([usage_json(item)]);
+    body["items"] = json!([one]);
     body["next_cursor"] = json!(null);
     Ok(Reply::ok(body))
 }

@@ -124,12 +124,13 @@ pub async fn list<S: KeyStore, B, C>(
     let calendar = Calendar::of(deps);
     let rows = store.keys_after(&caller.workspace.id, include_revoked, now_ms, page.after.as_ref(), page.limit + 1).await?;
     let mut listed = Page::from_rows(rows, page.limit, |k| Cursor { position: k.created_at, id: k.id.clone() });
-    // Live balances: the key authority is asked only when the page has a metered key.
+    // Live balances: the key authority is asked only when the page has a metered key, and
+    // `settle` answers every metered key's balance.
     let metered: Vec<KeyRecord> = listed.items.iter().filter(|key| key.credits.is_some()).cloned().collect();
     if !metered.is_empty() {
         let balances = store.settle(&metered, calendar, now_ms).await?;
         for key in &mut listed.items {
-            key.credits = balances.iter().find(|(id, _)| *id == key.id).map(|(_, credits)| *credits).or(key.credits);
+            key.credits = balances.iter().find(|(id, _)| *id == key.id).map(|(_, credits)| *credits);
         }
     }
     Ok(listed)
