@@ -37,17 +37,17 @@ function secondsOf(span: Span): number {
 }
 
 /** "90 days", "1 hour", "45 seconds". */
-export function spell(seconds: number): string {
+function spell(seconds: number): string {
   const { amount, unit } = spanOf(seconds, 1);
   const name = UNITS.find((u) => u.seconds === unit)?.name ?? "second";
   return `${amount || 0} ${name}${amount === "1" ? "" : "s"}`;
 }
 
-export function lifetimeText(seconds: Workspace["max_key_lifetime_seconds"]): string {
+function lifetimeText(seconds: Workspace["max_key_lifetime_seconds"]): string {
   return seconds === null ? "no limit" : `at most ${spell(seconds)}`;
 }
 
-export function leakText({ action, grace_seconds }: Workspace["leak_policy"]): string {
+function leakText({ action, grace_seconds }: Workspace["leak_policy"]): string {
   if (action === "expire") return `expire after ${spell(grace_seconds)}`;
   return action === "revoke" ? "revoke at once" : "notify only";
 }
